@@ -1,0 +1,146 @@
+"""Settings: defaults, then a TOML file, then GPUCLOUD_* environment variables, then flags.
+
+Every command resolves them the same way, so `gpucloud host list` run beside a live
+`gpucloud serve` finds the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from gpucloud.errors import ConfigError
+
+ENV_PREFIX = "GPUCLOUD_"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gpucloud"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""  # empty: SQLite in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how clients reach the API; derived from host/port when empty
+    # workers
+    worker_concurrency: int = 4
+    worker_poll_seconds: float = 0.2
+    job_lease_seconds: float = 30.0
+    job_max_attempts: int = 5
+    # placement (defaults; hosts and regions may override)
+    placement_policy: str = "pack"
+    numa_unknown_policy: str = "required"
+    reserved_cores_per_node: int = 2
+    reserved_memory_mib_per_node: int = 8192
+    shared_cpu_overcommit: float = 4.0
+    claim_retries: int = 5
+    # simulated hosts
+    sim_boot_seconds: float = 2.0
+    # API
+    rate_limit_per_minute: int = 1200
+    max_body_bytes: int = 64 * 1024
+    # host health
+    host_check_seconds: float = 15.0
+    host_down_after_missed: int = 3
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'gpucloud.sqlite'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind in ("Path",):
+            return Path(str(raw)).expanduser()
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {name} must be {kind}, got {raw!r}") from None
+
+
+def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:
+    """TOML sections become prefixes: [placement] policy = "spread" -> placement_policy."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}_"))
+        else:
+            out[name] = value
+    return out
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        table = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    values = _flatten(table)
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return {k: _coerce(k, v, str(path)) for k, v in values.items()}
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings; `overrides` are command-line flags (None values are ignored)."""
+    env = os.environ if environ is None else environ
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values: dict[str, Any] = {}
+    data_dir = flags.get("data_dir") or env.get(ENV_PREFIX + "DATA_DIR")
+    config_file = flags.pop("config", None) or env.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        values.update(_from_file(Path(config_file)))
+    else:
+        implicit = Path(data_dir or values.get("data_dir") or default_data_dir()) / "gpucloud.toml"
+        if implicit.is_file():
+            values.update(_from_file(implicit))
+    for name in _FIELDS:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw, ENV_PREFIX + name.upper())
+    for name, raw in flags.items():
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting: {name}")
+        values[name] = _coerce(name, raw, f"--{name.replace('_', '-')}")
+    settings = replace(Settings(), **values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if s.placement_policy not in ("pack", "spread", "first-fit"):
+        raise ConfigError(f"placement_policy must be pack, spread or first-fit, not {s.placement_policy!r}")
+    if s.numa_unknown_policy not in ("required", "preferred", "legacy"):
+        raise ConfigError(f"numa_unknown_policy must be required, preferred or legacy, not {s.numa_unknown_policy!r}")
+    if not 0 < s.port < 65536:
+        raise ConfigError(f"port must be 1-65535, not {s.port}")
+    url = s.resolved_database_url
+    if not url.startswith(("sqlite", "postgresql")):
+        raise ConfigError(f"database_url must be sqlite:///PATH or postgresql://..., not {url!r}")

@@ -1,0 +1,202 @@
+"""One model of a hypervisor host: NUMA nodes, CPUs, memory and the GPUs wired to them.
+
+Real hosts are discovered into it (libvirt capabilities and node-device XML), simulated
+hosts are described in it (profile files). Everything above works on this model only, so
+placement cannot tell a sim host from a real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+UNKNOWN_NUMA_NODE = -1
+
+# PCI base classes (first byte of the 24-bit class code).
+PCI_CLASS_DISPLAY = 0x03
+PCI_CLASS_MULTIMEDIA = 0x04
+PCI_CLASS_BRIDGE = 0x06
+PCI_CLASS_SERIAL_BUS = 0x0C
+
+# Subclasses a GPU's IOMMU group may hold besides the GPU itself. The HDMI audio (0x0403),
+# the USB xHCI (0x0c03) and the USB-C UCSI (0x0c80) functions of NVIDIA cards go to the
+# guest with the GPU; a PCI bridge (0x0604) needs no driver and stays on the host. Anything
+# else (a NIC, a disk controller, a second GPU behind a switch without ACS) blocks the group.
+_PASSABLE_COMPANIONS = {(0x04, 0x03), (0x0C, 0x03), (0x0C, 0x80)}
+
+
+class TopologyError(ValueError):
+    """A host description that cannot be true (a CPU in two nodes, a GPU on a missing node...)."""
+
+
+def pci_class_is_gpu(class_code: int) -> bool:
+    """VGA (0x0300) or 3D controller (0x0302): what data-centre and workstation GPUs report."""
+    return class_code >> 16 == PCI_CLASS_DISPLAY and (class_code >> 8) & 0xFF in (0x00, 0x02)
+
+
+def normalise_pci_address(address: str) -> str:
+    """'41:00.0', '0000:41:00.0' and '0000:41:00.0 ' all become '0000:41:00.0'."""
+    text = address.strip().lower()
+    parts = text.split(":")
+    if len(parts) == 2:
+        parts.insert(0, "0000")
+    if len(parts) != 3 or "." not in parts[2]:
+        raise TopologyError(f"not a PCI address: {address!r}")
+    domain, bus = parts[0], parts[1]
+    slot, function = parts[2].split(".", 1)
+    try:
+        d, b, s, f = int(domain, 16), int(bus, 16), int(slot, 16), int(function, 16)
+    except ValueError:
+        raise TopologyError(f"not a PCI address: {address!r}") from None
+    if d > 0xFFFF or b > 0xFF or s > 0x1F or f > 0x7:
+        raise TopologyError(f"PCI address out of range: {address!r}")
+    return f"{d:04x}:{b:02x}:{s:02x}.{f:x}"
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """One logical CPU (hardware thread) as the host OS numbers it."""
+
+    id: int
+    socket: int
+    core: int
+    siblings: tuple[int, ...]  # every thread of the same physical core, itself included
+
+
+@dataclass(frozen=True)
+class PciFunction:
+    """A PCI function that shares an IOMMU group with a GPU."""
+
+    address: str
+    class_code: int
+    vendor_id: int = 0
+    device_id: int = 0
+    description: str = ""
+
+    @property
+    def is_bridge(self) -> bool:
+        return self.class_code >> 16 == PCI_CLASS_BRIDGE
+
+    @property
+    def passable(self) -> bool:
+        """May this function go to the guest together with its GPU?"""
+        base, sub = self.class_code >> 16, (self.class_code >> 8) & 0xFF
+        return (base, sub) in _PASSABLE_COMPANIONS
+
+
+@dataclass(frozen=True)
+class Gpu:
+    address: str
+    vendor_id: int
+    device_id: int
+    class_code: int
+    numa_node: int
+    iommu_group: int
+    product: str = ""
+    companions: tuple[PciFunction, ...] = ()  # the rest of the IOMMU group
+
+    @property
+    def passthrough_functions(self) -> tuple[str, ...]:
+        """Every function handed to the guest: the GPU and its passable companions (bridges stay)."""
+        return (self.address,) + tuple(f.address for f in self.companions if f.passable and not f.is_bridge)
+
+    @property
+    def passthrough_blocker(self) -> str | None:
+        """Why this GPU can never be passed through, or None when its IOMMU group is viable."""
+        bad = [f for f in self.companions if not f.passable and not f.is_bridge]
+        if not bad:
+            return None
+        names = ", ".join(f"{f.address} (class {f.class_code:06x})" for f in bad)
+        return f"IOMMU group {self.iommu_group} also holds {names}, which must stay with the host"
+
+
+@dataclass(frozen=True)
+class NumaNode:
+    index: int
+    cpus: tuple[Cpu, ...]
+    memory_mib: int
+    hugepages_1g: int = 0
+    distances: tuple[int, ...] = ()  # SLIT row, indexed by node
+
+    @property
+    def cpu_ids(self) -> tuple[int, ...]:
+        return tuple(c.id for c in self.cpus)
+
+    def cores(self) -> list[tuple[int, ...]]:
+        """Physical cores of this node as sorted tuples of their thread ids, in core order."""
+        seen: dict[tuple[int, ...], None] = {}
+        for cpu in sorted(self.cpus, key=lambda c: (c.socket, c.core, c.id)):
+            group = tuple(sorted(s for s in cpu.siblings if s in self.cpu_ids)) or (cpu.id,)
+            seen.setdefault(group, None)
+        return list(seen)
+
+
+@dataclass(frozen=True)
+class HostTopology:
+    nodes: tuple[NumaNode, ...]
+    gpus: tuple[Gpu, ...] = ()
+    cpu_model: str = ""
+    threads_per_core: int = 1
+    other_functions: tuple[PciFunction, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        indexes = [n.index for n in self.nodes]
+        if not self.nodes:
+            raise TopologyError("a host needs at least one NUMA node")
+        if len(set(indexes)) != len(indexes):
+            raise TopologyError(f"NUMA node listed twice: {sorted(indexes)}")
+        cpu_ids = [c.id for n in self.nodes for c in n.cpus]
+        if len(set(cpu_ids)) != len(cpu_ids):
+            raise TopologyError("a CPU appears in more than one NUMA node")
+        addresses = [g.address for g in self.gpus]
+        if len(set(addresses)) != len(addresses):
+            raise TopologyError("a GPU PCI address appears twice")
+        for gpu in self.gpus:
+            if gpu.numa_node != UNKNOWN_NUMA_NODE and gpu.numa_node not in indexes:
+                raise TopologyError(f"GPU {gpu.address} is on NUMA node {gpu.numa_node}, which the host does not have")
+
+    def node(self, index: int) -> NumaNode:
+        for n in self.nodes:
+            if n.index == index:
+                return n
+        raise KeyError(index)
+
+    @property
+    def total_cpus(self) -> int:
+        return sum(len(n.cpus) for n in self.nodes)
+
+    @property
+    def total_memory_mib(self) -> int:
+        return sum(n.memory_mib for n in self.nodes)
+
+
+def default_reserved_cpus(node: NumaNode, reserved_cores: int) -> tuple[int, ...]:
+    """The threads kept for the host and emulator threads: the node's first `reserved_cores` cores."""
+    return tuple(cpu for core in node.cores()[: max(reserved_cores, 0)] for cpu in core)
+
+
+def parse_cpu_list(text: str) -> tuple[int, ...]:
+    """Linux cpulist syntax ('0-3,8,10-11') to sorted ids."""
+    out: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.update(range(int(lo), int(hi) + 1))
+        else:
+            out.add(int(part))
+    return tuple(sorted(out))
+
+
+def format_cpu_list(ids: list[int] | tuple[int, ...] | set[int]) -> str:
+    """Sorted ids to the compact cpulist syntax libvirt and Linux use ('0-3,8')."""
+    ordered = sorted(set(ids))
+    runs: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        runs.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(runs)
