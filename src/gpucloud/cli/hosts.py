@@ -1,0 +1,205 @@
+"""`gpucloud host ...`: register, list, show, drain and inspect hypervisor hosts."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import click
+
+from gpucloud.cli import Context, pass_ctx
+from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.errors import GpucloudError
+from gpucloud.services import hosts as service
+
+
+@click.group("host")
+def host() -> None:
+    """Hypervisor hosts: register, list, show topology, drain."""
+
+
+@host.command("add")
+@click.option("--profile", help="Register a simulated host described by a profile file (or a shipped profile name).")
+@click.option("--uri", help="Register a real host by libvirt URI (qemu:///system, qemu+tls://host/system).")
+@click.option("--region", required=True, help="Region id, e.g. us-east.")
+@click.option("--name", help="Host name (default: derived from the URI or profile).")
+@json_option
+@pass_ctx
+def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: str | None, as_json: bool) -> None:
+    """Register a host: discover its topology and write it, or refuse if it is already known."""
+    if bool(profile) == bool(uri):
+        raise GpucloudError("give exactly one of --profile FILE or --uri URI")
+    if profile:
+        from gpucloud.hypervisor.profile import load_profile
+
+        topology = load_profile(profile)
+        profile_name = Path(profile).stem
+        name = name or _next_name(ctx, region, profile_name)
+        ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
+                                    driver="sim", profile=profile_name)
+    else:
+        from gpucloud.hypervisor.libvirt_driver import LibvirtDriver
+
+        driver = LibvirtDriver(uri)
+        try:
+            topology = driver.discover()
+        finally:
+            driver.close()
+        name = name or _name_from_uri(uri)
+        ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
+                                    driver="libvirt", uri=uri)
+    detail = service.host_detail(ctx.db, ref.id)
+    if as_json:
+        emit_json(detail)
+        return
+    gpus = sum(len(n["gpus"]) for n in detail["nodes"]) + len(detail["gpus_unknown_node"])
+    cpus = sum(len(n["cpus"]) for n in detail["nodes"])
+    click.echo(f"registered host {ref.name} (id {ref.id}) in {region}: "
+               f"{len(detail['nodes'])} NUMA nodes, {cpus} CPUs, {gpus} GPUs")
+
+
+def _name_from_uri(uri: str) -> str:
+    match = re.match(r"^[\w+]+://(?:[^@/]*@)?([^/:?]*)", uri)
+    hostname = match.group(1) if match else ""
+    return hostname or "localhost"
+
+
+def _next_name(ctx: Context, region: str, profile: str) -> str:
+    taken = {h["name"] for h in service.list_hosts(ctx.db, region)}
+    n = 1
+    while f"{region}-{profile}-{n:02d}" in taken:
+        n += 1
+    return f"{region}-{profile}-{n:02d}"
+
+
+@host.command("list")
+@click.option("--region", help="Only hosts of this region.")
+@json_option
+@pass_ctx
+def list_(ctx: Context, region: str | None, as_json: bool) -> None:
+    """Every host with its status and GPU use."""
+    rows = service.list_hosts(ctx.db, region)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        r["use"] = f"{r['gpus_claimed']}/{r['gpus']}"
+        r["source"] = r["uri"] or f"sim:{r['profile']}"
+    emit_table(rows, [("id", "ID"), ("name", "NAME"), ("region", "REGION"), ("status", "STATUS"),
+                      ("gpu_models", "GPU MODELS"), ("use", "GPUS USED"), ("source", "SOURCE")])
+
+
+@host.command("show")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def show(ctx: Context, ref: str, as_json: bool) -> None:
+    """A host's topology: NUMA nodes, their cores, memory and GPUs, and who holds what."""
+    detail = service.host_detail(ctx.db, ref)
+    if as_json:
+        emit_json(detail)
+        return
+    click.echo(render_topology(detail))
+
+
+def render_topology(d: dict) -> str:
+    """A text picture of the host. Each core is one character: '.' free, 'r' kept for the host,
+    a letter for the instance that holds it (see the legend)."""
+    letters = iter(string.ascii_uppercase + string.ascii_lowercase.replace("r", "") + string.digits)
+    legend: dict[int, str] = {}
+
+    def mark(holder: dict | None) -> str:
+        if holder is None:
+            return "."
+        if holder["instance_id"] not in legend:
+            legend[holder["instance_id"]] = next(letters, "*")
+        return legend[holder["instance_id"]]
+
+    lines = [f"host {d['name']} (id {d['id']}) · {d['region']} · "
+             f"{d['driver']}{' ' + d['uri'] if d['uri'] else ' profile ' + str(d['profile'])} · {d['status'].upper()}"
+             + (f" ({d['status_reason']})" if d["status_reason"] else ""),
+             f"cpu: {d['cpu_model'] or 'unknown'} · {d['threads_per_core']} thread(s) per core", ""]
+    holders: dict[int, dict] = {}
+    for node in d["nodes"]:
+        gib = node["memory_mib"] // 1024
+        lines.append(f"NUMA node {node['index']} · memory {gib} GiB, {node['reserved_memory_mib'] // 1024} GiB for the "
+                     f"host, {node['memory_claimed_mib'] // 1024} GiB claimed · 1 GiB pages "
+                     f"{node['hugepages_claimed']}/{node['hugepages_1g']} claimed"
+                     + (f" · {node['shared_vcpus']} shared vCPUs" if node["shared_vcpus"] else ""))
+        cores: dict[tuple, list[dict]] = {}
+        for cpu in node["cpus"]:
+            cores.setdefault(tuple(sorted(cpu["siblings"])), []).append(cpu)
+        row = []
+        for threads in cores.values():
+            cpu = threads[0]
+            if cpu["reserved"]:
+                row.append("r")
+            else:
+                held = next((t["holder"] for t in threads if t["holder"]), None)
+                if held:
+                    holders[held["instance_id"]] = held
+                row.append(mark(held))
+        free = row.count(".")
+        lines.append(f"  cores ({len(row)}, {free} free): " + " ".join("".join(row[i:i + 8]) for i in range(0, len(row), 8)))
+        for gpu in node["gpus"]:
+            lines.append("  " + _gpu_line(gpu, mark, holders))
+        lines.append("")
+    if d["gpus_unknown_node"]:
+        lines.append("GPUs on an unknown NUMA node (firmware reports -1):")
+        for gpu in d["gpus_unknown_node"]:
+            lines.append("  " + _gpu_line(gpu, mark, holders))
+        lines.append("")
+    if legend:
+        lines.append("legend: r = kept for the host, . = free")
+        for iid, letter in legend.items():
+            h = holders.get(iid, {})
+            lines.append(f"  {letter} = instance {iid} {h.get('label', '')} ({h.get('account', '?')}"
+                         f"{', staff' if h.get('staff') else ''})")
+    return "\n".join(lines).rstrip()
+
+
+def _gpu_line(gpu: dict, mark, holders: dict) -> str:
+    state = gpu["status"]
+    if gpu["status_reason"]:
+        state += f" ({gpu['status_reason']})"
+    text = f"GPU {gpu['address']} {gpu['model'] or gpu['product'] or 'unknown model'} · group {gpu['iommu_group']} " \
+           f"({len(gpu['functions'])} functions) · {state}"
+    if gpu["holder"]:
+        holders[gpu["holder"]["instance_id"]] = gpu["holder"]
+        text += f" · held by [{mark(gpu['holder'])}] instance {gpu['holder']['instance_id']}"
+    if gpu["blocker"]:
+        text += f" · UNPLACEABLE: {gpu['blocker']}"
+    return text
+
+
+def _status_command(name: str, status: str, doc: str):
+    @host.command(name, help=doc)
+    @click.argument("ref")
+    @click.option("--why", default="", help="The reason, kept in the audit log.")
+    @pass_ctx
+    def command(ctx: Context, ref: str, why: str) -> None:
+        service.set_host_status(ctx.db, ref, status, why=why, actor="cli")
+        click.echo(f"host {ref} is now {status}")
+
+    return command
+
+
+_status_command("drain", "draining", "Stop placing new instances on a host; running ones stay.")
+_status_command("maintenance", "maintenance", "Take a host out of service for maintenance.")
+_status_command("activate", "active", "Return a host to service.")
+
+
+@host.command("gpu")
+@click.argument("ref")
+@click.argument("address")
+@click.argument("status", type=click.Choice(["available", "reserved", "faulty"]))
+@click.option("--why", default="", help="The reason (required unless making it available).")
+@pass_ctx
+def gpu(ctx: Context, ref: str, address: str, status: str, why: str) -> None:
+    """Mark one GPU of a host available, reserved or faulty."""
+    service.set_gpu_status(ctx.db, ref, address, status, why=why, actor="cli")
+    click.echo(f"GPU {address} on {ref} is now {status}")
+
+
+COMMANDS = [host]

@@ -1,0 +1,44 @@
+"""Printing for people (tables) and for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+
+
+def emit_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def emit_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], *, title: str | None = None) -> None:
+    """`columns` are (key, heading) pairs; values are printed as they are."""
+    if not rows:
+        click.echo("(none)")
+        return
+    table = Table(title=title, show_edge=False, header_style="bold", pad_edge=False)
+    for _, heading in columns:
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*("" if row.get(k) is None else _cell(row.get(k)) for k, _ in columns))
+    console.print(table)
+
+
+def _cell(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One line on stderr, no traceback."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,262 @@
+"""Registering hosts, keeping their topology current, changing their status, and showing
+who holds which core and GPU."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from gpucloud.catalog import load_catalog
+from gpucloud.clock import linode_time, utcnow
+from gpucloud.config import Settings
+from gpucloud.domain.topology import UNKNOWN_NUMA_NODE, HostTopology, default_reserved_cpus
+from gpucloud.errors import Conflict, GpucloudError, NotFound
+from gpucloud.store import audit
+from gpucloud.store import fleet as q
+from gpucloud.store.db import Database
+from gpucloud.store.tables import HOST_STATUSES, CpuRow, GpuRow, Host, NumaNodeRow
+
+
+@dataclass(frozen=True)
+class HostRef:
+    id: int
+    name: str
+
+
+def register_host(db: Database, settings: Settings, *, name: str, region: str, topology: HostTopology,
+                  driver: str, uri: str | None = None, profile: str | None = None,
+                  actor: str = "cli") -> HostRef:
+    """Write a host and its whole topology in one transaction; refuse duplicates by name or URI."""
+    catalog = load_catalog()
+    if not catalog.region(region):
+        raise GpucloudError(f"unknown region {region!r}; known: {', '.join(r.id for r in catalog.regions)}",
+                            field="region")
+    if driver == "libvirt" and not uri:
+        raise GpucloudError("a libvirt host needs a URI", field="uri")
+    try:
+        with db.write() as s:
+            if q.host_by_ref(s, name):
+                raise Conflict(f"host {name} is already registered")
+            if uri and q.host_by_uri(s, uri):
+                raise Conflict(f"a host with URI {uri} is already registered")
+            host = Host(name=name, region_id=region, driver=driver, uri=uri, profile=profile,
+                        cpu_model=topology.cpu_model, status="active", last_seen_at=utcnow())
+            s.add(host)
+            s.flush()
+            _write_topology(s, host, topology, settings)
+            audit.record(s, actor=actor, action="host.register", target_type="host", target_id=host.id,
+                         after={"name": name, "region": region, "driver": driver, "uri": uri, "profile": profile})
+            return HostRef(host.id, host.name)
+    except IntegrityError:
+        raise Conflict(f"host {name} (or its URI) is already registered") from None
+
+
+def _write_topology(s, host: Host, topology: HostTopology, settings: Settings) -> None:
+    catalog = load_catalog()
+    for node in topology.nodes:
+        reserved = set(default_reserved_cpus(node, settings.reserved_cores_per_node))
+        row = NumaNodeRow(host_id=host.id, node_index=node.index, memory_mib=node.memory_mib,
+                          hugepages_1g=node.hugepages_1g, distances=list(node.distances),
+                          reserved_memory_mib=min(settings.reserved_memory_mib_per_node, node.memory_mib))
+        s.add(row)
+        s.flush()
+        for cpu in node.cpus:
+            s.add(CpuRow(host_id=host.id, numa_node_id=row.id, cpu_index=cpu.id, socket_id=cpu.socket,
+                         core_id=cpu.core, siblings=list(cpu.siblings), reserved=cpu.id in reserved))
+    for gpu in topology.gpus:
+        model = catalog.model_for_device(gpu.vendor_id, gpu.device_id)
+        s.add(GpuRow(host_id=host.id, pci_address=gpu.address, vendor_id=gpu.vendor_id, device_id=gpu.device_id,
+                     class_code=gpu.class_code, product=gpu.product, gpu_model_id=model.id if model else None,
+                     numa_node=gpu.numa_node, iommu_group=gpu.iommu_group, companions=q.companions_json(gpu)))
+
+
+def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, *, actor: str = "discovery") -> dict:
+    """Apply a new discovery. GPUs that vanished are marked faulty (never deleted: claims and
+    history point at them); new ones are added; the NUMA layout itself must not change
+    under running guests, so a different CPU layout is refused."""
+    catalog = load_catalog()
+    with db.write() as s:
+        host = q.host_by_ref(s, host_ref)
+        if not host:
+            raise NotFound(f"no host {host_ref}")
+        known = q.topology_of(host)
+        if sorted(c for n in known.nodes for c in n.cpu_ids) != sorted(c for n in topology.nodes for c in n.cpu_ids):
+            raise Conflict(f"host {host.name}: the CPU layout changed; drain it and register it again")
+        nodes = q.node_rows_by_index(s, host.id)
+        for node in topology.nodes:
+            nodes[node.index].memory_mib = node.memory_mib
+            nodes[node.index].hugepages_1g = node.hugepages_1g
+        rows = q.gpu_rows_by_address(s, host.id)
+        seen = {g.address for g in topology.gpus}
+        changes = {"added": [], "vanished": [], "updated": []}
+        for gpu in topology.gpus:
+            row = rows.get(gpu.address)
+            if row is None:
+                model = catalog.model_for_device(gpu.vendor_id, gpu.device_id)
+                s.add(GpuRow(host_id=host.id, pci_address=gpu.address, vendor_id=gpu.vendor_id,
+                             device_id=gpu.device_id, class_code=gpu.class_code, product=gpu.product,
+                             gpu_model_id=model.id if model else None, numa_node=gpu.numa_node,
+                             iommu_group=gpu.iommu_group, companions=q.companions_json(gpu)))
+                changes["added"].append(gpu.address)
+                continue
+            new = (gpu.numa_node, gpu.iommu_group, q.companions_json(gpu))
+            if (row.numa_node, row.iommu_group, row.companions) != new:
+                row.numa_node, row.iommu_group, row.companions = new
+                changes["updated"].append(gpu.address)
+            if row.status == "faulty" and row.status_reason.startswith("vanished"):
+                row.status, row.status_reason = "available", ""
+        for address, row in rows.items():
+            if address not in seen and row.status != "faulty":
+                row.status = "faulty"
+                row.status_reason = f"vanished from discovery at {linode_time(utcnow())}"
+                changes["vanished"].append(address)
+        host.last_seen_at = utcnow()
+        if any(changes.values()):
+            audit.record(s, actor=actor, action="host.rediscover", target_type="host", target_id=host.id,
+                         after=changes)
+        return changes
+
+
+def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str = "", actor: str = "cli") -> None:
+    """Operators drain a host (no new guests), put it in maintenance, or bring it back."""
+    if status not in HOST_STATUSES:
+        raise GpucloudError(f"status must be one of {', '.join(HOST_STATUSES)}", field="status")
+    with db.write() as s:
+        host = q.host_by_ref(s, host_ref)
+        if not host:
+            raise NotFound(f"no host {host_ref}")
+        before = {"status": host.status, "reason": host.status_reason}
+        host.status, host.status_reason = status, why
+        host.generation += 1
+        if status == "active":
+            host.missed_checks = 0
+        audit.record(s, actor=actor, action="host.status", target_type="host", target_id=host.id,
+                     before=before, after={"status": status, "reason": why}, why=why)
+
+
+def set_gpu_status(db: Database, host_ref: str | int, address: str, status: str, *, why: str = "",
+                   actor: str = "cli") -> None:
+    """Mark a GPU faulty or reserved (with a reason), or available again."""
+    if status not in ("available", "reserved", "faulty"):
+        raise GpucloudError("GPU status must be available, reserved or faulty", field="status")
+    if status != "available" and not why.strip():
+        raise GpucloudError("say why the GPU is taken out of service", field="why")
+    with db.write() as s:
+        host = q.host_by_ref(s, host_ref)
+        if not host:
+            raise NotFound(f"no host {host_ref}")
+        row = q.gpu_rows_by_address(s, host.id).get(address)
+        if not row:
+            raise NotFound(f"host {host.name} has no GPU {address}")
+        before = {"status": row.status, "reason": row.status_reason}
+        row.status, row.status_reason = status, why
+        host.generation += 1
+        audit.record(s, actor=actor, action="gpu.status", target_type="gpu", target_id=f"{host.name}/{address}",
+                     before=before, after={"status": status, "reason": why}, why=why)
+
+
+def list_hosts(db: Database, region: str | None = None) -> list[dict]:
+    with db.read() as s:
+        hosts = q.list_hosts(s, region)
+        held = q.gpu_holders(s, [h.id for h in hosts]) if hosts else {}
+        return [
+            {
+                "id": h.id,
+                "name": h.name,
+                "region": h.region_id,
+                "driver": h.driver,
+                "uri": h.uri,
+                "profile": h.profile,
+                "status": h.status,
+                "status_reason": h.status_reason,
+                "gpus": len(h.gpus),
+                "gpus_claimed": sum(1 for g in h.gpus if g.id in held),
+                "gpu_models": sorted({g.gpu_model_id for g in h.gpus if g.gpu_model_id}),
+                "last_seen": linode_time(h.last_seen_at),
+            }
+            for h in hosts
+        ]
+
+
+def host_detail(db: Database, ref: str | int) -> dict:
+    """Everything an operator wants on one page: nodes, their cores, memory and GPUs, and holders."""
+    with db.read() as s:
+        host = q.host_by_ref(s, ref)
+        if not host:
+            raise NotFound(f"no host {ref}")
+        host = q.load_hosts_full(s, [host.id])[0]
+        topology = q.topology_of(host)
+        gpu_held = q.gpu_holders(s, [host.id])
+        cpu_held = q.cpu_holders(s, [host.id])
+        instances = {i.id: (i, a) for i, a in q.instances_on_host(s, host.id)}
+        mem_by_node: dict[int, list] = defaultdict(list)
+        node_index_by_id = {n.id: n.node_index for n in host.numa_nodes}
+        for claim in q.memory_claims_of_hosts(s, [host.id]):
+            mem_by_node[node_index_by_id[claim.numa_node_id]].append(claim)
+
+        def holder(instance_id: int | None) -> dict | None:
+            if instance_id is None or instance_id not in instances:
+                return None
+            inst, acct = instances[instance_id]
+            return {"instance_id": inst.id, "label": inst.label, "account_id": acct.id, "account": acct.email,
+                    "staff": acct.is_staff}
+
+        gpus_by_node: dict[int, list] = defaultdict(list)
+        topo_gpus = {g.address: g for g in topology.gpus}
+        for g in host.gpus:
+            held = gpu_held.get(g.id)
+            gpus_by_node[g.numa_node].append({
+                "address": g.pci_address,
+                "model": g.gpu_model_id,
+                "product": g.product,
+                "numa_node": g.numa_node,
+                "iommu_group": g.iommu_group,
+                "functions": list(topo_gpus[g.pci_address].passthrough_functions),
+                "companions": g.companions,
+                "status": g.status,
+                "status_reason": g.status_reason,
+                "blocker": topo_gpus[g.pci_address].passthrough_blocker,
+                "holder": holder(held[0].id) if held else None,
+            })
+        nodes = []
+        for n in host.numa_nodes:
+            claims = mem_by_node[n.node_index]
+            nodes.append({
+                "index": n.node_index,
+                "memory_mib": n.memory_mib,
+                "reserved_memory_mib": n.reserved_memory_mib,
+                "hugepages_1g": n.hugepages_1g,
+                "memory_claimed_mib": sum(c.memory_mib for c in claims),
+                "hugepages_claimed": sum(c.hugepages_1g for c in claims),
+                "shared_vcpus": sum(c.shared_vcpus for c in claims),
+                "distances": n.distances,
+                "cpus": [
+                    {"id": c.cpu_index, "socket": c.socket_id, "core": c.core_id, "siblings": c.siblings,
+                     "reserved": c.reserved, "guest_vcpu": cpu_held[c.id][1] if c.id in cpu_held else None,
+                     "holder": holder(cpu_held[c.id][0]) if c.id in cpu_held else None}
+                    for c in n.cpus
+                ],
+                "gpus": gpus_by_node.get(n.node_index, []),
+            })
+        return {
+            "id": host.id,
+            "name": host.name,
+            "region": host.region_id,
+            "driver": host.driver,
+            "uri": host.uri,
+            "profile": host.profile,
+            "status": host.status,
+            "status_reason": host.status_reason,
+            "cpu_model": host.cpu_model,
+            "threads_per_core": topology.threads_per_core,
+            "last_seen": linode_time(host.last_seen_at),
+            "nodes": nodes,
+            "gpus_unknown_node": gpus_by_node.get(UNKNOWN_NUMA_NODE, []),
+            "instances": [
+                {"id": i.id, "label": i.label, "type": i.type_id, "status": i.status, "account": a.email,
+                 "staff": a.is_staff}
+                for i, a in instances.values()
+            ],
+        }

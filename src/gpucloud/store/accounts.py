@@ -1,0 +1,53 @@
+"""Queries about accounts, users, API tokens and admin users."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from gpucloud.store.tables import Account, AdminUser, ApiToken, User
+
+
+def account_by_ref(session: Session, ref: str | int) -> Account | None:
+    """An account by id or by e-mail, the two ways operators name one."""
+    text = str(ref).strip()
+    if text.isdigit():
+        return session.get(Account, int(text))
+    return session.scalar(select(Account).where(func.lower(Account.email) == text.lower()))
+
+
+def search_accounts(session: Session, query: str = "", limit: int = 100) -> list[Account]:
+    stmt = select(Account).order_by(Account.id).limit(limit)
+    q = query.strip()
+    if q:
+        conditions = [Account.email.ilike(f"%{q}%"), Account.company.ilike(f"%{q}%")]
+        if q.isdigit():
+            conditions.append(Account.id == int(q))
+        stmt = stmt.where(or_(*conditions))
+    return list(session.scalars(stmt))
+
+
+def first_user(session: Session, account_id: int) -> User | None:
+    return session.scalar(select(User).where(User.account_id == account_id).order_by(User.id).limit(1))
+
+
+def user_by_username(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def token_by_hash(session: Session, token_hash: str) -> tuple[ApiToken, User, Account] | None:
+    row = session.execute(
+        select(ApiToken, User, Account)
+        .join(User, ApiToken.user_id == User.id)
+        .join(Account, User.account_id == Account.id)
+        .where(ApiToken.token_hash == token_hash)
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def tokens_of_user(session: Session, user_id: int) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+
+
+def admin_by_username(session: Session, username: str) -> AdminUser | None:
+    return session.scalar(select(AdminUser).where(AdminUser.username == username))

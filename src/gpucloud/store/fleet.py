@@ -1,0 +1,131 @@
+"""Hosts, their NUMA nodes, CPUs and GPUs: rows to topology and back, and who holds what."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from gpucloud.domain.topology import Cpu, Gpu, HostTopology, NumaNode, PciFunction
+from gpucloud.store.tables import (
+    Account,
+    CpuClaim,
+    CpuRow,
+    GpuClaim,
+    GpuRow,
+    Host,
+    Instance,
+    MemoryClaim,
+    NumaNodeRow,
+)
+
+
+def host_by_ref(session: Session, ref: str | int) -> Host | None:
+    """A host by id or by name."""
+    text = str(ref).strip()
+    if text.isdigit():
+        return session.get(Host, int(text))
+    return session.scalar(select(Host).where(Host.name == text))
+
+
+def host_by_uri(session: Session, uri: str) -> Host | None:
+    return session.scalar(select(Host).where(Host.uri == uri))
+
+
+def list_hosts(session: Session, region: str | None = None) -> list[Host]:
+    stmt = select(Host).options(selectinload(Host.gpus)).order_by(Host.region_id, Host.name)
+    if region:
+        stmt = stmt.where(Host.region_id == region)
+    return list(session.scalars(stmt))
+
+
+def load_hosts_full(session: Session, host_ids: list[int] | None = None, region: str | None = None) -> list[Host]:
+    """Hosts with nodes, CPUs and GPUs loaded in a fixed number of queries."""
+    stmt = select(Host).options(
+        selectinload(Host.numa_nodes).selectinload(NumaNodeRow.cpus), selectinload(Host.gpus)
+    ).order_by(Host.id)
+    if host_ids is not None:
+        stmt = stmt.where(Host.id.in_(host_ids))
+    if region:
+        stmt = stmt.where(Host.region_id == region)
+    return list(session.scalars(stmt))
+
+
+def topology_of(host: Host) -> HostTopology:
+    """Rebuild the topology model from a host's rows (nodes, CPUs and GPUs loaded)."""
+    nodes = tuple(
+        NumaNode(
+            index=n.node_index,
+            cpus=tuple(Cpu(c.cpu_index, c.socket_id, c.core_id, tuple(c.siblings)) for c in n.cpus),
+            memory_mib=n.memory_mib,
+            hugepages_1g=n.hugepages_1g,
+            distances=tuple(n.distances or ()),
+        )
+        for n in host.numa_nodes
+    )
+    gpus = tuple(gpu_of(g) for g in host.gpus)
+    threads = max((len(c.siblings) for n in host.numa_nodes for c in n.cpus), default=1)
+    return HostTopology(nodes=nodes, gpus=gpus, cpu_model=host.cpu_model, threads_per_core=threads)
+
+
+def gpu_of(row: GpuRow) -> Gpu:
+    return Gpu(
+        address=row.pci_address,
+        vendor_id=row.vendor_id,
+        device_id=row.device_id,
+        class_code=row.class_code,
+        numa_node=row.numa_node,
+        iommu_group=row.iommu_group,
+        product=row.product,
+        companions=tuple(PciFunction(**c) for c in row.companions or ()),
+    )
+
+
+def companions_json(gpu: Gpu) -> list[dict]:
+    return [
+        {"address": f.address, "class_code": f.class_code, "vendor_id": f.vendor_id, "device_id": f.device_id,
+         "description": f.description}
+        for f in gpu.companions
+    ]
+
+
+def gpu_holders(session: Session, host_ids: list[int]) -> dict[int, tuple[Instance, Account]]:
+    """GPU row id -> (instance, account) holding it."""
+    rows = session.execute(
+        select(GpuClaim.gpu_id, Instance, Account)
+        .join(Instance, GpuClaim.instance_id == Instance.id)
+        .join(Account, Instance.account_id == Account.id)
+        .where(GpuClaim.host_id.in_(host_ids))
+    )
+    return {gpu_id: (inst, acct) for gpu_id, inst, acct in rows}
+
+
+def cpu_holders(session: Session, host_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """CPU row id -> (instance id, guest vCPU)."""
+    rows = session.execute(
+        select(CpuClaim.cpu_id, CpuClaim.instance_id, CpuClaim.guest_vcpu).where(CpuClaim.host_id.in_(host_ids))
+    )
+    return {cpu_id: (iid, vcpu) for cpu_id, iid, vcpu in rows}
+
+
+def memory_claims_of_hosts(session: Session, host_ids: list[int]) -> list[MemoryClaim]:
+    return list(session.scalars(select(MemoryClaim).where(MemoryClaim.host_id.in_(host_ids))))
+
+
+def instances_on_host(session: Session, host_id: int) -> list[tuple[Instance, Account]]:
+    rows = session.execute(
+        select(Instance, Account).join(Account, Instance.account_id == Account.id)
+        .where(Instance.host_id == host_id).order_by(Instance.id)
+    )
+    return [(i, a) for i, a in rows]
+
+
+def cpu_rows_by_index(session: Session, host_id: int) -> dict[int, CpuRow]:
+    return {c.cpu_index: c for c in session.scalars(select(CpuRow).where(CpuRow.host_id == host_id))}
+
+
+def gpu_rows_by_address(session: Session, host_id: int) -> dict[str, GpuRow]:
+    return {g.pci_address: g for g in session.scalars(select(GpuRow).where(GpuRow.host_id == host_id))}
+
+
+def node_rows_by_index(session: Session, host_id: int) -> dict[int, NumaNodeRow]:
+    return {n.node_index: n for n in session.scalars(select(NumaNodeRow).where(NumaNodeRow.host_id == host_id))}
