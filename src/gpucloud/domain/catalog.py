@@ -21,7 +21,8 @@ class Region:
     status: str = "ok"
     resolvers_ipv4: str = ""
     resolvers_ipv6: str = ""
-    ipv4_prefix: str = "192.0.2"  # documentation range; instance addresses are drawn from it
+    ipv4_pool: str = "100.64.0.0/16"  # instance addresses are drawn from these networks
+    ipv6_pool: str = "2001:db8::/64"
 
 
 @dataclass(frozen=True)

@@ -230,8 +230,8 @@ class Instance(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"))
     booted: Mapped[bool] = mapped_column(Boolean, default=True)  # the customer's wish: running or offline
-    ipv4: Mapped[str] = mapped_column(String(45), unique=True)
-    ipv6: Mapped[str] = mapped_column(String(64))
+    ipv4: Mapped[str | None] = mapped_column(String(45), unique=True)  # set right after the id is known
+    ipv6: Mapped[str | None] = mapped_column(String(64))
     tags: Mapped[list] = mapped_column(JSON, default=list)
     alerts: Mapped[dict] = mapped_column(JSON, default=dict)
     watchdog_enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:45:40.765269
+Create Date: 2026-11-28 17:53:15.475253
 """
 
 from alembic import op
@@ -231,8 +231,8 @@ def upgrade() -> None:
     sa.Column('status_reason', sa.Text(), nullable=False),
     sa.Column('host_id', sa.Integer(), nullable=True),
     sa.Column('booted', sa.Boolean(), nullable=False),
-    sa.Column('ipv4', sa.String(length=45), nullable=False),
-    sa.Column('ipv6', sa.String(length=64), nullable=False),
+    sa.Column('ipv4', sa.String(length=45), nullable=True),
+    sa.Column('ipv6', sa.String(length=64), nullable=True),
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('alerts', sa.JSON(), nullable=False),
     sa.Column('watchdog_enabled', sa.Boolean(), nullable=False),
