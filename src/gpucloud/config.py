@@ -64,10 +64,16 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+_CHOICES = {
+    "placement_policy": ("pack", "spread", "first-fit"),
+    "numa_unknown_policy": ("required", "preferred", "legacy"),
+}
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = _FIELDS[name].type
+    if name in _CHOICES and raw not in _CHOICES[name]:
+        raise ConfigError(f"{source}: {name} must be {' or '.join(_CHOICES[name])}, not {raw!r}")
     try:
         if kind in ("Path",):
             return Path(str(raw)).expanduser()
@@ -135,10 +141,6 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
 
 
 def _check(s: Settings) -> None:
-    if s.placement_policy not in ("pack", "spread", "first-fit"):
-        raise ConfigError(f"placement_policy must be pack, spread or first-fit, not {s.placement_policy!r}")
-    if s.numa_unknown_policy not in ("required", "preferred", "legacy"):
-        raise ConfigError(f"numa_unknown_policy must be required, preferred or legacy, not {s.numa_unknown_policy!r}")
     if not 0 < s.port < 65536:
         raise ConfigError(f"port must be 1-65535, not {s.port}")
     url = s.resolved_database_url
