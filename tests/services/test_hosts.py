@@ -101,3 +101,14 @@ def test_rediscovery_refuses_a_different_cpu_layout(store_db, settings):
     _register(store_db, settings)
     with pytest.raises(Conflict, match="CPU layout changed"):
         hosts.refresh_topology(store_db, "gpu-1", two_node_host(cores_per_node=4))
+
+
+def test_display_devices_outside_the_catalog_are_recorded_but_reserved(store_db, settings):
+    topo = two_node_host()
+    bmc = dataclasses.replace(topo.gpus[0], address="0000:03:00.0", vendor_id=0x1A03, device_id=0x2000,
+                              iommu_group=3, companions=(), product="ASPEED Graphics Family")
+    _register(store_db, settings, topology=dataclasses.replace(topo, gpus=topo.gpus + (bmc,)))
+    gpus = {g["address"]: g for n in hosts.host_detail(store_db, "gpu-1")["nodes"] for g in n["gpus"]}
+    assert gpus["0000:03:00.0"]["model"] is None
+    assert gpus["0000:03:00.0"]["status"] == "reserved"
+    assert "1a03:2000 is not a GPU model in the catalog" in gpus["0000:03:00.0"]["status_reason"]

@@ -66,10 +66,19 @@ def _write_topology(s, host: Host, topology: HostTopology, settings: Settings) -
             s.add(CpuRow(host_id=host.id, numa_node_id=row.id, cpu_index=cpu.id, socket_id=cpu.socket,
                          core_id=cpu.core, siblings=list(cpu.siblings), reserved=cpu.id in reserved))
     for gpu in topology.gpus:
-        model = catalog.model_for_device(gpu.vendor_id, gpu.device_id)
-        s.add(GpuRow(host_id=host.id, pci_address=gpu.address, vendor_id=gpu.vendor_id, device_id=gpu.device_id,
-                     class_code=gpu.class_code, product=gpu.product, gpu_model_id=model.id if model else None,
-                     numa_node=gpu.numa_node, iommu_group=gpu.iommu_group, companions=q.companions_json(gpu)))
+        s.add(_gpu_row(host.id, gpu, catalog))
+
+
+def _gpu_row(host_id: int, gpu, catalog) -> GpuRow:
+    """A display device we do not sell (a BMC's VGA chip, an unknown card) is recorded but
+    reserved, so it shows on the host page and never in inventory."""
+    model = catalog.model_for_device(gpu.vendor_id, gpu.device_id)
+    status, reason = ("available", "") if model else (
+        "reserved", f"{gpu.vendor_id:04x}:{gpu.device_id:04x} is not a GPU model in the catalog")
+    return GpuRow(host_id=host_id, pci_address=gpu.address, vendor_id=gpu.vendor_id, device_id=gpu.device_id,
+                  class_code=gpu.class_code, product=gpu.product, gpu_model_id=model.id if model else None,
+                  numa_node=gpu.numa_node, iommu_group=gpu.iommu_group, companions=q.companions_json(gpu),
+                  status=status, status_reason=reason)
 
 
 def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, *, actor: str = "discovery") -> dict:
@@ -94,11 +103,7 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
         for gpu in topology.gpus:
             row = rows.get(gpu.address)
             if row is None:
-                model = catalog.model_for_device(gpu.vendor_id, gpu.device_id)
-                s.add(GpuRow(host_id=host.id, pci_address=gpu.address, vendor_id=gpu.vendor_id,
-                             device_id=gpu.device_id, class_code=gpu.class_code, product=gpu.product,
-                             gpu_model_id=model.id if model else None, numa_node=gpu.numa_node,
-                             iommu_group=gpu.iommu_group, companions=q.companions_json(gpu)))
+                s.add(_gpu_row(host.id, gpu, catalog))
                 changes["added"].append(gpu.address)
                 continue
             new = (gpu.numa_node, gpu.iommu_group, q.companions_json(gpu))
