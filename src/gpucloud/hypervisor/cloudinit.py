@@ -1,0 +1,71 @@
+"""The cloud-init NoCloud seed: a small ISO labelled `cidata` with `user-data` and `meta-data`.
+
+Written in memory with pycdlib (pure Python), so the control plane needs no genisoimage
+and can upload the seed to any host through libvirt's storage API. The user-data is JSON
+under `#cloud-config`: JSON is YAML, and it needs no escaping rules of our own.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pycdlib
+
+from gpucloud.domain.guest import CloudInit
+
+VOLUME_LABEL = "cidata"  # what cloud-init's NoCloud datasource looks for
+
+
+def user_data(config: CloudInit) -> str:
+    """Hostname, root's password hash and SSH keys, the way Linode sets up a fresh instance."""
+    root: dict[str, object] = {"name": "root"}
+    if config.root_pass_hash:
+        root["hashed_passwd"] = config.root_pass_hash
+        root["lock_passwd"] = False
+    if config.authorized_keys:
+        root["ssh_authorized_keys"] = list(config.authorized_keys)
+    document = {
+        "hostname": config.hostname,
+        "preserve_hostname": False,
+        "disable_root": False,
+        "ssh_pwauth": bool(config.root_pass_hash),
+        "users": [root],
+    }
+    return "#cloud-config\n" + json.dumps(document, indent=2) + "\n"
+
+
+def meta_data(config: CloudInit, instance_id: str) -> str:
+    """A new instance-id makes cloud-init run again, so it is the domain's UUID."""
+    return json.dumps({"instance-id": instance_id, "local-hostname": config.hostname}, indent=2) + "\n"
+
+
+def nocloud_iso(config: CloudInit, instance_id: str) -> bytes:
+    """The seed ISO image (ISO 9660 with Joliet and Rock Ridge names) as bytes."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
+    try:
+        for name, text in (("user-data", user_data(config)), ("meta-data", meta_data(config, instance_id))):
+            data = text.encode()
+            iso9660_name = "/" + name.replace("-", "").upper() + ".;1"
+            iso.add_fp(io.BytesIO(data), len(data), iso9660_name, rr_name=name, joliet_path="/" + name)
+        out = io.BytesIO()
+        iso.write_fp(out)
+        return out.getvalue()
+    finally:
+        iso.close()
+
+
+def read_nocloud_iso(image: bytes) -> dict[str, str]:
+    """The files of a seed ISO by name, and its label under 'volume-label': for tests and debugging."""
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(image))
+    try:
+        files: dict[str, str] = {"volume-label": iso.pvd.volume_identifier.decode().strip()}
+        for name in ("user-data", "meta-data"):
+            out = io.BytesIO()
+            iso.get_file_from_iso_fp(out, joliet_path="/" + name)
+            files[name] = out.getvalue().decode()
+        return files
+    finally:
+        iso.close()
