@@ -10,7 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (scripts, tests) is never cut to a guessed terminal width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 

@@ -1,0 +1,82 @@
+"""The `gpucloud` command as operators run it: real subprocesses, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.live import run_cli, start_server
+
+
+def test_host_add_list_show_from_a_profile(tmp_path):
+    out = run_cli(tmp_path, "host", "add", "--profile", "rtx6000-2s4g", "--region", "us-east").stdout
+    assert "registered host us-east-rtx6000-2s4g-01" in out and "4 GPUs" in out
+    run_cli(tmp_path, "host", "add", "--profile", "h100-nps4-8g", "--region", "ap-south", "--name", "sg-h100-1")
+
+    hosts = json.loads(run_cli(tmp_path, "host", "list", "--json").stdout)
+    assert [(h["name"], h["gpus"], h["gpu_models"]) for h in hosts] == [
+        ("sg-h100-1", 8, ["h100"]), ("us-east-rtx6000-2s4g-01", 4, ["rtx6000"])]
+
+    detail = json.loads(run_cli(tmp_path, "host", "show", "sg-h100-1", "--json").stdout)
+    assert [len(n["gpus"]) for n in detail["nodes"]] == [2, 2, 2, 2]
+    text = run_cli(tmp_path, "host", "show", "sg-h100-1").stdout
+    assert "NUMA node 3" in text and "GPU 0000:e1:00.0 h100" in text
+
+
+def test_one_line_errors_and_nothing_written(tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text("[host\n")
+    proc = run_cli(tmp_path, "host", "add", "--profile", str(bad), "--region", "us-east", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
+
+    run_cli(tmp_path, "host", "add", "--profile", "cpu-2s", "--region", "us-east", "--name", "c1")
+    again = run_cli(tmp_path, "host", "add", "--profile", "cpu-2s", "--region", "us-east", "--name", "c1",
+                    check=False)
+    assert again.returncode == 1 and again.stderr == "error: host c1 is already registered\n"
+
+    unknown = run_cli(tmp_path, "host", "add", "--profile", "cpu-2s", "--region", "atlantis", check=False)
+    assert unknown.returncode == 1 and "unknown region 'atlantis'" in unknown.stderr
+    assert [h["name"] for h in json.loads(run_cli(tmp_path, "host", "list", "--json").stdout)] == ["c1"]
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    proc = run_cli(tmp_path, "--database-url", "postgresql://nobody@127.0.0.1:1/gpucloud", "host", "list",
+                   check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: cannot reach database") and proc.stderr.count("\n") == 1
+
+
+def test_accounts_and_tokens(tmp_path):
+    created = json.loads(run_cli(tmp_path, "account", "create", "ops@example.com", "--staff", "--json").stdout)
+    assert created["is_staff"] is True
+    token = json.loads(run_cli(tmp_path, "token", "create", "--account", "ops@example.com", "--scopes",
+                               "linodes:read_only", "--json").stdout)
+    assert len(token["token"]) == 64 and token["scopes"] == "linodes:read_only"
+    bad = run_cli(tmp_path, "token", "create", "--account", "ops@example.com", "--scopes", "linodes:all",
+                  check=False)
+    assert bad.returncode == 1 and "read_only or :read_write" in bad.stderr
+
+
+def test_serve_demo_lists_gpu_types_and_reuses_its_seed(tmp_path):
+    server = start_server(tmp_path, "--demo")
+    try:
+        demo = server.demo()
+        assert set(demo) == {"api_url", "admin_user", "admin_password", "staff_token", "customer_token"}
+        assert demo["api_url"] == server.api
+        types = httpx.get(server.api + "/linode/types",
+                          headers={"Authorization": f"Bearer {demo['staff_token']}"}).json()["data"]
+        gpu = {t["id"]: t["gpus"] for t in types if t["gpus"]}
+        assert gpu["g1-gpu-rtx6000-1"] == 1 and gpu["g1-gpu-rtx6000-4"] == 4
+        hosts = json.loads(run_cli(tmp_path, "host", "list", "--json").stdout)  # beside the live server
+        assert {h["region"] for h in hosts} >= {"us-east", "ap-west", "ap-south"}
+    finally:
+        server.stop()
+
+    again = start_server(tmp_path, "--demo")
+    try:
+        assert again.demo()["customer_token"] == demo["customer_token"]
+        assert len(json.loads(run_cli(tmp_path, "host", "list", "--json").stdout)) == len(hosts)
+    finally:
+        again.stop()
