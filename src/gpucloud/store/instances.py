@@ -1,0 +1,72 @@
+"""Queries about instances and their unfinished work."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from gpucloud.clock import utcnow
+from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow
+
+
+def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:
+    """The instance if this account owns it; another account's instance does not exist for it."""
+    stmt = select(Instance).where(Instance.id == instance_id, Instance.account_id == account_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def of_account(session: Session, account_id: int) -> list[Instance]:
+    return list(session.scalars(select(Instance).where(Instance.account_id == account_id).order_by(Instance.id)))
+
+
+def labels_of_account(session: Session, account_id: int) -> set[str]:
+    return set(session.scalars(select(Instance.label).where(Instance.account_id == account_id)))
+
+
+def label_taken(session: Session, account_id: int, label: str, *, besides: int | None = None) -> bool:
+    stmt = select(func.count()).select_from(Instance).where(Instance.account_id == account_id,
+                                                            Instance.label == label)
+    if besides is not None:
+        stmt = stmt.where(Instance.id != besides)
+    return session.scalar(stmt) > 0
+
+
+def has_unfinished_job(session: Session, instance_id: int) -> bool:
+    return session.scalar(
+        select(func.count()).select_from(Job).where(Job.instance_id == instance_id,
+                                                    Job.state.in_(("queued", "running")))
+    ) > 0
+
+
+def cancel_queued_jobs(session: Session, instance_id: int, why: str) -> list[Job]:
+    """Queued (not running) jobs of an instance, cancelled; returned so their events can be closed."""
+    jobs = list(session.scalars(select(Job).where(Job.instance_id == instance_id, Job.state == "queued")))
+    if jobs:
+        session.execute(update(Job).where(Job.id.in_([j.id for j in jobs]))
+                        .values(state="cancelled", last_error=why, finished_at=utcnow()))
+    return jobs
+
+
+def claims_of(session: Session, instance_id: int) -> dict:
+    """What an instance holds, by natural keys: for building its domain and for reports."""
+    cpus = session.execute(
+        select(CpuClaim.guest_vcpu, CpuRow.cpu_index, NumaNodeRow.node_index)
+        .join(CpuRow, CpuRow.id == CpuClaim.cpu_id).join(NumaNodeRow, NumaNodeRow.id == CpuRow.numa_node_id)
+        .where(CpuClaim.instance_id == instance_id).order_by(CpuClaim.guest_vcpu)
+    ).all()
+    gpus = session.scalars(
+        select(GpuRow).join(GpuClaim, GpuClaim.gpu_id == GpuRow.id).where(GpuClaim.instance_id == instance_id)
+        .order_by(GpuRow.pci_address)
+    ).all()
+    memory = session.execute(
+        select(MemoryClaim, NumaNodeRow.node_index).join(NumaNodeRow, NumaNodeRow.id == MemoryClaim.numa_node_id)
+        .where(MemoryClaim.instance_id == instance_id).order_by(MemoryClaim.guest_cell)
+    ).all()
+    return {
+        "cpus": [{"guest_vcpu": v, "cpu": c, "node": n} for v, c, n in cpus],
+        "gpus": list(gpus),
+        "memory": [{"node": n, "guest_cell": m.guest_cell, "memory_mib": m.memory_mib,
+                    "hugepages_1g": m.hugepages_1g, "shared_vcpus": m.shared_vcpus} for m, n in memory],
+    }
