@@ -19,6 +19,11 @@ for tool in libvirtd virsh qemu-system-x86_64 qemu-img; do
     fail "$tool not found: apt-get install -y --no-install-recommends libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils libvirt-clients"
 done
 
+# Test runners call this from several processes at once (pytest -n): one brings libvirtd up,
+# the others wait here and then find it answering.
+exec 9>/run/gpucloud-libvirtd-up.lock
+flock -w 120 9 || fail "another libvirtd-up.sh held /run/gpucloud-libvirtd-up.lock for 120 s"
+
 if answers; then
   echo "libvirtd-up: $URI already answers"
   exit 0
@@ -45,7 +50,8 @@ if [ -s /run/libvirtd.pid ] && kill -0 "$(cat /run/libvirtd.pid)" 2>/dev/null; t
 fi
 
 mkdir -p /var/log/libvirt /run/libvirt
-LIBVIRT_LOG_OUTPUTS="3:file:$LOG" libvirtd --daemon
+# the daemon must not inherit the lock (fd 9) or the test runner's pipes
+LIBVIRT_LOG_OUTPUTS="3:file:$LOG" libvirtd --daemon </dev/null >>"$LOG" 2>&1 9>&-
 for _ in $(seq 100); do
   [ -S "$SOCKET" ] && answers && break
   sleep 0.2

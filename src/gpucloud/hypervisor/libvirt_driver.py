@@ -134,7 +134,7 @@ class LibvirtDriver:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _connection(self, generation: int) -> libvirt.virConnect:
+    def _connection(self, generation: int, progress: dict[str, bool]) -> libvirt.virConnect:
         with self._conn_lock:
             conn = self._conn
         if conn is not None:
@@ -144,10 +144,13 @@ class LibvirtDriver:
             except libvirt.libvirtError:
                 pass
             self._forget(conn)
+        progress["opening"] = True
         try:
             conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
             raise HostUnreachable(f"cannot reach {self.uri}: {_message(exc)}") from None
+        finally:
+            progress["opening"] = False
         with self._conn_lock:
             if generation != self._generation:
                 raise _Abandoned()
@@ -163,8 +166,8 @@ class LibvirtDriver:
         except libvirt.libvirtError:
             pass  # a dead connection may refuse to close; it is gone either way
 
-    def _attempts(self, generation: int, work: Callable[[libvirt.virConnect], T]) -> T:
-        conn = self._connection(generation)
+    def _attempts(self, generation: int, progress: dict[str, bool], work: Callable[[libvirt.virConnect], T]) -> T:
+        conn = self._connection(generation, progress)
         try:
             return work(conn)
         except libvirt.libvirtError as exc:
@@ -172,19 +175,19 @@ class LibvirtDriver:
                 raise
             log.info("connection to %s dropped (%s); reconnecting", self.uri, _message(exc))
         self._forget(conn)
-        return work(self._connection(generation))
+        return work(self._connection(generation, progress))
 
     def _call(self, what: str, work: Callable[[libvirt.virConnect], T]) -> T:
         """Run `work(conn)` bounded by the timeout, reconnecting once if the connection dropped."""
         with self._op_lock:
             with self._conn_lock:
                 generation = self._generation
-                connected = self._conn is not None
             outcome: dict[str, Any] = {}
+            progress = {"opening": False}
 
             def run() -> None:
                 try:
-                    outcome["value"] = self._attempts(generation, work)
+                    outcome["value"] = self._attempts(generation, progress, work)
                 except BaseException as exc:  # handed to the caller's thread
                     outcome["error"] = exc
 
@@ -195,7 +198,7 @@ class LibvirtDriver:
                 with self._conn_lock:
                     self._generation += 1
                     self._conn = None  # the hung call keeps its own reference; we never reuse it
-                if not connected:
+                if progress["opening"]:
                     raise HostUnreachable(f"no answer from {self.uri} within {self.timeout_s:g} s")
                 raise DriverTimeout(f"{what} on {self.uri} did not finish within {self.timeout_s:g} s")
         error = outcome.get("error")
@@ -252,7 +255,11 @@ class LibvirtDriver:
                 raise
             pool = self._define_pool(conn)
         if not pool.isActive():
-            pool.create(0)
+            try:
+                pool.create(0)
+            except libvirt.libvirtError:
+                if not pool.isActive():  # another worker may have started it just now
+                    raise
         return pool
 
     def _define_pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
