@@ -51,3 +51,12 @@ def tokens_of_user(session: Session, user_id: int) -> list[ApiToken]:
 
 def admin_by_username(session: Session, username: str) -> AdminUser | None:
     return session.scalar(select(AdminUser).where(AdminUser.username == username))
+
+
+def token_of_user(session: Session, user_id: int, token_id: int) -> ApiToken | None:
+    """A token, only if it belongs to this user (anything else reads as absent)."""
+    return session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
+
+
+def users_of_account(session: Session, account_id: int) -> list[User]:
+    return list(session.scalars(select(User).where(User.account_id == account_id).order_by(User.id)))
