@@ -34,6 +34,9 @@ class Settings:
     worker_poll_seconds: float = 0.2
     job_lease_seconds: float = 30.0
     job_max_attempts: int = 5
+    job_backoff_seconds: float = 2.0  # first retry waits about this long, doubling each attempt
+    job_backoff_max_seconds: float = 300.0
+    driver_timeout_seconds: float = 30.0  # a hypervisor call that takes longer fails with DriverTimeout
     # placement (defaults; hosts and regions may override)
     placement_policy: str = "pack"
     numa_unknown_policy: str = "required"
@@ -49,6 +52,7 @@ class Settings:
     # host health
     host_check_seconds: float = 15.0
     host_down_after_missed: int = 3
+    reconcile_seconds: float = 60.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,315 @@
+"""The job queue, in the same database as the state it changes (the Oban / River / good_job
+pattern): a job is enqueued in the caller's transaction, so it exists exactly when the
+change that needs it was committed.
+
+Life of a job: `queued` -> claimed by a worker (`running`, with a lease kept alive by
+heartbeats, one `JobAttempt` per claim) -> `succeeded`, or `failed` after its last attempt,
+or back to `queued` with a backoff for another attempt. A lease that runs out (a worker
+killed, a machine gone) is reaped: that attempt is recorded as `lost` and the job queued
+again for anyone to take over. An operator may cancel a queued job or re-queue a failed one.
+
+Jobs of one instance run one at a time and in id order: a queued job waits while another
+job of its instance runs or an earlier one is still queued.
+
+Every function takes the caller's session and writes nothing outside it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from gpucloud.clock import utcnow
+from gpucloud.errors import Conflict, GpucloudError, NotFound
+from gpucloud.store import audit, events
+from gpucloud.store import jobs as q
+from gpucloud.store.tables import Job, JobAttempt
+
+DEFAULT_MAX_ATTEMPTS = 5
+KIND_MAX_LENGTH = 32
+
+
+class JobError(Exception):
+    """Raised by a handler to fail the attempt with `reason`, a sentence a customer may read."""
+
+    retryable = True
+
+    def __init__(self, reason: str, *, delay_s: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_s = delay_s  # None: the queue's backoff
+
+
+class RetryableJobError(JobError):
+    """Try again later (after `delay_s`, or the backoff), while attempts remain."""
+
+
+class PermanentJobError(JobError):
+    """Retrying cannot help: the job fails now, whatever attempts remain."""
+
+    retryable = False
+
+
+class LeaseLost(Exception):
+    """The job's lease went to another worker; this attempt must stop and write nothing."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential, capped, with jitter: attempt n waits between (1 - jitter) and 1 times
+    min(cap, base * 2 ** (n - 1)), so retries of many jobs hit a recovering host spread out."""
+
+    base_seconds: float = 2.0
+    max_seconds: float = 300.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
+        return ceiling * (1 - self.jitter * (rng or random).random())
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker holds while it runs a job; (id, worker, attempt) is the lease."""
+
+    id: int
+    kind: str
+    instance_id: int | None
+    host_id: int | None
+    event_id: int | None
+    payload: dict
+    attempt: int  # 1 for the first attempt
+    max_attempts: int
+    worker: str
+    attempt_id: int
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+
+@dataclass(frozen=True)
+class ReapedLease:
+    job_id: int
+    kind: str
+    worker: str
+    requeued: bool  # False: that was the last attempt and the job failed
+
+
+def enqueue(session: Session, *, kind: str, instance_id: int | None = None, host_id: int | None = None,
+            event_id: int | None = None, payload: dict | None = None,
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, run_after: datetime | None = None) -> Job:
+    """Add a queued job in the caller's transaction (flushed, so `.id` is known)."""
+    if not isinstance(kind, str) or not kind.strip() or len(kind) > KIND_MAX_LENGTH:
+        raise GpucloudError(f"job kind must be a non-empty string of at most {KIND_MAX_LENGTH} characters, "
+                            f"not {kind!r}", field="kind")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise GpucloudError(f"max_attempts must be a whole number >= 1, not {max_attempts!r}", field="max_attempts")
+    payload = {} if payload is None else payload
+    if not isinstance(payload, dict):
+        raise GpucloudError("a job payload must be a JSON object", field="payload")
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise GpucloudError(f"a job payload must be plain JSON: {exc}", field="payload") from None
+    job = Job(kind=kind, instance_id=instance_id, host_id=host_id, event_id=event_id, payload=payload,
+              state="queued", attempts=0, max_attempts=max_attempts, run_after=run_after or utcnow())
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] | set[str],
+          lease_seconds: float, now: datetime | None = None) -> ClaimedJob | None:
+    """Take the oldest due job of these kinds whose instance is free, or None.
+
+    On PostgreSQL the row is locked with SKIP LOCKED (so claimers never wait on each other)
+    and the instance's advisory lock is taken before re-checking that no other job of the
+    instance runs or waits ahead: two claimers cannot start two jobs of one instance even
+    when each saw the other's job still queued.
+    """
+    if not kinds:
+        return None
+    now = now or utcnow()
+    job = q.next_claimable(session, kinds=kinds, now=now)
+    if job is None:
+        return None
+    if job.instance_id is not None:
+        if not q.lock_instance(session, job.instance_id) or q.instance_busy(session, job.id, job.instance_id):
+            return None
+    job.state = "running"
+    job.attempts += 1
+    job.lease_owner = worker
+    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    attempt = q.add_attempt(session, job.id, worker, now)
+    if job.event_id is not None:
+        events.mark_started(session, job.event_id, now)
+    return ClaimedJob(id=job.id, kind=job.kind, instance_id=job.instance_id, host_id=job.host_id,
+                      event_id=job.event_id, payload=dict(job.payload or {}), attempt=job.attempts,
+                      max_attempts=job.max_attempts, worker=worker, attempt_id=attempt.id)
+
+
+def heartbeat(session: Session, job: ClaimedJob, lease_seconds: float, now: datetime | None = None) -> bool:
+    """Extend the lease; False when it is no longer ours (the job was taken over)."""
+    until = (now or utcnow()) + timedelta(seconds=lease_seconds)
+    return q.update_held(session, job.id, job.worker, job.attempt, lease_expires_at=until)
+
+
+def progress(session: Session, job: ClaimedJob, percent: int, message: str | None = None) -> bool:
+    """Raise the job's progress and its event's `percent_complete` (never lower them)."""
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise ValueError(f"progress must be a whole percentage 0-100, not {percent!r}")
+    if not q.raise_progress(session, job.id, job.worker, job.attempt, percent):
+        return False
+    if job.event_id is not None:
+        events.advance(session, job.event_id, percent, message)
+    return True
+
+
+def complete(session: Session, job: ClaimedJob, now: datetime | None = None) -> bool:
+    """The job succeeded: event finished at 100 %. False (and nothing written) without the lease."""
+    now = now or utcnow()
+    if not q.update_held(session, job.id, job.worker, job.attempt, state="succeeded", progress=100,
+                         lease_owner=None, lease_expires_at=None, finished_at=now):
+        return False
+    q.close_attempt(session, job.attempt_id, "succeeded", "", now)
+    if job.event_id is not None:
+        events.mark_finished(session, job.event_id, now)
+    return True
+
+
+def fail(session: Session, job: ClaimedJob, error: str, *, retryable: bool, delay_s: float,
+         public_message: str | None = None, now: datetime | None = None) -> str | None:
+    """Record a failed attempt. Returns 'retrying' (queued again after `delay_s`), 'failed'
+    (no retry: not retryable or the last attempt; the event fails with `public_message`),
+    or None when the lease was lost and nothing was written."""
+    now = now or utcnow()
+    if retryable and not job.last_attempt:
+        ok = q.update_held(session, job.id, job.worker, job.attempt, state="queued", lease_owner=None,
+                           lease_expires_at=None, last_error=error, run_after=now + timedelta(seconds=delay_s))
+        outcome = "retrying"
+    else:
+        ok = q.update_held(session, job.id, job.worker, job.attempt, state="failed", lease_owner=None,
+                           lease_expires_at=None, last_error=error, finished_at=now)
+        outcome = "failed"
+    if not ok:
+        return None
+    q.close_attempt(session, job.attempt_id, "failed", error, now)
+    if outcome == "failed" and job.event_id is not None:
+        events.mark_failed(session, job.event_id, public_message or error, now)
+    return outcome
+
+
+def reap_expired(session: Session, now: datetime | None = None) -> list[ReapedLease]:
+    """Jobs whose lease ran out: their attempt is `lost`; the job is queued again at once
+    (another worker takes it over) or, if that was its last attempt, fails."""
+    now = now or utcnow()
+    reaped = []
+    for job in q.expired_leases(session, now):
+        owner = job.lease_owner or "?"
+        error = f"lease expired: worker {owner} stopped renewing it"
+        attempt = q.running_attempt(session, job.id)
+        if attempt is not None:
+            q.close_attempt(session, attempt.id, "lost", error, now)
+        requeued = job.attempts < job.max_attempts
+        job.lease_owner, job.lease_expires_at, job.last_error = None, None, error
+        if requeued:
+            job.state, job.run_after = "queued", now
+        else:
+            job.state, job.finished_at = "failed", now
+            if job.event_id is not None:
+                events.mark_failed(session, job.event_id, "The operation was interrupted and could not be "
+                                   "completed; please try again.", now)
+        reaped.append(ReapedLease(job.id, job.kind, owner, requeued))
+    return reaped
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job kind that runs for every host in `host_statuses`, about every `every_seconds`."""
+
+    kind: str
+    every_seconds: float
+    host_statuses: tuple[str, ...] = ("active", "draining", "down")
+    max_attempts: int = 1  # the next period is the retry
+
+
+PERIODIC_RETENTION = timedelta(hours=1)
+
+
+def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[Job]:
+    """Give each host (in the right status) lacking one a queued job of each periodic kind,
+    due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers chain the
+    next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a cancelled
+    job, a run that failed for good. Idempotent, and one scheduler at a time."""
+    if not periodic or not q.try_lock_scheduler(session):
+        return []
+    added = []
+    for p in periodic:
+        for host_id in q.hosts_without_job(session, p.kind, p.host_statuses):
+            added.append(enqueue(session, kind=p.kind, host_id=host_id, max_attempts=p.max_attempts))
+    q.prune_succeeded(session, [p.kind for p in periodic], utcnow() - PERIODIC_RETENTION)
+    return added
+
+
+def enqueue_next_run(session: Session, job: ClaimedJob, periodic: PeriodicJob,
+                     now: datetime | None = None) -> Job | None:
+    """The next run of a periodic job that just ended, `every_seconds` from now; None when
+    its host is gone or no longer in one of the periodic job's statuses."""
+    if job.host_id is None or q.host_status(session, job.host_id) not in periodic.host_statuses:
+        return None
+    run_after = (now or utcnow()) + timedelta(seconds=periodic.every_seconds)
+    return enqueue(session, kind=job.kind, host_id=job.host_id, payload=job.payload,
+                   max_attempts=periodic.max_attempts, run_after=run_after)
+
+
+def any_expired(session: Session, now: datetime | None = None) -> bool:
+    """Cheap read-only check, so idle workers do not take the write lock just to reap nothing."""
+    return q.any_expired_lease(session, now or utcnow())
+
+
+# --- operator actions --------------------------------------------------------------------
+
+
+def cancel(session: Session, job_id: int, *, actor: str, why: str = "") -> Job:
+    """Cancel a queued job (a running one cannot be stopped halfway); its event fails."""
+    job = _job_or_404(session, job_id)
+    if job.state != "queued":
+        raise Conflict(f"job {job_id} is {job.state}; only a queued job can be cancelled")
+    now = utcnow()
+    job.state, job.finished_at, job.last_error = "cancelled", now, f"cancelled by {actor}" + (f": {why}" if why else "")
+    if job.event_id is not None:
+        events.mark_failed(session, job.event_id, "The operation was cancelled by an administrator.", now)
+    audit.record(session, actor=actor, action="job.cancel", target_type="job", target_id=job_id,
+                 before={"state": "queued"}, after={"state": "cancelled"}, why=why)
+    return job
+
+
+def retry(session: Session, job_id: int, *, actor: str, why: str = "") -> Job:
+    """Queue a failed or cancelled job again with a fresh count of attempts; its event reopens."""
+    job = _job_or_404(session, job_id)
+    if job.state not in ("failed", "cancelled"):
+        raise Conflict(f"job {job_id} is {job.state}; only a failed or cancelled job can be retried")
+    before = job.state
+    job.state, job.attempts, job.progress, job.run_after = "queued", 0, 0, utcnow()
+    job.finished_at, job.lease_owner, job.lease_expires_at, job.last_error = None, None, None, ""
+    if job.event_id is not None:
+        events.reopen(session, job.event_id)
+    audit.record(session, actor=actor, action="job.retry", target_type="job", target_id=job_id,
+                 before={"state": before}, after={"state": "queued"}, why=why)
+    return job
+
+
+def attempts(session: Session, job_id: int) -> list[JobAttempt]:
+    return q.attempts_of(session, job_id)
+
+
+def _job_or_404(session: Session, job_id: int) -> Job:
+    job = q.get(session, job_id, lock=True)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job

@@ -1,0 +1,110 @@
+"""Customer-visible events (Linode-shaped): creating them and moving them along.
+
+An event goes scheduled -> started -> finished (100 %) or failed, and its
+`percent_complete` only ever grows, so a client polling it never sees time run backwards.
+Every update is guarded by the status it expects, which makes each one safe to repeat.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from gpucloud.clock import utcnow
+from gpucloud.store.tables import Event
+
+OPEN_STATUSES = ("scheduled", "started")
+
+
+def create(session: Session, *, action: str, account_id: int | None, entity_type: str = "linode",
+           entity_id: int | None = None, entity_label: str = "", username: str | None = None,
+           message: str = "", secondary_entity: dict | None = None) -> Event:
+    """A new `scheduled` event; flushed so its id can go into a job in the same transaction."""
+    event = Event(action=action, account_id=account_id, status="scheduled", percent_complete=0,
+                  entity_type=entity_type, entity_id=entity_id, entity_label=entity_label,
+                  username=username, message=message, secondary_entity=secondary_entity)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def mark_started(session: Session, event_id: int, now: datetime | None = None) -> None:
+    """scheduled -> started; a started (or closed) event is left alone."""
+    session.execute(
+        update(Event).where(Event.id == event_id, Event.status == "scheduled")
+        .values(status="started", started_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def advance(session: Session, event_id: int, percent: int, message: str | None = None) -> None:
+    """Raise `percent_complete` to `percent` (never lower it) on an open event."""
+    values: dict = {"percent_complete": case((Event.percent_complete < percent, percent),
+                                             else_=Event.percent_complete)}
+    if message is not None:
+        values["message"] = message
+    session.execute(
+        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES)).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def mark_finished(session: Session, event_id: int, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    session.execute(
+        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES))
+        .values(status="finished", percent_complete=100, finished_at=now,
+                started_at=case((Event.started_at.is_(None), now), else_=Event.started_at))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def mark_failed(session: Session, event_id: int, message: str, now: datetime | None = None) -> None:
+    session.execute(
+        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES))
+        .values(status="failed", message=message, finished_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reopen(session: Session, event_id: int) -> None:
+    """A failed event whose job an operator re-queued: scheduled again, from 0 %."""
+    session.execute(
+        update(Event).where(Event.id == event_id, Event.status == "failed")
+        .values(status="scheduled", percent_complete=0, message="", started_at=None, finished_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- reading, as the account's event feed (the public API) ---------------------------------
+
+
+def of_account(session: Session, account_id: int, *, since: datetime | None = None,
+               entity_id: int | None = None, entity_type: str | None = None,
+               action: str | None = None) -> list[Event]:
+    """The account's events, newest first; the optional equalities narrow in the database."""
+    stmt = select(Event).where(Event.account_id == account_id).order_by(Event.id.desc())
+    if since is not None:
+        stmt = stmt.where(Event.created_at >= since)
+    if entity_id is not None:
+        stmt = stmt.where(Event.entity_id == entity_id)
+    if entity_type is not None:
+        stmt = stmt.where(Event.entity_type == entity_type)
+    if action is not None:
+        stmt = stmt.where(Event.action == action)
+    return list(session.scalars(stmt))
+
+
+def owned(session: Session, account_id: int, event_id: int) -> Event | None:
+    """The event if it is this account's; another account's event does not exist for it."""
+    return session.scalar(select(Event).where(Event.id == event_id, Event.account_id == account_id))
+
+
+def mark_seen_through(session: Session, account_id: int, event_id: int) -> None:
+    """Linode's "seen": this event and every earlier one of the account."""
+    session.execute(
+        update(Event).where(Event.account_id == account_id, Event.id <= event_id, Event.seen.is_(False))
+        .values(seen=True).execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,174 @@
+"""The SQL of the job queue. `gpucloud.jobs.queue` composes these into claims and outcomes.
+
+A running job belongs to whoever holds its lease: every write on a running job is a
+compare-and-set on (state 'running', lease_owner, attempts), so a worker that lost its
+lease changes nothing. On PostgreSQL, claims lock rows with FOR UPDATE SKIP LOCKED and
+take a transaction-scoped advisory lock per instance; on SQLite the write transaction
+(BEGIN IMMEDIATE) already serialises every claimer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
+
+from gpucloud.store.tables import Host, Job, JobAttempt
+
+UNFINISHED = ("queued", "running")
+# Namespaces (first key) of PostgreSQL's two-key advisory locks, so ours never meet anyone else's.
+_LOCK_INSTANCE = 0x67707531  # 'gpu1': one lock per instance id
+_LOCK_SCHEDULER = 0x67707532  # 'gpu2': the periodic-job scheduler, one at a time
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def get(session: Session, job_id: int, *, lock: bool = False) -> Job | None:
+    stmt = select(Job).where(Job.id == job_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def attempts_of(session: Session, job_id: int) -> list[JobAttempt]:
+    return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id)))
+
+
+def _instance_busy(job_id, instance_id):
+    """Another job of the same instance runs, or an earlier one is still queued."""
+    other = aliased(Job)
+    return exists().where(
+        other.instance_id == instance_id,
+        other.id != job_id,
+        or_(other.state == "running", and_(other.state == "queued", other.id < job_id)),
+    )
+
+
+def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> Job | None:
+    """The oldest due queued job of these kinds whose instance is free, row-locked on PostgreSQL."""
+    stmt = (
+        select(Job)
+        .where(Job.state == "queued", Job.run_after <= now, Job.kind.in_(list(kinds)),
+               or_(Job.instance_id.is_(None), ~_instance_busy(Job.id, Job.instance_id)))
+        .order_by(Job.run_after, Job.id)
+        .limit(1)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True, of=Job)
+    return session.scalar(stmt)
+
+
+def lock_instance(session: Session, instance_id: int) -> bool:
+    """PostgreSQL: try to take the instance's claim lock until commit. False when another
+    claimer holds it. SQLite: always True, the write transaction is already exclusive."""
+    if not is_postgres(session):
+        return True
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
+                               {"ns": _LOCK_INSTANCE, "key": instance_id}))
+
+
+def instance_busy(session: Session, job_id: int, instance_id: int) -> bool:
+    """Re-checked after `lock_instance`, in a fresh statement (and so a fresh snapshot)."""
+    return bool(session.scalar(select(_instance_busy(job_id, instance_id))))
+
+
+def add_attempt(session: Session, job_id: int, worker: str, now: datetime) -> JobAttempt:
+    attempt = JobAttempt(job_id=job_id, worker=worker, started_at=now, outcome="running")
+    session.add(attempt)
+    session.flush()
+    return attempt
+
+
+def close_attempt(session: Session, attempt_id: int, outcome: str, error: str, now: datetime) -> None:
+    session.execute(
+        update(JobAttempt).where(JobAttempt.id == attempt_id, JobAttempt.outcome == "running")
+        .values(outcome=outcome, error=error, ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _held(job_id: int, worker: str, attempt: int):
+    return (Job.id == job_id, Job.state == "running", Job.lease_owner == worker, Job.attempts == attempt)
+
+
+def update_held(session: Session, job_id: int, worker: str, attempt: int, **values) -> bool:
+    """Compare-and-set on a running job's lease; False when the lease is no longer ours."""
+    result = session.execute(
+        update(Job).where(*_held(job_id, worker, attempt)).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def raise_progress(session: Session, job_id: int, worker: str, attempt: int, percent: int) -> bool:
+    return update_held(session, job_id, worker, attempt,
+                       progress=case((Job.progress < percent, percent), else_=Job.progress))
+
+
+def expired_leases(session: Session, now: datetime, limit: int = 100) -> list[Job]:
+    """Running jobs whose lease ran out, locked (skipping ones another reaper holds)."""
+    stmt = (select(Job).where(Job.state == "running", Job.lease_expires_at < now)
+            .order_by(Job.id).limit(limit))
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def any_expired_lease(session: Session, now: datetime) -> bool:
+    return bool(session.scalar(select(exists().where(Job.state == "running", Job.lease_expires_at < now))))
+
+
+def running_attempt(session: Session, job_id: int) -> JobAttempt | None:
+    return session.scalar(select(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
+                          .order_by(JobAttempt.id.desc()).limit(1))
+
+
+# --- periodic jobs -----------------------------------------------------------------------
+
+
+def try_lock_scheduler(session: Session) -> bool:
+    """One scheduler at a time on PostgreSQL (until commit); SQLite writers are serial anyway."""
+    if not is_postgres(session):
+        return True
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_SCHEDULER}))
+
+
+def hosts_without_job(session: Session, kind: str, host_statuses: Iterable[str]) -> list[int]:
+    """Hosts in these statuses with no queued or running job of this kind."""
+    has_job = exists().where(Job.kind == kind, Job.host_id == Host.id, Job.state.in_(UNFINISHED))
+    stmt = select(Host.id).where(Host.status.in_(list(host_statuses)), ~has_job).order_by(Host.id)
+    return list(session.scalars(stmt))
+
+
+def host_status(session: Session, host_id: int) -> str | None:
+    return session.scalar(select(Host.status).where(Host.id == host_id))
+
+
+def prune_succeeded(session: Session, kinds: Iterable[str], finished_before: datetime) -> int:
+    """Delete succeeded jobs of these kinds (their attempts go with them)."""
+    kinds = list(kinds)
+    if not kinds:
+        return 0
+    old = select(Job.id).where(Job.kind.in_(kinds), Job.state == "succeeded", Job.finished_at < finished_before)
+    session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(old)).execution_options(synchronize_session=False))
+    result = session.execute(delete(Job).where(Job.id.in_(old)).execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+# --- figures for metrics -----------------------------------------------------------------
+
+
+def count_by_kind_and_state(session: Session) -> list[tuple[str, str, int]]:
+    rows = session.execute(select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state))
+    return [(kind, state, n) for kind, state, n in rows]
+
+
+def due_by_kind(session: Session, now: datetime) -> list[tuple[str, int]]:
+    """Queued jobs whose time has come, by kind: the queue depth."""
+    rows = session.execute(select(Job.kind, func.count()).where(Job.state == "queued", Job.run_after <= now)
+                           .group_by(Job.kind))
+    return [(kind, n) for kind, n in rows]
