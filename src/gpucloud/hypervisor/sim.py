@@ -1,0 +1,228 @@
+"""The simulated hypervisor: a host that exists only as a small JSON file.
+
+Workers run in several processes and may be killed at any instant, so a sim host's state
+lives in `DATA_DIR/sim/<host name>.json`, changed under an `fcntl` lock and replaced
+atomically (write a temporary file, then rename). Any process's driver for the same host
+sees the same domains, and a test can inject a fault that another process's driver meets.
+
+Behaviour follows libvirt's where it matters to the control plane: operations are
+idempotent, `start` launches the guest at once and then takes `boot_seconds` to come up
+(a repeated start waits only for what is left), a GPU that a running domain holds cannot
+be started in a second one, and shutdown is ACPI first, then forced after its timeout.
+
+Faults (`inject_fault`): `fail` (DriverError, retryable), `permanent` (PermanentDriverError),
+`hang` (the call blocks for the driver's `timeout_s`, then DriverTimeout), `unreachable`
+(HostUnreachable at once) and, for `shutdown`, `ignore_acpi` (the guest ignores the power
+button, so it is forced off after the timeout). A fault applies to one operation or to all
+(`"*"`), for the next `times` calls or until cleared; a faulty call changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from gpucloud.domain.guest import DomainSpec
+from gpucloud.domain.topology import HostTopology
+from gpucloud.hypervisor.base import (
+    RUNNING,
+    SHUTOFF,
+    DomainInfo,
+    DriverError,
+    DriverTimeout,
+    HostUnreachable,
+    PermanentDriverError,
+)
+
+OPERATIONS = ("discover", "define", "start", "shutdown", "destroy", "undefine", "list_domains")
+FAULT_KINDS = ("fail", "permanent", "hang", "unreachable", "ignore_acpi")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def state_path(data_dir: str | Path, host_name: str) -> Path:
+    if not _SAFE_NAME.match(host_name or ""):
+        raise ValueError(f"not a usable sim host name: {host_name!r}")
+    return Path(data_dir) / "sim" / f"{host_name}.json"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[dict]:
+    """The host's state, exclusively, for reading and changing; written back on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads(path.read_text()) if path.exists() else {}
+            state.setdefault("domains", {})
+            state.setdefault("faults", [])
+            state.setdefault("calls", {})
+            before = json.dumps(state, sort_keys=True)
+            yield state
+            if json.dumps(state, sort_keys=True) != before:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+                with os.fdopen(fd, "w") as out:
+                    json.dump(state, out, indent=1, sort_keys=True)
+                os.replace(tmp, path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def inject_fault(data_dir: str | Path, host_name: str, operation: str, kind: str, times: int | None = None) -> None:
+    """Make the next `times` calls of `operation` ("*": any) on this host fail with `kind`;
+    `times=None` keeps the fault until `clear_faults`."""
+    if operation != "*" and operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}; one of *, {', '.join(OPERATIONS)}")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+    if kind == "ignore_acpi" and operation != "shutdown":
+        raise ValueError("ignore_acpi only applies to shutdown")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise ValueError(f"times must be a whole number >= 1 or None, not {times!r}")
+    with _locked(state_path(data_dir, host_name)) as state:
+        state["faults"].append({"operation": operation, "kind": kind, "remaining": times})
+
+
+def clear_faults(data_dir: str | Path, host_name: str, operation: str | None = None) -> None:
+    """Remove every fault of this host, or only those injected for `operation`."""
+    with _locked(state_path(data_dir, host_name)) as state:
+        state["faults"] = [f for f in state["faults"] if operation is not None and f["operation"] != operation]
+
+
+def read_state(data_dir: str | Path, host_name: str) -> dict:
+    """A copy of the host's domains, faults and call counts (for tests and the demo)."""
+    with _locked(state_path(data_dir, host_name)) as state:
+        return json.loads(json.dumps(state))
+
+
+class SimDriver:
+    """`HypervisorDriver` for a simulated host built from a profile (see `hypervisor.profile`)."""
+
+    def __init__(self, data_dir: str | Path, host_name: str, profile: str | None, *, boot_seconds: float = 2.0,
+                 shutdown_seconds: float = 0.0, timeout_s: float = 30.0):
+        self.path = state_path(data_dir, host_name)
+        self.host_name = host_name
+        self.profile = profile
+        self.boot_seconds = boot_seconds
+        self.shutdown_seconds = shutdown_seconds
+        self.timeout_s = timeout_s
+        self._topology: HostTopology | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _fault(self, operation: str) -> str | None:
+        """Count the call and consume the first matching fault; a fault is raised here,
+        except `ignore_acpi`, which is returned for shutdown to act on."""
+        with _locked(self.path) as state:
+            state["calls"][operation] = state["calls"].get(operation, 0) + 1
+            fault = next((f for f in state["faults"] if f["operation"] in (operation, "*")), None)
+            if fault is not None and fault["remaining"] is not None:
+                fault["remaining"] -= 1
+                if fault["remaining"] <= 0:
+                    state["faults"].remove(fault)
+        if fault is None:
+            return None
+        what = f"{operation} on sim host {self.host_name}"
+        kind = fault["kind"]
+        if kind == "unreachable":
+            raise HostUnreachable(f"{what}: host unreachable (connection refused)")
+        if kind == "hang":
+            time.sleep(self.timeout_s)
+            raise DriverTimeout(f"{what}: no answer within {self.timeout_s:g} s")
+        if kind == "permanent":
+            raise PermanentDriverError(f"{what}: refused (injected permanent fault)")
+        if kind == "fail":
+            raise DriverError(f"{what}: failed (injected fault)")
+        return kind
+
+    def _topology_or_fail(self) -> HostTopology:
+        if self._topology is None:
+            if not self.profile:
+                raise PermanentDriverError(f"sim host {self.host_name} has no profile to describe it")
+            from gpucloud.hypervisor.profile import load_profile
+
+            try:
+                self._topology = load_profile(self.profile)
+            except Exception as exc:  # noqa: BLE001 - a broken profile is the operator's to fix
+                raise PermanentDriverError(f"sim host {self.host_name}: profile {self.profile!r}: {exc}") from None
+        return self._topology
+
+    # -- the protocol -----------------------------------------------------------------------
+
+    def discover(self) -> HostTopology:
+        self._fault("discover")
+        return self._topology_or_fail()
+
+    def define(self, spec: DomainSpec) -> None:
+        self._fault("define")
+        known = {g.address for g in self._topology_or_fail().gpus}
+        missing = [g.address for g in spec.gpus if g.address not in known]
+        if missing:
+            raise PermanentDriverError(f"define {spec.name} on sim host {self.host_name}: "
+                                       f"no PCI device {', '.join(missing)} on this host")
+        with _locked(self.path) as state:
+            current = state["domains"].get(spec.name, {})
+            state["domains"][spec.name] = {
+                "uuid": spec.uuid, "title": spec.title, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
+                "gpus": [g.address for g in spec.gpus],
+                "state": current.get("state", SHUTOFF), "ready_at": current.get("ready_at"),
+            }
+
+    def start(self, name: str) -> None:
+        self._fault("start")
+        with _locked(self.path) as state:
+            domain = state["domains"].get(name)
+            if domain is None:
+                raise PermanentDriverError(f"start {name} on sim host {self.host_name}: no such domain")
+            if domain["state"] != RUNNING:
+                for other_name, other in state["domains"].items():
+                    shared = set(other["gpus"]) & set(domain["gpus"])
+                    if other_name != name and other["state"] == RUNNING and shared:
+                        raise DriverError(f"start {name} on sim host {self.host_name}: PCI device "
+                                          f"{min(shared)} is in use by domain {other_name}")
+                domain["state"], domain["ready_at"] = RUNNING, time.time() + self.boot_seconds
+            ready_at = domain["ready_at"] or 0.0
+        time.sleep(max(0.0, ready_at - time.time()))  # the guest coming up
+
+    def shutdown(self, name: str, timeout_s: float) -> bool:
+        ignores_acpi = self._fault("shutdown") == "ignore_acpi"
+        with _locked(self.path) as state:
+            domain = state["domains"].get(name)
+            if domain is None or domain["state"] != RUNNING:
+                return True
+        if ignores_acpi or self.shutdown_seconds > timeout_s:
+            time.sleep(timeout_s)
+            self._power_off(name)
+            return False
+        time.sleep(self.shutdown_seconds)
+        self._power_off(name)
+        return True
+
+    def destroy(self, name: str) -> None:
+        self._fault("destroy")
+        self._power_off(name)
+
+    def undefine(self, name: str) -> None:
+        self._fault("undefine")
+        with _locked(self.path) as state:
+            state["domains"].pop(name, None)  # a running domain is forced off first, as libvirt's driver does
+
+    def list_domains(self) -> list[DomainInfo]:
+        self._fault("list_domains")
+        with _locked(self.path) as state:
+            return [DomainInfo(n, d["uuid"], d["state"]) for n, d in sorted(state["domains"].items())]
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes the state file."""
+
+    def _power_off(self, name: str) -> None:
+        with _locked(self.path) as state:
+            domain = state["domains"].get(name)
+            if domain is not None:
+                domain["state"], domain["ready_at"] = SHUTOFF, None
