@@ -1,0 +1,346 @@
+"""The worker runtime: claim jobs, run their handlers on threads, keep their leases alive.
+
+One `Worker` runs up to `concurrency` jobs at once, each on its own thread (handlers
+mostly wait on hypervisors). Beside them:
+- a dispatcher thread claims jobs while slots are free, reaps expired leases and keeps
+  the periodic per-host jobs scheduled;
+- a heartbeat thread renews every running job's lease each third of the lease; a renewal
+  that fails means another worker took the job over, and the handler learns it through
+  `JobContext` (`LeaseLost` from `progress`, `sleep`, `check`). Whatever the handler does,
+  a worker without the lease writes nothing: the queue compares and sets on the lease.
+
+`stop()` stops claiming, lets running jobs finish (up to a timeout) and returns; jobs
+still running then are abandoned to their leases, which expire, and another worker
+takes them over. Handlers are therefore idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from gpucloud.config import Settings
+from gpucloud.errors import GpucloudError
+from gpucloud.hypervisor.base import HypervisorDriver
+from gpucloud.jobs import queue
+from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
+from gpucloud.jobs.queue import Backoff, ClaimedJob, JobError, LeaseLost, PeriodicJob, PermanentJobError
+from gpucloud.store.db import Database
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["JobContext"], object]
+INTERNAL_ERROR = "An internal error stopped the operation."
+
+
+def default_handlers() -> dict[str, Handler]:
+    """The handlers of every job kind the product defines, as `gpucloud worker` and
+    `gpucloud serve` run them. The instance lifecycle, host check and reconcile handlers
+    are added here as they are written."""
+    return {}
+
+
+def default_periodic(settings: Settings) -> list[PeriodicJob]:
+    """Per-host periodic jobs: health checks (down hosts too, so they can come back) and
+    reconciliation. A worker schedules only the kinds it has handlers for."""
+    return [
+        PeriodicJob("host_check", settings.host_check_seconds, ("active", "draining", "down")),
+        PeriodicJob("reconcile", settings.reconcile_seconds, ("active", "draining")),
+    ]
+
+
+class JobContext:
+    """What a handler gets: the job, the database and settings, and the means to report
+    progress and to notice that its lease was lost."""
+
+    def __init__(self, worker: Worker, job: ClaimedJob):
+        self._worker = worker
+        self.job = job
+        self.db: Database = worker.db
+        self.settings: Settings = worker.settings
+        self._lost = threading.Event()
+        self._finishing = False  # the outcome is being written; a failed renewal now means nothing
+
+    id = property(lambda self: self.job.id)
+    kind = property(lambda self: self.job.kind)
+    instance_id = property(lambda self: self.job.instance_id)
+    host_id = property(lambda self: self.job.host_id)
+    event_id = property(lambda self: self.job.event_id)
+    payload = property(lambda self: self.job.payload)
+    attempt = property(lambda self: self.job.attempt)  # 1-based
+    max_attempts = property(lambda self: self.job.max_attempts)
+
+    @property
+    def lease_lost(self) -> bool:
+        return self._lost.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        """The worker is shutting down; a long handler may give up early with a
+        `RetryableJobError(..., delay_s=0)` and another worker picks the job up."""
+        return self._worker.stopping
+
+    def check(self) -> None:
+        """Raise `LeaseLost` if another worker has taken this job over."""
+        if self._lost.is_set():
+            raise LeaseLost(f"job {self.id}: lease lost")
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        """Advance the job's progress and its event's `percent_complete` (never backwards);
+        `message`, if given, becomes the event's message. Raises `LeaseLost`."""
+        self.check()
+        with self.db.write() as s:
+            held = queue.progress(s, self.job, percent, message)
+        if not held:
+            self._lost.set()
+            self.check()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, waking early (with `LeaseLost`) if the lease is lost meanwhile."""
+        self._lost.wait(seconds)
+        self.check()
+
+    def driver(self, host_id: int | None = None) -> HypervisorDriver:
+        """The hypervisor driver of the job's host (or of `host_id`), shared in this process."""
+        from gpucloud.hypervisor.drivers import driver_for
+        from gpucloud.store.fleet import host_by_ref
+
+        wanted = host_id if host_id is not None else self.host_id
+        if wanted is None:
+            raise PermanentJobError(f"job {self.id} ({self.kind}) names no host")
+        with self.db.read() as s:
+            host = host_by_ref(s, wanted)
+        if host is None:
+            raise PermanentJobError(f"host {wanted} no longer exists")
+        return driver_for(host, self.settings)
+
+
+def explain(exc: BaseException) -> tuple[str, str, bool, float | None]:
+    """(error for operators, message for the customer, retryable, delay or None) of a
+    handler's exception. `JobError`s and driver errors carry a readable reason and say
+    whether to retry; other `GpucloudError`s are refusals that retrying will not change;
+    anything else is a bug or a transient fault (a database hiccup): retried, and the
+    customer reads a generic message."""
+    if isinstance(exc, JobError):
+        return exc.reason, exc.reason, exc.retryable, exc.delay_s
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and hasattr(exc, "retryable"):  # DriverError and its family
+        return reason, reason, bool(exc.retryable), None
+    if isinstance(exc, GpucloudError):
+        return exc.reason, exc.reason, False, None
+    return f"{type(exc).__name__}: {exc}", INTERNAL_ERROR, True, None
+
+
+class Worker:
+    """Runs jobs of the kinds in `handlers`. Also the handle `start_workers` returns."""
+
+    def __init__(self, db: Database, settings: Settings, handlers: Mapping[str, Handler], *,
+                 concurrency: int | None = None, name: str | None = None,
+                 periodic: list[PeriodicJob] | None = None, backoff: Backoff | None = None):
+        bad = [k for k, h in handlers.items() if not isinstance(k, str) or not callable(h)]
+        if bad:
+            raise ValueError(f"handlers must map job kinds to callables; bad entries: {bad!r}")
+        self.db, self.settings = db, settings
+        self.handlers = dict(handlers)
+        self.concurrency = concurrency if concurrency is not None else settings.worker_concurrency
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        wanted = default_periodic(settings) if periodic is None else periodic
+        self.periodic = {p.kind: p for p in wanted if p.kind in self.handlers}
+        self.backoff = backoff or Backoff(settings.job_backoff_seconds, settings.job_backoff_max_seconds)
+        self.lease_seconds = settings.job_lease_seconds
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[JobContext, threading.Thread]] = {}
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._heartbeat_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> Worker:
+        if self._threads:
+            raise RuntimeError("worker already started")
+        for target, label in ((self._dispatch, "dispatch"), (self._heartbeat, "heartbeat")):
+            thread = threading.Thread(target=target, name=f"jobs-{label}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("worker %s started: %d slots, kinds %s", self.name, self.concurrency,
+                 ", ".join(sorted(self.handlers)) or "(none)")
+        return self
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def running_jobs(self) -> list[int]:
+        with self._lock:
+            return sorted(self._running)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop claiming and wait up to `timeout` seconds (None: as long as it takes) for
+        running jobs. True when none was left running."""
+        self._stopping.set()
+        self._wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._threads:
+            self._threads[0].join(timeout)
+        with self._lock:
+            threads = [t for _, t in self._running.values()]
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        left = self.running_jobs()
+        self._heartbeat_stop.set()
+        for thread in self._threads[1:]:
+            thread.join(timeout)
+        if left:
+            log.warning("worker %s stopped with jobs %s still running; their leases will expire", self.name, left)
+        else:
+            log.info("worker %s stopped", self.name)
+        return not left
+
+    # -- dispatcher -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        poll = self.settings.worker_poll_seconds
+        reap_every = max(poll, min(self.lease_seconds / 2, 5.0))
+        schedule_every = min([5.0] + [p.every_seconds for p in self.periodic.values()])
+        next_reap = next_schedule = 0.0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                now = time.monotonic()
+                if now >= next_reap:
+                    self._reap()
+                    next_reap = now + reap_every
+                if self.periodic and now >= next_schedule:
+                    self._schedule()
+                    next_schedule = now + schedule_every
+                while not self._stopping.is_set() and self._free_slots() and self._claim_one():
+                    pass
+            except Exception:  # noqa: BLE001 - the database may be briefly away; try again next round
+                log.exception("worker %s: dispatch round failed", self.name)
+            self._wake.wait(poll)
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.concurrency - len(self._running)
+
+    def _claim_one(self) -> bool:
+        with self.db.write() as s:
+            job = queue.claim(s, worker=self.name, kinds=list(self.handlers), lease_seconds=self.lease_seconds)
+        if job is None:
+            return False
+        ctx = JobContext(self, job)
+        thread = threading.Thread(target=self._run, args=(ctx,), name=f"job-{job.id}", daemon=True)
+        with self._lock:
+            self._running[job.id] = (ctx, thread)
+        log.info("job %d (%s) attempt %d/%d claimed by %s", job.id, job.kind, job.attempt, job.max_attempts,
+                 self.name)
+        thread.start()
+        return True
+
+    def _reap(self) -> None:
+        with self.db.read() as s:
+            if not queue.any_expired(s):
+                return
+        with self.db.write() as s:
+            reaped = queue.reap_expired(s)
+        for r in reaped:
+            LEASE_EXPIRIES.labels(r.kind).inc()
+            log.warning("job %d (%s): lease of %s expired; %s", r.job_id, r.kind, r.worker,
+                        "queued again" if r.requeued else "that was its last attempt, failed")
+
+    def _schedule(self) -> None:
+        with self.db.write() as s:
+            added = queue.ensure_periodic(s, list(self.periodic.values()))
+        if added:
+            log.info("scheduled %d periodic job(s)", len(added))
+
+    # -- running one job --------------------------------------------------------------------
+
+    def _run(self, ctx: JobContext) -> None:
+        job = ctx.job
+        started = time.monotonic()
+        outcome = "lost"
+        try:
+            error: BaseException | None = None
+            try:
+                self.handlers[job.kind](ctx)
+            except LeaseLost:
+                error = None
+                ctx._lost.set()
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
+                error = exc
+            ctx._finishing = True
+            if not ctx.lease_lost:
+                outcome = self._record(ctx, error)
+        except Exception:  # noqa: BLE001 - the lease will expire and the job run again
+            log.exception("job %d (%s): could not record its outcome", job.id, job.kind)
+            outcome = "unrecorded"
+        finally:
+            JOB_DURATION.labels(job.kind, outcome).observe(time.monotonic() - started)
+            with self._lock:
+                self._running.pop(job.id, None)
+            self._wake.set()
+
+    def _record(self, ctx: JobContext, error: BaseException | None) -> str:
+        """Write the attempt's outcome; 'succeeded', 'retrying', 'failed' or 'lost'."""
+        job = ctx.job
+        periodic = self.periodic.get(job.kind)
+        with self.db.write() as s:
+            if error is None:
+                outcome = "succeeded" if queue.complete(s, job) else "lost"
+            else:
+                detail, public, retryable, delay = explain(error)
+                if delay is None:
+                    delay = self.backoff.delay(job.attempt)
+                outcome = queue.fail(s, job, detail, retryable=retryable, delay_s=delay,
+                                     public_message=public) or "lost"
+            if periodic and outcome in ("succeeded", "failed"):
+                queue.enqueue_next_run(s, job, periodic)
+        if outcome == "lost":
+            ctx._lost.set()
+            log.warning("job %d (%s): lease lost before the outcome was written; discarded", job.id, job.kind)
+        elif error is None:
+            log.info("job %d (%s) succeeded", job.id, job.kind)
+        else:
+            detail, public, _, _ = explain(error)
+            log.log(logging.ERROR if outcome == "failed" else logging.WARNING, "job %d (%s) attempt %d %s: %s",
+                    job.id, job.kind, job.attempt, outcome, detail,
+                    exc_info=error if public == INTERNAL_ERROR else None)
+        return outcome
+
+    # -- heartbeat --------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        interval = self.lease_seconds / 3
+        while not self._heartbeat_stop.wait(interval):
+            with self._lock:
+                contexts = [ctx for ctx, _ in self._running.values() if not (ctx.lease_lost or ctx._finishing)]
+            if not contexts:
+                continue
+            try:
+                with self.db.write() as s:
+                    lost = [ctx for ctx in contexts if not queue.heartbeat(s, ctx.job, self.lease_seconds)]
+            except Exception:  # noqa: BLE001 - try again next beat; the lease has two more beats of slack
+                log.exception("worker %s: heartbeat failed", self.name)
+                continue
+            for ctx in lost:
+                if ctx._finishing:
+                    continue
+                ctx._lost.set()
+                log.warning("job %d (%s): lease lost to another worker", ctx.id, ctx.kind)
+
+
+def start_workers(db: Database, settings: Settings, handlers: Mapping[str, Handler], *,
+                  concurrency: int | None = None, name: str | None = None,
+                  periodic: list[PeriodicJob] | None = None) -> Worker:
+    """Start a worker in this process (as `gpucloud serve` does); `.stop()` it on the way out."""
+    return Worker(db, settings, handlers, concurrency=concurrency, name=name, periodic=periodic).start()
