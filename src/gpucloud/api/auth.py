@@ -43,7 +43,7 @@ def _rate_limit(request: Request, key: str) -> None:
     if verdict.limit:  # a disabled limiter reports limit 0 and adds no headers
         set_headers(request, **verdict.headers())
     if not verdict.allowed:
-        raise errors.ApiError(429, "Too many requests", headers=verdict.headers())
+        raise errors.ApiError(429, "Too many requests")  # Retry-After is among the headers set above
 
 
 def maybe_identity(request: Request, _docs=Security(bearer)) -> Identity | None:

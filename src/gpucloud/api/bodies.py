@@ -95,6 +95,10 @@ class InstanceUpdate(Body):
     maintenance_policy: str | None = None  # ignored: GPU instances are always powered off and on
 
 
+class NoFields(Body):
+    """An action that takes no input (linode-cli still sends `{}`)."""
+
+
 class ConfigRef(Body):
     config_id: int | None = None
 

@@ -145,7 +145,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return response(400, validation_errors(list(exc.errors())))
+        raw = list(exc.errors())
+        if any((e.get("loc") or ("",))[0] == "path" for e in raw):  # /linode/instances/abc names nothing
+            return response(404, [(None, "Not found")])
+        return response(400, validation_errors(raw))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
