@@ -218,7 +218,10 @@ class AdminUser(Base):
 
 class Instance(Base):
     __tablename__ = "instances"
-    __table_args__ = (UniqueConstraint("account_id", "label"), Index("ix_instances_host_id", "host_id"))
+    # ids are never reused (SQLite would otherwise hand out a deleted maximum again): they
+    # name domains on hosts and appear in customers' event history
+    __table_args__ = (UniqueConstraint("account_id", "label"), Index("ix_instances_host_id", "host_id"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     label: Mapped[str] = mapped_column(String(64))
@@ -287,6 +290,7 @@ class Job(Base):
         _enum_check("state", JOB_STATES),
         Index("ix_jobs_claimable", "state", "run_after"),
         Index("ix_jobs_instance_id", "instance_id", "id"),
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -322,7 +326,7 @@ class Event(Base):
     """A customer-visible event, shaped like Linode's. `account_id` NULL means operator-only."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_account_created", "account_id", "id"),)
+    __table_args__ = (Index("ix_events_account_created", "account_id", "id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     action: Mapped[str] = mapped_column(String(48))

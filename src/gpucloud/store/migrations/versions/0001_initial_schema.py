@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:53:15.475253
+Create Date: 2026-11-28 18:06:39.400286
 """
 
 from alembic import op
@@ -112,7 +112,8 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(), nullable=True),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_events_account_id_accounts'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_account_created', ['account_id', 'id'], unique=False)
@@ -247,7 +248,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['type_id'], ['instance_types.id'], name=op.f('fk_instances_type_id_instance_types')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_instances')),
     sa.UniqueConstraint('account_id', 'label', name=op.f('uq_instances_account_id')),
-    sa.UniqueConstraint('ipv4', name=op.f('uq_instances_ipv4'))
+    sa.UniqueConstraint('ipv4', name=op.f('uq_instances_ipv4')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_instances_account_id'), ['account_id'], unique=False)
@@ -273,7 +275,8 @@ def upgrade() -> None:
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.CheckConstraint("state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name=op.f('ck_jobs_state_valid')),
     sa.ForeignKeyConstraint(['host_id'], ['hosts.id'], name=op.f('fk_jobs_host_id_hosts'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index('ix_jobs_claimable', ['state', 'run_after'], unique=False)
