@@ -38,8 +38,14 @@ gpucloud demo is up at {settings.resolved_public_url}
          LINODE_CLI_API_SCHEME=http
   linode-cli linodes types
 """)
+    from gpucloud.jobs.worker import default_handlers, start_workers
+
     app = create_app(settings, db)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    workers = start_workers(db, settings, default_handlers())
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        workers.stop(timeout=10)
 
 
 @click.group("db")

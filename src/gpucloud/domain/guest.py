@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpucloud.domain.topology import HostTopology
+
 
 @dataclass(frozen=True)
 class GuestCell:
@@ -75,3 +77,83 @@ def instance_id_from_domain(name: str) -> int | None:
     if name.startswith(prefix) and name[len(prefix) :].isdigit():
         return int(name[len(prefix) :])
     return None
+
+
+@dataclass(frozen=True)
+class CellClaim:
+    """What an instance holds on one host node, as stored: cell `guest_cell` mirrors `host_node`."""
+
+    guest_cell: int
+    host_node: int
+    memory_mib: int
+    hugepages_1g: int = 0
+    shared_vcpus: int = 0
+
+
+def spec_from_claims(
+    *,
+    name: str,
+    uuid: str,
+    title: str,
+    topology: HostTopology,
+    cells: list[CellClaim],
+    pins: dict[int, int],
+    gpu_addresses: list[str],
+    reserved_cpus: set[int],
+    pinned_elsewhere: set[int] = frozenset(),
+    image: str | None = None,
+    disk_mib: int = 0,
+    cloud_init: CloudInit | None = None,
+    domain_type: str = "kvm",
+) -> DomainSpec:
+    """The domain an instance's claims describe. `pins` maps guest vCPU -> host CPU for pinned
+    instances; shared ones float over their nodes' CPUs that no pinned guest holds."""
+    ordered = sorted(cells, key=lambda c: c.guest_cell)
+    by_node = {c.host_node: c.guest_cell for c in ordered}
+    node_of_cpu = {cpu: n.index for n in topology.nodes for cpu in n.cpu_ids}
+    guest_cells, vcpu_pins, next_vcpu = [], [], 0
+    for claim in ordered:
+        if pins:
+            vcpus = tuple(sorted(v for v, cpu in pins.items() if node_of_cpu.get(cpu) == claim.host_node))
+            vcpu_pins += [pins[v] for v in vcpus]
+        else:
+            vcpus = tuple(range(next_vcpu, next_vcpu + claim.shared_vcpus))
+            vcpu_pins += [None] * claim.shared_vcpus
+        next_vcpu += len(vcpus)
+        guest_cells.append(GuestCell(claim.guest_cell, claim.host_node, vcpus, claim.memory_mib,
+                                     claim.hugepages_1g > 0))
+    used_nodes = [topology.node(c.host_node) for c in ordered]
+    gpus_by_address = {g.address: g for g in topology.gpus}
+    guest_gpus = tuple(
+        GuestGpu(a, gpus_by_address[a].passthrough_functions, by_node.get(gpus_by_address[a].numa_node, ordered[0].guest_cell))
+        for a in sorted(gpu_addresses)
+    )
+    shared = () if pins else tuple(sorted(
+        cpu for n in used_nodes for cpu in n.cpu_ids if cpu not in reserved_cpus and cpu not in pinned_elsewhere))
+    siblings_paired = bool(pins) and all(
+        _siblings(topology, vcpu_pins[i]) == {vcpu_pins[i], vcpu_pins[i + 1]}
+        for i in range(0, len(vcpu_pins) - 1, 2)
+    )
+    return DomainSpec(
+        name=name,
+        uuid=uuid,
+        title=title,
+        vcpu_pins=tuple(vcpu_pins),
+        cells=tuple(guest_cells),
+        emulator_cpuset=tuple(sorted(cpu for n in used_nodes for cpu in n.cpu_ids if cpu in reserved_cpus)),
+        shared_cpuset=shared,
+        threads_per_core=topology.threads_per_core if siblings_paired and topology.threads_per_core == 2 else 1,
+        gpus=guest_gpus,
+        image=image,
+        disk_mib=disk_mib,
+        cloud_init=cloud_init,
+        domain_type=domain_type,
+    )
+
+
+def _siblings(topology: HostTopology, cpu: int | None) -> set[int]:
+    for node in topology.nodes:
+        for c in node.cpus:
+            if c.id == cpu:
+                return set(c.siblings)
+    return set()

@@ -15,13 +15,16 @@ from sqlalchemy.orm import Session
 
 from gpucloud.config import Settings
 from gpucloud.domain.host_state import HostState, build_host_state
+from gpucloud.domain.placement import OVERRIDABLE
 from gpucloud.store.fleet import load_hosts_full, topology_of
 from gpucloud.store.tables import Account, CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, MemoryClaim
 
 
 def load_host_states(session: Session, settings: Settings, *, region: str | None = None,
-                     host_ids: list[int] | None = None, gpu_model: str | None = None) -> list[HostState]:
-    """Placement's view of hosts; with `gpu_model`, only hosts that have GPUs of that model."""
+                     host_ids: list[int] | None = None, gpu_model: str | None = None,
+                     ignore_instance: int | None = None) -> list[HostState]:
+    """Placement's view of hosts; with `gpu_model`, only hosts that have GPUs of that model.
+    `ignore_instance`: count that instance's claims as free (a resize asking where it could go)."""
     if gpu_model is not None and host_ids is None:
         stmt = select(GpuRow.host_id).where(GpuRow.gpu_model_id == gpu_model).distinct()
         if region:
@@ -36,7 +39,7 @@ def load_host_states(session: Session, settings: Settings, *, region: str | None
     claimed_cpus: dict[int, set[int]] = defaultdict(set)
     for host_id, cpu_index in session.execute(
         select(CpuClaim.host_id, CpuRow.cpu_index).join(CpuRow, CpuRow.id == CpuClaim.cpu_id)
-        .where(CpuClaim.host_id.in_(ids))
+        .where(CpuClaim.host_id.in_(ids), CpuClaim.instance_id != (ignore_instance or -1))
     ):
         claimed_cpus[host_id].add(cpu_index)
     claimed_gpus: dict[int, set[str]] = defaultdict(set)
@@ -46,7 +49,7 @@ def load_host_states(session: Session, settings: Settings, *, region: str | None
         .join(GpuRow, GpuRow.id == GpuClaim.gpu_id)
         .join(Instance, Instance.id == GpuClaim.instance_id)
         .join(Account, Account.id == Instance.account_id)
-        .where(GpuClaim.host_id.in_(ids))
+        .where(GpuClaim.host_id.in_(ids), GpuClaim.instance_id != (ignore_instance or -1))
     ):
         claimed_gpus[host_id].add(address)
         if staff:
@@ -55,7 +58,8 @@ def load_host_states(session: Session, settings: Settings, *, region: str | None
     pages: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     shared: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     node_index = {n.id: (h.id, n.node_index) for h in hosts for n in h.numa_nodes}
-    for claim in session.scalars(select(MemoryClaim).where(MemoryClaim.host_id.in_(ids))):
+    for claim in session.scalars(select(MemoryClaim).where(MemoryClaim.host_id.in_(ids),
+                                                           MemoryClaim.instance_id != (ignore_instance or -1))):
         host_id, index = node_index[claim.numa_node_id]
         if claim.hugepages_1g:
             pages[host_id][index] += claim.hugepages_1g
@@ -79,7 +83,7 @@ def load_host_states(session: Session, settings: Settings, *, region: str | None
             gpu_statuses={g.pci_address: g.status for g in h.gpus},
             reserved_cpus=[c.cpu_index for n in h.numa_nodes for c in n.cpus if c.reserved],
             reserved_memory_mib={n.node_index: n.reserved_memory_mib for n in h.numa_nodes},
-            overrides=h.settings or None,
+            overrides={k: v for k, v in (h.settings or {}).items() if k in OVERRIDABLE} or None,
         )
         for h in hosts
     ]

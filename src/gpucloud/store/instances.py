@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
-from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow
+from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow, User
 
 
 def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:
@@ -23,6 +23,10 @@ def of_account(session: Session, account_id: int) -> list[Instance]:
 
 def labels_of_account(session: Session, account_id: int) -> set[str]:
     return set(session.scalars(select(Instance.label).where(Instance.account_id == account_id)))
+
+
+def usernames_of_account(session: Session, account_id: int) -> set[str]:
+    return set(session.scalars(select(User.username).where(User.account_id == account_id)))
 
 
 def label_taken(session: Session, account_id: int, label: str, *, besides: int | None = None) -> bool:

@@ -1,0 +1,57 @@
+"""An instance's domain as its claims describe it: the spec the workers hand to hypervisors,
+and the XML operators read with `gpucloud instance xml`."""
+
+from __future__ import annotations
+
+from gpucloud.catalog import load_catalog
+from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
+from gpucloud.errors import NotFound
+from gpucloud.store import instances as q
+from gpucloud.store.db import Database
+from gpucloud.store.fleet import load_hosts_full, topology_of
+from gpucloud.store.tables import CpuClaim, CpuRow, Instance
+from sqlalchemy import select
+
+
+def domain_spec(db: Database, instance_id: int) -> DomainSpec:
+    with db.read() as s:
+        instance = s.get(Instance, instance_id)
+        if instance is None or instance.host_id is None:
+            raise NotFound(f"no instance {instance_id} placed on a host")
+        return spec_in_session(s, instance)
+
+
+def spec_in_session(s, instance: Instance) -> DomainSpec:
+    from gpucloud.services.instances import instance_uuid
+
+    host = load_hosts_full(s, [instance.host_id])[0]
+    topology = topology_of(host)
+    held = q.claims_of(s, instance.id)
+    pinned_elsewhere = set(s.scalars(
+        select(CpuRow.cpu_index).join(CpuClaim, CpuClaim.cpu_id == CpuRow.id)
+        .where(CpuClaim.host_id == host.id, CpuClaim.instance_id != instance.id)))
+    plan = load_catalog().plan(instance.type_id)
+    return spec_from_claims(
+        name=domain_name(instance.id),
+        uuid=instance_uuid(instance),
+        title=instance.label,
+        topology=topology,
+        cells=[CellClaim(m["guest_cell"], m["node"], m["memory_mib"], m["hugepages_1g"], m["shared_vcpus"])
+               for m in held["memory"]],
+        pins={c["guest_vcpu"]: c["cpu"] for c in held["cpus"]},
+        gpu_addresses=[g.pci_address for g in held["gpus"]],
+        reserved_cpus={c.cpu_index for n in host.numa_nodes for c in n.cpus if c.reserved},
+        pinned_elsewhere=pinned_elsewhere,
+        image=instance.image,
+        disk_mib=plan.disk_mib,
+        cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
+                             authorized_keys=tuple(instance.authorized_keys or ())),
+        domain_type=(host.settings or {}).get("domain_type", "kvm"),
+    )
+
+
+def domain_xml(db: Database, instance_id: int) -> str:
+    """The libvirt XML the instance's host is (or would be) given."""
+    from gpucloud.hypervisor.domain_xml import build_domain_xml
+
+    return build_domain_xml(domain_spec(db, instance_id))

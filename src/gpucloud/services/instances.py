@@ -1,0 +1,340 @@
+"""Instances: create (place and claim synchronously), read, update, and the actions that
+become jobs. Every state change, its claims, its job and its customer event are written in
+one transaction, so a crash leaves either all of them or none."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from gpucloud.catalog import load_catalog
+from gpucloud.config import Settings
+from gpucloud.domain import lifecycle, validation
+from gpucloud.domain.catalog import Plan
+from gpucloud.domain.lifecycle import TransitionError
+from gpucloud.domain.passwords import sha512_crypt
+from gpucloud.domain.placement import NoRoom, Placement, PlacementRequest, place
+from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
+from gpucloud.jobs import queue
+from gpucloud.services import gating
+from gpucloud.services.placement_config import placement_config
+from gpucloud.store import claims as claim_store
+from gpucloud.store import events
+from gpucloud.store import instances as q
+from gpucloud.store.db import Database
+from gpucloud.store.fleet import cpu_rows_by_index, gpu_rows_by_address, node_rows_by_index
+from gpucloud.store.tables import CpuClaim, GpuClaim, Instance, MemoryClaim
+
+BUSY = "Linode busy."
+NO_CAPACITY_PREFIX = "No capacity"
+UPDATABLE = ("label", "group", "tags", "alerts", "watchdog_enabled")
+DEFAULT_ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    type: str
+    region: str
+    label: str | None = None
+    image: str | None = None
+    root_pass: str | None = None
+    authorized_keys: tuple[str, ...] = ()
+    authorized_users: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    group: str = ""
+    booted: bool = True
+    host_id: int | None = None  # operators only: pin a host
+    gpu_addresses: tuple[str, ...] = ()  # operators only: pin GPUs on that host
+
+
+def instance_uuid(instance: Instance) -> str:
+    """Stable per instance; names the libvirt domain's UUID and the cloud-init instance-id."""
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}"))
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def create_instance(db: Database, settings: Settings, account_id: int, username: str, new: NewInstance, *,
+                    bypass_flags: bool = False, actor: str | None = None) -> Instance:
+    """Validate, place, claim, and queue the create job, all in one transaction.
+
+    Placement reads the candidate hosts, then the write checks each chosen host's generation
+    (compare-and-swap) and lets the unique keys refuse a double claim; when another claim
+    won the race the whole attempt is redone, at most `claim_retries` times."""
+    catalog = load_catalog()
+    plan = _validate_new(db, account_id, new)
+    if plan.is_gpu and not bypass_flags:
+        gating.require_gpu_access(db, account_id, new.region)
+    request = PlacementRequest.for_plan(plan, new.region, new.host_id, new.gpu_addresses)
+    config = placement_config(settings)
+    root_hash = sha512_crypt(new.root_pass) if new.root_pass else None
+    region = catalog.region(new.region)
+    last = None
+    for _ in range(max(settings.claim_retries, 1)):
+        try:
+            with db.write() as s:
+                states = claim_store.load_host_states(s, settings, region=new.region,
+                                                      gpu_model=plan.gpu_model if plan.is_gpu else None)
+                decision = place(request, states, config)
+                if isinstance(decision, NoRoom):
+                    raise GpucloudError(f"{NO_CAPACITY_PREFIX}: {decision.reason}", field="type")
+                if not claim_store.bump_generation(s, decision.host_id, decision.generation):
+                    last = "another placement changed the host first"
+                    raise _Retry()
+                label = new.label or validation.default_label(new.image, new.region, q.labels_of_account(s, account_id))
+                if q.label_taken(s, account_id, label):
+                    raise ValidationErrors([("label", "Label must be unique among your Linodes")])
+                instance = Instance(account_id=account_id, label=label, group=new.group, region_id=new.region,
+                                    type_id=plan.id, image=new.image, status=lifecycle.PROVISIONING,
+                                    host_id=decision.host_id, booted=new.booted, tags=list(new.tags),
+                                    alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
+                                    authorized_keys=list(new.authorized_keys), created_by=actor or username)
+                s.add(instance)
+                s.flush()
+                instance.ipv4 = _address(region.ipv4_pool, instance.id)
+                instance.ipv6 = f"{_address(region.ipv6_pool, instance.id)}/128"
+                write_claims(s, instance.id, decision)
+                event = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
+                                      entity_label=label, username=username,
+                                      secondary_entity=_image_entity(new.image))
+                queue.enqueue(s, kind="create", instance_id=instance.id, host_id=decision.host_id,
+                              event_id=event.id, max_attempts=settings.job_max_attempts)
+                s.flush()
+                return instance
+        except _Retry:
+            continue
+        except IntegrityError as exc:
+            if _label_conflict(exc):
+                raise ValidationErrors([("label", "Label must be unique among your Linodes")]) from None
+            last = "another instance claimed the same GPU or core first"
+    raise GpucloudError(f"{NO_CAPACITY_PREFIX}: placement lost {settings.claim_retries} races in a row ({last}); "
+                        "try again", field="type")
+
+
+class _Retry(Exception):
+    pass
+
+
+def _label_conflict(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "label" in text
+
+
+def _address(pool: str, n: int) -> str:
+    network = ipaddress.ip_network(pool)
+    if n >= network.num_addresses - 1:
+        raise GpucloudError(f"the address pool {pool} is exhausted")
+    return str(network.network_address + n)
+
+
+def _image_entity(image: str | None) -> dict | None:
+    if not image:
+        return None
+    return {"id": image, "label": image, "type": "image", "url": f"/v4/images/{image}"}
+
+
+def write_claims(s, instance_id: int, placement: Placement) -> None:
+    """The placement's GPUs, pinned threads and memory, as claim rows of this instance."""
+    nodes = node_rows_by_index(s, placement.host_id)
+    gpus = gpu_rows_by_address(s, placement.host_id)
+    cpus = cpu_rows_by_index(s, placement.host_id) if any(n.cpus for n in placement.nodes) else {}
+    vcpu = 0
+    for cell, node in enumerate(placement.nodes):
+        s.add(MemoryClaim(instance_id=instance_id, numa_node_id=nodes[node.node].id, host_id=placement.host_id,
+                          guest_cell=cell, memory_mib=node.memory_mib, hugepages_1g=node.hugepages,
+                          shared_vcpus=node.shared_vcpus))
+        for cpu in node.cpus:
+            s.add(CpuClaim(cpu_id=cpus[cpu].id, instance_id=instance_id, host_id=placement.host_id,
+                           guest_vcpu=vcpu))
+            vcpu += 1
+    for address in placement.gpu_addresses:
+        s.add(GpuClaim(gpu_id=gpus[address].id, instance_id=instance_id, host_id=placement.host_id))
+    s.flush()
+
+
+def _validate_new(db: Database, account_id: int, new: NewInstance) -> Plan:
+    """Every field error at once, as Linode reports them (type first)."""
+    catalog = load_catalog()
+    errors: list[tuple[str, str]] = []
+    plan = catalog.plan(new.type) if isinstance(new.type, str) else None
+    if plan is None:
+        errors.append(("type", "A valid plan type by that ID was not found"))
+    if not isinstance(new.region, str) or catalog.region(new.region) is None:
+        errors.append(("region", "region is not valid"))
+    if new.label is not None and (problem := validation.label_problem(new.label)):
+        errors.append(("label", problem))
+    if new.image is not None and catalog.image(new.image) is None:
+        errors.append(("image", "image is not valid"))
+    if new.image and not (new.root_pass or new.authorized_keys or new.authorized_users):
+        errors.append(("root_pass", "root_pass is required when deploying from an image"))
+    if new.root_pass is not None and (problem := validation.root_pass_problem(new.root_pass)):
+        errors.append(("root_pass", problem))
+    for i, key in enumerate(new.authorized_keys):
+        if problem := validation.ssh_key_problem(key):
+            errors.append((f"authorized_keys[{i}]", problem))
+    for i, tag in enumerate(new.tags):
+        if problem := validation.tag_problem(tag):
+            errors.append((f"tags[{i}]", problem))
+    if problem := validation.group_problem(new.group):
+        errors.append(("group", problem))
+    if new.authorized_users:
+        with db.read() as s:
+            known = q.usernames_of_account(s, account_id)
+        for user in new.authorized_users:
+            if user not in known:
+                errors.append(("authorized_users", f"Username {user} is not a user on this account"))
+    if errors:
+        raise ValidationErrors(errors)
+    return plan
+
+
+# --- read and update ----------------------------------------------------------------------
+
+
+def get_instance(db: Database, account_id: int, instance_id: int) -> Instance:
+    with db.read() as s:
+        instance = q.owned(s, account_id, instance_id)
+        if instance is None:
+            raise NotFound()
+        return instance
+
+
+def list_instances(db: Database, account_id: int) -> list[Instance]:
+    with db.read() as s:
+        return q.of_account(s, account_id)
+
+
+def update_instance(db: Database, account_id: int, instance_id: int, changes: dict) -> Instance:
+    """The mutable fields Linode allows (label, group, tags, alerts, watchdog_enabled)."""
+    errors: list[tuple[str, str]] = []
+    if "label" in changes and (problem := validation.label_problem(changes["label"])):
+        errors.append(("label", problem))
+    if "group" in changes and (problem := validation.group_problem(changes["group"])):
+        errors.append(("group", problem))
+    if "tags" in changes:
+        if not isinstance(changes["tags"], list):
+            errors.append(("tags", "Tags must be a list"))
+        else:
+            errors += [(f"tags[{i}]", p) for i, t in enumerate(changes["tags"]) if (p := validation.tag_problem(t))]
+    if "alerts" in changes:
+        alerts = changes["alerts"]
+        if not isinstance(alerts, dict) or any(k not in DEFAULT_ALERTS or not isinstance(v, int) or isinstance(v, bool)
+                                               or v < 0 for k, v in alerts.items()):
+            errors.append(("alerts", f"alerts are whole numbers >= 0 for {', '.join(DEFAULT_ALERTS)}"))
+    if "watchdog_enabled" in changes and not isinstance(changes["watchdog_enabled"], bool):
+        errors.append(("watchdog_enabled", "watchdog_enabled must be true or false"))
+    if errors:
+        raise ValidationErrors(errors)
+    with db.write() as s:
+        instance = q.owned(s, account_id, instance_id)
+        if instance is None:
+            raise NotFound()
+        if "label" in changes and q.label_taken(s, account_id, changes["label"], besides=instance.id):
+            raise ValidationErrors([("label", "Label must be unique among your Linodes")])
+        for key in UPDATABLE:
+            if key in changes:
+                value = changes[key]
+                if key == "alerts":
+                    value = {**(instance.alerts or DEFAULT_ALERTS), **value}
+                setattr(instance, key, value)
+        s.flush()
+        return instance
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+def boot_instance(db: Database, account_id: int, instance_id: int, username: str) -> None:
+    _act(db, account_id, instance_id, username, "boot", booted=True)
+
+
+def shutdown_instance(db: Database, account_id: int, instance_id: int, username: str) -> None:
+    _act(db, account_id, instance_id, username, "shutdown", booted=False)
+
+
+def reboot_instance(db: Database, account_id: int, instance_id: int, username: str) -> None:
+    """Linode reboots an offline instance by booting it."""
+    with db.read() as s:
+        instance = q.owned(s, account_id, instance_id)
+    name = "boot" if instance is not None and instance.status == lifecycle.OFFLINE else "reboot"
+    _act(db, account_id, instance_id, username, name, booted=True)
+
+
+def resize_instance(db: Database, settings: Settings, account_id: int, instance_id: int, type_id: str,
+                    username: str) -> None:
+    """Cold resize. Refused at once when no host could take the new plan now; the job shuts
+    the guest down, releases and places again in one transaction, defines and boots."""
+    catalog = load_catalog()
+    plan = catalog.plan(type_id) if isinstance(type_id, str) else None
+    if plan is None:
+        raise ValidationErrors([("type", "A valid plan type by that ID was not found")])
+    with db.read() as s:
+        instance = q.owned(s, account_id, instance_id)
+        if instance is None:
+            raise NotFound()
+        current = catalog.plan(instance.type_id)
+        if plan.id == instance.type_id:
+            raise ValidationErrors([("type", "Linode is already running this service plan.")])
+        if plan.disk_mib < current.disk_mib:
+            raise ValidationErrors([("type", "The new plan's disk is smaller than this Linode's disk; "
+                                             "shrinking disks is not supported")])
+        if plan.is_gpu:
+            gating.require_gpu_access(db, account_id, instance.region_id)
+        # the instance gives its own claims back when it moves, so they count as free here
+        states = claim_store.load_host_states(s, settings, region=instance.region_id,
+                                              gpu_model=plan.gpu_model if plan.is_gpu else None,
+                                              ignore_instance=instance.id)
+    decision = place(PlacementRequest.for_plan(plan, instance.region_id), states, placement_config(settings))
+    if isinstance(decision, NoRoom):
+        raise GpucloudError(f"{NO_CAPACITY_PREFIX}: {decision.reason}", field="type")
+    _act(db, account_id, instance_id, username, "resize", payload={"type": plan.id, "from_type": instance.type_id})
+
+
+def delete_instance(db: Database, account_id: int, instance_id: int, username: str) -> None:
+    """Accepted in any status: queued work of the instance is cancelled, then the delete job
+    runs after whatever job is running now. Claims are freed only once the host confirms
+    the guest is gone."""
+    with db.write() as s:
+        instance = q.owned(s, account_id, instance_id, lock=True)
+        if instance is None:
+            raise NotFound()
+        if instance.status == lifecycle.DELETING:
+            return
+        for job in q.cancel_queued_jobs(s, instance.id, "superseded by delete"):
+            if job.event_id is not None:
+                events.mark_failed(s, job.event_id, "Cancelled: the Linode is being deleted.")
+        _start(s, instance, lifecycle.ACTIONS["delete"], username)
+
+
+def _act(db: Database, account_id: int, instance_id: int, username: str, name: str, *,
+         booted: bool | None = None, payload: dict | None = None) -> None:
+    with db.write() as s:
+        instance = q.owned(s, account_id, instance_id, lock=True)
+        if instance is None:
+            raise NotFound()
+        if q.has_unfinished_job(s, instance.id):
+            raise Conflict(BUSY)
+        if name == "boot" and load_catalog().plan(instance.type_id).is_gpu:
+            gating.require_gpu_access(db, account_id, instance.region_id)
+        try:
+            action = lifecycle.action_for(name, instance.status)
+        except TransitionError as exc:
+            raise GpucloudError(f"Cannot {name} this Linode while it is {instance.status}.") from exc
+        if booted is not None:
+            instance.booted = booted
+        _start(s, instance, action, username, payload)
+
+
+def _start(s, instance: Instance, action: lifecycle.Action, username: str, payload: dict | None = None) -> None:
+    lifecycle.check_transition(instance.status, action.enters)
+    instance.status = action.enters
+    instance.status_reason = ""
+    event = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
+                          entity_label=instance.label, username=username)
+    queue.enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
+                  payload=payload or {})
+
