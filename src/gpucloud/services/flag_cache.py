@@ -141,6 +141,6 @@ class FlagCache:
             if row.key in self._known:
                 flags[row.key] = rules.Flag(row.key, row.state, row.percent)
         overrides: dict[str, dict[int, rules.Override]] = {}
-        for o in q.overrides(s):
-            overrides.setdefault(o.flag_key, {})[o.account_id] = rules.Override(o.account_id, o.allow, o.expires_at)
+        for key, account_id, allow, expires_at in q.override_tuples(s):
+            overrides.setdefault(key, {})[account_id] = rules.Override(account_id, allow, expires_at)
         return _Snapshot(version, flags, overrides)
