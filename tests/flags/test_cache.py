@@ -8,7 +8,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 

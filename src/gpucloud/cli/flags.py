@@ -51,9 +51,8 @@ def list_(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json([v.as_dict() for v in views])
     else:
-        emit_table([{"key": v.key, "state": _describe(v.state, v.percent),
-                     "overrides": _overrides_text(v), "description": v.description if v.known else "(unknown to the code)"}
-                    for v in views],
+        emit_table([{"key": v.key, "state": _describe(v.state, v.percent), "overrides": _overrides_text(v),
+                     "description": v.description if v.known else "(unknown to the code)"} for v in views],
                    [("key", "KEY"), ("state", "STATE"), ("overrides", "OVERRIDES"), ("description", "DESCRIPTION")])
     unknown = [v.key for v in views if not v.known]
     if unknown:
