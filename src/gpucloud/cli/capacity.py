@@ -1,0 +1,32 @@
+"""`gpucloud capacity`: how many GPUs exist, are held, are free, and how many more instances
+of each plan can be sold right now."""
+
+from __future__ import annotations
+
+import click
+
+from gpucloud.cli import Context, pass_ctx
+from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.services.capacity import capacity as capacity_rows
+
+
+@click.command("capacity")
+@click.option("--region", help="Only this region.")
+@json_option
+@pass_ctx
+def capacity(ctx: Context, region: str | None, as_json: bool) -> None:
+    """GPU inventory per region and model, and what can still be sold per plan."""
+    rows = capacity_rows(ctx.db, ctx.settings, region)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        r["claimed_split"] = f"{r['claimed']} ({r['claimed_customer']} customers, {r['claimed_staff']} staff)"
+        r["why_unavailable"] = ", ".join(f"{k} {v}" for k, v in sorted(r["unavailable_reasons"].items()))
+        r["sell"] = "  ".join(f"{plan}: {n}" for plan, n in r["sellable"].items())
+    emit_table(rows, [("region", "REGION"), ("gpu_model", "GPU"), ("total", "TOTAL"), ("claimed_split", "CLAIMED"),
+                      ("free", "FREE"), ("unavailable", "UNAVAILABLE"), ("why_unavailable", "WHY"),
+                      ("stranded", "STRANDED"), ("sell", "SELLABLE NOW")])
+
+
+COMMANDS = [capacity]
