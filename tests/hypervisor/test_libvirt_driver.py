@@ -4,6 +4,7 @@ libvirtd with QEMU in software emulation (`@pytest.mark.libvirtd`, started by sc
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import libvirt
@@ -86,7 +88,7 @@ def test_redefining_replaces_the_definition_and_keeps_the_disk(test_host_uri, tw
     spec = two_gpu_spec()
     driver.define(spec)
     disk_key = driver._conn.storagePoolLookupByName("gpucloud").storageVolLookupByName(f"{spec.name}-disk.qcow2").key()
-    driver.define(spec.__class__(**{**spec.__dict__, "title": "renamed"}))
+    driver.define(replace(spec, title="renamed"))
     domain = driver._conn.lookupByName(spec.name)
     assert etree.fromstring(domain.XMLDesc(0)).findtext("title") == "renamed"
     assert list(states(driver)).count(spec.name) == 1
@@ -109,7 +111,7 @@ def test_a_refused_define_leaves_no_volumes_behind(test_host_uri, two_gpu_spec):
 def test_an_impossible_spec_is_permanent_and_touches_nothing(test_host_uri, two_gpu_spec):
     driver = LibvirtDriver(test_host_uri)
     spec = two_gpu_spec()
-    bad = spec.__class__(**{**spec.__dict__, "gpus": spec.gpus[:1] + (spec.gpus[0],)})
+    bad = replace(spec, gpus=spec.gpus[:1] + (spec.gpus[0],))
     with pytest.raises(PermanentDriverError, match="passed through twice") as caught:
         driver.define(bad)
     assert caught.value.retryable is False
@@ -247,8 +249,6 @@ def _base_image(name: str) -> None:
 
 
 def _qmp(domain: libvirt.virDomain, command: str, **arguments: object) -> object:
-    import json
-
     reply = libvirt_qemu.qemuMonitorCommand(domain, json.dumps({"execute": command, "arguments": arguments}), 0)
     return json.loads(reply)["return"]
 
