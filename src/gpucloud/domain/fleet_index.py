@@ -1,0 +1,203 @@
+"""Placement over thousands of hosts: the same answers as `place`, without scanning every host.
+
+Hosts are bucketed by their free shape (region, status and per-node free resources), because
+hosts of one shape rank identically for every request. For each (region, request) seen, a
+heap orders the buckets by rank; a decision pops the best rank, takes the lowest host id
+among the buckets tied on it, and materialises the placement on that host. Only the host
+that changed moves between buckets, and only a shape never seen before costs a real scoring.
+
+New shapes are logged per region and scored for a request only when that request comes next,
+so a shape that vanishes before (pack keeps filling the same host) is never scored. A new
+shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
+already worse than the best rank in the heap waits unscored in a second heap, ordered by that
+floor, and is scored only once the best rank reaches its floor. A standard plan thus never
+scores GPU hosts while GPU-less hosts have room.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Iterable
+from itertools import count
+
+from gpucloud.domain.numa_fit import HostShape, Need, best_fit, may_fit, rank_floor
+from gpucloud.domain.placement import (
+    HostState,
+    NoRoom,
+    Placement,
+    PlacementConfig,
+    PlacementRequest,
+    apply,
+    host_rand,
+    materialise,
+    no_room,
+    place_pinned,
+    release,
+)
+
+
+class Fleet:
+    """An indexed, mutable set of host states with `place`, `apply` and `release`."""
+
+    def __init__(self, hosts: Iterable[HostState] = (), config: PlacementConfig | None = None):
+        self.config = config or PlacementConfig()
+        self._hosts: dict[int, HostState] = {}
+        self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
+        self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
+        self._heaps: dict[tuple[str, Need], list] = {}  # (rank, order, shape)
+        self._waiting: dict[tuple[str, Need], list] = {}  # (rank floor, order, shape), not scored yet
+        self._queued: dict[tuple[str, Need], set[HostShape]] = {}  # shapes in either heap
+        self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
+        self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
+        self._read: dict[tuple[str, Need], int] = {}  # how far each request's heap has read the log
+        self._order = count()
+        for host in hosts:
+            self.update(host)
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def host(self, host_id: int) -> HostState:
+        return self._hosts[host_id]
+
+    def hosts(self) -> list[HostState]:
+        return [self._hosts[i] for i in sorted(self._hosts)]
+
+    # --- keeping the index -----------------------------------------------------------------
+
+    def update(self, host: HostState) -> None:
+        """Add a host or replace its state (e.g. after the store reloaded it)."""
+        old = self._hosts.get(host.id)
+        if old is not None:
+            self._unindex(old)
+        self._hosts[host.id] = host
+        self._index(host)
+
+    def remove(self, host_id: int) -> None:
+        self._unindex(self._hosts.pop(host_id))
+
+    def _index(self, host: HostState) -> None:
+        shape = host.shape
+        bucket = self._buckets.get(shape)
+        if bucket is None:
+            self._buckets[shape] = [host.id]
+            self._shapes.setdefault(shape.region, set()).add(shape)
+            self._log.setdefault(shape.region, []).append(shape)
+        else:
+            insort(bucket, host.id)
+
+    def _unindex(self, host: HostState) -> None:
+        shape = host.shape
+        bucket = self._buckets[shape]
+        del bucket[bisect_left(bucket, host.id)]
+        if not bucket:
+            del self._buckets[shape]
+            self._shapes[shape.region].discard(shape)
+
+    def _queue(self, key: tuple[str, Need], shape: HostShape) -> None:
+        queued = self._queued[key]
+        if shape in queued or not may_fit(shape, key[1]):
+            return
+        queued.add(shape)
+        heap = self._heaps[key]
+        floor = rank_floor(shape, key[1], self.config.for_host(shape))
+        if heap and floor > heap[0][0][: len(floor)]:
+            heapq.heappush(self._waiting[key], (floor, next(self._order), shape))
+        else:
+            self._score(key, shape)
+
+    def _score(self, key: tuple[str, Need], shape: HostShape) -> None:
+        fit = best_fit(shape, key[1], self.config.for_host(shape))
+        if fit is None:
+            self._queued[key].discard(shape)
+        else:
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+
+    def _heap(self, region: str, need: Need) -> list:
+        """The heap for this request, brought up to date with the shapes logged since last time."""
+        key = (region, need)
+        heap = self._heaps.get(key)
+        log = self._log.setdefault(region, [])
+        if heap is None:
+            heap = self._heaps[key] = []
+            self._waiting[key] = []
+            self._queued[key] = set()
+            self._needs.setdefault(region, []).append(need)
+            for shape in self._shapes.get(region, ()):
+                self._queue(key, shape)
+        else:
+            for shape in log[self._read[key] :]:
+                if shape in self._buckets:
+                    self._queue(key, shape)
+        self._read[key] = len(log)
+        if len(log) > 2 * len(self._shapes.get(region, ())) + 1024:
+            self._compact(region)
+        return heap
+
+    def _compact(self, region: str) -> None:
+        """Drop log entries every heap has read, or whose shape is gone."""
+        log = self._log[region]
+        keys = [(region, need) for need in self._needs.get(region, ())]
+        done = min((self._read[k] for k in keys), default=len(log))
+        unread = [s for s in log[done:] if s in self._buckets]
+        for k in keys:
+            self._read[k] = len([s for s in log[done : self._read[k]] if s in self._buckets])
+        self._log[region] = unread
+
+    def _best(self, key: tuple[str, Need]) -> list:
+        """The live heap entries that tie on the best rank (waiting shapes scored as needed)."""
+        heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
+        while True:
+            while heap and heap[0][2] not in self._buckets:
+                queued.discard(heapq.heappop(heap)[2])  # its hosts all changed shape since
+            while waiting and waiting[0][2] not in self._buckets:
+                queued.discard(heapq.heappop(waiting)[2])
+            if not waiting or (heap and waiting[0][0] > heap[0][0][: len(waiting[0][0])]):
+                break
+            self._score(key, heapq.heappop(waiting)[2])
+        tied: list = []
+        while heap and (not tied or heap[0][0] == tied[0][0]):
+            entry = heapq.heappop(heap)
+            if entry[2] in self._buckets:
+                tied.append(entry)
+            else:
+                queued.discard(entry[2])
+        for entry in tied:
+            heapq.heappush(heap, entry)
+        return tied
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def place(self, request: PlacementRequest) -> Placement | NoRoom:
+        """What `placement.place(request, self.hosts(), self.config)` answers, found faster."""
+        if request.host_id is not None:
+            host = self._hosts.get(request.host_id)
+            candidates = [host] if host is not None and host.region == request.region else []
+            return place_pinned(request, candidates, self.config)
+        key = (request.region, request.need)
+        self._heap(*key)
+        tied = self._best(key)
+        if not tied:
+            shapes = {s: len(self._buckets[s]) for s in self._shapes.get(request.region, ())}
+            return no_room(request, shapes, self.config)
+        host = self._pick([entry[2] for entry in tied])
+        fit = best_fit(host.shape, key[1], self.config.for_host(host))
+        return materialise(host, fit.assignment, request)
+
+    def _pick(self, shapes: list[HostShape]) -> HostState:
+        """Among hosts whose shapes tie on rank: the lowest id (or the `random` draw, then id)."""
+        if self.config.policy != "random":
+            return self._hosts[min(self._buckets[s][0] for s in shapes)]
+        hosts = (self._hosts[i] for s in shapes for i in self._buckets[s])
+        return min(hosts, key=lambda h: (host_rand(self.config.for_host(h), h), h.id))
+
+    def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
+        host = apply(self._hosts[placement.host_id], placement, staff=staff)
+        self.update(host)
+        return host
+
+    def release(self, placement: Placement) -> HostState:
+        host = release(self._hosts[placement.host_id], placement)
+        self.update(host)
+        return host

@@ -1,0 +1,545 @@
+"""How one request fits one host, worked out on the host's compact free *shape*.
+
+Two hosts whose free resources have the same shape (per NUMA node: free GPUs per model, free
+cores, memory, hugepages and shared vCPUs) answer every request the same way, so every
+answer here is memoised per shape. That is what makes a fleet of 10,000 hosts cheap: a
+decision looks at one shape per bucket of identical hosts, and capacity fills each shape once.
+
+GPUs are never enumerated one by one: a host offers *counts* of free GPUs per NUMA node, and
+the candidates are the ways of taking N GPUs from as few nodes as possible (a handful, even
+on an 8-GPU host with four nodes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import combinations
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from gpucloud.domain.placement import PlacementConfig
+
+ACTIVE = "active"
+# Under `preferred`, GPUs whose NUMA node is unknown rank after every NUMA-local fit.
+FALLBACK_SPAN = 1000
+MIB_PER_PAGE = 1024
+# In pack's fragmentation measure, a GPU usable only by a NUMA-spanning instance is half idle.
+SPAN_PENALTY = 0.5
+# Memo entries kept per config before the memo starts over (bounded memory in long runs).
+MEMO_LIMIT = 400_000
+
+
+class Need(NamedTuple):
+    """What a request needs, whatever its plan is called."""
+
+    gpus: int
+    gpu_model: str | None
+    vcpus: int
+    memory_mib: int
+    dedicated: bool
+
+
+class NodeShape(NamedTuple):
+    index: int
+    gpus: tuple[tuple[str, int], ...]  # free placeable GPUs per model, sorted, counts > 0
+    cores: int  # free whole cores
+    memory_mib: int  # free normal memory
+    hugepages: int  # free 1 GiB pages
+    total_hugepages: int  # > 0: guests on this node are backed by 1 GiB pages
+    shared_vcpus: int
+    distances: tuple[int, ...]
+
+
+class HostShape(NamedTuple):
+    region: str
+    status: str
+    threads_per_core: int
+    nodes: tuple[NodeShape, ...]  # sorted by index
+    unknown_gpus: tuple[tuple[str, int], ...]  # free GPUs whose NUMA node is unknown, per model
+    installed: tuple[tuple[str, int], ...]  # every GPU of the host per model, for "no room" reasons
+    overrides: tuple[tuple[str, object], ...]
+
+
+class Part(NamedTuple):
+    """What an instance takes from one NUMA node (one guest cell)."""
+
+    node: int
+    gpus: int
+    cores: int
+    memory_mib: int  # the guest cell's memory (whole GiB when backed by hugepages)
+    hugepages: int
+    shared_vcpus: int
+
+
+class Assignment(NamedTuple):
+    model: str | None
+    parts: tuple[Part, ...]
+    unknown_gpus: int = 0  # GPUs taken from the unknown-NUMA pool, behind the first cell
+
+
+class Fit(NamedTuple):
+    """The best assignment on one host. `rank` orders hosts; `tail` breaks ties inside a host."""
+
+    rank: tuple
+    tail: tuple
+    assignment: Assignment
+
+
+class FitMemo:
+    """Per-config memo of shape answers, and the derived configs (per-host overrides)."""
+
+    def __init__(self) -> None:
+        self.best: dict = {}
+        self.fill: dict = {}
+        self.frag: dict = {}
+        self.lacking: dict = {}
+        self.variants: dict = {}
+
+    def trim(self) -> None:
+        if len(self.best) > MEMO_LIMIT or len(self.fill) > MEMO_LIMIT:
+            self.best.clear()
+            self.fill.clear()
+            self.frag.clear()
+            self.lacking.clear()
+
+
+# --- small arithmetic ---------------------------------------------------------------------
+
+
+def shared_threads(vcpus: int, ratio: float) -> int:
+    """Threads a node keeps free for its shared vCPUs: ceil(vcpus / ratio)."""
+    return int(-(-vcpus // ratio))
+
+
+def cores_for(vcpus: int, threads_per_core: int) -> int:
+    return -(-vcpus // threads_per_core)
+
+
+def count_of(pairs: tuple[tuple[str, int], ...], model: str | None) -> int:
+    for m, n in pairs:
+        if m == model:
+            return n
+    return 0
+
+
+def usable_cores(node: NodeShape, threads_per_core: int, ratio: float) -> int:
+    """Free cores a pinned claim may take while the node's shared vCPUs keep their threads."""
+    spare = node.cores * threads_per_core - shared_threads(node.shared_vcpus, ratio)
+    return max(0, spare // threads_per_core)
+
+
+def memory_part(node: NodeShape, memory_mib: int) -> tuple[int, int] | None:
+    """(cell memory, hugepages) a cell of `memory_mib` takes from the node; None if it does not fit."""
+    if node.total_hugepages:
+        pages = -(-memory_mib // MIB_PER_PAGE)
+        return (pages * MIB_PER_PAGE, pages) if pages <= node.hugepages else None
+    return (memory_mib, 0) if memory_mib <= node.memory_mib else None
+
+
+def core_shares(total: int, weights: tuple[int, ...]) -> list[int] | None:
+    """`total` cores split in proportion to `weights` (largest remainder), at least one each."""
+    whole = sum(weights)
+    shares = [total * w // whole for w in weights]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in by_remainder[: total - sum(shares)]:
+        shares[i] += 1
+    for i, share in enumerate(shares):
+        if share == 0:
+            donor = max(range(len(shares)), key=lambda j: (shares[j], -j))
+            if shares[donor] <= 1:
+                return None
+            shares[donor] -= 1
+            shares[i] = 1
+    return shares
+
+
+def memory_shares(total: int, weights: tuple[int, ...]) -> list[int]:
+    whole = sum(weights)
+    shares = [total * w // whole for w in weights]
+    shares[0] += total - sum(shares)
+    return shares
+
+
+def _compositions(total: int, caps: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """Ways to write `total` as len(caps) positive parts, part i <= caps[i]; bigger first parts first."""
+    if len(caps) == 1:
+        if 1 <= total <= caps[0]:
+            yield (total,)
+        return
+    rest_min = len(caps) - 1
+    for first in range(min(caps[0], total - rest_min), 0, -1):
+        for rest in _compositions(total - first, caps[1:]):
+            yield (first, *rest)
+
+
+def _distance(nodes: tuple[NodeShape, ...]) -> int:
+    """Sum of SLIT distances between the nodes a placement spans (0 for one node)."""
+    total = 0
+    for a, b in combinations(nodes, 2):
+        total += a.distances[b.index] if b.index < len(a.distances) else 0
+    return total
+
+
+def placeable_free(shape: HostShape, numa_unknown_policy: str) -> dict[str, int]:
+    """Free GPUs per model that placement may hand out on this host."""
+    free: dict[str, int] = {}
+    for node in shape.nodes:
+        for model, n in node.gpus:
+            free[model] = free.get(model, 0) + n
+    if numa_unknown_policy != "required":
+        for model, n in shape.unknown_gpus:
+            free[model] = free.get(model, 0) + n
+    return free
+
+
+# --- candidates ---------------------------------------------------------------------------
+
+
+def _gpu_parts(nodes: tuple[NodeShape, ...], counts: tuple[int, ...], need: Need, tpc: int, ratio: float) -> tuple[Part, ...] | set[str]:
+    """The cells of a GPU instance taking `counts` GPUs from `nodes`, or what is lacking."""
+    cores = core_shares(cores_for(need.vcpus, tpc), counts)
+    if cores is None:
+        return {"cores"}
+    parts, missing = [], set()
+    for node, gpus, c, mem in zip(nodes, counts, cores, memory_shares(need.memory_mib, counts)):
+        if c > usable_cores(node, tpc, ratio):
+            missing.add("cores")
+        taken = memory_part(node, mem)
+        if taken is None:
+            missing.add("memory")
+        elif not missing:
+            parts.append(Part(node.index, gpus, c, taken[0], taken[1], 0))
+    return missing or tuple(parts)
+
+
+def _single_part(node: NodeShape, need: Need, tpc: int, ratio: float) -> Part | set[str]:
+    """The one cell of an instance whose CPUs and memory all come from `node`, or what is lacking."""
+    missing = set()
+    if need.dedicated:
+        cores = cores_for(need.vcpus, tpc)
+        if cores > usable_cores(node, tpc, ratio):
+            missing.add("cores")
+    else:
+        cores = 0
+        if shared_threads(node.shared_vcpus + need.vcpus, ratio) > node.cores * tpc:
+            missing.add("cores")
+    taken = memory_part(node, need.memory_mib)
+    if taken is None:
+        missing.add("memory")
+    if missing:
+        return missing
+    return Part(node.index, 0, cores, taken[0], taken[1], 0 if need.dedicated else need.vcpus)
+
+
+def candidates(
+    shape: HostShape, need: Need, cfg: PlacementConfig, *, every_span: bool = False, lacking: set[str] | None = None
+) -> Iterator[tuple[int, int, int, Assignment]]:
+    """(preference, span, distance, assignment) for every way the request fits the host.
+
+    Only the fewest-node spans are produced unless `every_span`; what blocked the others is
+    added to `lacking` when given (for "no room" reasons).
+    """
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    if not need.gpus:
+        host_has_gpus = bool(placeable_free(shape, cfg.numa_unknown_policy))
+        for node in shape.nodes:
+            part = _single_part(node, need, tpc, ratio)
+            if isinstance(part, set):
+                if lacking is not None:
+                    lacking |= part
+                continue
+            preference = 0 if not host_has_gpus else 2 if node.gpus else 1
+            yield preference, 1, 0, Assignment(None, (part,))
+        return
+
+    model, wanted = need.gpu_model, need.gpus
+    local = tuple((n, count_of(n.gpus, model)) for n in shape.nodes)
+    local = tuple((n, c) for n, c in local if c)
+    found_local = False
+    for span in range(1, min(wanted, len(local)) + 1):
+        for combo in combinations(local, span):
+            if sum(c for _, c in combo) < wanted:
+                continue
+            nodes = tuple(n for n, _ in combo)
+            distance = _distance(nodes)
+            for counts in _compositions(wanted, tuple(c for _, c in combo)):
+                parts = _gpu_parts(nodes, counts, need, tpc, ratio)
+                if isinstance(parts, set):
+                    if lacking is not None:
+                        lacking |= parts
+                    continue
+                found_local = True
+                yield 0, span, distance, Assignment(model, parts)
+        if found_local and not every_span:
+            break
+
+    policy = cfg.numa_unknown_policy
+    if policy == "required" or count_of(shape.unknown_gpus, model) < wanted:
+        return
+    if policy == "preferred" and found_local and not every_span:
+        return
+    span = 1 if policy == "legacy" else FALLBACK_SPAN
+    for node in shape.nodes:
+        part = _single_part(node, need, tpc, ratio)
+        if isinstance(part, set):
+            if lacking is not None:
+                lacking |= part
+            continue
+        yield 0, span, 0, Assignment(model, (part,), wanted)
+
+
+def after(shape: HostShape, a: Assignment) -> HostShape:
+    """The host's shape once the assignment is claimed (mirrors `placement.apply`)."""
+    nodes = list(shape.nodes)
+    for part in a.parts:
+        i = part.node
+        if i >= len(nodes) or nodes[i].index != i:
+            i = next(k for k, n in enumerate(nodes) if n.index == part.node)
+        n = nodes[i]
+        nodes[i] = NodeShape(
+            n.index,
+            _minus(n.gpus, a.model, part.gpus) if part.gpus else n.gpus,
+            n.cores - part.cores,
+            n.memory_mib - (0 if part.hugepages else part.memory_mib),
+            n.hugepages - part.hugepages,
+            n.total_hugepages,
+            n.shared_vcpus + part.shared_vcpus,
+            n.distances,
+        )
+    unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
+    return HostShape(shape.region, shape.status, shape.threads_per_core, tuple(nodes), unknown, shape.installed, shape.overrides)
+
+
+def _minus(pairs: tuple[tuple[str, int], ...], model: str | None, n: int) -> tuple[tuple[str, int], ...]:
+    return tuple((m, c - n if m == model else c) for m, c in pairs if not (m == model and c == n))
+
+
+def tail_of(a: Assignment) -> tuple:
+    """Inside one host: lower node indices first, then more GPUs from the first node."""
+    return (tuple(p.node for p in a.parts), tuple(-p.gpus for p in a.parts), a.unknown_gpus)
+
+
+# --- policies -----------------------------------------------------------------------------
+
+
+def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
+    """The policy's cost of an assignment on this host (lower is better), host id aside."""
+    if cfg.policy in ("first-fit", "random"):
+        return lambda a: ()
+    free = placeable_free(shape, cfg.numa_unknown_policy)
+    cores = sum(n.cores for n in shape.nodes)
+    node_cores = {n.index: n.cores for n in shape.nodes}
+    if cfg.policy == "spread":
+        mine = free.get(need.gpu_model, 0) if need.gpus else 0
+        return lambda a: (-mine, -cores, -sum(node_cores[p.node] for p in a.parts))
+
+    # pack: the smallest rise in expected fragmentation, then the fullest host (best fit)
+    free_gpus = sum(free.values())
+
+    def fullness(a: Assignment) -> tuple:
+        taken = sum(p.gpus for p in a.parts) + a.unknown_gpus
+        return (free_gpus - taken, cores - sum(p.cores for p in a.parts), sum(node_cores[p.node] - p.cores for p in a.parts))
+
+    if not free_gpus:  # nothing to strand on this host
+        return lambda a: (0.0, *fullness(a))
+    before = fragmentation(shape, cfg)
+    return lambda a: (round(fragmentation(after(shape, a), cfg) - before, 9), *fullness(a))
+
+
+def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, ...]:
+    """A lower bound of the first fields of this host's rank, without scoring anything.
+
+    (preference,) for plans without GPUs, (0, fewest nodes holding enough GPUs) for GPU plans:
+    an index may leave a host unscored while its floor is above the best rank it holds.
+    """
+    if not need.gpus:
+        if not placeable_free(shape, cfg.numa_unknown_policy):
+            return (0,)
+        return (1,) if any(not n.gpus for n in shape.nodes) else (2,)
+    counts = sorted((count_of(n.gpus, need.gpu_model) for n in shape.nodes), reverse=True)
+    total, span = 0, FALLBACK_SPAN
+    for k, c in enumerate(counts, start=1):
+        total += c
+        if total >= need.gpus:
+            span = k
+            break
+    if cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus:
+        span = 1
+    return (0, span)
+
+
+def may_fit(shape: HostShape, need: Need) -> bool:
+    """A cheap necessary condition (no hashing): an active host with GPUs of the model, if any."""
+    if shape.status != ACTIVE:
+        return False
+    if not need.gpus:
+        return True
+    model = need.gpu_model
+    return any(m == model for n in shape.nodes for m, _ in n.gpus) or any(m == model for m, _ in shape.unknown_gpus)
+
+
+def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
+    """Expected idle GPUs of this host for the demand mix (FGD, USENIX ATC '23, for whole GPUs).
+
+    For each plan that sells (weight w, g GPUs): the free GPUs of its model that would stay
+    idle if the host were filled with that plan alone, weighted by w. A GPU that only an
+    instance spanning NUMA nodes could use counts as half idle (SPAN_PENALTY), so breaking up a
+    node's GPUs costs something even while a spanning placement would still fit. The
+    candidate that raises this least leaves the host best able to take what sells.
+    """
+    memo = cfg.memo.frag
+    hit = memo.get(shape)
+    if hit is not None:
+        return hit
+    total = 0.0
+    if shape.status == ACTIVE:
+        inner = cfg.first_fit
+        for model, free in placeable_free(shape, cfg.numa_unknown_policy).items():
+            for plan, weight in cfg.mix_for(model):
+                placed, spanning = fill(shape, plan, inner)
+                total += weight * (free - plan.gpus * (placed - SPAN_PENALTY * spanning))
+    memo[shape] = total
+    return total
+
+
+# --- the answers --------------------------------------------------------------------------
+
+
+def best_fit(shape: HostShape, need: Need, cfg: PlacementConfig) -> Fit | None:
+    """The policy's best assignment of `need` on this host, or None when it does not fit."""
+    if not may_fit(shape, need):
+        return None
+    key = (shape, need)
+    memo = cfg.memo.best
+    try:
+        return memo[key]
+    except KeyError:
+        pass
+    cfg.memo.trim()
+    fit = memo[key] = choose(shape, need, cfg)
+    return fit
+
+
+def choose(
+    shape: HostShape, need: Need, cfg: PlacementConfig, accept: Callable[[Assignment], bool] | None = None
+) -> Fit | None:
+    """Best candidate by (preference, span, distance, policy cost, tail); `accept` filters (pins)."""
+    score = _scorer(shape, need, cfg)
+    best: Fit | None = None
+    for preference, span, distance, a in candidates(shape, need, cfg, every_span=accept is not None):
+        if accept is not None and not accept(a):
+            continue
+        head = (preference, span, distance)
+        if best is not None and head > best.rank[:3]:
+            continue
+        fit = Fit((*head, score(a)), tail_of(a), a)
+        if best is None or (fit.rank, fit.tail) < (best.rank, best.tail):
+            best = fit
+    return best
+
+
+def fill_count(shape: HostShape, need: Need, cfg: PlacementConfig) -> int:
+    """How many instances of `need` this host takes, placed one after another as `place` would."""
+    return fill(shape, need, cfg)[0]
+
+
+def fill(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
+    """(instances placed, of which spanning NUMA nodes) when the host is filled with `need` alone.
+
+    Exact for every policy: while any node can take a whole instance, `place` puts one on a
+    single node (span 1 ranks first), and single-node placements on one node never change
+    another, so each node ends that phase holding as many as it can on its own, whatever the
+    order. Only what follows (instances spanning nodes) is simulated step by step. Under
+    `legacy`, unknown-NUMA GPUs compete in the first phase, so it is simulated too.
+    """
+    memo = cfg.memo.fill
+    key = (shape, need)
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    if shape.status != ACTIVE:
+        memo[key] = (0, 0)
+        return (0, 0)
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    if not need.gpus:
+        hit = memo[key] = (sum(_node_capacity(n, need, tpc, ratio) for n in shape.nodes), 0)
+        return hit
+    local, state = 0, shape
+    if not (cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus):
+        nodes = []
+        for node in shape.nodes:
+            k = _node_capacity(node, need, tpc, ratio)
+            local += k
+            nodes.append(_minus_instances(node, need, k, tpc) if k else node)
+        state = shape._replace(nodes=tuple(nodes))
+    placed, spanning = _simulate(state, need, cfg)
+    hit = memo[key] = (local + placed, spanning)
+    return hit
+
+
+def _simulate(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
+    memo = cfg.memo.fill
+    path = []
+    state = shape
+    while True:
+        done = memo.get((state, need))
+        if done is not None:
+            break
+        fit = best_fit(state, need, cfg)
+        if fit is None:
+            done = memo[(state, need)] = (0, 0)
+            break
+        path.append(((state, need), _spans(fit.assignment)))
+        state = after(state, fit.assignment)
+    placed, spanning = done
+    for key, spans in reversed(path):
+        placed, spanning = placed + 1, spanning + spans
+        memo[key] = (placed, spanning)
+    return placed, spanning
+
+
+def _node_capacity(node: NodeShape, need: Need, tpc: int, ratio: float) -> int:
+    """How many instances of `need` one node takes on its own (GPUs, cores and memory all local)."""
+    if node.total_hugepages:
+        by_memory = node.hugepages // -(-need.memory_mib // MIB_PER_PAGE)
+    else:
+        by_memory = node.memory_mib // need.memory_mib
+    if need.dedicated:
+        by_cpu = usable_cores(node, tpc, ratio) // cores_for(need.vcpus, tpc)
+    else:
+        threads = node.cores * tpc
+        by_cpu = max(int((threads * ratio - node.shared_vcpus) // need.vcpus), 0)
+        while by_cpu and shared_threads(node.shared_vcpus + by_cpu * need.vcpus, ratio) > threads:
+            by_cpu -= 1
+        while shared_threads(node.shared_vcpus + (by_cpu + 1) * need.vcpus, ratio) <= threads:
+            by_cpu += 1
+    by_gpus = count_of(node.gpus, need.gpu_model) // need.gpus if need.gpus else by_memory
+    return min(by_memory, by_cpu, by_gpus)
+
+
+def _minus_instances(node: NodeShape, need: Need, k: int, tpc: int) -> NodeShape:
+    """The node once it holds k more single-node instances of a dedicated GPU `need`."""
+    cell_memory, pages = memory_part(node, need.memory_mib) or (0, 0)
+    return node._replace(
+        gpus=_minus(node.gpus, need.gpu_model, k * need.gpus),
+        cores=node.cores - k * cores_for(need.vcpus, tpc),
+        memory_mib=node.memory_mib - (0 if pages else k * cell_memory),
+        hugepages=node.hugepages - k * pages,
+    )
+
+
+def _spans(a: Assignment) -> int:
+    """1 when the instance's GPUs are not all beside its cores on one node."""
+    return int(len(a.parts) > 1 or a.unknown_gpus > 0)
+
+
+def lacking(shape: HostShape, need: Need, cfg: PlacementConfig) -> set[str]:
+    """What stops the request on this host although it has the GPUs: 'cores' and/or 'memory'."""
+    key = (shape, need)
+    missing = cfg.memo.lacking.get(key)
+    if missing is None:
+        missing = set()
+        for _ in candidates(shape, need, cfg, every_span=True, lacking=missing):
+            pass
+        cfg.memo.lacking[key] = missing = frozenset(missing)
+    return set(missing)
