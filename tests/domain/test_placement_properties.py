@@ -1,0 +1,145 @@
+"""Properties over random sequences of creates and deletes on a few mixed hosts.
+
+After every step: no GPU, thread or GiB is held twice; every claim is NUMA-consistent;
+free + claimed + unavailable = total; the state rebuilt from the claims (as the store does)
+equals the state `apply`/`release` produced, and so does the compact shape placement scores;
+the indexed fleet answers exactly as `place`.
+And the sellable figure is a promise: N creates succeed, the N+1th is refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpucloud.domain.capacity import capacity_rows, sellable
+from gpucloud.domain.fleet_index import Fleet
+from gpucloud.domain.numa_fit import after, best_fit
+from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place
+from gpucloud.domain.topology import HostTopology
+from tests.domain.test_placement import cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
+
+NPS4 = [[10, 12, 12, 12], [12, 10, 12, 12], [12, 12, 10, 12], [12, 12, 12, 10]]
+TOPOLOGIES: dict[int, tuple[HostTopology, str, dict]] = {
+    1: (topology((2, 2), cores=6, memory_gib=64, hugepages=48), "rtx6000", {}),
+    2: (topology((1, 1, 1, 1), cores=4, memory_gib=48, distances=NPS4), "h100", {}),
+    3: (topology((0, 0), cores=4, memory_gib=32), "rtx6000", {}),
+    4: (topology((2, 1), cores=5, unknown_gpus=2, blocked=[gpu_address(1, 0)]), "rtx6000",
+        {"reserved_cores_per_node": 1, "reserved_memory_mib": 4096, "gpu_statuses": {gpu_address(0, 1): "reserved"}}),
+    5: (topology((2, 2), cores=6, threads_per_core=1), "h100", {}),
+}
+REQUESTS = [
+    gpu_request(1, vcpus=4), gpu_request(2, vcpus=6, memory_gib=24), gpu_request(3, vcpus=6), gpu_request(4, vcpus=8),
+    gpu_request(1, vcpus=2, model="h100"), gpu_request(2, vcpus=4, model="h100"), gpu_request(4, vcpus=8, model="h100"),
+    gpu_request(1, vcpus=3, memory_gib=2.5),  # odd vCPUs, memory not whole GiB
+    cpu_request(2, 4), cpu_request(6, 8), cpu_request(4, 8, dedicated=True),
+]
+PLANS = [gpu_plan(1, 4), gpu_plan(2, 6, 24), gpu_plan(4, 8), gpu_plan(1, 2, model="h100"), gpu_plan(2, 4, model="h100")]
+
+
+def fresh_hosts(statuses: dict[int, str]) -> list[HostState]:
+    return [host(i, topo, model=model, status=statuses.get(i, "active"), **extra)
+            for i, (topo, model, extra) in TOPOLOGIES.items()]
+
+
+configs = st.builds(
+    lambda policy, numa, seed: PlacementConfig(policy=policy, numa_unknown_policy=numa, seed=seed,
+                                               demand_mix=tuple((p, 1.0) for p in PLANS)),
+    st.sampled_from(["pack", "spread", "first-fit", "random"]),
+    st.sampled_from(["required", "preferred", "legacy"]),
+    st.integers(0, 3),
+)
+operations = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.integers(0, len(REQUESTS) - 1)),
+    st.tuples(st.just("delete"), st.integers(0, 1000)),
+), min_size=1, max_size=40)
+statuses = st.dictionaries(st.sampled_from(list(TOPOLOGIES)), st.sampled_from(["draining", "down"]), max_size=1)
+
+
+def check_claims(hosts: list[HostState], live: list[Placement], config: PlacementConfig) -> None:
+    for h in hosts:
+        topo, model, extra = TOPOLOGIES[h.id]
+        mine = [p for p in live if p.host_id == h.id]
+        gpus = [a for p in mine for a in p.gpu_addresses]
+        threads = [t for p in mine for n in p.nodes for core in n.cores for t in core]
+        assert len(gpus) == len(set(gpus)) and len(threads) == len(set(threads)), "claimed twice"
+        for p in mine:
+            for claim, cell in zip(p.nodes, p.cells):
+                node = topo.node(claim.node)
+                assert cell.host_node == claim.node
+                assert all(set(core) in ({*c.siblings} for c in node.cpus) for core in claim.cores), "whole cores"
+                assert all(g.address in [x.address for x in topo.gpus if x.numa_node == claim.node] for g in claim.gpus)
+                assert set(claim.cpus) <= {t for core in claim.cores for t in core}
+                assert not set(claim.cpus) & set(h.node(claim.node).reserved_cpus)
+            assert all(topo_gpu.numa_node == -1 for g in p.numa_unknown_gpus for topo_gpu in topo.gpus if topo_gpu.address == g.address)
+        for node in topo.nodes:
+            claims = [n for p in mine for n in p.nodes if n.node == node.index]
+            assert sum(n.hugepages for n in claims) <= node.hugepages_1g
+            reserve = extra.get("reserved_memory_mib", 0)
+            assert sum(n.memory_mib for n in claims if not n.hugepages) <= node.memory_mib - node.hugepages_1g * 1024 - reserve
+            free_threads = h.node(node.index).free_threads
+            shared = sum(n.shared_vcpus for n in claims)
+            assert shared <= free_threads * config.for_host(h).shared_cpu_overcommit
+
+        # The store rebuilds this state from the claims alone: it must be the same state.
+        rebuilt = host(h.id, topo, model=model, status=h.status, generation=h.generation,
+                       claimed_cpus=[t for p in mine for n in p.nodes for t in n.cpus], claimed_gpus=gpus,
+                       claimed_memory_mib=_sum_by_node(mine, lambda n: 0 if n.hugepages else n.memory_mib),
+                       claimed_hugepages=_sum_by_node(mine, lambda n: n.hugepages),
+                       shared_vcpus=_sum_by_node(mine, lambda n: n.shared_vcpus), **extra)
+        assert rebuilt == h
+
+    for row in capacity_rows(hosts, PLANS, config):
+        installed = sum(1 for h in hosts for g in TOPOLOGIES[h.id][0].gpus if TOPOLOGIES[h.id][1] == row["gpu_model"])
+        assert row["free"] + row["claimed"] + row["unavailable"] == row["total"] == installed
+        assert 0 <= row["stranded"] <= row["free"]
+
+
+def _sum_by_node(placements: list[Placement], value) -> dict[int, int]:
+    out: Counter = Counter()
+    for p in placements:
+        for n in p.nodes:
+            out[n.node] += value(n)
+    return dict(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=configs, ops=operations, statuses=statuses)
+def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_counted(config, ops, statuses):
+    fleet = Fleet(fresh_hosts(statuses), config)
+    live: list[Placement] = []
+    for op, arg in ops:
+        if op == "delete":
+            if live:
+                fleet.release(live.pop(arg % len(live)))
+        else:
+            request = REQUESTS[arg]
+            got = fleet.place(request)
+            assert got == place(request, fleet.hosts(), config)
+            if isinstance(got, Placement):
+                before = fleet.host(got.host_id)
+                fit = best_fit(before.shape, request.need, config.for_host(before))
+                # the compact model that scores and counts agrees with the state `apply` makes
+                assert fleet.apply(got).shape == after(before.shape, fit.assignment)
+                live.append(got)
+        check_claims(fleet.hosts(), live, config)
+
+
+@settings(max_examples=40, deadline=None)
+@given(config=configs, ops=operations, which=st.integers(0, len(REQUESTS) - 1))
+def test_sellable_is_a_promise(config, ops, which):
+    hosts = fresh_hosts({})
+    for op, arg in ops:
+        if op == "create":
+            got = place(REQUESTS[arg], hosts, config)
+            if isinstance(got, Placement):
+                hosts = [apply(h, got) if h.id == got.host_id else h for h in hosts]
+    request = REQUESTS[which]
+    promised = sellable(request, hosts, config)
+    for _ in range(promised):
+        got = place(request, hosts, config)
+        assert isinstance(got, Placement), (promised, got)
+        hosts = [apply(h, got) if h.id == got.host_id else h for h in hosts]
+    assert not place(request, hosts, config)
