@@ -152,9 +152,12 @@ class LibvirtDriver:
         finally:
             progress["opening"] = False
         with self._conn_lock:
-            if generation != self._generation:
-                raise _Abandoned()
-            self._conn = conn
+            abandoned = generation != self._generation
+            if not abandoned:
+                self._conn = conn
+        if abandoned:  # the caller timed out (or closed the driver) while we were connecting
+            self._forget(conn)
+            raise _Abandoned()
         return conn
 
     def _forget(self, conn: libvirt.virConnect) -> None:
