@@ -4,7 +4,7 @@
 # admin UI tests. Installs only what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 packages=(libvirt-dev libvirt-clients libxml2-utils pkg-config gcc libvirt-daemon libvirt-daemon-driver-qemu
-          qemu-system-x86 chromium)
+          qemu-system-x86 qemu-utils chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

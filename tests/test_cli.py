@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 
@@ -80,3 +81,42 @@ def test_serve_demo_lists_gpu_types_and_reuses_its_seed(tmp_path):
         assert len(json.loads(run_cli(tmp_path, "host", "list", "--json").stdout)) == len(hosts)
     finally:
         again.stop()
+
+
+def test_host_inspect_reports_and_sets_the_exit_status():
+    fixtures = Path(__file__).parent / "fixtures" / "sysfs"
+    good = run_cli(Path("/nonexistent-data-dir"), "host", "inspect", "--root", str(fixtures / "good-2s-4gpu"))
+    assert "READY for GPU passthrough" in good.stdout
+    bad = run_cli(Path("/nonexistent-data-dir"), "host", "inspect", "--root", str(fixtures / "iommu-off"),
+                  check=False)
+    assert bad.returncode == 1 and "FAIL  IOMMU" in bad.stdout
+    checks = json.loads(run_cli(Path("/nonexistent-data-dir"), "host", "inspect", "--json", "--root",
+                                str(fixtures / "gpu-numa-unknown"), check=False).stdout)
+    assert any(c["status"] == "fail" and "NUMA" in c["name"] for c in checks)
+
+
+def test_instance_xml_is_the_claims_as_valid_libvirt_xml(tmp_path):
+    from lxml import etree
+
+    from gpucloud.services import accounts, instances
+    from gpucloud.store.db import Database
+    from gpucloud.store.instances import claims_of
+    from tests.conftest import make_settings
+
+    run_cli(tmp_path, "host", "add", "--profile", "rtx6000-2s4g", "--region", "us-east", "--name", "g1")
+    db = Database(f"sqlite:///{tmp_path / 'gpucloud.sqlite'}")
+    account = accounts.create_account(db, "xml@example.com")
+    new = instances.NewInstance(type="g1-gpu-rtx6000-2", region="us-east")
+    inst = instances.create_instance(db, make_settings(tmp_path, db.url), account.id, "xml", new, bypass_flags=True)
+    with db.read() as s:
+        held = claims_of(s, inst.id)
+
+    xml = run_cli(tmp_path, "instance", "xml", str(inst.id)).stdout
+    doc = etree.fromstring(xml.encode())
+    assert etree.RelaxNG(file="/usr/share/libvirt/schemas/domain.rng").validate(doc)
+    pins = {int(p.get("vcpu")): int(p.get("cpuset")) for p in doc.iter("vcpupin")}
+    assert pins == {c["guest_vcpu"]: c["cpu"] for c in held["cpus"]}
+    sources = {"0000:{bus}:{slot}.{function}".format(**{k: a.get(k)[2:].zfill(2 if k != "function" else 1)
+               for k in ("bus", "slot", "function")}) for a in doc.findall("devices/hostdev/source/address")}
+    assert {g.pci_address for g in held["gpus"]} <= sources
+    assert run_cli(tmp_path, "instance", "xml", "999", check=False).stderr.startswith("error: no instance 999")

@@ -24,9 +24,15 @@ def host() -> None:
 @click.option("--uri", help="Register a real host by libvirt URI (qemu:///system, qemu+tls://host/system).")
 @click.option("--region", required=True, help="Region id, e.g. us-east.")
 @click.option("--name", help="Host name (default: derived from the URI or profile).")
+@click.option("--nic", help="libvirt hosts: guest network, 'network:NAME', 'bridge:NAME' or 'user' "
+                            "(default network:default).")
+@click.option("--domain-type", type=click.Choice(["kvm", "qemu"]),
+              help="libvirt hosts: 'qemu' runs guests in software emulation (hosts without KVM, CI).")
+@click.option("--pool-path", help="libvirt hosts: directory of the storage pool for disks and base images.")
 @json_option
 @pass_ctx
-def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: str | None, as_json: bool) -> None:
+def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: str | None, nic: str | None,
+        domain_type: str | None, pool_path: str | None, as_json: bool) -> None:
     """Register a host: discover its topology and write it, or refuse if it is already known."""
     if bool(profile) == bool(uri):
         raise GpucloudError("give exactly one of --profile FILE or --uri URI")
@@ -41,14 +47,15 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
     else:
         from gpucloud.hypervisor.libvirt_driver import LibvirtDriver
 
-        driver = LibvirtDriver(uri)
+        options = {k: v for k, v in (("nic", nic), ("domain_type", domain_type), ("pool_path", pool_path)) if v}
+        driver = LibvirtDriver(uri, timeout_s=ctx.settings.driver_timeout_seconds)
         try:
             topology = driver.discover()
         finally:
             driver.close()
         name = name or _name_from_uri(uri)
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
-                                    driver="libvirt", uri=uri)
+                                    driver="libvirt", uri=uri, host_settings=options)
     detail = service.host_detail(ctx.db, ref.id)
     if as_json:
         emit_json(detail)
@@ -200,6 +207,35 @@ def gpu(ctx: Context, ref: str, address: str, status: str, why: str) -> None:
     """Mark one GPU of a host available, reserved or faulty."""
     service.set_gpu_status(ctx.db, ref, address, status, why=why, actor="cli")
     click.echo(f"GPU {address} on {ref} is now {status}")
+
+
+@host.command("lost")
+@click.argument("ref")
+@click.option("--why", required=True, help="What happened to it (kept in the audit log).")
+@pass_ctx
+def lost(ctx: Context, ref: str, why: str) -> None:
+    """Declare a down host's guests gone for good: frees its GPUs and cores for new instances."""
+    from gpucloud.services.host_health import declare_lost
+
+    count = declare_lost(ctx.db, ref, why=why, actor="cli")
+    click.echo(f"host {ref} declared lost; {count} instance(s) released")
+
+
+@host.command("inspect")
+@click.option("--root", default="/", show_default=True, type=click.Path(exists=True, file_okay=False),
+              help="Read sysfs under this root (for recorded trees).")
+@json_option
+def inspect(root: str, as_json: bool) -> None:
+    """Run ON a hypervisor host: is it ready for GPU passthrough? Exit status 1 when not."""
+    from gpucloud.hypervisor.preflight import format_report, host_ready, run_preflight
+
+    checks = run_preflight(Path(root))
+    if as_json:
+        emit_json([c.__dict__ for c in checks])
+    else:
+        click.echo(format_report(checks))
+    if not host_ready(checks):
+        raise SystemExit(1)
 
 
 COMMANDS = [host]

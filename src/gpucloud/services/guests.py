@@ -3,6 +3,8 @@ and the XML operators read with `gpucloud instance xml`."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
@@ -10,7 +12,6 @@ from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import load_hosts_full, topology_of
 from gpucloud.store.tables import CpuClaim, CpuRow, Instance
-from sqlalchemy import select
 
 
 def domain_spec(db: Database, instance_id: int) -> DomainSpec:
@@ -51,7 +52,12 @@ def spec_in_session(s, instance: Instance) -> DomainSpec:
 
 
 def domain_xml(db: Database, instance_id: int) -> str:
-    """The libvirt XML the instance's host is (or would be) given."""
-    from gpucloud.hypervisor.domain_xml import build_domain_xml
+    """The libvirt XML the instance's host is (or would be) given, with that host's NIC."""
+    from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
+    from gpucloud.store.tables import Host
 
-    return build_domain_xml(domain_spec(db, instance_id))
+    spec = domain_spec(db, instance_id)
+    with db.read() as s:
+        host_settings = s.get(Host, s.get(Instance, instance_id).host_id).settings or {}
+    nic = Nic.parse(host_settings["nic"]) if "nic" in host_settings else Nic()
+    return build_domain_xml(spec, nic=nic)

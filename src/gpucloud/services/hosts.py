@@ -27,8 +27,9 @@ class HostRef:
 
 def register_host(db: Database, settings: Settings, *, name: str, region: str, topology: HostTopology,
                   driver: str, uri: str | None = None, profile: str | None = None,
-                  actor: str = "cli") -> HostRef:
-    """Write a host and its whole topology in one transaction; refuse duplicates by name or URI."""
+                  host_settings: dict | None = None, actor: str = "cli") -> HostRef:
+    """Write a host and its whole topology in one transaction; refuse duplicates by name or URI.
+    `host_settings`: driver options (nic, pool_path, domain_type) and placement overrides."""
     catalog = load_catalog()
     if not catalog.region(region):
         raise GpucloudError(f"unknown region {region!r}; known: {', '.join(r.id for r in catalog.regions)}",
@@ -42,12 +43,14 @@ def register_host(db: Database, settings: Settings, *, name: str, region: str, t
             if uri and q.host_by_uri(s, uri):
                 raise Conflict(f"a host with URI {uri} is already registered")
             host = Host(name=name, region_id=region, driver=driver, uri=uri, profile=profile,
-                        cpu_model=topology.cpu_model, status="active", last_seen_at=utcnow())
+                        cpu_model=topology.cpu_model, status="active", last_seen_at=utcnow(),
+                        settings=dict(host_settings or {}))
             s.add(host)
             s.flush()
             _write_topology(s, host, topology, settings)
             audit.record(s, actor=actor, action="host.register", target_type="host", target_id=host.id,
-                         after={"name": name, "region": region, "driver": driver, "uri": uri, "profile": profile})
+                         after={"name": name, "region": region, "driver": driver, "uri": uri, "profile": profile,
+                                "settings": host_settings or {}})
             return HostRef(host.id, host.name)
     except IntegrityError:
         raise Conflict(f"host {name} (or its URI) is already registered") from None
