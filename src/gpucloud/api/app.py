@@ -1,34 +1,58 @@
-"""The HTTP application: the Linode-compatible public API under /v4 (and /v4beta)."""
+"""The HTTP application: the Linode-compatible public API under /v4 (and /v4beta, which
+linode_api4's own tests default to), plus /healthz and /metrics."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from gpucloud.api import views
+from gpucloud.admin.app import mount_admin
+from gpucloud.api import errors, metrics
+from gpucloud.api.middleware import LinodeMiddleware
+from gpucloud.api.ratelimit import RateLimiter
+from gpucloud.api.routes import account, catalog, instances
 from gpucloud.catalog import load_catalog
-from gpucloud.config import Settings
+from gpucloud.config import Settings, load_settings
+from gpucloud.services.gating import flags_for
 from gpucloud.store.db import Database
+
+PREFIXES = ("/v4", "/v4beta")
+
+DESCRIPTION = """The subset of the Linode API v4 that gpucloud serves: types, regions, images,
+instances (with GPU plans), events, account, profile and personal access tokens. Point
+`linode-cli` or `linode_api4` at this server (see docs/api.md). Errors are
+`{"errors": [{"reason": ..., "field": ...}]}`; lists are paginated (`page`, `page_size` 25-500)
+and filterable with the `X-Filter` header."""
 
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
-    app = FastAPI(title="gpucloud", version="0.1.0", docs_url=None, redoc_url=None,
-                  openapi_url="/v4/openapi.json")
+    app = FastAPI(title="gpucloud public API (Linode API v4 compatible)", version="4.0", description=DESCRIPTION,
+                  docs_url=None, redoc_url=None, openapi_url="/v4/openapi.json", strict_content_type=False,
+                  servers=[{"url": "/", "description": "this server"}], redirect_slashes=False)
     app.state.settings = settings
     app.state.db = db
-    catalog = load_catalog()
+    app.state.catalog = load_catalog()
+    app.state.flags = flags_for(db)  # the same cache the instance service consults
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    errors.install(app)
+    app.add_middleware(LinodeMiddleware, max_body_bytes=settings.max_body_bytes, observe=metrics.observe_request)
+
+    api = APIRouter(responses={"default": {"model": errors.ErrorBody, "description": "A Linode-shaped error"}})
+    for module in (catalog, instances, account):
+        api.include_router(module.router)
+    for prefix in PREFIXES:
+        app.include_router(api, prefix=prefix, include_in_schema=prefix == "/v4")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         db.check_reachable()
         return {"status": "ok"}
 
-    for prefix in ("/v4", "/v4beta"):
-        @app.get(f"{prefix}/regions", tags=["regions"])
-        def regions() -> dict:
-            return views.page([views.region(r) for r in catalog.regions])
-
-        @app.get(f"{prefix}/linode/types", tags=["linode"])
-        def types() -> dict:
-            return views.page([views.plan(p) for p in catalog.plans])
-
+    metrics.mount(app)
+    mount_admin(app, settings, db)  # the admin web interface under /admin
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for each process of `gpucloud api --workers N`: settings from GPUCLOUD_*."""
+    settings = load_settings()
+    return create_app(settings, Database(settings.resolved_database_url))

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpucloud.errors import ConfigError, GpucloudError, ValidationErrors
@@ -29,6 +30,17 @@ class ApiError(Exception):
     def __init__(self, status: int, reason: str, field: str | None = None, headers: dict | None = None):
         super().__init__(reason)
         self.status, self.reason, self.field, self.headers = status, reason, field, headers or {}
+
+
+class ErrorEntry(BaseModel):
+    reason: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every failing request answers (documented as each operation's `default` response)."""
+
+    errors: list[ErrorEntry]
 
 
 def invalid_token() -> ApiError:

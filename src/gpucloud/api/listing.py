@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Header, Query
+from fastapi import Header, Path, Query
 
 from gpucloud.api import filters
+
+# ids in paths: a number the database can hold; anything else names nothing (404)
+ObjectId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 DEFAULT_PAGE_SIZE = 100
 MIN_PAGE_SIZE, MAX_PAGE_SIZE = 25, 500
@@ -30,7 +34,7 @@ class ListRequest:
         return filters.parse(self.x_filter, filterable)
 
 
-def list_request(
+async def list_request(  # no I/O: runs on the event loop, not a thread
     page: int = Query(1, ge=1, description="Page number, from 1."),
     page_size: int = Query(DEFAULT_PAGE_SIZE, ge=MIN_PAGE_SIZE, le=MAX_PAGE_SIZE,
                            description="Items per page (25-500)."),

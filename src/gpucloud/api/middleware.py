@@ -66,9 +66,7 @@ class LinodeMiddleware:
             await self._reply(scope, receive, send_with_headers, 500, "Internal server error")
         finally:
             if self.observe is not None:
-                route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
-                self.observe(scope.get("method", ""), template, status, time.perf_counter() - started)
+                self.observe(scope.get("method", ""), _template(scope), status, time.perf_counter() - started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None when it exceeds the limit (announced or actual size)."""
@@ -97,6 +95,15 @@ class LinodeMiddleware:
     @staticmethod
     async def _reply(scope: Scope, receive: Receive, send: Send, status: int, reason: str) -> None:
         await errors.response(status, [(None, reason)])(scope, receive, send)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path template with its version prefix: `/v4/linode/instances/{instance_id}`."""
+    template = getattr(scope.get("route"), "path", None)
+    if template is None:
+        return "unmatched"
+    prefix = "/" + scope.get("path", "/").lstrip("/").split("/", 1)[0]
+    return template if template.startswith(prefix + "/") or template == prefix else prefix + template
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

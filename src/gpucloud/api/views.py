@@ -142,7 +142,8 @@ def instance_ips(inst, r: Region | None) -> dict:
     public = []
     if inst.ipv4:
         net = ipaddress.ip_network(r.ipv4_pool if r else f"{inst.ipv4}/24", strict=False)
-        public.append({"address": inst.ipv4, "gateway": str(next(net.hosts())), "subnet_mask": str(net.netmask),
+        gateway = net.broadcast_address - 1 if net.num_addresses > 2 else net.network_address  # never a guest's
+        public.append({"address": inst.ipv4, "gateway": str(gateway), "subnet_mask": str(net.netmask),
                        "prefix": net.prefixlen, "type": "ipv4", "public": True, "rdns": None,
                        "linode_id": inst.id, "region": inst.region_id, "vpc_nat_1_1": None, "reserved": False})
     v6 = (inst.ipv6 or "").split("/")[0]
@@ -151,7 +152,7 @@ def instance_ips(inst, r: Region | None) -> dict:
     if v6:
         slaac = {"address": v6, "gateway": "fe80::1", "subnet_mask": "ffff:ffff:ffff:ffff::", "prefix": 64,
                  "type": "ipv6", "public": True, "rdns": None, "linode_id": inst.id, "region": inst.region_id}
-        interface_id = int(ipaddress.IPv6Address(v6)) & ((1 << 64) - 1)
+        interface_id = (int(ipaddress.IPv6Address(v6)) & 0xFFFF_FFFF) | 0x0200_00FF_FE00_0000  # EUI-64 style
         link_local = {**slaac, "address": str(ipaddress.IPv6Address((0xFE80 << 112) | interface_id)),
                       "gateway": "fe80::1", "public": False}
     return {"ipv4": {"public": public, "private": [], "shared": [], "reserved": [], "vpc": []},

@@ -10,12 +10,13 @@ from gpucloud.api import bodies, views
 from gpucloud.api.auth import identity, scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
-from gpucloud.api.listing import ListRequest, envelope, list_request, respond
+from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request, respond
+from gpucloud.api.routing import LinodeRoute
 from gpucloud.errors import GpucloudError
 from gpucloud.services import account_events, customer, tokens
 from gpucloud.services.tokens import Identity
 
-router = APIRouter()
+router = APIRouter(route_class=LinodeRoute)
 
 EVENT_FIELDS = Filterable.of("id", "action", "created", "entity.id", "entity.type", "entity.label", "status",
                              "seen", "username", "details.*")
@@ -53,13 +54,13 @@ def list_events(request: Request, who: Identity = Depends(scope("events", "read_
 
 
 @router.get("/account/events/{event_id}", tags=["account"], summary="View an event")
-def get_event(event_id: int, request: Request, who: Identity = Depends(scope("events", "read_only"))) -> dict:
+def get_event(event_id: ObjectId, request: Request, who: Identity = Depends(scope("events", "read_only"))) -> dict:
     return views.event(account_events.get_event(request.app.state.db, who.account_id, event_id))
 
 
 @router.post("/account/events/{event_id}/seen", tags=["account"], summary="Mark events as seen",
              description="Marks this event and every earlier one as seen.")
-def mark_seen(event_id: int, request: Request, who: Identity = Depends(scope("events", "read_write"))) -> dict:
+def mark_seen(event_id: ObjectId, request: Request, who: Identity = Depends(scope("events", "read_write"))) -> dict:
     account_events.mark_seen(request.app.state.db, who.account_id, event_id)
     return {}
 
@@ -109,12 +110,12 @@ def create_token(request: Request, body: bodies.TokenCreate = Body(default_facto
 
 
 @router.get("/profile/tokens/{token_id}", tags=["profile"], summary="View a personal access token")
-def get_token(token_id: int, request: Request, who: Identity = Depends(identity)) -> dict:
+def get_token(token_id: ObjectId, request: Request, who: Identity = Depends(identity)) -> dict:
     return views.token(tokens.get_token(request.app.state.db, who, token_id))
 
 
 @router.put("/profile/tokens/{token_id}", tags=["profile"], summary="Rename a personal access token")
-def update_token(token_id: int, body: bodies.TokenUpdate, request: Request, who: Identity = Depends(identity)) -> dict:
+def update_token(token_id: ObjectId, body: bodies.TokenUpdate, request: Request, who: Identity = Depends(identity)) -> dict:
     if body.label is None:
         return views.token(tokens.get_token(request.app.state.db, who, token_id))
     return views.token(tokens.rename_token(request.app.state.db, who, token_id, body.label))
@@ -122,7 +123,7 @@ def update_token(token_id: int, body: bodies.TokenUpdate, request: Request, who:
 
 @router.delete("/profile/tokens/{token_id}", tags=["profile"], summary="Revoke a personal access token",
                description="A token may revoke itself, or a token whose scopes it holds too.")
-def revoke_token(token_id: int, request: Request, who: Identity = Depends(identity)) -> dict:
+def revoke_token(token_id: ObjectId, request: Request, who: Identity = Depends(identity)) -> dict:
     tokens.revoke_token(request.app.state.db, who, token_id)
     return {}
 

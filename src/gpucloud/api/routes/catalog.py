@@ -10,9 +10,10 @@ from gpucloud.api.auth import identity, maybe_identity
 from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
 from gpucloud.api.listing import ListRequest, list_request, respond
+from gpucloud.api.routing import LinodeRoute
 from gpucloud.services.tokens import Identity
 
-router = APIRouter()
+router = APIRouter(route_class=LinodeRoute)
 
 TYPE_FIELDS = Filterable.of("id", "accelerated_devices", "class", "disk", "gpus", "label", "memory",
                             "network_out", "transfer", "vcpus")

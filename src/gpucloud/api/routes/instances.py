@@ -1,0 +1,171 @@
+"""Linode instances: list, create, view, update, delete, the power and resize actions, and the
+read-only views linode_api4 asks for (`ips`, `configs`, `disks`).
+
+Create answers 200 with the whole instance (status `provisioning`); actions and DELETE
+answer `200 {}` (linode_api4 tests `"error" in response`, so never 204). Another account's
+instance is 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from gpucloud.api import bodies, views
+from gpucloud.api.auth import scope
+from gpucloud.api.filters import Filterable
+from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
+from gpucloud.api.routing import LinodeRoute
+from gpucloud.errors import GpucloudError, NotFound
+from gpucloud.services import instances as service
+from gpucloud.services.tokens import Identity
+
+router = APIRouter(tags=["linode"], route_class=LinodeRoute)
+
+read = scope("linodes", "read_only")
+write = scope("linodes", "read_write")
+
+INSTANCE_FIELDS = Filterable.of("group", "id", "image", "interface_generation", "ipv4", "label",
+                                "placement_group.label", "placement_group.placement_group_type", "region", "tags",
+                                "type", "status")
+PER_INSTANCE_FIELDS = Filterable.of("id", "label")
+IGNORED_UPDATES = ("backups", "maintenance_policy")
+
+
+def _shape(request: Request, inst) -> dict:
+    catalog = request.app.state.catalog
+    return views.instance(inst, catalog.plan(inst.type_id), catalog.region(inst.region_id))
+
+
+def _owned(request: Request, who: Identity, instance_id: int):
+    return service.get_instance(request.app.state.db, who.account_id, instance_id)
+
+
+# --- the collection and its members ----------------------------------------------------------------
+
+
+@router.get("/linode/instances", summary="List instances")
+def list_instances(request: Request, who: Identity = Depends(read), req: ListRequest = Depends(list_request)) -> dict:
+    query = req.query(INSTANCE_FIELDS)  # a bad filter fails before any database work
+    rows = service.list_instances(request.app.state.db, who.account_id)
+    return envelope(query.apply(_shape(request, inst) for inst in rows), req)
+
+
+@router.post("/linode/instances", summary="Create an instance",
+             description="Places the instance and claims its GPUs, cores and memory at once: no capacity is an "
+                         "immediate 400. Answers the instance in status `provisioning`.")
+def create_instance(body: bodies.InstanceCreate, request: Request, who: Identity = Depends(write)) -> dict:
+    new = service.NewInstance(
+        type=body.type, region=body.region, label=body.label, image=body.image, root_pass=body.root_pass,
+        authorized_keys=tuple(body.authorized_keys or ()), authorized_users=tuple(body.authorized_users or ()),
+        tags=tuple(body.tags or ()), group=body.group or "", booted=True if body.booted is None else body.booted,
+    )
+    inst = service.create_instance(request.app.state.db, request.app.state.settings, who.account_id, who.username,
+                                   new)
+    return _shape(request, inst)
+
+
+@router.get("/linode/instances/{instance_id}", summary="View an instance")
+def get_instance(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    return _shape(request, _owned(request, who, instance_id))
+
+
+@router.put("/linode/instances/{instance_id}", summary="Update an instance",
+            description="Changes label, group, tags, alerts and watchdog_enabled. `backups` and "
+                        "`maintenance_policy` are accepted (linode_api4 sends every mutable field) and ignored.")
+def update_instance(instance_id: ObjectId, body: bodies.InstanceUpdate, request: Request,
+                    who: Identity = Depends(write)) -> dict:
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in IGNORED_UPDATES}
+    if "alerts" in changes:
+        changes["alerts"] = {k: v for k, v in (changes["alerts"] or {}).items() if v is not None}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    inst = service.update_instance(request.app.state.db, who.account_id, instance_id, changes)
+    return _shape(request, inst)
+
+
+@router.delete("/linode/instances/{instance_id}", summary="Delete an instance")
+def delete_instance(instance_id: ObjectId, request: Request, who: Identity = Depends(write)) -> dict:
+    service.delete_instance(request.app.state.db, who.account_id, instance_id, who.username)
+    return {}
+
+
+# --- actions -----------------------------------------------------------------------------------------
+
+
+@router.post("/linode/instances/{instance_id}/boot", summary="Boot an instance")
+def boot(instance_id: ObjectId, request: Request, who: Identity = Depends(write),
+         body: bodies.ConfigRef | None = Body(None)) -> dict:
+    _check_config(request, who, instance_id, body)
+    service.boot_instance(request.app.state.db, who.account_id, instance_id, who.username)
+    return {}
+
+
+@router.post("/linode/instances/{instance_id}/reboot", summary="Reboot an instance")
+def reboot(instance_id: ObjectId, request: Request, who: Identity = Depends(write),
+           body: bodies.ConfigRef | None = Body(None)) -> dict:
+    _check_config(request, who, instance_id, body)
+    service.reboot_instance(request.app.state.db, who.account_id, instance_id, who.username)
+    return {}
+
+
+@router.post("/linode/instances/{instance_id}/shutdown", summary="Shut an instance down")
+def shutdown(instance_id: ObjectId, request: Request, who: Identity = Depends(write),
+             _body: bodies.NoFields | None = Body(None)) -> dict:
+    service.shutdown_instance(request.app.state.db, who.account_id, instance_id, who.username)
+    return {}
+
+
+@router.post("/linode/instances/{instance_id}/resize", summary="Resize an instance",
+             description="Moves the instance to another type; `allow_auto_disk_resize` and `migration_type` are "
+                         "accepted and ignored (disks always grow with the type; GPU guests are migrated cold).")
+def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Identity = Depends(write)) -> dict:
+    service.resize_instance(request.app.state.db, request.app.state.settings, who.account_id, instance_id, body.type,
+                            who.username)
+    return {}
+
+
+def _check_config(request: Request, who: Identity, instance_id: int, body: bodies.ConfigRef | None) -> None:
+    """Each instance has one configuration profile, whose id is the instance's."""
+    if body is not None and body.config_id is not None and body.config_id != instance_id:
+        _owned(request, who, instance_id)  # someone else's instance stays a 404
+        raise GpucloudError("Config not found", field="config_id")
+
+
+# --- read-only views linode_api4 loads ------------------------------------------------------------------
+
+
+@router.get("/linode/instances/{instance_id}/ips", summary="List an instance's addresses")
+def ips(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    inst = _owned(request, who, instance_id)
+    return views.instance_ips(inst, request.app.state.catalog.region(inst.region_id))
+
+
+@router.get("/linode/instances/{instance_id}/configs", summary="List an instance's configuration profiles")
+def configs(instance_id: ObjectId, request: Request, who: Identity = Depends(read),
+            req: ListRequest = Depends(list_request)) -> dict:
+    inst = _owned(request, who, instance_id)
+    plan = request.app.state.catalog.plan(inst.type_id)
+    return envelope(req.query(PER_INSTANCE_FIELDS).apply([views.instance_config(inst, plan)]), req)
+
+
+@router.get("/linode/instances/{instance_id}/configs/{config_id}", summary="View a configuration profile")
+def config(instance_id: ObjectId, config_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    inst = _owned(request, who, instance_id)
+    if config_id != inst.id:
+        raise NotFound()
+    return views.instance_config(inst, request.app.state.catalog.plan(inst.type_id))
+
+
+@router.get("/linode/instances/{instance_id}/disks", summary="List an instance's disks")
+def disks(instance_id: ObjectId, request: Request, who: Identity = Depends(read),
+          req: ListRequest = Depends(list_request)) -> dict:
+    inst = _owned(request, who, instance_id)
+    plan = request.app.state.catalog.plan(inst.type_id)
+    return envelope(req.query(PER_INSTANCE_FIELDS).apply([views.instance_disk(inst, plan)]), req)
+
+
+@router.get("/linode/instances/{instance_id}/disks/{disk_id}", summary="View a disk")
+def disk(instance_id: ObjectId, disk_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    inst = _owned(request, who, instance_id)
+    if disk_id != inst.id:
+        raise NotFound()
+    return views.instance_disk(inst, request.app.state.catalog.plan(inst.type_id))
