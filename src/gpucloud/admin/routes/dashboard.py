@@ -1,0 +1,58 @@
+"""The inventory dashboard: GPUs per region and model, sellable per plan, and the chart."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gpucloud.admin.charts import capacity_chart
+from gpucloud.admin.rendering import page
+from gpucloud.admin.session import Viewer, viewer
+from gpucloud.catalog import load_catalog
+from gpucloud.clock import utcnow
+from gpucloud.domain.catalog import Plan
+from gpucloud.services import capacity_samples
+from gpucloud.services.capacity import capacity
+from gpucloud.services.hosts import list_hosts
+
+router = APIRouter()
+
+RANGES = {"6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+FIELDS = ("total", "claimed", "claimed_customer", "claimed_staff", "free", "unavailable", "stranded")
+
+
+@router.get("/")
+def dashboard(request: Request, range: str = "24h", region: str = "", model: str = "",
+              _: Viewer = Depends(viewer)) -> Response:
+    admin = request.app.state.admin
+    rows = capacity(admin.db, admin.settings)
+    totals = {f: sum(r[f] for r in rows) for f in FIELDS}
+    reasons: Counter = Counter()
+    for r in rows:
+        reasons.update(r["unavailable_reasons"])
+    hosts = Counter(h["status"] for h in list_hosts(admin.db))
+
+    span = RANGES.get(range, RANGES["24h"])
+    now = utcnow()
+    points = capacity_samples.history(admin.db, now - span, region=region or None, gpu_model=model or None)
+    chosen = [r for r in rows if (not region or r["region"] == region) and (not model or r["gpu_model"] == model)]
+    points.append({"at": now, **{f: sum(r[f] for r in chosen) for f in ("total", "claimed", "free", "unavailable")}})
+
+    catalog = load_catalog()
+    plans = {p.id: {"label": p.label, "short": short_name(p)} for p in catalog.plans if p.is_gpu}
+    return page(request, "dashboard.html", {
+        "nav": "dashboard", "rows": rows, "totals": totals, "reasons": sorted(reasons.items()), "hosts": hosts,
+        "chart": capacity_chart(points, now - span, now), "range": range if range in RANGES else "24h",
+        "ranges": list(RANGES), "region": region, "model": model, "plans": plans,
+        "models": {m.id: m.name for m in catalog.gpu_models},
+        "sample_minutes": admin.sampler.every_seconds // 60,
+    })
+
+
+def short_name(plan: Plan) -> str:
+    """What a sellable chip calls a plan beside its model: '2×', or '1× S' for sized plans."""
+    size = plan.id.rsplit("-", 1)[-1]
+    return f"{plan.gpus}×" + (f" {size.upper()}" if size.isalpha() else "")

@@ -1,0 +1,36 @@
+"""Instances: search, the instance page, and the live progress fragment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gpucloud.admin.rendering import page
+from gpucloud.admin.session import Viewer, viewer
+from gpucloud.services import audit_trail, instance_admin
+
+router = APIRouter()
+
+
+@router.get("/instances")
+def instance_list(request: Request, q: str = "", _: Viewer = Depends(viewer)) -> Response:
+    found = instance_admin.search(request.app.state.admin.db, q)
+    return page(request, "instances.html", {"nav": "instances", "instances": found, "q": q})
+
+
+@router.get("/instances/{instance_id}")
+def instance_page(request: Request, instance_id: int, _: Viewer = Depends(viewer)) -> Response:
+    db = request.app.state.admin.db
+    detail = instance_admin.detail(db, instance_id)
+    return page(request, "instance.html", {
+        "nav": "instances", "i": detail, "xml": instance_admin.domain_xml_or_none(db, instance_id),
+        "progress": instance_admin.progress(db, instance_id),
+        "audit": audit_trail.of_target(db, "instance", instance_id),
+    })
+
+
+@router.get("/instances/{instance_id}/progress")
+def progress(request: Request, instance_id: int, _: Viewer = Depends(viewer)) -> Response:
+    """A fragment the page polls until `done`: status, the event's percent_complete."""
+    p = instance_admin.progress(request.app.state.admin.db, instance_id)
+    return page(request, "_progress.html", {"p": p})
