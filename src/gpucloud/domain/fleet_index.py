@@ -6,12 +6,13 @@ heap orders the buckets by rank; a decision pops the best rank, takes the lowest
 among the buckets tied on it, and materialises the placement on that host. Only the host
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
-New shapes are logged per region and scored for a request only when that request comes next,
-so a shape that vanishes before (pack keeps filling the same host) is never scored. A new
-shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
-already worse than the best rank in the heap waits unscored in a second heap, ordered by that
-floor, and is scored only once the best rank reaches its floor. A standard plan thus never
-scores GPU hosts while GPU-less hosts have room.
+Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
+- new shapes are logged per region and scored for a request when that request comes next,
+  or once it lags MAX_LAG shapes behind (no decision pays for a long backlog);
+- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
+  already worse than the best rank in the heap waits unscored in a second heap, and is scored
+  once the best rank reaches its floor. A standard plan thus never scores GPU hosts while
+  GPU-less hosts have room.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 from itertools import count
 
-from gpucloud.domain.numa_fit import HostShape, Need, best_fit, may_fit, rank_floor
+from gpucloud.domain.numa_fit import HostShape, Need, choose, may_fit, rank_floor
 from gpucloud.domain.placement import (
     HostState,
     NoRoom,
@@ -35,6 +36,8 @@ from gpucloud.domain.placement import (
     place_pinned,
     release,
 )
+
+MAX_LAG = 32
 
 
 class Fleet:
@@ -83,7 +86,11 @@ class Fleet:
         if bucket is None:
             self._buckets[shape] = [host.id]
             self._shapes.setdefault(shape.region, set()).add(shape)
-            self._log.setdefault(shape.region, []).append(shape)
+            log = self._log.setdefault(shape.region, [])
+            log.append(shape)
+            for need in self._needs.get(shape.region, ()):
+                if len(log) - self._read[(shape.region, need)] >= MAX_LAG:
+                    self._catch_up((shape.region, need))
         else:
             insort(bucket, host.id)
 
@@ -108,7 +115,9 @@ class Fleet:
             self._score(key, shape)
 
     def _score(self, key: tuple[str, Need], shape: HostShape) -> None:
-        fit = best_fit(shape, key[1], self.config.for_host(shape))
+        # Not the memoised `best_fit`: the heap keeps the rank, and a memo of every shape ever
+        # seen would only grow (and slow the garbage collector) in a long-running process.
+        fit = choose(shape, key[1], self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
         else:
@@ -118,32 +127,51 @@ class Fleet:
         """The heap for this request, brought up to date with the shapes logged since last time."""
         key = (region, need)
         heap = self._heaps.get(key)
-        log = self._log.setdefault(region, [])
         if heap is None:
             heap = self._heaps[key] = []
             self._waiting[key] = []
             self._queued[key] = set()
             self._needs.setdefault(region, []).append(need)
+            self._read[key] = len(self._log.setdefault(region, []))
             for shape in self._shapes.get(region, ()):
                 self._queue(key, shape)
         else:
-            for shape in log[self._read[key] :]:
-                if shape in self._buckets:
-                    self._queue(key, shape)
-        self._read[key] = len(log)
-        if len(log) > 2 * len(self._shapes.get(region, ())) + 1024:
-            self._compact(region)
+            self._catch_up(key)
         return heap
+
+    def _catch_up(self, key: tuple[str, Need]) -> None:
+        region = key[0]
+        log = self._log[region]
+        for shape in log[self._read[key] :]:
+            if shape in self._buckets:
+                self._queue(key, shape)
+        self._read[key] = len(log)
+        live = len(self._shapes.get(region, ()))
+        if len(log) > 2 * live + 1024:
+            self._compact(region)
+        if len(self._heaps[key]) + len(self._waiting[key]) > 2 * live + 1024:
+            self._prune(key)
+
+    def _prune(self, key: tuple[str, Need]) -> None:
+        """Drop heap entries of shapes that no host has any more."""
+        for heap in (self._heaps[key], self._waiting[key]):
+            heap[:] = [entry for entry in heap if entry[2] in self._buckets]
+            heapq.heapify(heap)
+        self._queued[key] = {entry[2] for heap in (self._heaps[key], self._waiting[key]) for entry in heap}
 
     def _compact(self, region: str) -> None:
         """Drop log entries every heap has read, or whose shape is gone."""
         log = self._log[region]
         keys = [(region, need) for need in self._needs.get(region, ())]
         done = min((self._read[k] for k in keys), default=len(log))
-        unread = [s for s in log[done:] if s in self._buckets]
+        kept, live_before = [], [0]  # live_before[i]: live entries in log[done : done + i]
+        for shape in log[done:]:
+            if shape in self._buckets:
+                kept.append(shape)
+            live_before.append(len(kept))
         for k in keys:
-            self._read[k] = len([s for s in log[done : self._read[k]] if s in self._buckets])
-        self._log[region] = unread
+            self._read[k] = live_before[self._read[k] - done]
+        self._log[region] = kept
 
     def _best(self, key: tuple[str, Need]) -> list:
         """The live heap entries that tie on the best rank (waiting shapes scored as needed)."""
@@ -182,7 +210,7 @@ class Fleet:
             shapes = {s: len(self._buckets[s]) for s in self._shapes.get(request.region, ())}
             return no_room(request, shapes, self.config)
         host = self._pick([entry[2] for entry in tied])
-        fit = best_fit(host.shape, key[1], self.config.for_host(host))
+        fit = choose(host.shape, key[1], self.config.for_host(host))
         return materialise(host, fit.assignment, request)
 
     def _pick(self, shapes: list[HostShape]) -> HostState:

@@ -96,7 +96,7 @@ class FitMemo:
         self.variants: dict = {}
 
     def trim(self) -> None:
-        if len(self.best) > MEMO_LIMIT or len(self.fill) > MEMO_LIMIT:
+        if max(len(self.best), len(self.fill), len(self.frag), len(self.lacking)) > MEMO_LIMIT:
             self.best.clear()
             self.fill.clear()
             self.frag.clear()
@@ -393,13 +393,36 @@ def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
         return hit
     total = 0.0
     if shape.status == ACTIVE:
-        inner = cfg.first_fit
         for model, free in placeable_free(shape, cfg.numa_unknown_policy).items():
             for plan, weight in cfg.mix_for(model):
-                placed, spanning = fill(shape, plan, inner)
-                total += weight * (free - plan.gpus * (placed - SPAN_PENALTY * spanning))
+                local, spanning = _usable(shape, plan, cfg)
+                total += weight * (free - plan.gpus * (local + (1 - SPAN_PENALTY) * spanning))
     memo[shape] = total
     return total
+
+
+def _usable(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
+    """(instances on one node each, an estimate of further instances spanning nodes) for a fill.
+
+    The first figure is exact (see `fill`); the second pools what the nodes have left beside
+    their remaining GPUs, without simulating: a score needs to be cheap, not exact.
+    """
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    cores = cores_for(need.vcpus, tpc)
+    local = gpus = spare_cores = spare_mib = 0
+    for node in shape.nodes:
+        k = _node_capacity(node, need, tpc, ratio)
+        local += k
+        left = count_of(node.gpus, need.gpu_model) - k * need.gpus
+        if left:
+            gpus += left
+            spare_cores += usable_cores(node, tpc, ratio) - k * cores
+            pages = -(-need.memory_mib // MIB_PER_PAGE)
+            spare_mib += (node.hugepages - k * pages) * MIB_PER_PAGE if node.total_hugepages else node.memory_mib - k * need.memory_mib
+    if cfg.numa_unknown_policy != "required":
+        gpus += count_of(shape.unknown_gpus, need.gpu_model)
+    spanning = min(gpus // need.gpus, spare_cores // cores, spare_mib // need.memory_mib) if gpus >= need.gpus else 0
+    return local, max(spanning, 0)
 
 
 # --- the answers --------------------------------------------------------------------------
@@ -439,12 +462,7 @@ def choose(
 
 
 def fill_count(shape: HostShape, need: Need, cfg: PlacementConfig) -> int:
-    """How many instances of `need` this host takes, placed one after another as `place` would."""
-    return fill(shape, need, cfg)[0]
-
-
-def fill(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
-    """(instances placed, of which spanning NUMA nodes) when the host is filled with `need` alone.
+    """How many instances of `need` this host takes, placed one after another as `place` would.
 
     Exact for every policy: while any node can take a whole instance, `place` puts one on a
     single node (span 1 ranks first), and single-node placements on one node never change
@@ -457,45 +475,39 @@ def fill(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
     hit = memo.get(key)
     if hit is not None:
         return hit
-    if shape.status != ACTIVE:
-        memo[key] = (0, 0)
-        return (0, 0)
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
-    if not need.gpus:
-        hit = memo[key] = (sum(_node_capacity(n, need, tpc, ratio) for n in shape.nodes), 0)
-        return hit
-    local, state = 0, shape
-    if not (cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus):
-        nodes = []
+    if shape.status != ACTIVE:
+        count = 0
+    elif not need.gpus:
+        count = sum(_node_capacity(n, need, tpc, ratio) for n in shape.nodes)
+    elif cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus:
+        count = _simulate(shape, need, cfg)
+    else:
+        local, nodes = 0, []
         for node in shape.nodes:
             k = _node_capacity(node, need, tpc, ratio)
             local += k
             nodes.append(_minus_instances(node, need, k, tpc) if k else node)
-        state = shape._replace(nodes=tuple(nodes))
-    placed, spanning = _simulate(state, need, cfg)
-    hit = memo[key] = (local + placed, spanning)
-    return hit
+        count = local + _simulate(shape._replace(nodes=tuple(nodes)), need, cfg)
+    memo[key] = count
+    return count
 
 
-def _simulate(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
+def _simulate(shape: HostShape, need: Need, cfg: PlacementConfig) -> int:
+    """Fill by placing one instance after another (memoising every state passed)."""
     memo = cfg.memo.fill
     path = []
     state = shape
-    while True:
-        done = memo.get((state, need))
-        if done is not None:
-            break
+    while (done := memo.get((state, need))) is None:
         fit = best_fit(state, need, cfg)
         if fit is None:
-            done = memo[(state, need)] = (0, 0)
+            done = memo[(state, need)] = 0
             break
-        path.append(((state, need), _spans(fit.assignment)))
+        path.append((state, need))
         state = after(state, fit.assignment)
-    placed, spanning = done
-    for key, spans in reversed(path):
-        placed, spanning = placed + 1, spanning + spans
-        memo[key] = (placed, spanning)
-    return placed, spanning
+    for placed, key in enumerate(reversed(path), start=done + 1):
+        memo[key] = placed
+    return done + len(path)
 
 
 def _node_capacity(node: NodeShape, need: Need, tpc: int, ratio: float) -> int:
@@ -526,11 +538,6 @@ def _minus_instances(node: NodeShape, need: Need, k: int, tpc: int) -> NodeShape
         memory_mib=node.memory_mib - (0 if pages else k * cell_memory),
         hugepages=node.hugepages - k * pages,
     )
-
-
-def _spans(a: Assignment) -> int:
-    """1 when the instance's GPUs are not all beside its cores on one node."""
-    return int(len(a.parts) > 1 or a.unknown_gpus > 0)
 
 
 def lacking(shape: HostShape, need: Need, cfg: PlacementConfig) -> set[str]:

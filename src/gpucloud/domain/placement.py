@@ -168,15 +168,6 @@ class PlacementConfig:
             self._mix[model] = mix  # type: ignore[attr-defined]
         return mix
 
-    @property
-    def first_fit(self) -> PlacementConfig:
-        """The same rules with the first-fit policy (pack's inner measure of what still fits)."""
-        variant = self.memo.variants.get("first-fit")
-        if variant is None:
-            variant = self if self.policy == "first-fit" else replace(self, policy="first-fit")
-            self.memo.variants["first-fit"] = variant
-        return variant
-
     def for_host(self, host: HostState | HostShape) -> PlacementConfig:
         """This config with the host's overrides applied (the same object when it has none)."""
         if not host.overrides:
