@@ -1,0 +1,399 @@
+"""Placement benchmark: speed of the engine under churn, and packing quality of the policies.
+
+    .venv/bin/python bench/placement.py            # the full run (a few minutes on 2 cores)
+    .venv/bin/python bench/placement.py --quick    # a short run
+
+Speed: fleets of 1,000 and 10,000 hosts of the shipped GPU profiles (4 and 8 GPUs, 2 and 4
+NUMA nodes) plus CPU-only hosts, filled to about 80 % of their GPUs, then churned (a delete,
+then a create) through `fleet_index.Fleet`. Reports placements/s and the latency of each
+decision (`Fleet.place`), and how long `capacity_rows` takes over the whole fleet.
+
+Quality: a seeded synthetic workload (plan mix, Poisson arrivals, exponential lifetimes) offered
+at 1.25x capacity, the same arrivals for every policy. Reports the GPU allocation rate at the
+first refused GPU request and, from 2 mean lifetimes on (steady state): mean GPU allocation,
+GPU requests refused (weighted by GPUs, then 1-GPU and multi-GPU apart), multi-GPU requests
+refused while enough GPUs of their model were free in the region, and GPUs / cores / GiB
+stranded (free, but idle whichever single plan of the mix a host is filled with); medians over
+seeds, and the multi-GPU refusals as a ratio to first-fit.
+
+Through the store: claims/s with 4 competing threads on SQLite and PostgreSQL belong to the
+claim service and are added there (see `through_the_store` below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import heapq
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from gpucloud.catalog import load_catalog  # noqa: E402
+from gpucloud.domain.capacity import capacity_rows  # noqa: E402
+from gpucloud.domain.fleet_index import Fleet  # noqa: E402
+from gpucloud.domain.numa_fit import cores_for, fill_count, shared_threads  # noqa: E402
+from gpucloud.domain.placement import (  # noqa: E402
+    HostState,
+    Placement,
+    PlacementConfig,
+    PlacementRequest,
+    build_host_state,
+    demand_mix,
+)
+from gpucloud.hypervisor.profile import load_profile  # noqa: E402
+
+REGION = "bench"
+POLICIES = ("pack", "spread", "first-fit", "random")
+# Fleet mix (share of hosts per shipped profile) and demand mix (relative arrival weights).
+FLEET_MIX = {"rtx6000-2s4g": 0.30, "rtx4000ada-2s8g": 0.25, "h100-nps4-8g": 0.30, "cpu-2s": 0.15}
+QUALITY_LOAD = 1.25  # demand offered, as a multiple of capacity
+STEADY_AFTER = 2.0  # mean lifetimes: at 1.25x the fleet is full after ln(5) = 1.6; counted from here
+PLAN_WEIGHTS = {
+    "g1-gpu-rtx6000-1": 4, "g1-gpu-rtx6000-2": 2, "g1-gpu-rtx6000-3": 0.5, "g1-gpu-rtx6000-4": 1,
+    "g2-gpu-rtx4000a1-s": 3, "g2-gpu-rtx4000a1-m": 3, "g2-gpu-rtx4000a1-l": 1, "g2-gpu-rtx4000a2-s": 1.5,
+    "g2-gpu-rtx4000a2-m": 1, "g2-gpu-rtx4000a4-s": 0.5, "g2-gpu-rtx4000a4-m": 0.5,
+    "g3-gpu-h100-1": 3, "g3-gpu-h100-2": 2, "g3-gpu-h100-3": 0.5, "g3-gpu-h100-4": 1,
+    "g6-nanode-1": 1, "g6-standard-1": 1, "g6-standard-2": 1, "g6-standard-4": 1, "g6-standard-6": 0.5,
+    "g6-standard-8": 0.5, "g7-highmem-1": 0.5, "g6-dedicated-2": 0.5, "g6-dedicated-4": 0.5, "g6-dedicated-8": 0.5,
+}
+
+
+# --- fleets and workloads ------------------------------------------------------------------------
+
+
+def profile_states() -> dict[str, HostState]:
+    """One host state per shipped profile (copied per host with a new id: building is not measured)."""
+    catalog = load_catalog()
+    states = {}
+    for name in FLEET_MIX:
+        topo = load_profile(name)
+        models = {g.address: m.id for g in topo.gpus if (m := catalog.model_for_device(g.vendor_id, g.device_id))}
+        states[name] = build_host_state(0, REGION, topo, models)
+    return states
+
+
+def make_fleet(size: int, seed: int) -> list[HostState]:
+    states, rng = profile_states(), random.Random(seed)
+    names = list(FLEET_MIX)
+    picks = rng.choices(names, weights=[FLEET_MIX[n] for n in names], k=size)
+    return [replace(states[name], id=i) for i, name in enumerate(picks, start=1)]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at: float
+    lifetime: float
+    plan_id: str
+
+
+class Workload:
+    """Seeded arrivals: plans drawn from the mix, Poisson arrivals, exponential lifetimes.
+
+    Two merged streams. GPU plans: each model's share of GPU demand equals its share of the
+    fleet's GPUs, plans within a model weighted by PLAN_WEIGHTS, and the rate set so the GPUs
+    asked for (rate x mean lifetime x GPUs per arrival) are `load` times the fleet's. Plans
+    without GPUs: sized the same way against the memory of the CPU-only hosts, so beyond 1
+    they spill onto GPU hosts, where they can strand GPUs.
+    """
+
+    def __init__(self, hosts: list[HostState], load: float, seed: int, mean_lifetime: float = 100.0):
+        catalog = load_catalog()
+        self.plans = {p.id: p for p in catalog.plans if p.id in PLAN_WEIGHTS}
+        fleet_gpus: dict[str, int] = {}
+        cpu_host_gib = 0
+        for h in hosts:
+            for n in h.nodes:
+                for g in n.gpus:
+                    fleet_gpus[g.model] = fleet_gpus.get(g.model, 0) + 1
+            if not any(n.gpus for n in h.nodes):
+                cpu_host_gib += sum(n.free_memory_mib for n in h.nodes) / 1024
+        total_gpus = sum(fleet_gpus.values())
+        gpu_plans = [p for p in self.plans.values() if p.is_gpu and p.gpu_model in fleet_gpus]
+        demand = {m: sum(PLAN_WEIGHTS[p.id] * p.gpus for p in gpu_plans if p.gpu_model == m) for m in fleet_gpus}
+        self.gpu_ids = [p.id for p in gpu_plans]
+        self.gpu_weights = [PLAN_WEIGHTS[p.id] * fleet_gpus[p.gpu_model] / total_gpus / demand[p.gpu_model] for p in gpu_plans]
+        gpus_per_arrival = sum(self.plans[i].gpus * w for i, w in zip(self.gpu_ids, self.gpu_weights)) / sum(self.gpu_weights)
+        self.gpu_rate = load * total_gpus / (mean_lifetime * gpus_per_arrival)
+        cpu_plans = [p for p in self.plans.values() if not p.is_gpu]
+        self.cpu_ids = [p.id for p in cpu_plans]
+        self.cpu_weights = [PLAN_WEIGHTS[p.id] for p in cpu_plans]
+        gib_per_arrival = sum(self.plans[i].memory_mib / 1024 * w for i, w in zip(self.cpu_ids, self.cpu_weights)) / sum(self.cpu_weights)
+        self.cpu_rate = load * cpu_host_gib / (mean_lifetime * gib_per_arrival)
+        self.ids = self.gpu_ids + self.cpu_ids
+        self.weights = [w * self.gpu_rate / sum(self.gpu_weights) for w in self.gpu_weights] + [
+            w * self.cpu_rate / sum(self.cpu_weights) for w in self.cpu_weights
+        ]
+        self.mean_lifetime = mean_lifetime
+        self.rng = random.Random(seed)
+
+    def draw(self) -> str:
+        return self.rng.choices(self.ids, self.weights)[0]
+
+    def arrivals(self, lifetimes: float):
+        """Poisson arrivals of the merged streams for `lifetimes` mean lifetimes of simulated time."""
+        now, rate = 0.0, self.gpu_rate + self.cpu_rate
+        while True:
+            now += self.rng.expovariate(rate)
+            if now > lifetimes * self.mean_lifetime:
+                return
+            yield Arrival(now, self.rng.expovariate(1 / self.mean_lifetime), self.draw())
+
+
+def config_for(policy: str, seed: int = 0) -> PlacementConfig:
+    catalog = load_catalog()
+    return PlacementConfig(policy=policy, seed=seed, demand_mix=demand_mix(catalog.plans, PLAN_WEIGHTS))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- speed -------------------------------------------------------------------------------------
+
+
+def speed(size: int, churn: int, seed: int = 1) -> dict:
+    """Fill to ~80 % of GPUs, then churn (delete one, create one); time every decision."""
+    hosts = make_fleet(size, seed)
+    fleet = Fleet(hosts, config_for("pack"))
+    total_gpus = sum(len(n.gpus) for h in hosts for n in h.nodes)
+    work = Workload(hosts, 1.0, seed)
+    plans = {i: PlacementRequest.for_plan(p, REGION) for i, p in work.plans.items()}
+    rng = random.Random(seed)
+    live: list[Placement] = []
+    used_gpus = 0
+    decide_wall, decide_cpu, upkeep_cpu = [], [], []
+
+    def create() -> bool:
+        nonlocal used_gpus
+        request = plans[work.draw()]
+        w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        result = fleet.place(request)
+        decide_cpu.append(time.thread_time_ns() - c0)
+        decide_wall.append(time.perf_counter_ns() - w0)
+        if isinstance(result, Placement):
+            c0 = time.thread_time_ns()
+            fleet.apply(result)
+            upkeep_cpu.append(time.thread_time_ns() - c0)
+            live.append(result)
+            used_gpus += len(result.gpu_addresses)
+        return isinstance(result, Placement)
+
+    while used_gpus < 0.8 * total_gpus:
+        create()
+    gc.collect()
+    gc.freeze()  # what a long-running service does once its state is loaded
+    decide_wall.clear()
+    decide_cpu.clear()
+    upkeep_cpu.clear()
+
+    placed = 0
+    w0, c0 = time.perf_counter(), time.thread_time()
+    for _ in range(churn):
+        gone = live.pop(rng.randrange(len(live)))
+        c1 = time.thread_time_ns()
+        fleet.release(gone)
+        upkeep_cpu.append(time.thread_time_ns() - c1)
+        used_gpus -= len(gone.gpu_addresses)
+        placed += create()
+    churn_wall, churn_cpu = time.perf_counter() - w0, time.thread_time() - c0
+
+    catalog = load_catalog()
+    c0 = time.thread_time()
+    capacity_rows(fleet.hosts(), catalog.plans, config_for("pack"))  # a fresh config: nothing memoised
+    capacity_cold = time.thread_time() - c0
+    c0 = time.thread_time()
+    capacity_rows(fleet.hosts(), catalog.plans, fleet.config)
+    capacity_warm = time.thread_time() - c0
+    gc.unfreeze()
+    return {
+        "hosts": size,
+        "gpus": total_gpus,
+        "churn_ops": churn,
+        "placed_per_cpu_s": placed / churn_cpu,
+        "placed_per_wall_s": placed / churn_wall,
+        "p50_ms": percentile(decide_cpu, 0.5) / 1e6,
+        "p99_ms": percentile(decide_cpu, 0.99) / 1e6,
+        "max_ms": max(decide_cpu) / 1e6,
+        "wall_p99_ms": percentile(decide_wall, 0.99) / 1e6,
+        "upkeep_p99_ms": percentile(upkeep_cpu, 0.99) / 1e6,
+        "gpu_use": used_gpus / total_gpus,
+        "capacity_cold_s": capacity_cold,
+        "capacity_warm_s": capacity_warm,
+    }
+
+
+# --- quality -----------------------------------------------------------------------------------
+
+
+def stranded(hosts: list[HostState], config: PlacementConfig, needs: list) -> tuple[int, int, int]:
+    """Free GPUs, cores and GiB that stay idle whichever single plan of the mix fills each host."""
+    gpus = cores = gib = 0
+    per_shape: dict = {}
+    for h in hosts:
+        if h.shape not in per_shape:
+            per_shape[h.shape] = _stranded_on(h, config, needs)
+        g, c, m = per_shape[h.shape]
+        gpus, cores, gib = gpus + g, cores + c, gib + m
+    return gpus, cores, gib
+
+
+def _stranded_on(h: HostState, config: PlacementConfig, needs: list) -> tuple[int, int, int]:
+    shape, tpc = h.shape, h.threads_per_core
+    free_gpus = {}
+    for n in h.nodes:
+        for g in n.gpus:
+            free_gpus[g.model] = free_gpus.get(g.model, 0) + 1
+    free_cores = sum(len(n.free_cores) for n in h.nodes)
+    free_mib = sum(n.free_hugepages * 1024 if n.total_hugepages else n.free_memory_mib for n in h.nodes)
+    left_gpus = dict(free_gpus)
+    left_cores, left_mib = free_cores, free_mib
+    for need in needs:
+        if need.gpus and need.gpu_model not in free_gpus:
+            continue
+        n = fill_count(shape, need, config)
+        if need.gpus:
+            left_gpus[need.gpu_model] = min(left_gpus[need.gpu_model], free_gpus[need.gpu_model] - n * need.gpus)
+        if need.dedicated:
+            used_cores = n * cores_for(need.vcpus, tpc)
+        else:
+            used_cores = cores_for(shared_threads(n * need.vcpus, config.shared_cpu_overcommit), tpc)
+        left_cores = min(left_cores, free_cores - used_cores)
+        left_mib = min(left_mib, free_mib - n * (-(-need.memory_mib // 1024) * 1024))
+    return sum(left_gpus.values()), max(left_cores, 0), max(left_mib, 0) // 1024
+
+
+def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
+    hosts = make_fleet(size, seed)
+    config = config_for(policy, seed)
+    fleet = Fleet(hosts, config)
+    work = Workload(hosts, QUALITY_LOAD, seed)
+    requests = {i: PlacementRequest.for_plan(p, REGION) for i, p in work.plans.items()}
+    needs = [r.need for r in requests.values()]
+    total = {"gpus": 0, "cores": 0, "gib": 0}
+    free: dict[str, int] = {}
+    for h in hosts:
+        for n in h.nodes:
+            total["cores"] += len(n.free_cores)
+            total["gib"] += (n.free_hugepages * 1024 if n.total_hugepages else n.free_memory_mib) // 1024
+            for g in n.gpus:
+                free[g.model] = free.get(g.model, 0) + 1
+                total["gpus"] += 1
+
+    departures: list = []
+    first_refusal_rate = None
+    n = dict.fromkeys(("single", "single_refused", "multi", "multi_refused", "multi_refused_with_room", "gpus", "gpus_refused"), 0)
+    samples, allocation = [], []
+    next_sample = 0.0
+    for k, arrival in enumerate(work.arrivals(lifetimes)):
+        while departures and departures[0][0] <= arrival.at:
+            _, _, gone, model = heapq.heappop(departures)
+            fleet.release(gone)
+            if model:
+                free[model] += len(gone.gpu_addresses)
+        request = requests[arrival.plan_id]
+        result = fleet.place(request)
+        placed = isinstance(result, Placement)
+        if placed:
+            fleet.apply(result)
+            heapq.heappush(departures, (arrival.at + arrival.lifetime, k, result, request.gpu_model))
+            if request.gpus:
+                free[request.gpu_model] -= request.gpus
+        if request.gpus and not placed and first_refusal_rate is None:
+            first_refusal_rate = 1 - sum(free.values()) / total["gpus"]
+        steady = arrival.at >= STEADY_AFTER * work.mean_lifetime
+        if request.gpus and steady:
+            kind = "multi" if request.gpus > 1 else "single"
+            n[kind] += 1
+            n["gpus"] += request.gpus
+            if not placed:
+                n[f"{kind}_refused"] += 1
+                n["gpus_refused"] += request.gpus
+                if request.gpus > 1 and free[request.gpu_model] >= request.gpus:
+                    n["multi_refused_with_room"] += 1
+        if steady and arrival.at >= next_sample:
+            samples.append(stranded(fleet.hosts(), config, needs))
+            allocation.append(1 - sum(free.values()) / total["gpus"])
+            next_sample = arrival.at + work.mean_lifetime / 10
+    g, c, m = (statistics.mean(s[i] for s in samples) if samples else 0.0 for i in range(3))
+    return {
+        "alloc_at_first_refusal": first_refusal_rate if first_refusal_rate is not None else 1.0,
+        "allocation": statistics.mean(allocation) if allocation else 0.0,
+        "gpus_refused": n["gpus_refused"] / max(n["gpus"], 1),
+        "single_refused": n["single_refused"] / max(n["single"], 1),
+        "multi_refused": n["multi_refused"] / max(n["multi"], 1),
+        "multi_refused_with_room": n["multi_refused_with_room"],
+        "multi_refused_with_room_pct": n["multi_refused_with_room"] / max(n["multi"], 1),
+        "stranded_gpus_pct": g / total["gpus"],
+        "stranded_cores_pct": c / total["cores"],
+        "stranded_gib_pct": m / total["gib"],
+    }
+
+
+# --- through the store -----------------------------------------------------------------------
+
+
+def through_the_store() -> list[str]:
+    """Claims/s through the store (SQLite and PostgreSQL, 4 competing threads): added with the claim service."""
+    return []
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (smaller fleets, fewer seeds)")
+    args = parser.parse_args()
+    quick = args.quick
+    sizes, churn = ((1000, 10000), 20000) if not quick else ((1000, 10000), 3000)
+    q_size, q_lifetimes, seeds = (400, 6.0, 5) if not quick else (150, 4.0, 2)
+
+    print(f"# placement benchmark ({'quick' if quick else 'full'}) on {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}\n")
+    print("## Speed (policy pack, Fleet index, churn at ~80 % of GPUs; CPU time of this thread)\n")
+    rows = []
+    for size in sizes:
+        r = speed(size, churn)
+        rows.append([f"{r['hosts']:,}", f"{r['gpus']:,}", f"{r['churn_ops']:,}", f"{r['placed_per_cpu_s']:,.0f}",
+                     f"{r['placed_per_wall_s']:,.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.2f}", f"{r['max_ms']:.1f}",
+                     f"{r['wall_p99_ms']:.2f}", f"{r['upkeep_p99_ms']:.2f}", f"{r['gpu_use']:.0%}", f"{r['capacity_cold_s']:.2f}", f"{r['capacity_warm_s']:.2f}"])
+    print(table(["hosts", "GPUs", "churn ops", "placements/s (CPU)", "placements/s (wall)", "p50 ms", "p99 ms",
+                 "max ms", "p99 ms (wall)", "apply/release p99 ms", "GPUs used", "capacity cold s", "capacity warm s"], rows))
+
+    print(f"\n## Quality ({q_size} hosts, load {QUALITY_LOAD}x, {q_lifetimes:g} mean lifetimes, seeds 1-{seeds}; medians)\n")
+    results = {p: [quality(p, q_size, q_lifetimes, seed) for seed in range(1, seeds + 1)] for p in POLICIES}
+    med = {p: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for p, rs in results.items()}
+    base = med["first-fit"]
+
+    def ratio(p: str, key: str) -> str:
+        return f"{med[p][key] / base[key]:.2f}" if base[key] else "-"
+
+    rows = [[p, f"{m['alloc_at_first_refusal']:.1%}", f"{m['allocation']:.1%}", f"{m['gpus_refused']:.1%}",
+             f"{m['single_refused']:.1%}", f"{m['multi_refused']:.1%}", f"{m['multi_refused_with_room']:.0f}",
+             f"{m['multi_refused_with_room_pct']:.1%}", ratio(p, "multi_refused_with_room"), f"{m['stranded_gpus_pct']:.2%}",
+             f"{m['stranded_cores_pct']:.2%}", f"{m['stranded_gib_pct']:.2%}"] for p, m in med.items()]
+    print(table(["policy", "alloc at 1st refusal", "mean GPU alloc", "GPUs refused", "1-GPU reqs refused",
+                 "multi-GPU reqs refused", "multi-GPU refused with room", "% of multi-GPU", "vs first-fit",
+                 "stranded GPUs", "stranded cores", "stranded GiB"], rows))
+    per_seed = {p: [r["multi_refused_with_room"] for r in rs] for p, rs in results.items()}
+    print("\nmulti-GPU refused with room, per seed: " + "; ".join(f"{p} {v}" for p, v in per_seed.items()))
+    for line in through_the_store():
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
