@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from gpucloud.hypervisor import sim
 from gpucloud.hypervisor.base import (
     RUNNING,
     SHUTOFF,

@@ -141,7 +141,8 @@ def test_retryable_failures_back_off_until_the_last_attempt(store_db):
         held = claim(store_db, worker=f"w{attempt}", now=now)
         assert held.attempt == attempt
         with store_db.write() as s:
-            assert queue.fail(s, held, f"timeout {attempt}", retryable=True, delay_s=10 * attempt, now=now) == "retrying"
+            outcome = queue.fail(s, held, f"timeout {attempt}", retryable=True, delay_s=10 * attempt, now=now)
+        assert outcome == "retrying"
         row = job_row(store_db, job_id)
         assert (row.state, row.last_error, row.lease_owner) == ("queued", f"timeout {attempt}", None)
         assert row.run_after == now + timedelta(seconds=10 * attempt)

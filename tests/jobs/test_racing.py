@@ -77,7 +77,7 @@ def test_worker_processes_race_over_many_jobs(postgres_db, pg_url, spawn_worker,
         instance_runs.sort(key=lambda r: r["start"])
         assert [r["job"] for r in instance_runs] == sorted(r["job"] for r in instance_runs), instance
         for before, after in pairwise(instance_runs):
-            assert before["end"] <= after["start"], f"instance {instance}: jobs {before['job']} and {after['job']} overlap"
+            assert before["end"] <= after["start"], f"instance {instance}: {before['job']} and {after['job']} overlap"
     assert len({r["pid"] for r in runs}) >= 2  # they really raced
     with postgres_db.read() as s:
         attempts = s.execute(select(JobAttempt.job_id, JobAttempt.outcome).where(JobAttempt.job_id.in_(ids))).all()

@@ -203,7 +203,8 @@ def test_periodic_jobs_keep_one_per_host_with_several_workers(store_db, fast_set
 def test_metrics_show_jobs_by_kind_and_state_depth_and_durations(sqlite_db, fast_settings):
     done = [enq(sqlite_db, "fail", payload={"error": "permanent"}) for _ in range(2)]
     waiting = [enq(sqlite_db, "nobody-runs-this") for _ in range(3)]
-    before = REGISTRY.get_sample_value("gpucloud_job_duration_seconds_count", {"kind": "fail", "outcome": "failed"}) or 0
+    labels = {"kind": "fail", "outcome": "failed"}
+    before = REGISTRY.get_sample_value("gpucloud_job_duration_seconds_count", labels) or 0
     worker = start_workers(sqlite_db, fast_settings(sqlite_db), HANDLERS, periodic=[])
     try:
         wait_for(lambda: all_finished(sqlite_db, *done), what="the failing jobs")
@@ -217,8 +218,7 @@ def test_metrics_show_jobs_by_kind_and_state_depth_and_durations(sqlite_db, fast
     assert 'gpucloud_job_queue_depth{kind="fail"} 0.0' in text
     assert "# TYPE gpucloud_job_duration_seconds histogram" in text
     assert "# TYPE gpucloud_job_lease_expiries_total counter" in text
-    assert REGISTRY.get_sample_value("gpucloud_job_duration_seconds_count",
-                                     {"kind": "fail", "outcome": "failed"}) == before + 2
+    assert REGISTRY.get_sample_value("gpucloud_job_duration_seconds_count", labels) == before + 2
     assert CONTENT_TYPE.startswith("text/plain")
     assert "gpucloud_jobs{" not in render_metrics().decode()  # without a database: this process only
 

@@ -190,7 +190,7 @@ class Worker:
         self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._threads:
-            self._threads[0].join(timeout)
+            self._threads[0].join(timeout)  # no claim is in flight after this
         with self._lock:
             threads = [t for _, t in self._running.values()]
         for thread in threads:
@@ -212,6 +212,7 @@ class Worker:
         reap_every = max(poll, min(self.lease_seconds / 2, 5.0))
         schedule_every = min([5.0] + [p.every_seconds for p in self.periodic.values()])
         next_reap = next_schedule = 0.0
+        failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -224,9 +225,11 @@ class Worker:
                     next_schedule = now + schedule_every
                 while not self._stopping.is_set() and self._free_slots() and self._claim_one():
                     pass
-            except Exception:  # noqa: BLE001 - the database may be briefly away; try again next round
-                log.exception("worker %s: dispatch round failed", self.name)
-            self._wake.wait(poll)
+                failures = 0
+            except Exception:  # noqa: BLE001 - the database may be briefly away; try again, slower
+                failures += 1
+                log.exception("worker %s: dispatch round failed (%d in a row)", self.name, failures)
+            self._wake.wait(min(poll * 2 ** failures, 5.0))
 
     def _free_slots(self) -> int:
         with self._lock:
