@@ -14,6 +14,7 @@ from gpucloud.config import Settings
 from gpucloud.errors import ConfigError
 from gpucloud.hypervisor.base import HypervisorDriver
 
+LIBVIRT_OPTIONS = ("nic", "pool", "pool_path")  # per-host driver options kept in the host's settings
 _lock = threading.Lock()
 _cache: dict[tuple, HypervisorDriver] = {}
 _owner_pid = os.getpid()
@@ -61,7 +62,8 @@ def _new_driver(host, settings: Settings) -> HypervisorDriver:
             raise ConfigError(f"host {host.name} uses the libvirt driver but has no URI")
         from gpucloud.hypervisor.libvirt_driver import LibvirtDriver
 
-        return LibvirtDriver(host.uri, timeout_s=settings.driver_timeout_seconds)
+        options = {k: v for k, v in (host.settings or {}).items() if k in LIBVIRT_OPTIONS}
+        return LibvirtDriver(host.uri, timeout_s=settings.driver_timeout_seconds, **options)
     raise ConfigError(f"host {host.name}: unknown driver {host.driver!r}")
 
 

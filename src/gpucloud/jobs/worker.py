@@ -40,9 +40,11 @@ INTERNAL_ERROR = "An internal error stopped the operation."
 
 def default_handlers() -> dict[str, Handler]:
     """The handlers of every job kind the product defines, as `gpucloud worker` and
-    `gpucloud serve` run them. The instance lifecycle, host check and reconcile handlers
-    are added here as they are written."""
-    return {}
+    `gpucloud serve` run them: the instance lifecycle, and the periodic host check and
+    reconciliation."""
+    from gpucloud.jobs import host_jobs, instance_jobs
+
+    return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS}
 
 
 def default_periodic(settings: Settings) -> list[PeriodicJob]:
