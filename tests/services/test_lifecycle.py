@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.errors import Conflict, GpucloudError
 from gpucloud.hypervisor import sim
 from gpucloud.hypervisor.profile import load_profile
@@ -29,7 +30,7 @@ def env(store_db, tmp_path):
     host = hosts.register_host(store_db, settings, name="sim-a", region="us-east",
                                topology=load_profile("rtx6000-2s4g"), driver="sim", profile="rtx6000-2s4g")
     account = accounts.create_account(store_db, "lab@example.com", staff=True)
-    flags.set_state(store_db, "gpu-instances", "staff", why="staff try GPU plans", actor="test")
+    flags.set_state(store_db, GPU_INSTANCES, "staff", why="staff try GPU plans", actor="test")
     worker = start_workers(store_db, settings, HANDLERS, concurrency=2, periodic=[])
     yield store_db, settings, host, account
     worker.stop(timeout=5)

@@ -11,7 +11,8 @@ from pathlib import Path
 from gpucloud.config import Settings
 from gpucloud.errors import NotFound
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.services import accounts, hosts
+from gpucloud.domain.flags import GPU_INSTANCES
+from gpucloud.services import accounts, flags, hosts
 from gpucloud.store import accounts as account_queries
 from gpucloud.store.db import Database
 
@@ -105,8 +106,4 @@ def _reusable(db: Database, settings: Settings) -> DemoInfo | None:
 
 def _open_gpu_flag_for_staff(db: Database) -> None:
     """GPU plans start dark: visible to staff only, until an operator opens the flag."""
-    try:
-        from gpucloud.services import flags
-    except ImportError:  # the feature-flag service is not part of this build yet
-        return
-    flags.ensure_flag_state(db, "gpu-instances", "staff", why="demo: GPU plans start with staff only", actor="demo")
+    flags.ensure_flag_state(db, GPU_INSTANCES, "staff", why="demo: GPU plans start with staff only", actor="demo")
