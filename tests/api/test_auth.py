@@ -75,3 +75,24 @@ def test_rate_limit_is_per_account_with_retry_after(strict_server):
     assert limited.headers["X-RateLimit-Remaining"] == "0" and limited.headers["X-RateLimit-Limit"] == "5"
     assert answers[0].headers["X-RateLimit-Remaining"] == "4"
     assert strict_server.http(bob.token).get("/profile").status_code == 200  # bob has his own bucket
+
+
+def test_an_unexpected_failure_is_a_logged_500_without_a_trace(tmp_path, caplog):
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'gpucloud.sqlite'}")
+    db = _migrated(settings.resolved_database_url)
+    server = LiveServer(settings, db, worker=False)
+
+    def broken() -> dict:
+        raise RuntimeError("secret internals")
+
+    server.app.add_api_route("/v4/test/broken", broken)  # a bug stand-in, in the real app
+    server.start()
+    try:
+        with caplog.at_level("ERROR", logger="gpucloud.api.middleware"):
+            response = httpx.get(f"{server.base()}/test/broken")
+    finally:
+        server.stop()
+        db.dispose()
+    assert (response.status_code, response.json()) == (500, {"errors": [{"reason": "Internal server error"}]})
+    assert "secret internals" not in response.text
+    assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
