@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gpucloud.admin.charts import capacity_chart, nice_step
-from gpucloud.admin.topology import PALETTE, picture
+from gpucloud.admin.topology import OTHERS, PALETTE, picture
 from gpucloud.services import accounts, hosts
 from gpucloud.services.host_memory import memory_by_instance
 from gpucloud.services.instances import NewInstance, create_instance
@@ -43,6 +43,10 @@ def test_topology_colours_what_each_instance_holds(sqlite_db, tmp_path):
     assert len(reserved) == 2 * 2 * 2  # two cores per node, both threads
     free_gpus = [g for n in drawn.nodes for g in n.gpus if g.fill == ".free"]
     assert len(free_gpus) == 4 - 3
+    # an instance's page shows only that instance in colour among its neighbours
+    focused = picture(detail, memory_by_instance(db, ref.id), str, focus=two.id)
+    fills = [t.fill for n in focused.nodes for t in n.threads]
+    assert (fills.count(PALETTE[0]), fills.count(OTHERS)) == (16, 8)
     # memory bars: reserved, held, free add up to the node's width
     for node, raw in zip(drawn.nodes, detail["nodes"]):
         assert abs(sum(s.w for s in node.memory) - (node.w - 28)) < 0.01

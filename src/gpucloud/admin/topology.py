@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 PALETTE = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2", "#65a30d", "#dc2626",
            "#4f46e5", "#ca8a04", "#0d9488", "#9333ea", "#ea580c", "#16a34a", "#c026d3", "#0284c7")
 
+OTHERS = "#b8c2cf"  # holders other than the focused instance
+
 CORE = 22  # a core's cell
 CORE_GAP = 4
 CORE_COLUMNS = 8
@@ -98,11 +100,15 @@ def _short(address: str) -> str:
     return address[5:] if address.startswith("0000:") else address
 
 
-def picture(detail: dict, memory_by_instance: dict[int, dict[int, int]], instance_url) -> Picture:
+def picture(detail: dict, memory_by_instance: dict[int, dict[int, int]], instance_url,
+            focus: int | None = None) -> Picture:
     """`memory_by_instance`: node index -> instance id -> MiB (services.host_memory).
-    `instance_url(id)` makes the links of held shapes."""
+    `instance_url(id)` makes the links of held shapes. With `focus`, only that instance is in
+    colour and every other holder is greyed: where one instance sits among its neighbours."""
     holders = _holders(detail)
     colours = {iid: PALETTE[n % len(PALETTE)] for n, iid in enumerate(sorted(holders))}
+    if focus is not None:
+        colours = {iid: PALETTE[0] if iid == focus else OTHERS for iid in holders}
     counts = {iid: {"cpus": 0, "gpus": 0, "memory_mib": 0} for iid in holders}
 
     nodes_in = list(detail["nodes"])

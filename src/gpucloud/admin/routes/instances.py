@@ -6,8 +6,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gpucloud.admin.rendering import page
-from gpucloud.admin.session import Viewer, viewer
-from gpucloud.services import audit_trail, instance_admin
+from gpucloud.admin.session import PATH, Viewer, viewer
+from gpucloud.admin.topology import picture
+from gpucloud.services import audit_trail, hosts, instance_admin
+from gpucloud.services.host_memory import memory_by_instance
 
 router = APIRouter()
 
@@ -22,8 +24,14 @@ def instance_list(request: Request, q: str = "", _: Viewer = Depends(viewer)) ->
 def instance_page(request: Request, instance_id: int, _: Viewer = Depends(viewer)) -> Response:
     db = request.app.state.admin.db
     detail = instance_admin.detail(db, instance_id)
+    drawing = host = None
+    if detail["host_id"] is not None:
+        host = hosts.host_detail(db, detail["host_id"])
+        drawing = picture(host, memory_by_instance(db, host["id"]), lambda iid: f"{PATH}/instances/{iid}",
+                          focus=instance_id)
     return page(request, "instance.html", {
         "nav": "instances", "i": detail, "xml": instance_admin.domain_xml_or_none(db, instance_id),
+        "picture": drawing, "host": host,
         "progress": instance_admin.progress(db, instance_id),
         "audit": audit_trail.of_target(db, "instance", instance_id),
     })
