@@ -155,3 +155,20 @@ def test_bad_changes_say_why_and_change_nothing(server):
     assert json.loads(run_cli(server.data_dir, "flags", "history", "--json").stdout)[0]["actor"] == "demo"
     assert client.get("/admin/instances/424242").status_code == 404
     assert client.get("/admin/hosts/nowhere-01").status_code == 404
+
+
+def test_the_server_samples_capacity_while_it_serves(server):
+    """The sampler runs inside `gpucloud serve`'s lifespan and records the period it starts in."""
+    from datetime import timedelta
+
+    from gpucloud.clock import utcnow
+    from gpucloud.services.capacity_samples import history
+    from gpucloud.store.db import Database
+
+    db = Database(f"sqlite:///{server.data_dir / 'gpucloud.sqlite'}")
+    try:
+        points = history(db, utcnow() - timedelta(hours=1))
+    finally:
+        db.dispose()
+    total = sum(r["total"] for r in json.loads(run_cli(server.data_dir, "capacity", "--json").stdout))
+    assert len(points) >= 1 and points[0]["total"] == total
