@@ -12,7 +12,8 @@ Quality: a seeded synthetic workload (plan mix, Poisson arrivals, exponential li
 at 1.25x capacity, the same arrivals for every policy. Reports the GPU allocation rate at the
 first refused GPU request and, from 2 mean lifetimes on (steady state): mean GPU allocation,
 GPU requests refused (weighted by GPUs, then 1-GPU and multi-GPU apart), multi-GPU requests
-refused while enough GPUs of their model were free in the region, and GPUs / cores / GiB
+refused while enough GPUs of their model were free in the region, multi-GPU instances split over
+NUMA nodes although their plan fits one node of that host, and GPUs / cores / GiB
 stranded (free, but idle whichever single plan of the mix a host is filled with); medians over
 seeds, and the multi-GPU refusals as a ratio to first-fit.
 
@@ -289,7 +290,9 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
 
     departures: list = []
     first_refusal_rate = None
-    n = dict.fromkeys(("single", "single_refused", "multi", "multi_refused", "multi_refused_with_room", "gpus", "gpus_refused"), 0)
+    per_node = {h.id: max(len(n.gpus) for n in h.nodes) for h in hosts}  # GPUs of the fullest node
+    n = dict.fromkeys(("single", "single_refused", "multi", "multi_refused", "multi_refused_with_room", "gpus",
+                       "gpus_refused", "could_be_local", "split"), 0)
     samples, allocation = [], []
     next_sample = 0.0
     for k, arrival in enumerate(work.arrivals(lifetimes)):
@@ -309,6 +312,9 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
         if request.gpus and not placed and first_refusal_rate is None:
             first_refusal_rate = 1 - sum(free.values()) / total["gpus"]
         steady = arrival.at >= STEADY_AFTER * work.mean_lifetime
+        if placed and steady and 1 < request.gpus <= per_node[result.host_id]:
+            n["could_be_local"] += 1
+            n["split"] += len(result.nodes) > 1 or bool(result.numa_unknown_gpus)
         if request.gpus and steady:
             kind = "multi" if request.gpus > 1 else "single"
             n[kind] += 1
@@ -331,6 +337,7 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
         "multi_refused": n["multi_refused"] / max(n["multi"], 1),
         "multi_refused_with_room": n["multi_refused_with_room"],
         "multi_refused_with_room_pct": n["multi_refused_with_room"] / max(n["multi"], 1),
+        "split": n["split"] / max(n["could_be_local"], 1),
         "stranded_gpus_pct": g / total["gpus"],
         "stranded_cores_pct": c / total["cores"],
         "stranded_gib_pct": m / total["gib"],
@@ -360,7 +367,7 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     sizes, churn = ((1000, 10000), 20000) if not quick else ((1000, 10000), 3000)
-    q_size, q_lifetimes, seeds = (400, 6.0, 5) if not quick else (150, 4.0, 2)
+    q_size, q_lifetimes, seeds = (300, 5.0, 5) if not quick else (150, 4.0, 2)
 
     print(f"# placement benchmark ({'quick' if quick else 'full'}) on {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}\n")
@@ -384,11 +391,12 @@ def main() -> None:
 
     rows = [[p, f"{m['alloc_at_first_refusal']:.1%}", f"{m['allocation']:.1%}", f"{m['gpus_refused']:.1%}",
              f"{m['single_refused']:.1%}", f"{m['multi_refused']:.1%}", f"{m['multi_refused_with_room']:.0f}",
-             f"{m['multi_refused_with_room_pct']:.1%}", ratio(p, "multi_refused_with_room"), f"{m['stranded_gpus_pct']:.2%}",
+             f"{m['multi_refused_with_room_pct']:.1%}", ratio(p, "multi_refused_with_room"), f"{m['split']:.1%}",
+             f"{m['stranded_gpus_pct']:.2%}",
              f"{m['stranded_cores_pct']:.2%}", f"{m['stranded_gib_pct']:.2%}"] for p, m in med.items()]
     print(table(["policy", "alloc at 1st refusal", "mean GPU alloc", "GPUs refused", "1-GPU reqs refused",
                  "multi-GPU reqs refused", "multi-GPU refused with room", "% of multi-GPU", "vs first-fit",
-                 "stranded GPUs", "stranded cores", "stranded GiB"], rows))
+                 "split over NUMA nodes", "stranded GPUs", "stranded cores", "stranded GiB"], rows))
     per_seed = {p: [r["multi_refused_with_room"] for r in rs] for p, rs in results.items()}
     print("\nmulti-GPU refused with room, per seed: " + "; ".join(f"{p} {v}" for p, v in per_seed.items()))
     for line in through_the_store():

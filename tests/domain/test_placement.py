@@ -454,6 +454,13 @@ def test_apply_refuses_a_placement_computed_from_another_state():
 # --- building the state ---------------------------------------------------------------------------
 
 
+def test_by_default_two_cores_and_8_gib_of_each_node_stay_with_the_host():
+    topo = topology((1, 1), cores=8, memory_gib=64)
+    h = build_host_state(1, "r1", topo, {g.address: "rtx6000" for g in topo.gpus})
+    assert [n.reserved_cpus for n in h.nodes] == [(0, 1, 16, 17), (8, 9, 24, 25)]
+    assert [n.free_memory_mib for n in h.nodes] == [64 * 1024 - 8192] * 2
+
+
 def test_only_whole_cores_without_reserved_or_claimed_threads_are_free():
     h = host(1, topology((0,), cores=4), reserved_cores_per_node=1, claimed_cpus={6})  # 6 is core 2's sibling
     assert h.node(0).free_cores == ((1, 5), (3, 7))
@@ -495,3 +502,12 @@ def test_the_fleet_index_answers_like_place(policy):
             fleet.apply(got)
     refusal = fleet.place(gpu_request(4))
     assert refusal == place(gpu_request(4), fleet.hosts(), config) and not refusal
+
+
+def test_a_host_the_fleet_is_told_is_draining_gets_nothing_new():
+    fleet = Fleet([host(1), host(2)], PlacementConfig(policy="first-fit"))
+    assert placed(fleet.place(gpu_request(1))).host_id == 1
+    fleet.update(replace(fleet.host(1), status="draining"))
+    assert placed(fleet.place(gpu_request(1))).host_id == 2
+    fleet.remove(2)
+    refused(fleet.place(gpu_request(1)), "hosts-unavailable")

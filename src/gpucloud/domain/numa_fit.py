@@ -24,6 +24,8 @@ ACTIVE = "active"
 FALLBACK_SPAN = 1000
 MIB_PER_PAGE = 1024
 # In pack's fragmentation measure, a GPU usable only by a NUMA-spanning instance is half idle.
+# In bench/placement.py this halves the multi-GPU instances split over nodes (5.7 % -> 2.7 %)
+# at no cost in GPUs refused.
 SPAN_PENALTY = 0.5
 # Memo entries kept per config before the memo starts over (bounded memory in long runs).
 MEMO_LIMIT = 400_000

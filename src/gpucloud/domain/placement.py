@@ -134,9 +134,12 @@ def demand_mix(plans: Iterable[Plan], weights: Mapping[str, float] | None = None
 class PlacementConfig:
     """Placement settings; regions get their own config, hosts may override some fields.
 
-    `demand_mix` weights the plans `pack` keeps room for. Without one, `pack` keeps room for
-    1-4 GPUs of each model with a core and 1 GiB each, i.e. it keeps a node's GPUs together
-    but does not know how many cores and GiB the plans that sell take.
+    `demand_mix` weights the plans `pack` keeps room for (see `demand_mix()`). Without one,
+    `pack` keeps room for 1-4 GPUs of each model with 2 vCPUs and 1 GiB per GPU: it keeps a
+    node's GPUs together but does not know how many cores and GiB the plans that sell take.
+    `reserved_*` are what `build_host_state` keeps for the host when the store lists none.
+    The config carries a memo of answers per host shape: keep one long-lived object (answers
+    are deterministic, so threads may share it).
     """
 
     policy: str = "pack"
