@@ -66,8 +66,12 @@ def maybe_identity(request: Request, _docs=Security(bearer)) -> Identity | None:
     return who
 
 
-def identity(request: Request, who: Identity | None = Depends(maybe_identity)) -> Identity:
-    """Any valid token (e.g. GET /profile)."""
+async def identity(request: Request, who: Identity | None = Depends(maybe_identity)) -> Identity:
+    """Any valid token (e.g. GET /profile). No I/O of its own: runs on the event loop."""
+    return _present(request, who)
+
+
+def _present(request: Request, who: Identity | None) -> Identity:
     if who is None:
         set_headers(request, X_OAuth_Scopes="unknown")
         raise errors.invalid_token()
@@ -80,7 +84,7 @@ def scope(resource: str, level: str):
 
     def require(request: Request, _docs=Security(bearer)) -> Identity:
         set_headers(request, X_Accepted_OAuth_Scopes=accepted)
-        who = identity(request, maybe_identity(request))
+        who = _present(request, maybe_identity(request))  # one thread hop: the token lookup
         if not allows(who.scopes, resource, level):
             raise errors.unauthorized()
         return who

@@ -83,13 +83,13 @@ def _event_prefilter(equalities: dict) -> dict:
 
 
 @router.get("/profile", tags=["profile"], summary="View the profile")
-def get_profile(who: Identity = Depends(identity)) -> dict:
+async def get_profile(who: Identity = Depends(identity)) -> dict:
     return views.profile(who.user_id, who.username, who.user_email)
 
 
 @router.get("/profile/grants", tags=["profile"], summary="View grants", status_code=204,
             description="Every user is unrestricted: 204, which linode-cli reads as full access.")
-def get_grants(_who: Identity = Depends(identity)) -> Response:
+async def get_grants(_who: Identity = Depends(identity)) -> Response:
     return Response(status_code=204)
 
 
