@@ -142,7 +142,7 @@ def requests(draw, operations):
     body = draw(st.one_of(JSON_VALUES, st.dictionaries(keys, JSON_VALUES, max_size=len(props) or 3)))
     headers = {}
     if draw(st.booleans()):
-        printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+        printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(str.strip).filter(bool)
         headers["X-Filter"] = draw(st.one_of(printable, JSON_VALUES.map(json.dumps)))
     query = draw(st.dictionaries(st.sampled_from(["page", "page_size", "x"]), st.text(max_size=6), max_size=2))
     return method, _fill(path, draw), body, headers, query
