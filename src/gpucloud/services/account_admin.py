@@ -9,6 +9,7 @@ from gpucloud.services import instance_admin
 from gpucloud.services.gating import flags_for
 from gpucloud.store import accounts as q
 from gpucloud.store import audit
+from gpucloud.store.claims import bump_hosts, hosts_of_account
 from gpucloud.store.db import Database
 
 
@@ -51,6 +52,7 @@ def set_staff(db: Database, ref: str | int, staff: bool, *, why: str, actor: str
             return False
         before = {"is_staff": account.is_staff}
         account.is_staff = staff
+        bump_hosts(s, hosts_of_account(s, account.id))  # their GPUs now count as staff's or customers'
         audit.record(s, actor=actor, action="account.staff", target_type="account", target_id=account.id,
                      before=before, after={"is_staff": staff}, why=why.strip())
         return True

@@ -80,14 +80,6 @@ def get_account(db: Database, ref: str | int) -> AccountInfo:
         return AccountInfo(account.id, account.email, account.is_staff, user.username if user else "")
 
 
-def set_staff(db: Database, ref: str | int, staff: bool) -> None:
-    with db.write() as s:
-        account = q.account_by_ref(s, ref)
-        if not account:
-            raise NotFound(f"no account {ref}")
-        account.is_staff = staff
-
-
 def create_token(db: Database, account_ref: str | int, *, scopes: str = "*", label: str = "",
                  expires_at: datetime | None = None) -> NewToken:
     """A personal access token for the account's first user. The secret is returned once."""

@@ -122,6 +122,7 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
                 changes["vanished"].append(address)
         host.last_seen_at = utcnow()
         if any(changes.values()):
+            host.generation += 1
             audit.record(s, actor=actor, action="host.rediscover", target_type="host", target_id=host.id,
                          after=changes)
         return changes

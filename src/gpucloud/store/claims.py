@@ -8,9 +8,12 @@ view of one host impossible to both commit; the unique keys of `gpu_claims` and
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import defaultdict
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gpucloud.config import Settings
@@ -20,26 +23,51 @@ from gpucloud.store.fleet import load_hosts_full, topology_of
 from gpucloud.store.tables import Account, CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, MemoryClaim
 
 
+# Per database engine: host id -> its HostState at the generation it was built from. Every
+# change to what a host has free bumps its generation (claims, releases, statuses, topology),
+# so a state whose generation matches the database is exact and need not be rebuilt.
+_states: weakref.WeakKeyDictionary[Engine, dict[int, HostState]] = weakref.WeakKeyDictionary()
+_states_lock = threading.Lock()
+
+
 def load_host_states(session: Session, settings: Settings, *, region: str | None = None,
                      host_ids: list[int] | None = None, gpu_model: str | None = None,
                      ignore_instance: int | None = None) -> list[HostState]:
     """Placement's view of hosts; with `gpu_model`, only hosts that have GPUs of that model.
-    `ignore_instance`: count that instance's claims as free (a resize asking where it could go)."""
-    if gpu_model is not None and host_ids is None:
-        stmt = select(GpuRow.host_id).where(GpuRow.gpu_model_id == gpu_model).distinct()
-        if region:
-            stmt = stmt.join(Host, Host.id == GpuRow.host_id).where(Host.region_id == region)
-        host_ids = list(session.scalars(stmt))
-        if not host_ids:
-            return []
-    hosts = load_hosts_full(session, host_ids, region)
-    if not hosts:
+    `ignore_instance`: count that instance's claims as free (a resize asking where it could go).
+
+    One small query finds the hosts and their generations; only hosts whose generation moved
+    since this process last looked are read in full."""
+    stmt = select(Host.id, Host.generation).order_by(Host.id)
+    if region:
+        stmt = stmt.where(Host.region_id == region)
+    if host_ids is not None:
+        stmt = stmt.where(Host.id.in_(host_ids))
+    if gpu_model is not None:
+        stmt = stmt.where(Host.id.in_(select(GpuRow.host_id).where(GpuRow.gpu_model_id == gpu_model)))
+    current = dict(session.execute(stmt).all())
+    if not current:
         return []
-    ids = [h.id for h in hosts]
+    if ignore_instance is not None:
+        return _build_states(session, list(current), ignore_instance)
+    with _states_lock:
+        known = _states.setdefault(session.get_bind(), {})
+        stale = [h for h, generation in current.items() if h not in known or known[h].generation != generation]
+    if stale:
+        fresh = _build_states(session, stale, None)
+        with _states_lock:
+            known.update((state.id, state) for state in fresh)
+    with _states_lock:
+        return [known[h] for h in current if h in known]
+
+
+def _build_states(session: Session, ids: list[int], ignore_instance: int | None) -> list[HostState]:
+    hosts = load_hosts_full(session, ids)
+    skip = ignore_instance if ignore_instance is not None else -1
     claimed_cpus: dict[int, set[int]] = defaultdict(set)
     for host_id, cpu_index in session.execute(
         select(CpuClaim.host_id, CpuRow.cpu_index).join(CpuRow, CpuRow.id == CpuClaim.cpu_id)
-        .where(CpuClaim.host_id.in_(ids), CpuClaim.instance_id != (ignore_instance or -1))
+        .where(CpuClaim.host_id.in_(ids), CpuClaim.instance_id != skip)
     ):
         claimed_cpus[host_id].add(cpu_index)
     claimed_gpus: dict[int, set[str]] = defaultdict(set)
@@ -49,7 +77,7 @@ def load_host_states(session: Session, settings: Settings, *, region: str | None
         .join(GpuRow, GpuRow.id == GpuClaim.gpu_id)
         .join(Instance, Instance.id == GpuClaim.instance_id)
         .join(Account, Account.id == Instance.account_id)
-        .where(GpuClaim.host_id.in_(ids), GpuClaim.instance_id != (ignore_instance or -1))
+        .where(GpuClaim.host_id.in_(ids), GpuClaim.instance_id != skip)
     ):
         claimed_gpus[host_id].add(address)
         if staff:
@@ -59,7 +87,7 @@ def load_host_states(session: Session, settings: Settings, *, region: str | None
     shared: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     node_index = {n.id: (h.id, n.node_index) for h in hosts for n in h.numa_nodes}
     for claim in session.scalars(select(MemoryClaim).where(MemoryClaim.host_id.in_(ids),
-                                                           MemoryClaim.instance_id != (ignore_instance or -1))):
+                                                           MemoryClaim.instance_id != skip)):
         host_id, index = node_index[claim.numa_node_id]
         if claim.hugepages_1g:
             pages[host_id][index] += claim.hugepages_1g
@@ -98,6 +126,21 @@ def bump_generation(session: Session, host_id: int, seen: int) -> bool:
 
 
 def release_claims(session: Session, instance_id: int) -> None:
-    """Give back everything an instance holds (same transaction as its state change)."""
+    """Give back everything an instance holds (same transaction as its state change); the
+    hosts it held resources on move to a new generation."""
+    hosts = set(session.scalars(select(MemoryClaim.host_id).where(MemoryClaim.instance_id == instance_id)))
     for table in (GpuClaim, CpuClaim, MemoryClaim):
         session.execute(delete(table).where(table.instance_id == instance_id))
+    bump_hosts(session, hosts)
+
+
+def bump_hosts(session: Session, host_ids) -> None:
+    """Mark these hosts changed (their free state, or how it is counted)."""
+    if host_ids:
+        session.execute(update(Host).where(Host.id.in_(list(host_ids))).values(generation=Host.generation + 1))
+
+
+def hosts_of_account(session: Session, account_id: int) -> set[int]:
+    """Hosts where the account holds something (a staff change recounts their GPUs)."""
+    return set(session.scalars(select(MemoryClaim.host_id).join(Instance, Instance.id == MemoryClaim.instance_id)
+                               .where(Instance.account_id == account_id)))
