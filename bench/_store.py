@@ -1,0 +1,123 @@
+"""Shared by bench/claims.py and bench/pipeline.py: throw-away databases (a SQLite file or a
+PostgreSQL database of its own), a simulated fleet registered straight into them, and the
+small statistics both print. Nothing here is measured."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from gpucloud.catalog import load_catalog
+from gpucloud.config import Settings, load_settings
+from gpucloud.hypervisor.profile import load_profile
+from gpucloud.services import hosts
+from gpucloud.store import migrate
+from gpucloud.store.catalog import sync_catalog
+from gpucloud.store.db import Database
+
+PG_ADMIN = os.environ.get("GPUCLOUD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Scratch:
+    """A database and a data dir that exist only for one run."""
+
+    kind: str  # "sqlite" or "postgres"
+    url: str
+    data_dir: Path
+    pg_name: str | None = None
+
+    def settings(self, **overrides) -> Settings:
+        return load_settings({"data_dir": str(self.data_dir), "database_url": self.url, **overrides}, environ={})
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """This process's environment without stray GPUCLOUD_* settings, pointed at this store."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
+        return {**env, "GPUCLOUD_DATA_DIR": str(self.data_dir), "GPUCLOUD_DATABASE_URL": self.url, **extra}
+
+
+def pg_url(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def pg_admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@contextmanager
+def scratch(kind: str, *, template: str | None = None, prefix: str = "gpucloud_bench") -> Iterator[Scratch]:
+    """A fresh store, migrated and with the catalog, dropped on the way out. `template`: a
+    PostgreSQL database to copy instead (CREATE DATABASE ... TEMPLATE: a file copy, fast)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{kind}-"))
+    name = None
+    try:
+        if kind == "sqlite":
+            url = f"sqlite:///{data_dir / 'gpucloud.sqlite'}"
+        else:
+            name = f"{prefix}_{secrets.token_hex(4)}"
+            pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+            url = pg_url(name)
+        store = Scratch(kind, url, data_dir, name)
+        if template is None:
+            db = Database(url)
+            migrate.upgrade(db)
+            with db.write() as s:
+                sync_catalog(s, load_catalog())
+            db.dispose()
+        yield store
+    finally:
+        if name is not None:
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def register_fleet(db: Database, settings: Settings, fleet: dict[tuple[str, str], int]) -> int:
+    """{(region, profile): count} simulated hosts, written with `register_host` as
+    `gpucloud host add` writes them. Returns how many."""
+    n = 0
+    for (region, profile), count in fleet.items():
+        topology = load_profile(profile)
+        for _ in range(count):
+            hosts.register_host(db, settings, name=f"sim-{region}-{profile}-{n:05d}", region=region,
+                                topology=topology, driver="sim", profile=profile, actor="bench")
+            n += 1
+    return n
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0-100); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil
+    return ordered[int(min(rank, len(ordered))) - 1]
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"CPython {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"load average {load[0]:.1f} at start")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def which_python_tool(name: str) -> str:
+    """The `gpucloud` (or other) entry point installed beside this interpreter."""
+    here = Path(sys.executable).with_name(name)
+    return str(here) if here.exists() else shutil.which(name) or name
