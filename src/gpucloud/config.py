@@ -26,6 +26,9 @@ def default_data_dir() -> Path:
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = ""  # empty: SQLite in data_dir
+    # PostgreSQL connections per process (pool + overflow); sum over processes <= max_connections
+    database_pool_size: int = 10
+    database_max_overflow: int = 5
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""  # how clients reach the API; derived from host/port when empty

@@ -90,3 +90,22 @@ def test_racing_creators_sell_exactly_the_promise_and_share_nothing(fleet):
         assert s.scalar(select(func.count()).select_from(GpuClaim)) == promised
         assert s.scalar(select(func.count(func.distinct(CpuClaim.cpu_id)))) == \
             s.scalar(select(func.count()).select_from(CpuClaim)) == promised * 8
+
+
+def test_racing_creates_without_a_label_each_get_their_own(fleet):
+    db, settings, account = fleet
+    labels, errors = [], []
+
+    def buyer():
+        try:
+            labels.append(create(db, settings, account, "g1-gpu-rtx6000-1").label)
+        except Exception as exc:  # noqa: BLE001 - any refusal fails the test below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=buyer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(labels)) == 6

@@ -55,4 +55,4 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app for each process of `gpucloud api --workers N`: settings from GPUCLOUD_*."""
     settings = load_settings()
-    return create_app(settings, Database(settings.resolved_database_url))
+    return create_app(settings, Database.for_settings(settings))

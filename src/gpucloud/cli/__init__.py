@@ -37,7 +37,7 @@ class Context:
         """The database, at the newest schema. The embedded SQLite upgrades itself; a shared
         PostgreSQL is only upgraded by `gpucloud db upgrade`, so a deploy stays deliberate."""
         if self._db is None:
-            db = Database(self.settings.resolved_database_url)
+            db = Database.for_settings(self.settings)
             if db.is_sqlite:
                 migrate.upgrade(db)
             else:

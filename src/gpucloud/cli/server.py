@@ -57,7 +57,7 @@ def db_group() -> None:
 @pass_ctx
 def upgrade(ctx: Context) -> None:
     """Migrate the database to the newest schema (safe to run again)."""
-    db = Database(ctx.settings.resolved_database_url)
+    db = Database.for_settings(ctx.settings)
     revision = migrate.upgrade(db)
     from gpucloud.catalog import load_catalog
     from gpucloud.store.catalog import sync_catalog

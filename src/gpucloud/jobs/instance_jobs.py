@@ -162,6 +162,7 @@ def _reclaim(ctx, instance: Instance, target: str) -> int | None:
     for _ in range(max(ctx.settings.claim_retries, 1)):
         with ctx.db.write() as s:
             current = s.get(Instance, instance.id)
+            claim_store.serialize_placements(s, current.region_id)
             states = claim_store.load_host_states(s, ctx.settings, region=current.region_id,
                                                   gpu_model=plan.gpu_model if plan.is_gpu else None,
                                                   ignore_instance=current.id)

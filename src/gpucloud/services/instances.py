@@ -77,6 +77,7 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
     for _ in range(max(settings.claim_retries, 1)):
         try:
             with db.write() as s:
+                claim_store.serialize_placements(s, new.region)
                 states = claim_store.load_host_states(s, settings, region=new.region,
                                                       gpu_model=plan.gpu_model if plan.is_gpu else None)
                 decision = place(request, states, config)
@@ -109,7 +110,10 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
             continue
         except IntegrityError as exc:
             if _label_conflict(exc):
-                raise ValidationErrors([("label", "Label must be unique among your Linodes")]) from None
+                if new.label is not None:
+                    raise ValidationErrors([("label", "Label must be unique among your Linodes")]) from None
+                last = "another create took the same default label first"  # the next try picks another
+                continue
             last = "another instance claimed the same GPU or core first"
     raise GpucloudError(f"{NO_CAPACITY_PREFIX}: placement lost {settings.claim_retries} races in a row ({last}); "
                         "try again", field="type")

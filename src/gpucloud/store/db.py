@@ -56,7 +56,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 class Database:
     """The one handle services use: `read()` for queries, `write()` for units of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10):
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 5):
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
@@ -64,7 +64,7 @@ class Database:
             self.read_engine = _sqlite_engine(self.url, immediate=False)
         else:
             self.write_engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+                self.url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
         self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
@@ -93,6 +93,13 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._reader() as session, session.begin():
             yield session
+
+    @classmethod
+    def for_settings(cls, settings) -> Database:
+        """The database of these settings, its PostgreSQL pool sized by them: every process
+        opens at most pool size + overflow connections, which must fit max_connections."""
+        return cls(settings.resolved_database_url, pool_size=settings.database_pool_size,
+                   max_overflow=settings.database_max_overflow)
 
     def dispose(self) -> None:
         self.write_engine.dispose()
