@@ -1,4 +1,4 @@
-"""Job metrics in Prometheus format.
+"""Job and fleet metrics in Prometheus format.
 
 Two sources, because a fleet has many worker processes and one database: what every
 process can see in the database (jobs by kind and state, the queue depth) is read at
@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gpucloud.clock import utcnow
 from gpucloud.store import jobs as q
+from gpucloud.store.fleet import gpu_counts_by_state
 from gpucloud.store.db import Database
 from gpucloud.store.tables import JOB_STATES
 
@@ -57,12 +58,29 @@ class JobTableCollector:
         yield depth
 
 
+class GpuInventoryCollector:
+    """GPUs per region, model and state, read on every scrape with one grouped count."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def collect(self):
+        with self.db.read() as s:
+            rows = gpu_counts_by_state(s)
+        gpus = GaugeMetricFamily("gpucloud_gpus", "GPUs we sell, by region, model and state.",
+                                 labels=["region", "model", "state"])
+        for region, model, state, n in sorted(rows):
+            gpus.add_metric([region, model, state], n)
+        yield gpus
+
+
 def render_metrics(db: Database | None = None) -> bytes:
-    """The /metrics body: this process's metrics, then (with `db`) the job table's figures.
-    Serve it with the `CONTENT_TYPE` header."""
+    """The /metrics body: this process's metrics, then (with `db`) the job table's and the GPU
+    inventory's figures. Serve it with the `CONTENT_TYPE` header."""
     body = generate_latest(REGISTRY)
     if db is not None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(JobTableCollector(db))
+        registry.register(GpuInventoryCollector(db))
         body += generate_latest(registry)
     return body

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from gpucloud.domain.topology import Cpu, Gpu, HostTopology, NumaNode, PciFunction
@@ -117,6 +117,25 @@ def instances_on_host(session: Session, host_id: int) -> list[tuple[Instance, Ac
         .where(Instance.host_id == host_id).order_by(Instance.id)
     )
     return [(i, a) for i, a in rows]
+
+
+def gpu_counts_by_state(session: Session) -> list[tuple[str, str, str, int]]:
+    """(region, GPU model, state, count) for every GPU we sell: `claimed`, else the GPU's own
+    status when it is out of service (`faulty`, `reserved`), else `host_<status>` when its
+    host takes nothing new, else `free`."""
+    claimed = select(GpuClaim.gpu_id).where(GpuClaim.gpu_id == GpuRow.id).exists()
+    state = case(
+        (claimed, "claimed"),
+        (GpuRow.status != "available", GpuRow.status),
+        (Host.status != "active", literal("host_") + Host.status),
+        else_="free",
+    )
+    rows = session.execute(
+        select(Host.region_id, GpuRow.gpu_model_id, state, func.count())
+        .join(Host, Host.id == GpuRow.host_id).where(GpuRow.gpu_model_id.is_not(None))
+        .group_by(Host.region_id, GpuRow.gpu_model_id, state)
+    )
+    return [(region, model, st, n) for region, model, st, n in rows]
 
 
 def cpu_rows_by_index(session: Session, host_id: int) -> dict[int, CpuRow]:
