@@ -17,8 +17,7 @@ NUMA nodes although their plan fits one node of that host, and GPUs / cores / Gi
 stranded (free, but idle whichever single plan of the mix a host is filled with); medians over
 seeds, and the multi-GPU refusals as a ratio to first-fit.
 
-Through the store: claims/s with 4 competing threads on SQLite and PostgreSQL belong to the
-claim service and are added there (see `through_the_store` below).
+Through the store (claims/s with competing threads on SQLite and PostgreSQL): `bench/claims.py`.
 """
 
 from __future__ import annotations
@@ -347,11 +346,6 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
 # --- through the store -----------------------------------------------------------------------
 
 
-def through_the_store() -> list[str]:
-    """Claims/s through the store (SQLite and PostgreSQL, 4 competing threads): added with the claim service."""
-    return []
-
-
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -399,8 +393,6 @@ def main() -> None:
                  "split over NUMA nodes", "stranded GPUs", "stranded cores", "stranded GiB"], rows))
     per_seed = {p: [r["multi_refused_with_room"] for r in rs] for p, rs in results.items()}
     print("\nmulti-GPU refused with room, per seed: " + "; ".join(f"{p} {v}" for p, v in per_seed.items()))
-    for line in through_the_store():
-        print(line)
 
 
 if __name__ == "__main__":
