@@ -31,7 +31,7 @@ from gpucloud.hypervisor.base import (
 )
 from gpucloud.hypervisor.cloudinit import read_nocloud_iso
 from gpucloud.hypervisor.discovery import parse_node_devices
-from gpucloud.hypervisor.libvirt_driver import DriverCache, LibvirtDriver
+from gpucloud.hypervisor.libvirt_driver import LibvirtDriver
 
 CI_POOL = "gpucloud-ci"
 CI_POOL_PATH = "/var/lib/libvirt/images/gpucloud-ci"
@@ -209,18 +209,6 @@ def test_a_host_that_never_answers_is_unreachable_after_the_timeout():
         assert 0.9 < time.monotonic() - started < 5
     finally:
         listener.close()
-
-
-def test_driver_cache_keeps_one_driver_per_host(test_host_uri):
-    cache = DriverCache(timeout_s=5)
-    first = cache.get(test_host_uri)
-    assert cache.get(test_host_uri) is first
-    assert cache.get("test:///default") is not first
-    assert first.timeout_s == 5
-    first.list_domains()
-    cache.close_all()
-    assert first._conn is None
-    assert cache.get(test_host_uri) is not first
 
 
 # -- a real libvirtd with QEMU (TCG) ----------------------------------------------------------

@@ -524,28 +524,3 @@ class LibvirtDriver:
             closer = threading.Thread(target=self._forget, args=(conn,), daemon=True)
             closer.start()
             closer.join(self.timeout_s)
-
-
-class DriverCache:
-    """One `LibvirtDriver` (so one connection) per host URI, for a worker process.
-
-    `driver_options` are handed to every driver it creates (timeout, pool, nic).
-    """
-
-    def __init__(self, **driver_options: Any):
-        self._options = driver_options
-        self._drivers: dict[str, LibvirtDriver] = {}
-        self._lock = threading.Lock()
-
-    def get(self, uri: str) -> LibvirtDriver:
-        with self._lock:
-            driver = self._drivers.get(uri)
-            if driver is None:
-                driver = self._drivers[uri] = LibvirtDriver(uri, **self._options)
-            return driver
-
-    def close_all(self) -> None:
-        with self._lock:
-            drivers, self._drivers = list(self._drivers.values()), {}
-        for driver in drivers:
-            driver.close()

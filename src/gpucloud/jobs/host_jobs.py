@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import instance_id_from_domain
 from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DriverError
 from gpucloud.jobs import queue
 from gpucloud.services import guests, host_health
 from gpucloud.store import events
-from gpucloud.store.instances import has_unfinished_job
+from gpucloud.store.instances import has_unfinished_job, on_host
 from gpucloud.store.tables import Host, Instance
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,7 @@ def reconcile(ctx) -> None:
     domains = {d.name: d for d in driver.list_domains()}
     with ctx.db.read() as s:
         host = s.get(Host, ctx.host_id)
-        mine = {i.id: i for i in s.scalars(select(Instance).where(Instance.host_id == ctx.host_id))}
+        mine = {i.id: i for i in on_host(s, ctx.host_id)}
         busy = {i for i in mine if has_unfinished_job(s, i)}
     for name, domain in domains.items():
         instance_id = instance_id_from_domain(name)

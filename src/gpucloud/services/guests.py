@@ -3,15 +3,13 @@ and the XML operators read with `gpucloud instance xml`."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import load_hosts_full, topology_of
-from gpucloud.store.tables import CpuClaim, CpuRow, Instance
+from gpucloud.store.tables import Instance
 
 
 def domain_spec(db: Database, instance_id: int) -> DomainSpec:
@@ -28,9 +26,7 @@ def spec_in_session(s, instance: Instance) -> DomainSpec:
     host = load_hosts_full(s, [instance.host_id])[0]
     topology = topology_of(host)
     held = q.claims_of(s, instance.id)
-    pinned_elsewhere = set(s.scalars(
-        select(CpuRow.cpu_index).join(CpuClaim, CpuClaim.cpu_id == CpuRow.id)
-        .where(CpuClaim.host_id == host.id, CpuClaim.instance_id != instance.id)))
+    pinned_elsewhere = q.pinned_cpus_of_others(s, host.id, instance.id)
     plan = load_catalog().plan(instance.type_id)
     return spec_from_claims(
         name=domain_name(instance.id),

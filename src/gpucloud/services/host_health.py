@@ -4,8 +4,6 @@ when it answers again. An operator may declare a down host lost, which frees its
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gpucloud.clock import utcnow
 from gpucloud.domain import lifecycle
 from gpucloud.errors import Conflict, NotFound
@@ -13,8 +11,8 @@ from gpucloud.store import audit, events
 from gpucloud.store import claims as claim_store
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import host_by_ref
-from gpucloud.store.instances import has_unfinished_job
-from gpucloud.store.tables import Host, Instance
+from gpucloud.store.instances import has_unfinished_job, on_host
+from gpucloud.store.tables import Host
 
 HOST_UNREACHABLE = "host unreachable"
 HOST_LOST = "host lost"
@@ -51,7 +49,7 @@ def record_missed(db: Database, host_id: int, reason: str, down_after: int) -> b
         host.status = "down"
         host.status_reason = f"missed {host.missed_checks} health checks: {reason}"
         host.generation += 1
-        for instance in s.scalars(select(Instance).where(Instance.host_id == host.id)):
+        for instance in on_host(s, host.id):
             if instance.status in (lifecycle.RUNNING, lifecycle.OFFLINE) and not has_unfinished_job(s, instance.id):
                 instance.status, instance.status_reason = lifecycle.OFFLINE, HOST_UNREACHABLE
         events.create(s, action="host_down", account_id=None, entity_type="host", entity_id=host.id,
@@ -71,7 +69,7 @@ def declare_lost(db: Database, host_ref: str | int, *, why: str, actor: str) -> 
             raise NotFound(f"no host {host_ref}")
         if host.status != "down":
             raise Conflict(f"host {host.name} is {host.status}; only a down host can be declared lost")
-        instances = list(s.scalars(select(Instance).where(Instance.host_id == host.id)))
+        instances = on_host(s, host.id)
         for instance in instances:
             claim_store.release_claims(s, instance.id)
             if instance.status == lifecycle.DELETING:

@@ -21,6 +21,17 @@ def of_account(session: Session, account_id: int) -> list[Instance]:
     return list(session.scalars(select(Instance).where(Instance.account_id == account_id).order_by(Instance.id)))
 
 
+def on_host(session: Session, host_id: int) -> list[Instance]:
+    return list(session.scalars(select(Instance).where(Instance.host_id == host_id).order_by(Instance.id)))
+
+
+def pinned_cpus_of_others(session: Session, host_id: int, instance_id: int) -> set[int]:
+    """Host threads other instances have pinned (shared guests must stay off them)."""
+    return set(session.scalars(
+        select(CpuRow.cpu_index).join(CpuClaim, CpuClaim.cpu_id == CpuRow.id)
+        .where(CpuClaim.host_id == host_id, CpuClaim.instance_id != instance_id)))
+
+
 def labels_of_account(session: Session, account_id: int) -> set[str]:
     return set(session.scalars(select(Instance.label).where(Instance.account_id == account_id)))
 
