@@ -29,6 +29,12 @@ def _instance(ctx) -> Instance | None:
         return s.get(Instance, ctx.instance_id)
 
 
+def _still_wanted(ctx) -> Instance | None:
+    """The job's instance, unless it is gone or being deleted (the delete job cleans up)."""
+    instance = _instance(ctx)
+    return None if instance is None or instance.status == lifecycle.DELETING else instance
+
+
 def set_status(db, instance_id: int, status: str, reason: str = "") -> Instance | None:
     """Move an instance along its state machine; already there is fine (a retried step)."""
     with db.write() as s:
@@ -72,9 +78,9 @@ def _boot(ctx, name: str, start_percent: int) -> None:
 @_failing
 def create(ctx) -> None:
     """Define the domain from the claims, then boot it unless the customer asked for it off."""
-    instance = _instance(ctx)
-    if instance is None or instance.status == lifecycle.DELETING:
-        return  # deleted before it was built: the delete job cleans up
+    instance = _still_wanted(ctx)
+    if instance is None:
+        return
     spec = guests.domain_spec(ctx.db, instance.id)
     ctx.progress(10, "Preparing the disk and defining the instance")
     ctx.driver().define(spec)
@@ -87,8 +93,8 @@ def create(ctx) -> None:
 
 @_failing
 def boot(ctx) -> None:
-    instance = _instance(ctx)
-    if instance is None or instance.status == lifecycle.DELETING:
+    instance = _still_wanted(ctx)
+    if instance is None:
         return
     spec = guests.domain_spec(ctx.db, instance.id)
     ctx.driver().define(spec)  # picks up anything that changed since the last boot
@@ -97,8 +103,8 @@ def boot(ctx) -> None:
 
 @_failing
 def shutdown(ctx) -> None:
-    instance = _instance(ctx)
-    if instance is None or instance.status == lifecycle.DELETING:
+    instance = _still_wanted(ctx)
+    if instance is None:
         return
     ctx.progress(20, "Shutting down")
     ctx.driver().shutdown(domain_name(instance.id), SHUTDOWN_TIMEOUT_S)
@@ -107,8 +113,8 @@ def shutdown(ctx) -> None:
 
 @_failing
 def reboot(ctx) -> None:
-    instance = _instance(ctx)
-    if instance is None or instance.status == lifecycle.DELETING:
+    instance = _still_wanted(ctx)
+    if instance is None:
         return
     name = domain_name(instance.id)
     ctx.progress(20, "Shutting down")
@@ -122,8 +128,8 @@ def reboot(ctx) -> None:
 def resize(ctx) -> None:
     """Cold resize: stop the guest, then in one transaction give back the old claims and take
     new ones (the same host when it has room, else another), then define and boot."""
-    instance = _instance(ctx)
-    if instance is None or instance.status == lifecycle.DELETING:
+    instance = _still_wanted(ctx)
+    if instance is None:
         return
     target = ctx.payload["type"]
     name = domain_name(instance.id)
