@@ -73,7 +73,7 @@ def test_list_filter_order_and_update(any_api_server):
     assert err.value.status == 400 and "unique" in str(err.value)
 
 
-def test_power_actions_and_delete(any_api_server):
+def test_the_whole_lifecycle_through_linode_api4(any_api_server):
     alice = any_api_server.customer()
     client, http = any_api_server.client(alice.token), any_api_server.http(alice.token)
     inst = client.linode.instance_create(GPU, "us-east", image="linode/ubuntu24.04", root_pass=PASSWORD)
@@ -84,13 +84,18 @@ def test_power_actions_and_delete(any_api_server):
     wait_for_status(http, inst.id, "running")
     assert inst.reboot() is True
     wait_for_status(http, inst.id, "running")
+    assert inst.resize("g1-gpu-rtx6000-2") is True
+    assert "resizing" in wait_for_status(http, inst.id, "running")
+    resized = http.get(f"/linode/instances/{inst.id}").json()
+    assert (resized["type"], resized["specs"]["gpus"], resized["specs"]["vcpus"]) == ("g1-gpu-rtx6000-2", 2, 16)
     assert inst.delete() is True
     deadline = time.monotonic() + 60
     while http.get(f"/linode/instances/{inst.id}").status_code != 404:
         assert time.monotonic() < deadline, "the instance was never deleted"
         time.sleep(0.1)
     actions = [e.action for e in client.account.events() if e.entity and e.entity.id == inst.id]
-    assert actions == ["linode_delete", "linode_reboot", "linode_boot", "linode_shutdown", "linode_create"]
+    assert actions == ["linode_delete", "linode_resize", "linode_reboot", "linode_boot", "linode_shutdown",
+                       "linode_create"]
 
 
 def test_busy_unknown_and_gated_creates_are_400_with_the_reason(api_server):
