@@ -120,3 +120,14 @@ def test_instance_xml_is_the_claims_as_valid_libvirt_xml(tmp_path):
                for k in ("bus", "slot", "function")}) for a in doc.findall("devices/hostdev/source/address")}
     assert {g.pci_address for g in held["gpus"]} <= sources
     assert run_cli(tmp_path, "instance", "xml", "999", check=False).stderr.startswith("error: no instance 999")
+
+
+def test_rediscovery_of_a_libvirt_host(tmp_path):
+    uri = "test:///default"  # libvirt's built-in test host: fixed NUMA cells, no GPUs
+    assert "registered host" in run_cli(tmp_path, "host", "add", "--uri", uri, "--region", "us-east",
+                                        "--name", "tst").stdout
+    assert run_cli(tmp_path, "host", "rediscover", "tst").stdout == "host tst: nothing changed\n"
+    assert json.loads(run_cli(tmp_path, "host", "rediscover", "tst", "--json").stdout) == {
+        "added": [], "vanished": [], "updated": []}
+    missing = run_cli(tmp_path, "host", "rediscover", "nope", check=False)
+    assert missing.returncode == 1 and missing.stderr == "error: no host nope\n"

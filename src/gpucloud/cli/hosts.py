@@ -209,6 +209,28 @@ def gpu(ctx: Context, ref: str, address: str, status: str, why: str) -> None:
     click.echo(f"GPU {address} on {ref} is now {status}")
 
 
+@host.command("rediscover")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def rediscover(ctx: Context, ref: str, as_json: bool) -> None:
+    """Read a libvirt host's topology again: new GPUs are added, vanished ones marked faulty."""
+    from gpucloud.hypervisor.drivers import driver_for
+    from gpucloud.store.fleet import host_by_ref
+
+    with ctx.db.read() as s:
+        row = host_by_ref(s, ref)
+    if row is None:
+        raise GpucloudError(f"no host {ref}")
+    changes = service.refresh_topology(ctx.db, row.id, driver_for(row, ctx.settings).discover(), actor="cli")
+    if as_json:
+        emit_json(changes)
+    elif any(changes.values()):
+        click.echo("; ".join(f"{k}: {', '.join(v)}" for k, v in changes.items() if v))
+    else:
+        click.echo(f"host {row.name}: nothing changed")
+
+
 @host.command("lost")
 @click.argument("ref")
 @click.option("--why", required=True, help="What happened to it (kept in the audit log).")
