@@ -34,9 +34,12 @@ gpucloud demo is up at {settings.resolved_public_url}
   customer token {info.customer_token}
   (all of this is in {demo_file(settings)})
 
-  export LINODE_CLI_TOKEN={info.customer_token} LINODE_CLI_API_HOST={settings.host}:{settings.port} \\
+  GPU plans start dark (flag gpu-instances in state `staff`): the staff token sees them, the
+  customer token does not until `gpucloud flags set gpu-instances on --why "launch"`.
+
+  export LINODE_CLI_TOKEN={info.staff_token} LINODE_CLI_API_HOST={settings.host}:{settings.port} \\
          LINODE_CLI_API_SCHEME=http
-  linode-cli linodes types
+  linode-cli linodes types --class gpu
 """)
     from gpucloud.jobs.worker import default_handlers, start_workers
 
