@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, json_option
-from gpucloud.errors import GpucloudError
+from gpucloud.cli.output import emit_json, json_option, parse_moment
 from gpucloud.services import accounts as service
 
 
@@ -48,12 +46,7 @@ def token() -> None:
 @pass_ctx
 def create_token(ctx: Context, account_ref: str, scopes: str, label: str, expiry: str | None, as_json: bool) -> None:
     """Create a token; its secret is printed once and only its hash is kept."""
-    expires_at = None
-    if expiry:
-        try:
-            expires_at = datetime.fromisoformat(expiry)
-        except ValueError:
-            raise GpucloudError(f"--expiry: not a date or time: {expiry!r}") from None
+    expires_at = parse_moment("--expiry", expiry)
     new = service.create_token(ctx.db, account_ref, scopes=scopes, label=label, expires_at=expires_at)
     if as_json:
         emit_json({"id": new.id, "token": new.secret, "scopes": new.scopes,

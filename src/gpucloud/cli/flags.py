@@ -4,15 +4,13 @@ them per account, retire old flags, and read who changed what and why."""
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
 
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.cli.output import emit_json, emit_table, json_option, parse_moment
 from gpucloud.clock import linode_time
 from gpucloud.domain.flags import STATES
-from gpucloud.errors import GpucloudError
 from gpucloud.services import flags as service
 
 why_option = click.option("--why", default="", help="The reason, kept in the audit log (required).")
@@ -83,15 +81,6 @@ def set_(ctx: Context, key: str, state: str, percent: int | None, why: str) -> N
     _report(change, f"{_describe(before['state'], before['percent'])} -> {_describe(after['state'], after['percent'])}")
 
 
-def _parse_until(until: str | None) -> datetime | None:
-    if until is None:
-        return None
-    try:
-        return datetime.fromisoformat(until)
-    except ValueError:
-        raise GpucloudError(f"--until: not a date or time: {until!r} (e.g. 2026-07-01 or 2026-07-01T12:00)") from None
-
-
 until_option = click.option("--until", help="UTC date or time when the override stops counting, e.g. 2026-07-01.")
 
 
@@ -103,7 +92,7 @@ until_option = click.option("--until", help="UTC date or time when the override 
 @pass_ctx
 def allow(ctx: Context, key: str, account: str, until: str | None, why: str) -> None:
     """Turn a flag on for one account (id or e-mail), whatever its state; --until for a trial."""
-    change = service.allow(ctx.db, key, account, until=_parse_until(until), why=why, actor=_actor())
+    change = service.allow(ctx.db, key, account, until=parse_moment("--until", until), why=why, actor=_actor())
     _report(change, f"allowed for account {account}" + (f" until {until}" if until else ""))
 
 
@@ -115,7 +104,7 @@ def allow(ctx: Context, key: str, account: str, until: str | None, why: str) -> 
 @pass_ctx
 def deny(ctx: Context, key: str, account: str, until: str | None, why: str) -> None:
     """Turn a flag off for one account (id or e-mail), whatever its state, staff included."""
-    change = service.deny(ctx.db, key, account, until=_parse_until(until), why=why, actor=_actor())
+    change = service.deny(ctx.db, key, account, until=parse_moment("--until", until), why=why, actor=_actor())
     _report(change, f"denied for account {account}" + (f" until {until}" if until else ""))
 
 

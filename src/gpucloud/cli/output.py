@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+from gpucloud.errors import GpucloudError
 
 # Piped output (scripts, tests) is never cut to a guessed terminal width.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
@@ -37,6 +40,16 @@ def _cell(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+def parse_moment(option: str, text: str | None) -> datetime | None:
+    """A date or date-time option (`2026-07-01`, `2026-07-01T12:00`), read as UTC."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise GpucloudError(f"{option}: not a date or time: {text!r} (e.g. 2026-07-01 or 2026-07-01T12:00)") from None
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -9,7 +9,7 @@ from gpucloud.errors import NotFound
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import load_hosts_full, topology_of
-from gpucloud.store.tables import Instance
+from gpucloud.store.tables import Host, Instance
 
 
 def domain_spec(db: Database, instance_id: int) -> DomainSpec:
@@ -50,10 +50,12 @@ def spec_in_session(s, instance: Instance) -> DomainSpec:
 def domain_xml(db: Database, instance_id: int) -> str:
     """The libvirt XML the instance's host is (or would be) given, with that host's NIC."""
     from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
-    from gpucloud.store.tables import Host
 
-    spec = domain_spec(db, instance_id)
     with db.read() as s:
-        host_settings = s.get(Host, s.get(Instance, instance_id).host_id).settings or {}
+        instance = s.get(Instance, instance_id)
+        if instance is None or instance.host_id is None:
+            raise NotFound(f"no instance {instance_id} placed on a host")
+        spec = spec_in_session(s, instance)
+        host_settings = s.get(Host, instance.host_id).settings or {}
     nic = Nic.parse(host_settings["nic"]) if "nic" in host_settings else Nic()
     return build_domain_xml(spec, nic=nic)
