@@ -169,7 +169,7 @@ def set_gpu_status(db: Database, host_ref: str | int, address: str, status: str,
 def list_hosts(db: Database, region: str | None = None) -> list[dict]:
     with db.read() as s:
         hosts = q.list_hosts(s, region)
-        held = q.gpu_holders(s, [h.id for h in hosts]) if hosts else {}
+        held = q.claimed_gpu_ids(s, [h.id for h in hosts]) if hosts else set()
         return [
             {
                 "id": h.id,
