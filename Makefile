@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 PORT   ?= 8080
 
-.PHONY: run test install install-test system-deps bench lock clean
+.PHONY: run test lint install install-test system-deps bench lock clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ system-deps:
 run: install
 	$(VENV)/bin/gpucloud serve --demo --port $(PORT)
 
-## make test: the whole suite, SQLite and PostgreSQL, libvirt, QEMU and the browser included
-test: install-test
+## make lint: ruff and mypy (configured in pyproject.toml), zero findings
+lint: install-test
+	$(VENV)/bin/ruff check src tests bench scripts && $(VENV)/bin/mypy
+
+## make test: lint, then the whole suite, SQLite and PostgreSQL, libvirt, QEMU and the browser included
+test: install-test lint
 	$(VENV)/bin/pytest -n 2 -q
 
 bench: install-test

@@ -44,8 +44,8 @@ import psycopg
 from gpucloud.catalog import load_catalog
 from gpucloud.config import load_settings
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.services.flag_cache import DEFAULT_POLL_SECONDS
 from gpucloud.services import accounts, flags, hosts
+from gpucloud.services.flag_cache import DEFAULT_POLL_SECONDS
 from gpucloud.store import migrate
 from gpucloud.store.catalog import sync_catalog
 from gpucloud.store.db import Database
@@ -373,7 +373,7 @@ def main() -> None:
     runs = [bench(name, args) for name in (["sqlite", "postgres"] if args.target == "all" else [args.target])]
     print(json.dumps(runs, indent=2) if args.json else markdown(runs))
     for run in runs:
-        for workload, r in run["results"].items():
+        for _workload, r in run["results"].items():
             for key, example in r["error_examples"].items():
                 print(f"  {run['target']} {key}: {r['errors'][key]}x, e.g. {example}", file=sys.stderr)
 

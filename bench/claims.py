@@ -44,16 +44,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import machine, percentile, register_fleet, scratch, table  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from _store import machine, percentile, register_fleet, scratch, table
+from sqlalchemy import text
 
-from gpucloud.catalog import load_catalog  # noqa: E402
-from gpucloud.errors import GpucloudError  # noqa: E402
-from gpucloud.services import accounts  # noqa: E402
-from gpucloud.services.capacity import capacity  # noqa: E402
-from gpucloud.services.instances import NO_CAPACITY_PREFIX, NewInstance, create_instance  # noqa: E402
-from gpucloud.store import claims as claim_store  # noqa: E402
-from gpucloud.store.db import Database  # noqa: E402
+from gpucloud.catalog import load_catalog
+from gpucloud.errors import GpucloudError
+from gpucloud.services import accounts
+from gpucloud.services.capacity import capacity
+from gpucloud.services.instances import NO_CAPACITY_PREFIX, NewInstance, create_instance
+from gpucloud.store import claims as claim_store
+from gpucloud.store.db import Database
 
 REGION = "us-east"
 FLEET_MIX = {"rtx6000-2s4g": 0.4, "rtx4000ada-2s8g": 0.3, "h100-nps4-8g": 0.3}

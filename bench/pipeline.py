@@ -54,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import (  # noqa: E402
+from _store import (
     machine,
     percentile,
     pg_admin,
@@ -64,14 +64,14 @@ from _store import (  # noqa: E402
     table,
     which_python_tool,
 )
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from gpucloud.catalog import load_catalog  # noqa: E402
-from gpucloud.config import load_settings  # noqa: E402
-from gpucloud.services import accounts, flags  # noqa: E402
-from gpucloud.store import migrate  # noqa: E402
-from gpucloud.store.catalog import sync_catalog  # noqa: E402
-from gpucloud.store.db import Database  # noqa: E402
+from gpucloud.catalog import load_catalog
+from gpucloud.config import load_settings
+from gpucloud.services import accounts, flags
+from gpucloud.store import migrate
+from gpucloud.store.catalog import sync_catalog
+from gpucloud.store.db import Database
 
 GPUCLOUD = which_python_tool("gpucloud")
 POOLS = {"rtx6000-2s4g": "g1-gpu-rtx6000-1", "rtx4000ada-2s8g": "g2-gpu-rtx4000a1-s", "h100-nps4-8g": "g3-gpu-h100-1"}

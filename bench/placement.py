@@ -35,11 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from gpucloud.catalog import load_catalog  # noqa: E402
-from gpucloud.domain.capacity import capacity_rows  # noqa: E402
-from gpucloud.domain.fleet_index import Fleet  # noqa: E402
-from gpucloud.domain.numa_fit import cores_for, fill_count, shared_threads  # noqa: E402
-from gpucloud.domain.placement import (  # noqa: E402
+from gpucloud.catalog import load_catalog
+from gpucloud.domain.capacity import capacity_rows
+from gpucloud.domain.fleet_index import Fleet
+from gpucloud.domain.numa_fit import cores_for, fill_count, shared_threads
+from gpucloud.domain.placement import (
     HostState,
     Placement,
     PlacementConfig,
@@ -47,7 +47,7 @@ from gpucloud.domain.placement import (  # noqa: E402
     build_host_state,
     demand_mix,
 )
-from gpucloud.hypervisor.profile import load_profile  # noqa: E402
+from gpucloud.hypervisor.profile import load_profile
 
 REGION = "bench"
 POLICIES = ("pack", "spread", "first-fit", "random")

@@ -6,7 +6,15 @@ import pytest
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.capacity import capacity_rows, fill_count, sellable
-from gpucloud.domain.placement import Placement, PlacementConfig, PlacementRequest, apply, build_host_state, demand_mix, place
+from gpucloud.domain.placement import (
+    Placement,
+    PlacementConfig,
+    PlacementRequest,
+    apply,
+    build_host_state,
+    demand_mix,
+    place,
+)
 from gpucloud.hypervisor.profile import load_profile
 from tests.domain.test_placement import gpu_address, gpu_plan, gpu_request, host, placed, topology
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from gpucloud.catalog import load_catalog
+from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.hypervisor import sim
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.services import accounts, flags, hosts, instances
 from gpucloud.store.tables import CpuClaim, GpuClaim, Instance, Job, MemoryClaim
 from tests.conftest import make_settings

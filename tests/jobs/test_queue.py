@@ -50,10 +50,9 @@ def attempts(db, job_id: int) -> list[tuple[str, str, str]]:
 
 
 def test_enqueue_belongs_to_the_callers_transaction(store_db):
-    with pytest.raises(RuntimeError):
-        with store_db.write() as s:
-            queue.enqueue(s, kind="work", instance_id=1)
-            raise RuntimeError("the instance write failed")
+    with pytest.raises(RuntimeError), store_db.write() as s:
+        queue.enqueue(s, kind="work", instance_id=1)
+        raise RuntimeError("the instance write failed")
     with store_db.read() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
     job_id = enq(store_db, instance_id=1, payload={"plan": "g1"})
@@ -65,9 +64,8 @@ def test_bad_enqueue_is_refused_and_writes_nothing(store_db):
     cases = [({"kind": ""}, "kind"), ({"kind": "k" * 33}, "kind"), ({"max_attempts": 0}, "max_attempts"),
              ({"payload": {"when": utcnow()}}, "payload"), ({"payload": ["not", "an", "object"]}, "payload")]
     for fields, field in cases:
-        with pytest.raises(GpucloudError) as err:
-            with store_db.write() as s:
-                queue.enqueue(s, **{"kind": "work", **fields})
+        with pytest.raises(GpucloudError) as err, store_db.write() as s:
+            queue.enqueue(s, **{"kind": "work", **fields})
         assert err.value.field == field
     with store_db.read() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0

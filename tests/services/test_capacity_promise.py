@@ -74,7 +74,7 @@ def test_racing_creators_sell_exactly_the_promise_and_share_nothing(fleet):
             except GpucloudError as exc:
                 (refused if "No capacity" in exc.reason else other).append(exc.reason)
                 return
-            except Exception as exc:  # anything else breaks the promise
+            except Exception as exc:  # noqa: BLE001 - anything else breaks the promise
                 other.append(repr(exc))
                 return
 

@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 
 from gpucloud.clock import utcnow
 from gpucloud.errors import Conflict, GpucloudError, NotFound
-from gpucloud.services import accounts
-from gpucloud.services import flags
+from gpucloud.services import accounts, flags
 from gpucloud.store import flags as q
 from gpucloud.store.tables import AuditEntry, FeatureFlag, FlagOverride
 

@@ -77,9 +77,9 @@ def capacity_chart(points: list[dict], start: datetime, end: datetime, *, width:
         xs = [x_of(p["at"]) for p in points]
         below = [0] * len(points)
         for name, css in LAYERS:
-            above = [b + p[name] for b, p in zip(below, points)]
-            upper = " L ".join(f"{x} {y_of(v)}" for x, v in zip(xs, above))
-            lower = " L ".join(f"{x} {y_of(v)}" for x, v in reversed(list(zip(xs, below))))
+            above = [b + p[name] for b, p in zip(below, points, strict=False)]
+            upper = " L ".join(f"{x} {y_of(v)}" for x, v in zip(xs, above, strict=False))
+            lower = " L ".join(f"{x} {y_of(v)}" for x, v in reversed(list(zip(xs, below, strict=False))))
             areas.append((css, f"M {upper} L {lower} Z"))
             lines.append((css, f"M {upper}"))
             below = above

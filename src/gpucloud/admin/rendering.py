@@ -9,8 +9,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from gpucloud.clock import utcnow
 from gpucloud.admin.session import FLASH_COOKIE, PATH
+from gpucloud.clock import utcnow
 
 TEMPLATES = Path(__file__).parent / "templates"
 

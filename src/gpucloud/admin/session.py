@@ -146,7 +146,9 @@ async def csrf_ok(request: Request, expected: str) -> bool:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
+    if not sent:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 async def poster(request: Request) -> Viewer:

@@ -226,7 +226,9 @@ def _node_box(node, x, y, w, h, colours, holders, counts, memory_by_instance, in
                 box.memory.append(Shape(cursor, box.memory_y, width, MEMORY_H, fill, title, href))
                 cursor += width
         pages = f" · 1G pages {node['hugepages_claimed']}/{node['hugepages_1g']}" if node["hugepages_1g"] else ""
-        box.memory_label = f"memory {_gib(total)} · {_gib(node['memory_claimed_mib'])} claimed · {_gib(free)} free{pages}"
+        box.memory_label = (
+            f"memory {_gib(total)} · {_gib(node['memory_claimed_mib'])} claimed · {_gib(free)} free{pages}"
+        )
     return box
 
 

@@ -65,9 +65,10 @@ class ListQuery:
     def apply(self, items: Iterable[dict], *, default_descending: bool = False) -> list[dict]:
         """Filter, sort (stably, on top of the collection's default order) and limit."""
         out = [item for item in items if self.match(item)]
-        if self.order_by is not None:  # ties go by id, in the same direction
+        order_by = self.order_by
+        if order_by is not None:  # ties go by id, in the same direction
             reverse = bool(self.descending)
-            out.sort(key=lambda item: (_sort_key(resolve(item, self.order_by)), _sort_key(resolve(item, "id"))),
+            out.sort(key=lambda item: (_sort_key(resolve(item, order_by)), _sort_key(resolve(item, "id"))),
                      reverse=reverse)
         elif self.descending is not None and self.descending != default_descending:
             out.reverse()

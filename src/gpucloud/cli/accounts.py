@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import click
 
 from gpucloud.cli import Context, pass_ctx

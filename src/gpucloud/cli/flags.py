@@ -78,6 +78,8 @@ def set_(ctx: Context, key: str, state: str, percent: int | None, why: str) -> N
     """Set a flag's state: off, staff, percent (with --percent N) or on."""
     change = service.set_state(ctx.db, key, state, percent, why=why, actor=_actor())
     before, after = change.before, change.after
+    if before is None or after is None:
+        raise RuntimeError(f"flag {key}: setting its state reported no state")
     _report(change, f"{_describe(before['state'], before['percent'])} -> {_describe(after['state'], after['percent'])}")
 
 

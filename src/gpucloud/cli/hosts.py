@@ -45,6 +45,8 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
                                     driver="sim", profile=profile_name)
     else:
+        if not uri:  # refused above: exactly one of the two is given
+            raise GpucloudError("give exactly one of --profile FILE or --uri URI")
         from gpucloud.hypervisor.libvirt_driver import LibvirtDriver
 
         options = {k: v for k, v in (("nic", nic), ("domain_type", domain_type), ("pool_path", pool_path)) if v}
@@ -148,7 +150,9 @@ def render_topology(d: dict) -> str:
                     holders[held["instance_id"]] = held
                 row.append(mark(held))
         free = row.count(".")
-        lines.append(f"  cores ({len(row)}, {free} free): " + " ".join("".join(row[i:i + 8]) for i in range(0, len(row), 8)))
+        lines.append(
+            f"  cores ({len(row)}, {free} free): " + " ".join("".join(row[i : i + 8]) for i in range(0, len(row), 8))
+        )
         for gpu in node["gpus"]:
             lines.append("  " + _gpu_line(gpu, mark, holders))
         lines.append("")

@@ -18,7 +18,15 @@ from gpucloud.domain.catalog import Plan
 from gpucloud.domain.host_state import HostState
 from gpucloud.domain.placement import PlacementConfig, PlacementRequest
 
-UNAVAILABLE_REASONS = ("host-draining", "host-maintenance", "host-down", "faulty", "reserved", "iommu-blocker", "numa-unknown")
+UNAVAILABLE_REASONS = (
+    "host-draining",
+    "host-maintenance",
+    "host-down",
+    "faulty",
+    "reserved",
+    "iommu-blocker",
+    "numa-unknown",
+)
 
 
 def fill_count(host: HostState, request: PlacementRequest, config: PlacementConfig) -> int:
@@ -76,12 +84,12 @@ def capacity_rows(
     shapes: Counter = Counter()
     for host in hosts:
         cfg = config.for_host(host)
-        for gpu in host.claimed_gpus:
-            r = row(host.region, gpu.model)
+        for claimed in host.claimed_gpus:
+            r = row(host.region, claimed.model)
             r["claimed"] += 1
-            r["claimed_staff" if gpu.staff else "claimed_customer"] += 1
-        for gpu in host.unavailable_gpus:
-            unavailable(row(host.region, gpu.model), gpu.reason)
+            r["claimed_staff" if claimed.staff else "claimed_customer"] += 1
+        for gone in host.unavailable_gpus:
+            unavailable(row(host.region, gone.model), gone.reason)
         for gpu in (g for n in host.nodes for g in n.gpus):
             r = row(host.region, gpu.model)
             if host.status == numa_fit.ACTIVE:

@@ -211,6 +211,8 @@ class Fleet:
             return no_room(request, shapes, self.config)
         host = self._pick([entry[2] for entry in tied])
         fit = choose(host.shape, key[1], self.config.for_host(host))
+        if fit is None:
+            raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
         return materialise(host, fit.assignment, request)
 
     def _pick(self, shapes: list[HostShape]) -> HostState:

@@ -100,7 +100,7 @@ def spec_from_claims(
     pins: dict[int, int],
     gpu_addresses: list[str],
     reserved_cpus: set[int],
-    pinned_elsewhere: set[int] = frozenset(),
+    pinned_elsewhere: set[int] | frozenset[int] = frozenset(),
     image: str | None = None,
     disk_mib: int = 0,
     cloud_init: CloudInit | None = None,
@@ -111,7 +111,8 @@ def spec_from_claims(
     ordered = sorted(cells, key=lambda c: c.guest_cell)
     by_node = {c.host_node: c.guest_cell for c in ordered}
     node_of_cpu = {cpu: n.index for n in topology.nodes for cpu in n.cpu_ids}
-    guest_cells, vcpu_pins, next_vcpu = [], [], 0
+    guest_cells, next_vcpu = [], 0
+    vcpu_pins: list[int | None] = []
     for claim in ordered:
         if pins:
             vcpus = tuple(sorted(v for v, cpu in pins.items() if node_of_cpu.get(cpu) == claim.host_node))
@@ -125,7 +126,11 @@ def spec_from_claims(
     used_nodes = [topology.node(c.host_node) for c in ordered]
     gpus_by_address = {g.address: g for g in topology.gpus}
     guest_gpus = tuple(
-        GuestGpu(a, gpus_by_address[a].passthrough_functions, by_node.get(gpus_by_address[a].numa_node, ordered[0].guest_cell))
+        GuestGpu(
+            a,
+            gpus_by_address[a].passthrough_functions,
+            by_node.get(gpus_by_address[a].numa_node, ordered[0].guest_cell),
+        )
         for a in sorted(gpu_addresses)
     )
     shared = () if pins else tuple(sorted(

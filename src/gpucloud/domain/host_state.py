@@ -169,7 +169,9 @@ def build_host_state(
         elif gpu_status in (FAULTY, RESERVED):
             unavailable.append(UnavailableGpu(gpu.address, model, gpu.numa_node, gpu_status))
         elif gpu.passthrough_blocker:
-            unavailable.append(UnavailableGpu(gpu.address, model, gpu.numa_node, IOMMU_BLOCKER, gpu.passthrough_blocker))
+            unavailable.append(
+                UnavailableGpu(gpu.address, model, gpu.numa_node, IOMMU_BLOCKER, gpu.passthrough_blocker)
+            )
         else:
             free_gpus.setdefault(gpu.numa_node, []).append(FreeGpu(gpu.address, model, gpu.passthrough_functions))
 
@@ -181,7 +183,9 @@ def build_host_state(
             held = set(reserved_cpus) & set(node.cpu_ids)
         busy = held | claimed_cpu_set
         cores = tuple(core for core in node.cores() if len(core) == tpc and not busy.intersection(core))
-        reserve = reserved_memory_mib if isinstance(reserved_memory_mib, int) else reserved_memory_mib.get(node.index, 0)
+        reserve = (
+            reserved_memory_mib if isinstance(reserved_memory_mib, int) else reserved_memory_mib.get(node.index, 0)
+        )
         normal = node.memory_mib - node.hugepages_1g * 1024 - reserve - claimed_memory_mib.get(node.index, 0)
         nodes.append(
             NodeState(

@@ -42,7 +42,7 @@ class Need(NamedTuple):
 
 
 class NodeShape(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index(), which nothing here calls
     gpus: tuple[tuple[str, int], ...]  # free placeable GPUs per model, sorted, counts > 0
     cores: int  # free whole cores
     memory_mib: int  # free normal memory
@@ -197,13 +197,15 @@ def placeable_free(shape: HostShape, numa_unknown_policy: str) -> dict[str, int]
 # --- candidates ---------------------------------------------------------------------------
 
 
-def _gpu_parts(nodes: tuple[NodeShape, ...], counts: tuple[int, ...], need: Need, tpc: int, ratio: float) -> tuple[Part, ...] | set[str]:
+def _gpu_parts(
+    nodes: tuple[NodeShape, ...], counts: tuple[int, ...], need: Need, tpc: int, ratio: float
+) -> tuple[Part, ...] | set[str]:
     """The cells of a GPU instance taking `counts` GPUs from `nodes`, or what is lacking."""
     cores = core_shares(cores_for(need.vcpus, tpc), counts)
     if cores is None:
         return {"cores"}
     parts, missing = [], set()
-    for node, gpus, c, mem in zip(nodes, counts, cores, memory_shares(need.memory_mib, counts)):
+    for node, gpus, c, mem in zip(nodes, counts, cores, memory_shares(need.memory_mib, counts), strict=False):
         if c > usable_cores(node, tpc, ratio):
             missing.add("cores")
         taken = memory_part(node, mem)
@@ -228,7 +230,7 @@ def _single_part(node: NodeShape, need: Need, tpc: int, ratio: float) -> Part | 
     taken = memory_part(node, need.memory_mib)
     if taken is None:
         missing.add("memory")
-    if missing:
+    if missing or taken is None:
         return missing
     return Part(node.index, 0, cores, taken[0], taken[1], 0 if need.dedicated else need.vcpus)
 
@@ -309,7 +311,9 @@ def after(shape: HostShape, a: Assignment) -> HostShape:
             n.distances,
         )
     unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
-    return HostShape(shape.region, shape.status, shape.threads_per_core, tuple(nodes), unknown, shape.installed, shape.overrides)
+    return HostShape(
+        shape.region, shape.status, shape.threads_per_core, tuple(nodes), unknown, shape.installed, shape.overrides
+    )
 
 
 def _minus(pairs: tuple[tuple[str, int], ...], model: str | None, n: int) -> tuple[tuple[str, int], ...]:
@@ -332,7 +336,7 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
     cores = sum(n.cores for n in shape.nodes)
     node_cores = {n.index: n.cores for n in shape.nodes}
     if cfg.policy == "spread":
-        mine = free.get(need.gpu_model, 0) if need.gpus else 0
+        mine = free.get(need.gpu_model, 0) if need.gpus and need.gpu_model is not None else 0
         return lambda a: (-mine, -cores, -sum(node_cores[p.node] for p in a.parts))
 
     # pack: the smallest rise in expected fragmentation, then the fullest host (best fit)
@@ -340,7 +344,11 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
 
     def fullness(a: Assignment) -> tuple:
         taken = sum(p.gpus for p in a.parts) + a.unknown_gpus
-        return (free_gpus - taken, cores - sum(p.cores for p in a.parts), sum(node_cores[p.node] - p.cores for p in a.parts))
+        return (
+            free_gpus - taken,
+            cores - sum(p.cores for p in a.parts),
+            sum(node_cores[p.node] - p.cores for p in a.parts),
+        )
 
     if not free_gpus:  # nothing to strand on this host
         return lambda a: (0.0, *fullness(a))
@@ -420,7 +428,11 @@ def _usable(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, in
             gpus += left
             spare_cores += usable_cores(node, tpc, ratio) - k * cores
             pages = -(-need.memory_mib // MIB_PER_PAGE)
-            spare_mib += (node.hugepages - k * pages) * MIB_PER_PAGE if node.total_hugepages else node.memory_mib - k * need.memory_mib
+            spare_mib += (
+                (node.hugepages - k * pages) * MIB_PER_PAGE
+                if node.total_hugepages
+                else node.memory_mib - k * need.memory_mib
+            )
     if cfg.numa_unknown_policy != "required":
         gpus += count_of(shape.unknown_gpus, need.gpu_model)
     spanning = min(gpus // need.gpus, spare_cores // cores, spare_mib // need.memory_mib) if gpus >= need.gpus else 0

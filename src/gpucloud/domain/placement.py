@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from gpucloud.domain.catalog import Plan
 from gpucloud.domain.guest import GuestCell, GuestGpu
@@ -158,7 +159,7 @@ class PlacementConfig:
             raise ValueError(f"numa_unknown_policy must be one of {', '.join(NUMA_UNKNOWN_POLICIES)}")
         if self.shared_cpu_overcommit < 1:
             raise ValueError("shared_cpu_overcommit must be at least 1")
-        mix: dict[str, list[tuple[Need, float]]] = {}
+        mix: dict[str | None, list[tuple[Need, float]]] = {}
         for plan, weight in self.demand_mix:
             if plan.is_gpu and weight > 0:
                 mix.setdefault(plan.gpu_model, []).append((PlacementRequest.for_plan(plan, "").need, weight))
@@ -180,7 +181,8 @@ class PlacementConfig:
             unknown = [k for k, _ in host.overrides if k not in OVERRIDABLE]
             if unknown:
                 raise ValueError(f"a host cannot override {unknown[0]!r} (only {', '.join(OVERRIDABLE)})")
-            variant = replace(self, **dict(host.overrides))
+            overrides: dict[str, Any] = dict(host.overrides)
+            variant = replace(self, **overrides)
             self.memo.variants[host.overrides] = variant
         return variant
 
@@ -253,13 +255,17 @@ def host_rand(cfg: PlacementConfig, host: HostState) -> int:
     """The `random` baseline's draw for a host: seeded, and new whenever the host changes."""
     if cfg.policy != "random":
         return 0
-    x = (cfg.seed * 0x9E3779B97F4A7C15 + host.id * 0xBF58476D1CE4E5B9 + host.generation * 0x94D049BB133111EB) & (2**64 - 1)
+    x = (
+        cfg.seed * 0x9E3779B97F4A7C15 + host.id * 0xBF58476D1CE4E5B9 + host.generation * 0x94D049BB133111EB
+    ) & (2**64 - 1)
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
     return x ^ (x >> 31)
 
 
-def place(request: PlacementRequest, hosts: Iterable[HostState], config: PlacementConfig | None = None) -> Placement | NoRoom:
+def place(
+    request: PlacementRequest, hosts: Iterable[HostState], config: PlacementConfig | None = None
+) -> Placement | NoRoom:
     """The best placement of `request` on `hosts`, or why there is none.
 
     For a handful of hosts; `fleet_index.Fleet` gives the same answers over thousands.
@@ -289,7 +295,9 @@ def place_pinned(request: PlacementRequest, hosts: Iterable[HostState], config: 
     if host is None:
         return NoRoom("pin-unknown-host", f"Host {request.host_id} is not a host of region {request.region}.")
     if host.status != ACTIVE:
-        return NoRoom("pin-host-unavailable", f"Host {host.id} is {_status_words(host.status)} and takes no new instances.")
+        return NoRoom(
+            "pin-host-unavailable", f"Host {host.id} is {_status_words(host.status)} and takes no new instances."
+        )
     cfg, need = config.for_host(host), request.need
     if not request.gpu_addresses:
         fit = best_fit(host.shape, need, cfg)
@@ -311,18 +319,26 @@ def place_pinned(request: PlacementRequest, hosts: Iterable[HostState], config: 
     if fit is None:
         nodes = ", ".join(str(n) for n in sorted(by_node)) or "any node"
         what = " or ".join(sorted(lacking(host.shape, need, cfg))) or "room"
-        return NoRoom("pin-no-room", f"Host {host.id} lacks {what} on NUMA node(s) {nodes} for a {_need_words(request)} instance beside the pinned GPUs.")
+        return NoRoom(
+            "pin-no-room",
+            f"Host {host.id} lacks {what} on NUMA node(s) {nodes} for a {_need_words(request)} instance"
+            " beside the pinned GPUs.",
+        )
     picked: dict[int, list[FreeGpu]] = {}
     for node, gpu in chosen:
         picked.setdefault(node, []).append(gpu)
     return materialise(host, fit.assignment, request, picked)
 
 
-def _pinned_gpus(request: PlacementRequest, host: HostState, cfg: PlacementConfig) -> list[tuple[int, FreeGpu]] | NoRoom:
+def _pinned_gpus(
+    request: PlacementRequest, host: HostState, cfg: PlacementConfig
+) -> list[tuple[int, FreeGpu]] | NoRoom:
     if not request.gpus:
         return NoRoom("pin-gpus", "A plan without GPUs cannot be pinned to GPUs.")
     if len(set(request.gpu_addresses)) != request.gpus:
-        return NoRoom("pin-gpus", f"The plan takes {request.gpus} GPU(s); {len(set(request.gpu_addresses))} were pinned.")
+        return NoRoom(
+            "pin-gpus", f"The plan takes {request.gpus} GPU(s); {len(set(request.gpu_addresses))} were pinned."
+        )
     free = {g.address: (n.index, g) for n in host.nodes for g in n.gpus}
     free.update({g.address: (-1, g) for g in host.numa_unknown_gpus})
     claimed = {g.address for g in host.claimed_gpus}
@@ -334,16 +350,21 @@ def _pinned_gpus(request: PlacementRequest, host: HostState, cfg: PlacementConfi
         if address in out_of_service:
             gone = out_of_service[address]
             detail = f": {gone.detail}" if gone.detail else ""
-            return NoRoom("pin-gpu-unavailable", f"GPU {address} on host {host.id} is out of service ({gone.reason}){detail}.")
+            return NoRoom(
+                "pin-gpu-unavailable", f"GPU {address} on host {host.id} is out of service ({gone.reason}){detail}."
+            )
         if address not in free:
             return NoRoom("pin-gpu-unknown", f"Host {host.id} has no GPU {address}.")
         node, gpu = free[address]
         if gpu.model != request.gpu_model:
-            return NoRoom("pin-gpu-model", f"GPU {address} on host {host.id} is a {gpu.model}, not a {request.gpu_model}.")
+            return NoRoom(
+                "pin-gpu-model", f"GPU {address} on host {host.id} is a {gpu.model}, not a {request.gpu_model}."
+            )
         if node == -1 and cfg.numa_unknown_policy == "required":
             return NoRoom(
                 "numa-unknown",
-                f"GPU {address} on host {host.id} reports no NUMA node, and the NUMA policy 'required' keeps such GPUs out of service.",
+                f"GPU {address} on host {host.id} reports no NUMA node,"
+                " and the NUMA policy 'required' keeps such GPUs out of service.",
             )
         chosen.append((node, gpu))
     if len({node == -1 for node, _ in chosen}) > 1:
@@ -355,7 +376,8 @@ def materialise(
     host: HostState, a: Assignment, request: PlacementRequest, pinned: Mapping[int, list[FreeGpu]] | None = None
 ) -> Placement:
     """The concrete GPUs, threads and cells of an assignment on this host (lowest ids first)."""
-    claims, cells, guest_gpus = [], [], []
+    claims, cells = [], []
+    guest_gpus: list[GuestGpu] = []
     vcpu, left = 0, request.vcpus
     for cell, part in enumerate(a.parts):
         node = host.node(part.node)
@@ -385,7 +407,10 @@ def materialise(
 def apply(host: HostState, placement: Placement, *, staff: bool = False) -> HostState:
     """The host once the placement is claimed; refuses a placement computed from another state."""
     if placement.host_id != host.id or placement.generation != host.generation:
-        raise StalePlacement(f"placement for host {placement.host_id} gen {placement.generation} does not match host {host.id} gen {host.generation}")
+        raise StalePlacement(
+            f"placement for host {placement.host_id} gen {placement.generation}"
+            f" does not match host {host.id} gen {host.generation}"
+        )
     nodes = {n.index: n for n in host.nodes}
     claimed = list(host.claimed_gpus)
     for claim in placement.nodes:
@@ -479,30 +504,47 @@ def no_room(request: PlacementRequest, shapes: Mapping[HostShape, int], config: 
         active = [s for s in shapes if s.status == ACTIVE]
         if not active:
             return NoRoom("hosts-unavailable", f"Every host in {region} is {_statuses(shapes, shapes)}.")
-        cpus = f"{cores_for(need.vcpus, max(s.threads_per_core for s in active))} free cores" if need.dedicated else f"room for {need.vcpus} shared vCPUs"
+        cpus = (
+            f"{cores_for(need.vcpus, max(s.threads_per_core for s in active))} free cores"
+            if need.dedicated
+            else f"room for {need.vcpus} shared vCPUs"
+        )
         what = _lacks_words(set().union(*(lacking(s, need, config.for_host(s)) for s in active)))
-        return NoRoom(f"no-{what}", f"No NUMA node in {region} has {cpus} and {_gib(need.memory_mib)} of memory free ({what} ran out).")
+        return NoRoom(
+            f"no-{what}",
+            f"No NUMA node in {region} has {cpus} and {_gib(need.memory_mib)} of memory free ({what} ran out).",
+        )
 
     model, wanted = need.gpu_model, need.gpus
     with_model = [s for s in shapes if count_of(s.installed, model)]
-    if not with_model:
+    if not with_model or model is None:  # no host has GPUs of no model
         return NoRoom("no-model", f"No host in {region} has {model} GPUs.")
     active = [s for s in with_model if s.status == ACTIVE]
     if not active:
-        return NoRoom("hosts-unavailable", f"Every host with {model} GPUs in {region} is {_statuses(with_model, shapes)}.")
+        return NoRoom(
+            "hosts-unavailable", f"Every host with {model} GPUs in {region} is {_statuses(with_model, shapes)}."
+        )
     free = [(s, placeable_free(s, config.for_host(s).numa_unknown_policy).get(model, 0)) for s in active]
     most = max(n for _, n in free)
     if most < wanted:
-        hidden = [s for s, n in free if n + count_of(s.unknown_gpus, model) >= wanted and config.for_host(s).numa_unknown_policy == "required"]
+        hidden = [
+            s
+            for s, n in free
+            if n + count_of(s.unknown_gpus, model) >= wanted and config.for_host(s).numa_unknown_policy == "required"
+        ]
         if hidden:
             return NoRoom(
                 "numa-unknown",
-                f"{wanted} free {model} GPUs in {region} are only on hosts whose firmware reports no NUMA node for them, "
+                f"{wanted} free {model} GPUs in {region} are only on hosts"
+                " whose firmware reports no NUMA node for them, "
                 "and the NUMA policy 'required' keeps such GPUs out of service.",
             )
         total = sum(n * shapes[s] for s, n in free)
         scattered = f"; {total} are free across the region, but scattered" if total >= wanted else ""
-        return NoRoom("no-free-gpus", f"No host in {region} has {wanted} free {model} GPUs (at most {most} on one host{scattered}).")
+        return NoRoom(
+            "no-free-gpus",
+            f"No host in {region} has {wanted} free {model} GPUs (at most {most} on one host{scattered}).",
+        )
     what = _lacks_words(set().union(*(lacking(s, need, config.for_host(s)) for s, n in free if n >= wanted)))
     return NoRoom(
         f"no-{what}",

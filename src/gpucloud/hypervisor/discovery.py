@@ -108,7 +108,10 @@ def _parse_cell(cell: etree._Element, source: str) -> NumaNode:
         if _kib(pages.get("size"), pages.get("unit"), source, f"cell {index} <pages> size") == ONE_GIB_KIB:
             hugepages = _int(pages.text, source, f"cell {index} 1 GiB page count")
     siblings = sorted(
-        (_int(s.get("id"), source, f"cell {index} distance sibling id"), _int(s.get("value"), source, f"cell {index} distance"))
+        (
+            _int(s.get("id"), source, f"cell {index} distance sibling id"),
+            _int(s.get("value"), source, f"cell {index} distance"),
+        )
         for s in cell.findall("distances/sibling")
     )
     cpus = cell.find("cpus")
@@ -123,7 +126,7 @@ def _parse_cell(cell: etree._Element, source: str) -> NumaNode:
     )
 
 
-def parse_capabilities(xml: str, source: str = "capabilities") -> tuple[tuple[NumaNode, ...], str, int]:
+def parse_capabilities(xml: str | bytes, source: str = "capabilities") -> tuple[tuple[NumaNode, ...], str, int]:
     """NUMA cells, host CPU model and threads per core from `virsh capabilities` XML."""
     root = _parse_xml(xml, source)
     if root.tag != "capabilities":
@@ -167,7 +170,7 @@ def _address(element: etree._Element, source: str, base: int) -> str:
     return f"{d:04x}:{b:02x}:{s:02x}.{f:x}"
 
 
-def _parse_device(xml: str, source: str) -> _PciDevice | None:
+def _parse_device(xml: str | bytes, source: str) -> _PciDevice | None:
     """One node device; None when it is not a PCI device (the caller may pass any)."""
     root = _parse_xml(xml, source)
     if root.tag != "device":
@@ -218,7 +221,9 @@ def _assemble(devices: list[tuple[str, _PciDevice]]) -> tuple[tuple[Gpu, ...], t
         if not pci_class_is_gpu(fn.class_code):
             continue
         if dev.iommu_group is None:
-            raise _fail(source, f"GPU {fn.address} has no IOMMU group: is the IOMMU on (intel_iommu=on / amd_iommu=on)?")
+            raise _fail(
+                source, f"GPU {fn.address} has no IOMMU group: is the IOMMU on (intel_iommu=on / amd_iommu=on)?"
+            )
         # Members named by the GPU's own group, plus any device that says it is in that group.
         members = set(dev.group_members) | {a for a, d in by_address.items() if d.iommu_group == dev.iommu_group}
         members.discard(fn.address)
@@ -263,7 +268,12 @@ def parse_node_devices(
 
 
 def _topology(
-    nodes: tuple[NumaNode, ...], model: str, threads: int, gpus: tuple[Gpu, ...], others: tuple[PciFunction, ...], source: str
+    nodes: tuple[NumaNode, ...],
+    model: str,
+    threads: int,
+    gpus: tuple[Gpu, ...],
+    others: tuple[PciFunction, ...],
+    source: str,
 ) -> HostTopology:
     try:
         return HostTopology(nodes=nodes, gpus=gpus, cpu_model=model, threads_per_core=threads, other_functions=others)
@@ -271,7 +281,9 @@ def _topology(
         raise _fail(source, str(exc)) from None
 
 
-def topology_from_libvirt(capabilities_xml: str, nodedev_xmls: Iterable[str], source: str = "libvirt host") -> HostTopology:
+def topology_from_libvirt(
+    capabilities_xml: str, nodedev_xmls: Iterable[str], source: str = "libvirt host"
+) -> HostTopology:
     """The whole host: capabilities for NUMA/CPUs/memory, node devices for GPUs."""
     nodes, model, threads = parse_capabilities(capabilities_xml, f"{source}: capabilities")
     gpus, others = parse_node_devices(nodedev_xmls, f"{source}: node devices")

@@ -158,7 +158,13 @@ def _pci_address_element(address: str) -> etree._Element:
 
 
 def _guest_address(bus_index: int, function: int, multifunction: bool) -> etree._Element:
-    attrs = {"type": "pci", "domain": "0x0000", "bus": _hex(bus_index, 2), "slot": "0x00", "function": _hex(function, 1)}
+    attrs = {
+        "type": "pci",
+        "domain": "0x0000",
+        "bus": _hex(bus_index, 2),
+        "slot": "0x00",
+        "function": _hex(function, 1),
+    }
     if multifunction:
         attrs["multifunction"] = "on"
     return E.address(**attrs)

@@ -7,6 +7,7 @@ per process: a forked child starts with an empty one rather than a parent's sock
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -68,7 +69,5 @@ def _new_driver(host, settings: Settings) -> HypervisorDriver:
 
 
 def _close_quietly(driver: HypervisorDriver) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing a dead connection must not fail the caller
         driver.close()
-    except Exception:  # noqa: BLE001 - closing a dead connection must not fail the caller
-        pass

@@ -8,6 +8,7 @@ so an operation interrupted by a dropped connection is simply run once more on a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -164,10 +165,8 @@ class LibvirtDriver:
         with self._conn_lock:
             if self._conn is conn:
                 self._conn = None
-        try:
+        with contextlib.suppress(libvirt.libvirtError):  # a dead connection may refuse to close; it is gone either way
             conn.close()
-        except libvirt.libvirtError:
-            pass  # a dead connection may refuse to close; it is gone either way
 
     def _attempts(self, generation: int, progress: dict[str, bool], work: Callable[[libvirt.virConnect], T]) -> T:
         conn = self._connection(generation, progress)
@@ -191,7 +190,7 @@ class LibvirtDriver:
             def run() -> None:
                 try:
                     outcome["value"] = self._attempts(generation, progress, work)
-                except BaseException as exc:  # handed to the caller's thread
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                     outcome["error"] = exc
 
             helper = threading.Thread(target=run, name=f"libvirt {what} {self.uri}", daemon=True)
@@ -334,10 +333,8 @@ class LibvirtDriver:
                 stream.send(data[offset : offset + 256 * 1024])
             stream.finish()
         except libvirt.libvirtError as exc:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 stream.abort()
-            except libvirt.libvirtError:
-                pass
             if _code(exc) == libvirt.VIR_ERR_NO_SUPPORT and conn.getType() == "TEST":
                 log.warning("libvirt's test driver stores no volume contents; seed %s left empty", volume.name())
                 return

@@ -30,7 +30,17 @@ from gpucloud.errors import GpucloudError
 
 LOCAL_DISTANCE, SAME_SOCKET_DISTANCE, REMOTE_DISTANCE = 10, 12, 21
 
-_TOP_KEYS = {"description", "cpu_model", "sockets", "cores_per_socket", "threads_per_core", "distances", "node", "gpu", "gpu_defaults"}
+_TOP_KEYS = {
+    "description",
+    "cpu_model",
+    "sockets",
+    "cores_per_socket",
+    "threads_per_core",
+    "distances",
+    "node",
+    "gpu",
+    "gpu_defaults",
+}
 _NODE_KEYS = {"socket", "cores", "memory_gib", "hugepages_1g"}
 _GPU_FIELDS = {"vendor_id", "device_id", "class_code", "product", "companions"}
 _GPU_KEYS = _GPU_FIELDS | {"address", "numa_node", "iommu_group", "extra_companions"}
@@ -132,7 +142,7 @@ def _expand(raw: dict) -> HostTopology:
         if memory_gib <= 0 or not 0 <= hugepages <= memory_gib:
             raise _Invalid(f"node {i}: needs memory_gib > 0 and 0 <= hugepages_1g <= memory_gib")
         socket = node_sockets[i]
-        cpus = []
+        cpus: list[Cpu] = []
         for core in node_cores[i]:
             # Linux on x86 servers: first threads of all cores of all sockets, then the second threads.
             ids = tuple(t * total_cores + socket * cores_per_socket + core for t in range(threads))
@@ -154,7 +164,9 @@ def _expand(raw: dict) -> HostTopology:
     )
 
 
-def _assign_cores(tables: list[dict], node_sockets: list[int], sockets: int, cores_per_socket: int) -> list[tuple[int, ...]]:
+def _assign_cores(
+    tables: list[dict], node_sockets: list[int], sockets: int, cores_per_socket: int
+) -> list[tuple[int, ...]]:
     """Per node, the core ids (per socket) it holds: given as 'cores', or the socket split evenly."""
     result: list[tuple[int, ...]] = [()] * len(tables)
     for socket in range(sockets):
@@ -166,7 +178,9 @@ def _assign_cores(tables: list[dict], node_sockets: list[int], sockets: int, cor
             raise _Invalid(f"socket {socket}: give 'cores' for all of its nodes or for none")
         if not any(given):
             if cores_per_socket % len(members):
-                raise _Invalid(f"socket {socket}: {cores_per_socket} cores do not split evenly over {len(members)} nodes")
+                raise _Invalid(
+                    f"socket {socket}: {cores_per_socket} cores do not split evenly over {len(members)} nodes"
+                )
             share = cores_per_socket // len(members)
             for k, i in enumerate(members):
                 result[i] = tuple(range(k * share, (k + 1) * share))
@@ -195,7 +209,11 @@ def _distances(raw: dict, node_sockets: list[int]) -> list[tuple[int, ...]]:
     if "distances" not in raw:
         return [
             tuple(
-                LOCAL_DISTANCE if i == j else SAME_SOCKET_DISTANCE if node_sockets[i] == node_sockets[j] else REMOTE_DISTANCE
+                LOCAL_DISTANCE
+                if i == j
+                else SAME_SOCKET_DISTANCE
+                if node_sockets[i] == node_sockets[j]
+                else REMOTE_DISTANCE
                 for j in range(n)
             )
             for i in range(n)
@@ -241,7 +259,9 @@ def _gpus(raw: dict, node_count: int) -> tuple[Gpu, ...]:
             raise _Invalid(f"{where}: class 0x{class_code:06x} is not a GPU (0x0300xx or 0x0302xx)")
         numa_node = _get(table, "numa_node", int, where)
         if numa_node != UNKNOWN_NUMA_NODE and not 0 <= numa_node < node_count:
-            raise _Invalid(f"{where}: NUMA node {numa_node} does not exist (the host has {node_count}; -1 means unknown)")
+            raise _Invalid(
+                f"{where}: NUMA node {numa_node} does not exist (the host has {node_count}; -1 means unknown)"
+            )
         group = _get(table, "iommu_group", int, where)
         if group in groups:
             raise _Invalid(f"{where}: IOMMU group {group} is already given to {groups[group]}")

@@ -46,7 +46,7 @@ def reconcile(ctx) -> None:
         host = s.get(Host, ctx.host_id)
         mine = {i.id: i for i in on_host(s, ctx.host_id)}
         busy = {i for i in mine if has_unfinished_job(s, i)}
-    for name, domain in domains.items():
+    for name in domains:
         instance_id = instance_id_from_domain(name)
         if instance_id is None or instance_id in mine:
             continue

@@ -146,7 +146,10 @@ def resize(ctx) -> None:
         if moved != old_host:
             ctx.driver(old_host).destroy(name)
             ctx.driver(old_host).undefine(name)
-    host_id = _instance(ctx).host_id
+    resized = _instance(ctx)
+    if resized is None:
+        raise RuntimeError(f"instance {instance.id} vanished while it was being resized")
+    host_id = resized.host_id
     spec = guests.domain_spec(ctx.db, instance.id)
     ctx.progress(60, "Defining the resized instance")
     ctx.driver(host_id).define(spec)
@@ -164,6 +167,8 @@ def _reclaim(ctx, instance: Instance, target: str) -> int | None:
     nothing changed) when no host has room. Same host first: a move costs the customer the
     copy of their disk."""
     plan = load_catalog().plan(target)
+    if plan is None:
+        raise RuntimeError(f"resize to unknown plan {target!r}")
     config = placement_config(ctx.settings)
     for _ in range(max(ctx.settings.claim_retries, 1)):
         with ctx.db.write() as s:

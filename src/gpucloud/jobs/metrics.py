@@ -10,14 +10,16 @@ sees it. Metrics other modules define on the default registry come out here too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gpucloud.clock import utcnow
 from gpucloud.store import jobs as q
-from gpucloud.store.fleet import gpu_counts_by_state
 from gpucloud.store.db import Database
+from gpucloud.store.fleet import gpu_counts_by_state
 from gpucloud.store.tables import JOB_STATES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -38,7 +40,7 @@ class JobTableCollector:
     def __init__(self, db: Database):
         self.db = db
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         with self.db.read() as s:
             counts = q.count_by_kind_and_state(s)
             due = q.due_by_kind(s, utcnow())
@@ -64,7 +66,7 @@ class GpuInventoryCollector:
     def __init__(self, db: Database):
         self.db = db
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         with self.db.read() as s:
             rows = gpu_counts_by_state(s)
         gpus = GaugeMetricFamily("gpucloud_gpus", "GPUs we sell, by region, model and state.",

@@ -138,9 +138,10 @@ def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] |
     job = q.next_claimable(session, kinds=kinds, now=now)
     if job is None:
         return None
-    if job.instance_id is not None:
-        if not q.lock_instance(session, job.instance_id) or q.instance_busy(session, job.id, job.instance_id):
-            return None
+    if job.instance_id is not None and (
+        not q.lock_instance(session, job.instance_id) or q.instance_busy(session, job.id, job.instance_id)
+    ):
+        return None
     job.state = "running"
     job.attempts += 1
     job.lease_owner = worker

@@ -228,7 +228,7 @@ class Worker:
                 while not self._stopping.is_set() and self._free_slots() and self._claim_one():
                     pass
                 failures = 0
-            except Exception:  # noqa: BLE001 - the database may be briefly away; try again, slower
+            except Exception:  # the database may be briefly away; try again, slower
                 failures += 1
                 log.exception("worker %s: dispatch round failed (%d in a row)", self.name, failures)
             self._wake.wait(min(poll * 2 ** failures, 5.0))
@@ -286,7 +286,7 @@ class Worker:
             ctx._finishing = True
             if not ctx.lease_lost:
                 outcome = self._record(ctx, error)
-        except Exception:  # noqa: BLE001 - the lease will expire and the job run again
+        except Exception:  # the lease will expire and the job run again
             log.exception("job %d (%s): could not record its outcome", job.id, job.kind)
             outcome = "unrecorded"
         finally:
@@ -334,7 +334,7 @@ class Worker:
             try:
                 with self.db.write() as s:
                     lost = [ctx for ctx in contexts if not queue.heartbeat(s, ctx.job, self.lease_seconds)]
-            except Exception:  # noqa: BLE001 - try again next beat; the lease has two more beats of slack
+            except Exception:  # try again next beat; the lease has two more beats of slack
                 log.exception("worker %s: heartbeat failed", self.name)
                 continue
             for ctx in lost:

@@ -83,7 +83,7 @@ class Sampler:
             try:
                 if record_sample(self.db, self.settings, every_seconds=self.every_seconds):
                     log.info("capacity sample recorded")
-            except Exception:  # noqa: BLE001 - the database may be away; the next period tries again
+            except Exception:  # the database may be away; the next period tries again
                 log.exception("capacity sample failed")
             into_period = (utcnow() - _EPOCH).total_seconds() % self.every_seconds
             self._stop.wait(self.every_seconds - into_period + random.uniform(0.5, 5.0))

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gpucloud.config import Settings
+from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.errors import NotFound
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.services import accounts, flags, hosts
 from gpucloud.store import accounts as account_queries
 from gpucloud.store.db import Database
@@ -68,7 +68,10 @@ def seed_demo(db: Database, settings: Settings) -> DemoInfo:
         admin_exists = account_queries.admin_by_username(s, ADMIN_USER) is not None
     if admin_exists:
         with db.write() as s:
-            account_queries.admin_by_username(s, ADMIN_USER).password_hash = accounts.hash_password(password)
+            admin = account_queries.admin_by_username(s, ADMIN_USER)
+            if admin is None:
+                raise RuntimeError(f"admin user {ADMIN_USER} vanished while the demo was being set up")
+            admin.password_hash = accounts.hash_password(password)
     else:
         accounts.create_admin(db, ADMIN_USER, password, "admin")
     tokens = {}

@@ -124,7 +124,10 @@ class FlagCache:
                 log.warning("feature flags: poll failed, keeping version %s: %s", snapshot.version, exc)
             finally:
                 self._lock.release()
-        return self._snapshot
+        loaded = self._snapshot
+        if loaded is None:
+            raise RuntimeError("feature flags: no copy in memory after loading them")
+        return loaded
 
     def _poll(self) -> bool:
         with self.db.read() as s:

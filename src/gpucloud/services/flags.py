@@ -124,6 +124,8 @@ def set_state(db: Database, key: str, state: str, percent: int | None = None, *,
         if row is None:
             q.insert_flag_if_missing(s, key, spec.description)
             row = q.flag(s, key, lock=True)
+            if row is None:
+                raise RuntimeError(f"flag {key} is missing right after it was inserted")
             before = _state(row)  # a racing first change may have created it first
         row.state, row.percent, row.description, row.updated_at = state, percent, spec.description, utcnow()
         _audit_and_bump(s, "flag.set", key, before, after, why, actor)

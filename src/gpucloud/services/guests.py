@@ -23,11 +23,15 @@ def domain_spec(db: Database, instance_id: int) -> DomainSpec:
 def spec_in_session(s, instance: Instance) -> DomainSpec:
     from gpucloud.services.instances import instance_uuid
 
+    if instance.host_id is None:
+        raise RuntimeError(f"instance {instance.id} is not placed on a host")
     host = load_hosts_full(s, [instance.host_id])[0]
     topology = topology_of(host)
     held = q.claims_of(s, instance.id)
     pinned_elsewhere = q.pinned_cpus_of_others(s, host.id, instance.id)
     plan = load_catalog().plan(instance.type_id)
+    if plan is None:
+        raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
     return spec_from_claims(
         name=domain_name(instance.id),
         uuid=instance_uuid(instance),
@@ -56,6 +60,9 @@ def domain_xml(db: Database, instance_id: int) -> str:
         if instance is None or instance.host_id is None:
             raise NotFound(f"no instance {instance_id} placed on a host")
         spec = spec_in_session(s, instance)
-        host_settings = s.get(Host, instance.host_id).settings or {}
+        host = s.get(Host, instance.host_id)
+        if host is None:
+            raise RuntimeError(f"instance {instance_id} is on host {instance.host_id}, which does not exist")
+        host_settings = host.settings or {}
     nic = Nic.parse(host_settings["nic"]) if "nic" in host_settings else Nic()
     return build_domain_xml(spec, nic=nic)

@@ -102,7 +102,7 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
             nodes[node.index].hugepages_1g = node.hugepages_1g
         rows = q.gpu_rows_by_address(s, host.id)
         seen = {g.address for g in topology.gpus}
-        changes = {"added": [], "vanished": [], "updated": []}
+        changes: dict[str, list[str]] = {"added": [], "vanished": [], "updated": []}
         for gpu in topology.gpus:
             row = rows.get(gpu.address)
             if row is None:

@@ -94,7 +94,9 @@ def progress(db: Database, instance_id: int) -> dict:
         "id": instance_id,
         "label": instance.label,
         "status": instance.status,
-        "percent": event.percent_complete if event and event.percent_complete is not None else (job.progress if job else 100),
+        "percent": (
+            event.percent_complete if event and event.percent_complete is not None else (job.progress if job else 100)
+        ),
         "message": (event.message if event else "") or "",
         "job_state": job.state if job else None,
         "error": job.last_error if job and job.state in ("failed", "cancelled") else "",

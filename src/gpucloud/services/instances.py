@@ -36,8 +36,8 @@ DEFAULT_ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "
 
 @dataclass(frozen=True)
 class NewInstance:
-    type: str
-    region: str
+    type: str | None  # None (left out of the request) is refused by validation
+    region: str | None
     label: str | None = None
     image: str | None = None
     root_pass: str | None = None
@@ -52,7 +52,9 @@ class NewInstance:
 
 def instance_uuid(instance: Instance) -> str:
     """Stable per instance; names the libvirt domain's UUID and the cloud-init instance-id."""
-    return str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}"))
+    return str(
+        uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}")
+    )
 
 
 # --- create -------------------------------------------------------------------------------
@@ -67,12 +69,14 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
     won the race the whole attempt is redone, at most `claim_retries` times."""
     catalog = load_catalog()
     plan = _validate_new(db, account_id, new)
+    region = catalog.region(new.region) if new.region is not None else None
+    if new.region is None or region is None:
+        raise RuntimeError("a new instance without a valid region passed validation")
     if plan.is_gpu and not bypass_flags:
         gating.require_gpu_access(db, account_id, new.region)
     request = PlacementRequest.for_plan(plan, new.region, new.host_id, new.gpu_addresses)
     config = placement_config(settings)
     root_hash = sha512_crypt(new.root_pass) if new.root_pass else None
-    region = catalog.region(new.region)
     last = None
     for _ in range(max(settings.claim_retries, 1)):
         try:
@@ -163,7 +167,7 @@ def write_claims(s, instance_id: int, placement: Placement) -> None:
 def _validate_new(db: Database, account_id: int, new: NewInstance) -> Plan:
     """Every field error at once, as Linode reports them (type first)."""
     catalog = load_catalog()
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str | None, str]] = []
     plan = catalog.plan(new.type) if isinstance(new.type, str) else None
     if plan is None:
         errors.append(("type", "A valid plan type by that ID was not found"))
@@ -191,7 +195,7 @@ def _validate_new(db: Database, account_id: int, new: NewInstance) -> Plan:
         for user in new.authorized_users:
             if user not in known:
                 errors.append(("authorized_users", f"Username {user} is not a user on this account"))
-    if errors:
+    if errors or plan is None:  # no plan is among the errors
         raise ValidationErrors(errors)
     return plan
 
@@ -214,7 +218,7 @@ def list_instances(db: Database, account_id: int) -> list[Instance]:
 
 def update_instance(db: Database, account_id: int, instance_id: int, changes: dict) -> Instance:
     """The mutable fields Linode allows (label, group, tags, alerts, watchdog_enabled)."""
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str | None, str]] = []
     if "label" in changes and (problem := validation.label_problem(changes["label"])):
         errors.append(("label", problem))
     if "group" in changes and (problem := validation.group_problem(changes["group"])):
@@ -281,6 +285,8 @@ def resize_instance(db: Database, settings: Settings, account_id: int, instance_
         if instance is None:
             raise NotFound()
         current = catalog.plan(instance.type_id)
+        if current is None:
+            raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
         if plan.id == instance.type_id:
             raise ValidationErrors([("type", "Linode is already running this service plan.")])
         if plan.disk_mib < current.disk_mib:
@@ -322,8 +328,12 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
             raise NotFound()
         if q.has_unfinished_job(s, instance.id):
             raise Conflict(BUSY)
-        if name == "boot" and load_catalog().plan(instance.type_id).is_gpu:
-            gating.require_gpu_access(db, account_id, instance.region_id)
+        if name == "boot":
+            plan = load_catalog().plan(instance.type_id)
+            if plan is None:
+                raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
+            if plan.is_gpu:
+                gating.require_gpu_access(db, account_id, instance.region_id)
         try:
             action = lifecycle.action_for(name, instance.status)
         except TransitionError as exc:

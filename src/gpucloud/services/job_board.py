@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from gpucloud.clock import utcnow
 from gpucloud.jobs import queue
-from gpucloud.store import jobs as queue_q
 from gpucloud.store import job_listing as q
+from gpucloud.store import jobs as queue_q
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Job, JobAttempt
 
@@ -33,7 +33,7 @@ def board(db: Database, periodic: tuple[str, ...] = ()) -> dict:
         every = [j for jobs in lists.values() for j in jobs]
         hosts = q.host_names(s, {j.host_id for j in every if j.host_id})
         attempts = q.attempts_of_jobs(s, [j.id for j in lists["failed"] + lists["running"]])
-    views = {state: [{**job_view(j), "host": hosts.get(j.host_id),
+    views = {state: [{**job_view(j), "host": hosts.get(j.host_id) if j.host_id is not None else None,
                       "attempts": [attempt_view(a) for a in attempts.get(j.id, [])]} for j in jobs]
              for state, jobs in lists.items()}
     return {"depth": depth, "depth_total": sum(n for _, n in depth), "counts": counts, "periodic": scheduled,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import Account, AdminUser, ApiToken, User
@@ -20,7 +20,7 @@ def search_accounts(session: Session, query: str = "", limit: int = 100) -> list
     stmt = select(Account).order_by(Account.id).limit(limit)
     q = query.strip()
     if q:
-        conditions = [Account.email.ilike(f"%{q}%"), Account.company.ilike(f"%{q}%")]
+        conditions: list[ColumnElement[bool]] = [Account.email.ilike(f"%{q}%"), Account.company.ilike(f"%{q}%")]
         if q.isdigit():
             conditions.append(Account.id == int(q))
         stmt = stmt.where(or_(*conditions))

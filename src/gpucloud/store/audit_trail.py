@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import AuditEntry
 
 
-def entries_about(session: Session, targets: list[tuple[str, str]], *, id_prefixes: list[tuple[str, str]] = (),
+def entries_about(session: Session, targets: list[tuple[str, str]], *, id_prefixes: Sequence[tuple[str, str]] = (),
                   limit: int = 50) -> list[AuditEntry]:
     """Newest first: entries whose (target_type, target_id) is in `targets`, or whose
     target_id starts with a prefix given for its type (GPUs are audited as `host/address`)."""

@@ -8,10 +8,12 @@ compare-and-set on a counter row, in the same transaction that writes the rows.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import CapacitySample, Counter
@@ -29,7 +31,7 @@ def claim_slot(session: Session, slot: int) -> bool:
                     .on_conflict_do_nothing(index_elements=[Counter.name]))
     result = session.execute(update(Counter).where(Counter.name == SLOT_COUNTER, Counter.value < slot)
                              .values(value=slot).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return cast(CursorResult, result).rowcount == 1
 
 
 def add_samples(session: Session, at: datetime, rows: list[dict]) -> None:
@@ -53,4 +55,4 @@ def samples_since(session: Session, since: datetime, *, region: str | None = Non
 def prune_before(session: Session, before: datetime) -> int:
     result = session.execute(delete(CapacitySample).where(CapacitySample.at < before)
                              .execution_options(synchronize_session=False))
-    return result.rowcount
+    return cast(CursorResult, result).rowcount

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import defaultdict
+from typing import cast
 
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from gpucloud.config import Settings
@@ -22,11 +23,10 @@ from gpucloud.domain.placement import OVERRIDABLE
 from gpucloud.store.fleet import load_hosts_full, topology_of
 from gpucloud.store.tables import Account, CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, MemoryClaim
 
-
 # Per database engine: host id -> its HostState at the generation it was built from. Every
 # change to what a host has free bumps its generation (claims, releases, statuses, topology),
 # so a state whose generation matches the database is exact and need not be rebuilt.
-_states: weakref.WeakKeyDictionary[Engine, dict[int, HostState]] = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary[Engine | Connection, dict[int, HostState]] = weakref.WeakKeyDictionary()
 _states_lock = threading.Lock()
 
 
@@ -133,7 +133,7 @@ def bump_generation(session: Session, host_id: int, seen: int) -> bool:
     result = session.execute(
         update(Host).where(Host.id == host_id, Host.generation == seen).values(generation=Host.generation + 1)
     )
-    return result.rowcount == 1
+    return cast(CursorResult, result).rowcount == 1
 
 
 def release_claims(session: Session, instance_id: int) -> None:

@@ -7,6 +7,7 @@ primary-key read, bumped in the same transaction as each flag change.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,7 +57,7 @@ def override_tuples(session: Session) -> list[tuple[str, int, bool, datetime | N
     """(flag_key, account_id, allow, expires_at) of every override: plain rows, no ORM objects,
     because a cache reload reads all of them (10,000 in ~10x less time than as objects)."""
     stmt = select(FlagOverride.flag_key, FlagOverride.account_id, FlagOverride.allow, FlagOverride.expires_at)
-    return [tuple(row) for row in session.execute(stmt)]
+    return cast(list[tuple[str, int, bool, datetime | None]], [tuple(row) for row in session.execute(stmt)])
 
 
 def overrides_with_emails(session: Session) -> list[tuple[FlagOverride, str]]:

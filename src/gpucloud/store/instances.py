@@ -45,14 +45,14 @@ def label_taken(session: Session, account_id: int, label: str, *, besides: int |
                                                             Instance.label == label)
     if besides is not None:
         stmt = stmt.where(Instance.id != besides)
-    return session.scalar(stmt) > 0
+    return session.execute(stmt).scalar_one() > 0
 
 
 def has_unfinished_job(session: Session, instance_id: int) -> bool:
-    return session.scalar(
+    return session.execute(
         select(func.count()).select_from(Job).where(Job.instance_id == instance_id,
                                                     Job.state.in_(("queued", "running")))
-    ) > 0
+    ).scalar_one() > 0
 
 
 def cancel_queued_jobs(session: Session, instance_id: int, why: str) -> list[Job]:

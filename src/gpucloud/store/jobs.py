@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
 from gpucloud.store.tables import Host, Job, JobAttempt
@@ -101,7 +103,7 @@ def update_held(session: Session, job_id: int, worker: str, attempt: int, **valu
         update(Job).where(*_held(job_id, worker, attempt)).values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast(CursorResult, result).rowcount == 1
 
 
 def raise_progress(session: Session, job_id: int, worker: str, attempt: int, percent: int) -> bool:
@@ -156,7 +158,7 @@ def prune_succeeded(session: Session, kinds: Iterable[str], finished_before: dat
     old = select(Job.id).where(Job.kind.in_(kinds), Job.state == "succeeded", Job.finished_at < finished_before)
     session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(old)).execution_options(synchronize_session=False))
     result = session.execute(delete(Job).where(Job.id.in_(old)).execution_options(synchronize_session=False))
-    return result.rowcount
+    return cast(CursorResult, result).rowcount
 
 
 # --- figures for metrics -----------------------------------------------------------------

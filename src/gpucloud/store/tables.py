@@ -160,7 +160,8 @@ class GpuRow(Base):
     gpu_model_id: Mapped[str | None] = mapped_column(ForeignKey("gpu_models.id"))
     numa_node: Mapped[int] = mapped_column(Integer)  # -1 when the firmware does not say
     iommu_group: Mapped[int] = mapped_column(Integer)
-    companions: Mapped[list] = mapped_column(JSON, default=list)  # [{address, class_code, vendor_id, device_id, description}]
+    # [{address, class_code, vendor_id, device_id, description}]
+    companions: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default="available")
     status_reason: Mapped[str] = mapped_column(Text, default="")
 

@@ -115,7 +115,9 @@ def get_token(token_id: ObjectId, request: Request, who: Identity = Depends(iden
 
 
 @router.put("/profile/tokens/{token_id}", tags=["profile"], summary="Rename a personal access token")
-def update_token(token_id: ObjectId, body: bodies.TokenUpdate, request: Request, who: Identity = Depends(identity)) -> dict:
+def update_token(
+    token_id: ObjectId, body: bodies.TokenUpdate, request: Request, who: Identity = Depends(identity)
+) -> dict:
     if body.label is None:
         return views.token(tokens.get_token(request.app.state.db, who, token_id))
     return views.token(tokens.rename_token(request.app.state.db, who, token_id, body.label))
