@@ -4,9 +4,11 @@ linode_api4's own tests default to), plus /healthz and /metrics."""
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from gpucloud.admin.app import mount_admin
-from gpucloud.api import errors, metrics
+from gpucloud.api import auth, errors, metrics
 from gpucloud.api.middleware import LinodeMiddleware
 from gpucloud.api.ratelimit import RateLimiter
 from gpucloud.api.routes import account, catalog, instances
@@ -49,7 +51,43 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
 
     metrics.mount(app)
     mount_admin(app, settings, db)  # the admin web interface under /admin
+    _document_optional_tokens(app)
     return app
+
+
+def _document_optional_tokens(app: FastAPI) -> None:
+    """/v4/openapi.json is generated from the routes; this corrects the one thing FastAPI
+    cannot tell: an operation whose only auth is `maybe_identity` (types, regions, images)
+    answers without a token too, so its security lists "none" beside the bearer token."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            for context in iter_route_contexts(app.routes):  # included routers flattened, prefixes applied
+                route = context.original_route
+                if isinstance(route, APIRoute) and route.include_in_schema and _token_optional(route.dependant):
+                    for method in context.methods or ():
+                        operation = schema["paths"].get(context.path, {}).get(method.lower())
+                        if operation is not None and "security" in operation:
+                            operation["security"] = [{}, *operation["security"]]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _token_optional(dependant: Dependant) -> bool:
+    calls = _calls(dependant)
+    required = auth.identity in calls or any(getattr(c, "__name__", "").startswith("requires_") for c in calls)
+    return auth.maybe_identity in calls and not required
+
+
+def _calls(dependant: Dependant) -> set:
+    out = {dependant.call} if dependant.call is not None else set()
+    for sub in dependant.dependencies:
+        out |= _calls(sub)
+    return out
 
 
 def app_from_environment() -> FastAPI:

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gpucloud.errors import ConfigError, GpucloudError, ValidationErrors
 
@@ -141,6 +142,17 @@ def from_service(exc: GpucloudError) -> list[FieldError]:
     return [(exc.field, exc.reason)]
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at this path (routing stops at the first route whose
+    path matches, so its own 405 would name that route's methods only)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+
+
 def install(app: FastAPI) -> None:
     """Every handled failure becomes a Linode body; the ASGI layer catches the rest (500)."""
 
@@ -163,10 +175,10 @@ def install(app: FastAPI) -> None:
         return response(400, validation_errors(raw))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return response(404, [(None, "Not found")])
         if exc.status_code == 405:
-            return response(405, [(None, "Method not allowed")], getattr(exc, "headers", None))
+            return response(405, [(None, "Method not allowed")], {"Allow": ", ".join(_allowed(request))})
         reason = exc.detail if isinstance(exc.detail, str) else "Bad request"
         return response(exc.status_code, [(None, reason)], getattr(exc, "headers", None))

@@ -9,9 +9,11 @@ value is either a plain value (equality) or an object of operators (`+gt +gte +l
 `+order_by` inside `+and` when it combines it with a filter, so it is accepted there too.
 
 Filters run on the JSON shapes the API returns, so a filter means exactly what the client
-sees. Equality on a list-valued field (`tags`, `ipv4`, `capabilities`) means "contains";
-`+contains` is case-insensitive. Anything malformed or unfilterable is a 400 naming the
-`X-Filter` field, never a 500.
+sees. On a list-valued field (`tags`, `ipv4`, `capabilities`) every condition holds when
+it holds for some element: equality means "contains", `+gt 1` means "some element above 1".
+Comparisons only compare numbers with numbers and text with text (anything else does not
+match); `+contains` is case-insensitive. `null` (or an empty header) is no filter. Anything
+malformed or unfilterable is a 400 naming the `X-Filter` field, never a 500.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def parse(header: str | None, filterable: Filterable) -> ListQuery:
         raw = json.loads(header)
     except (ValueError, RecursionError):
         raise FilterError("X-Filter is not valid JSON") from None
+    if raw is None:
+        return NO_FILTER
     if not isinstance(raw, dict):
         raise FilterError("X-Filter must be a JSON object")
     parser = _Parser(filterable)
@@ -176,15 +180,14 @@ def _operator(name: str, op: str, operand: Any) -> Predicate:
         raise FilterError(f"{op} on {name} needs a number")
     compare = _COMPARISONS[op]
 
-    def check(item: dict) -> bool:
-        actual = resolve(item, name)
-        if isinstance(actual, bool) or actual is None or actual is _MISSING:
-            return False
-        if isinstance(operand, str) != isinstance(actual, str):
-            return False
-        return compare(actual, operand)
+    def check(actual: Any) -> bool:
+        if isinstance(actual, list):
+            return any(check(a) for a in actual)
+        if isinstance(operand, str):
+            return isinstance(actual, str) and compare(actual, operand)
+        return isinstance(actual, (int, float)) and not isinstance(actual, bool) and compare(actual, operand)
 
-    return check
+    return lambda item: check(resolve(item, name))
 
 
 def resolve(item: Any, dotted: str) -> Any:

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Path, Query
+from pydantic import BeforeValidator
 
 from gpucloud.api import filters
 
-# ids in paths: a number the database can hold; anything else names nothing (404)
-ObjectId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+def _digits_only(value: Any) -> Any:
+    """`/linode/instances/1.0` or `/+1` name nothing: only plain decimal digits are an id."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("an id is decimal digits")
+    return value
+
+
+# ids in paths: a number the database can hold, written plainly; anything else names nothing (404)
+ObjectId = Annotated[int, BeforeValidator(_digits_only), Path(ge=1, le=2**31 - 1)]
 
 DEFAULT_PAGE_SIZE = 100
 MIN_PAGE_SIZE, MAX_PAGE_SIZE = 25, 500

@@ -2,6 +2,10 @@
 
 - The body is read here, up to `max_body_bytes`; a larger one is refused with 400 before any
   route parses it (Linode answers bad input with 400; 413 would be a status clients ignore).
+- Text with control characters (NUL, C0, DEL, C1, lone surrogates) is refused with 400
+  naming the field, before any route sees it: in a JSON or form body, in the query string
+  and in `X-Filter`, and a path holding one names nothing (404). Every route, whoever adds
+  it, gets this rule without doing anything.
 - Headers that routes decide (the token's scopes, the operation's accepted scopes, rate-limit
   counters) are left in `request.state` and added to whatever response goes out, errors too.
 - An exception nobody handled becomes a Linode-shaped 500 and a log line with the traceback;
@@ -11,13 +15,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpucloud.api import errors
+from gpucloud.domain.validation import control_character_field, has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,13 @@ class LinodeMiddleware:
             if body is None:
                 await self._reply(scope, receive, send_with_headers, 400, "Request body is too large")
                 return
+            refused = control_characters(scope, body)
+            if refused is not None:
+                status, field = refused
+                reason = "Not found" if status == 404 else f"{field} must not contain control characters"
+                await errors.response(status, [(None if status == 404 else field, reason)])(
+                    scope, receive, send_with_headers)
+                return
             await self.app(scope, _replay(body, receive), send_with_headers)
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
@@ -95,6 +109,48 @@ class LinodeMiddleware:
     @staticmethod
     async def _reply(scope: Scope, receive: Receive, send: Send, status: int, reason: str) -> None:
         await errors.response(status, [(None, reason)])(scope, receive, send)
+
+
+def control_characters(scope: Scope, body: bytes) -> tuple[int, str] | None:
+    """(status, field) when the request carries a control character in any text it sends.
+
+    JSON can only carry one escaped (a raw one is invalid JSON, refused later as such), so
+    the JSON is parsed here only when the raw text holds a backslash."""
+    if has_control_characters(scope.get("path", "")):  # already percent-decoded
+        return 404, "path"
+    query = scope.get("query_string", b"")
+    if query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if has_control_characters(name) or has_control_characters(value):
+                return 400, name
+    headers = dict(scope.get("headers", ()))
+    x_filter = headers.get(b"x-filter")
+    if x_filter is not None and _json_field(x_filter) is not None:
+        return 400, "X-Filter"
+    if not body:
+        return None
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type == b"application/x-www-form-urlencoded":
+        for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+            if has_control_characters(name) or has_control_characters(value):
+                return 400, name
+        return None
+    if content_type.startswith(b"multipart/"):
+        return None  # files: their handlers decide
+    field = _json_field(body)
+    return None if field is None else (400, field or "body")
+
+
+def _json_field(raw: bytes) -> str | None:
+    """The field of the first control character in a JSON text ('' for the whole value);
+    None when clean or not JSON (what is not JSON fails later, as itself)."""
+    if b"\\" not in raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return control_character_field(value)
 
 
 def _template(scope: Scope) -> str:

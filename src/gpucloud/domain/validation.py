@@ -1,6 +1,11 @@
 """Linode's rules for what customers may name and send, as pure checks.
 
 Each check returns None when the value is fine, or the reason text for the field error.
+Control characters (C0, DEL, C1) and lone surrogates are refused in every text a customer
+sends: PostgreSQL cannot store NUL at all, the rest break logs, terminals and labels in
+libvirt. The API applies `control_character_field` to every request body, query and
+`X-Filter` (api/middleware.py); the per-field checks below refuse them too, for callers
+that are not the API (CLI, admin).
 """
 
 from __future__ import annotations
@@ -9,7 +14,13 @@ import base64
 import binascii
 import re
 
-_LABEL = re.compile(r"^[a-zA-Z0-9]((?!--|__|\.\.)[a-zA-Z0-9-_.])+$")
+from zxcvbn import zxcvbn
+
+# letters and numbers, single separators between them: starts and ends with a letter or number
+_LABEL = re.compile(r"[a-zA-Z0-9]+(?:[-_.][a-zA-Z0-9]+)*")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+MIN_PASSWORD_SCORE = 3  # zxcvbn's "safely unguessable": about 10^8 guesses or more
+_ZXCVBN_MAX = 72  # zxcvbn refuses longer input; a longer password is scored on its first 72 characters
 _TAG_MAX = 50
 _SSH_KEY_TYPES = (
     "ssh-rsa",
@@ -28,22 +39,56 @@ def label_problem(label: str) -> str | None:
         return "Label must be a string"
     if not 3 <= len(label) <= 64:
         return "Length must be 3-64 characters"
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         return ("Label must begin and end with a letter or number, and may only contain letters, numbers, "
-                "hyphens, dashes, underscores and periods, with no two of -, _ or . in a row")
+                "hyphens, underscores and periods, with no two of -, _ or . in a row")
     return None
 
 
 def root_pass_problem(password: str) -> str | None:
-    """At least 7 characters (Linode's minimum) mixing three kinds of characters, or 16+ of any."""
+    """7-128 characters (Linode's bounds) that a guesser would not find: zxcvbn scores the
+    password against dictionaries, keyboard patterns, repeats and sequences; below
+    MIN_PASSWORD_SCORE it is refused, as Linode refuses weak root passwords."""
     if not isinstance(password, str):
         return "root_pass must be a string"
     if not 7 <= len(password) <= 128:
         return "Password must be between 7 and 128 characters"
-    kinds = sum(bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^a-zA-Z0-9]"))
-    if kinds < 3 and len(password) < 16:
-        return ("Password does not meet strength requirement: use 16 or more characters, or mix three of "
-                "lower case, upper case, digits and symbols")
+    if has_control_characters(password):
+        return "Password must not contain control characters"
+    if password_score(password) < MIN_PASSWORD_SCORE:
+        return ("Password does not meet strength requirement: avoid words, names, dates, repeats and "
+                "keyboard patterns; a few unrelated words or 12+ random characters pass")
+    return None
+
+
+def password_score(password: str) -> int:
+    """zxcvbn's 0-4 strength score (the same rule for root passwords, console sign-up and
+    anywhere else a customer picks a password)."""
+    return int(zxcvbn(password[:_ZXCVBN_MAX])["score"])
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def control_character_field(value: object, path: str = "") -> str | None:
+    """Where the first text holding a control character sits in a JSON value: a dotted path
+    like `tags[1]` or `metadata.user_data` ('' for the value itself), or None when clean.
+    Object keys count as text too (their object's path is named)."""
+    if isinstance(value, str):
+        return path if has_control_characters(value) else None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = control_character_field(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and has_control_characters(key):
+                return path
+            found = control_character_field(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
     return None
 
 
@@ -68,6 +113,8 @@ def tag_problem(tag: str) -> str | None:
         return "Tags must be strings"
     if not 3 <= len(tag) <= _TAG_MAX:
         return f"Tag must be 3-{_TAG_MAX} characters"
+    if has_control_characters(tag):
+        return "Tags must not contain control characters"
     return None
 
 
@@ -76,6 +123,8 @@ def group_problem(group: str) -> str | None:
         return "Group must be a string"
     if len(group) > 50:
         return "Group must be at most 50 characters"
+    if has_control_characters(group):
+        return "Group must not contain control characters"
     return None
 
 

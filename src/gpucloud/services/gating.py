@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import weakref
 
+from gpucloud.domain.catalog import Plan
 from gpucloud.errors import NotFound
 from gpucloud.services.flag_cache import FlagCache
 from gpucloud.store.db import Database
@@ -34,3 +35,12 @@ def require_gpu_access(db: Database, account_id: int, region_id: str) -> None:
         if account is None:
             raise NotFound()
         flags_for(db).require_gpu(account, region_id)
+
+
+def hidden_plan(db: Database, account_id: int, plan: Plan) -> bool:
+    """A GPU plan this account cannot see in /linode/types: the API answers it exactly like a
+    plan that does not exist, so probing cannot confirm unreleased plans."""
+    if not plan.is_gpu:
+        return False
+    with db.read() as s:
+        return not flags_for(db).gpu_types_visible(s.get(Account, account_id))

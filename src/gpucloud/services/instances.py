@@ -68,7 +68,7 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
     (compare-and-swap) and lets the unique keys refuse a double claim; when another claim
     won the race the whole attempt is redone, at most `claim_retries` times."""
     catalog = load_catalog()
-    plan = _validate_new(db, account_id, new)
+    plan = _validate_new(db, account_id, new, bypass_flags=bypass_flags)
     region = catalog.region(new.region) if new.region is not None else None
     if new.region is None or region is None:
         raise RuntimeError("a new instance without a valid region passed validation")
@@ -164,11 +164,13 @@ def write_claims(s, instance_id: int, placement: Placement) -> None:
     s.flush()
 
 
-def _validate_new(db: Database, account_id: int, new: NewInstance) -> Plan:
+def _validate_new(db: Database, account_id: int, new: NewInstance, *, bypass_flags: bool = False) -> Plan:
     """Every field error at once, as Linode reports them (type first)."""
     catalog = load_catalog()
     errors: list[tuple[str | None, str]] = []
     plan = catalog.plan(new.type) if isinstance(new.type, str) else None
+    if plan is not None and not bypass_flags and gating.hidden_plan(db, account_id, plan):
+        plan = None
     if plan is None:
         errors.append(("type", "A valid plan type by that ID was not found"))
     if not isinstance(new.region, str) or catalog.region(new.region) is None:
@@ -278,7 +280,7 @@ def resize_instance(db: Database, settings: Settings, account_id: int, instance_
     the guest down, releases and places again in one transaction, defines and boots."""
     catalog = load_catalog()
     plan = catalog.plan(type_id) if isinstance(type_id, str) else None
-    if plan is None:
+    if plan is None or gating.hidden_plan(db, account_id, plan):
         raise ValidationErrors([("type", "A valid plan type by that ID was not found")])
     with db.read() as s:
         instance = q.owned(s, account_id, instance_id)

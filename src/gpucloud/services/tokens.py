@@ -9,7 +9,7 @@ read-only token cannot lock its owner out by deleting their full-access token).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gpucloud.clock import utcnow
 from gpucloud.domain.scopes import ScopeError, narrow, parse_scopes
@@ -103,6 +103,19 @@ def create_token(db: Database, who: Identity, *, label: str = "", scopes: str = 
         raise GpucloudError(str(exc), field="scopes") from None
     new = accounts.create_token(db, who.account_id, scopes=granted, label=label, expires_at=expiry)
     return get_token(db, who, new.id), new.secret
+
+
+def parse_expiry(text: str | None) -> datetime | None:
+    """A token's expiry as sent (`2030-01-31T00:00:00`, an offset allowed) in naive UTC; None
+    for never. Times that exist in no calendar once moved to UTC (year 0 or 10000) are refused
+    like any other bad time."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    except (ValueError, OverflowError):
+        raise GpucloudError("expiry must be a time like 2030-01-31T00:00:00", field="expiry") from None
 
 
 def rename_token(db: Database, who: Identity, token_id: int, label: str) -> TokenView:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from gpucloud.api import bodies, views
@@ -12,7 +10,6 @@ from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request, respond
 from gpucloud.api.routing import LinodeRoute
-from gpucloud.errors import GpucloudError
 from gpucloud.services import account_events, customer, tokens
 from gpucloud.services.tokens import Identity
 
@@ -105,7 +102,7 @@ def list_tokens(request: Request, who: Identity = Depends(identity),
 def create_token(request: Request, body: bodies.TokenCreate = Body(default_factory=bodies.TokenCreate),
                  who: Identity = Depends(identity)) -> dict:
     token, secret = tokens.create_token(request.app.state.db, who, label=body.label or "",
-                                        scopes=body.scopes or "*", expiry=_expiry(body.expiry))
+                                        scopes=body.scopes or "*", expiry=tokens.parse_expiry(body.expiry))
     return views.token(token, secret=secret)
 
 
@@ -128,13 +125,3 @@ def update_token(
 def revoke_token(token_id: ObjectId, request: Request, who: Identity = Depends(identity)) -> dict:
     tokens.revoke_token(request.app.state.db, who, token_id)
     return {}
-
-
-def _expiry(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise GpucloudError("expiry must be a time like 2030-01-31T00:00:00", field="expiry") from None
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
