@@ -52,6 +52,9 @@ class Settings:
     # API
     rate_limit_per_minute: int = 1200
     max_body_bytes: int = 64 * 1024
+    http_head_timeout_seconds: float = 10.0  # a request's head must arrive within this (else 408, closed)
+    http_body_timeout_seconds: float = 30.0  # and its body within this (else 408, closed)
+    http_keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
     # host health
     host_check_seconds: float = 15.0
     host_down_after_missed: int = 3

@@ -32,6 +32,7 @@ import uvicorn
 from linode_api4 import LinodeClient
 
 from gpucloud.api.app import create_app
+from gpucloud.api.serving import uvicorn_config
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
 from gpucloud.hypervisor.profile import load_profile
@@ -72,7 +73,7 @@ class LiveServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, db)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off",
+        self._server = uvicorn.Server(uvicorn_config(self.app, settings, log_level="warning", lifespan="off",
                                                      access_log=False))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name=f"api-{self.port}", daemon=True)

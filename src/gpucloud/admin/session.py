@@ -3,7 +3,8 @@
 The session lives in one cookie, signed (itsdangerous, with the data dir's admin secret),
 HttpOnly, SameSite=Strict, Secure whenever the interface is reached over HTTPS, scoped to
 /admin and valid for `MAX_AGE`. It holds the username, the fingerprint of the password hash
-it was opened with, and a random CSRF token (the synchronizer token every form and
+it was opened with, the secret naming its row in the database (logging out ends that row,
+so the cookie is dead even if someone kept a copy), and a random CSRF token (the synchronizer token every form and
 every POST must send back). A visitor who is not logged in gets a session holding only a
 CSRF token, so the login form is protected too. Logging in replaces the token.
 
@@ -21,12 +22,12 @@ from fastapi import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.responses import Response
 
-from gpucloud.services.admin_login import Operator, operator
+from gpucloud.services.admin_login import SESSION_HOURS, Operator, operator
 
 COOKIE = "gpucloud_admin"
 FLASH_COOKIE = "gpucloud_admin_flash"
 PATH = "/admin"
-MAX_AGE = 12 * 3600
+MAX_AGE = SESSION_HOURS * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -36,6 +37,7 @@ class Session:
     csrf: str
     username: str | None = None  # None: not logged in
     fingerprint: str = ""
+    secret: str = ""  # names the session's row (admin_sessions)
 
 
 class LoginRequired(Exception):
@@ -64,12 +66,14 @@ class Sessions:
             return None
         try:
             data = self._signer.loads(raw, max_age=MAX_AGE)
-            return Session(csrf=str(data["c"]), username=data.get("u"), fingerprint=str(data.get("f", "")))
+            return Session(csrf=str(data["c"]), username=data.get("u"), fingerprint=str(data.get("f", "")),
+                           secret=str(data.get("s", "")))
         except (BadSignature, KeyError, TypeError):
             return None
 
     def write(self, request: Request, response: Response, session: Session) -> None:
-        value = self._signer.dumps({"c": session.csrf, "u": session.username, "f": session.fingerprint})
+        value = self._signer.dumps({"c": session.csrf, "u": session.username, "f": session.fingerprint,
+                                    "s": session.secret})
         response.set_cookie(COOKIE, value, max_age=MAX_AGE, path=PATH, httponly=True, samesite="strict",
                             secure=self._secure(request))
 
@@ -79,8 +83,9 @@ class Sessions:
     def anonymous(self) -> Session:
         return Session(csrf=secrets.token_urlsafe(32))
 
-    def logged_in(self, who: Operator) -> Session:
-        return Session(csrf=secrets.token_urlsafe(32), username=who.username, fingerprint=who.fingerprint)
+    def logged_in(self, who: Operator, secret: str) -> Session:
+        return Session(csrf=secrets.token_urlsafe(32), username=who.username, fingerprint=who.fingerprint,
+                       secret=secret)
 
     def _secure(self, request: Request) -> bool:
         return self.secure or request.url.scheme == "https"
@@ -108,6 +113,7 @@ class Viewer:
 
     operator: Operator
     csrf: str
+    session_secret: str
 
     @property
     def can_change(self) -> bool:
@@ -127,8 +133,8 @@ def current_viewer(request: Request) -> Viewer | None:
     session = admin.sessions.read(request)
     if session is None or not session.username:
         return None
-    who = operator(admin.db, session.username, session.fingerprint)
-    return Viewer(who, session.csrf) if who else None
+    who = operator(admin.db, session.username, session.fingerprint, session.secret)
+    return Viewer(who, session.csrf, session.secret) if who else None
 
 
 def viewer(request: Request) -> Viewer:

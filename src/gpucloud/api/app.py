@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from gpucloud.admin.app import mount_admin
 from gpucloud.api import auth, errors, metrics
-from gpucloud.api.middleware import LinodeMiddleware
+from gpucloud.api.middleware import LinodeMiddleware, SecurityHeaders
 from gpucloud.api.ratelimit import RateLimiter
 from gpucloud.api.routes import account, catalog, instances
 from gpucloud.catalog import load_catalog
@@ -36,7 +36,9 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.state.flags = flags_for(db)  # the same cache the instance service consults
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     errors.install(app)
-    app.add_middleware(LinodeMiddleware, max_body_bytes=settings.max_body_bytes, observe=metrics.observe_request)
+    app.add_middleware(LinodeMiddleware, max_body_bytes=settings.max_body_bytes,
+                       body_timeout=settings.http_body_timeout_seconds, observe=metrics.observe_request)
+    app.add_middleware(SecurityHeaders)  # outermost: every page of every entry point mounted here
 
     api = APIRouter(responses={"default": {"model": errors.ErrorBody, "description": "A Linode-shaped error"}})
     for module in (catalog, instances, account):

@@ -2,12 +2,18 @@
 
 - The body is read here, up to `max_body_bytes`; a larger one is refused with 400 before any
   route parses it (Linode answers bad input with 400; 413 would be a status clients ignore).
+  A body not received within `body_timeout` seconds is answered 408 and the connection
+  closed (a client announcing 1000 bytes and sending 10 holds nothing for long).
 - Text with control characters (NUL, C0, DEL, C1, lone surrogates) is refused with 400
   naming the field, before any route sees it: in a JSON or form body, in the query string
   and in `X-Filter`, and a path holding one names nothing (404). Every route, whoever adds
   it, gets this rule without doing anything.
 - Headers that routes decide (the token's scopes, the operation's accepted scopes, rate-limit
   counters) are left in `request.state` and added to whatever response goes out, errors too.
+- The database going away mid-request (a cut connection, a server restart) is not a bug:
+  a GET or HEAD is run once more at once, on a fresh connection (reads are safe to repeat);
+  anything else, or a second failure, answers 503 with `Retry-After`, and the transaction
+  it was in was rolled back by the database, so nothing is half-written.
 - An exception nobody handled becomes a Linode-shaped 500 and a log line with the traceback;
   the client never sees a stack trace.
 - Each request's latency is observed per route template (never per raw path).
@@ -15,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,19 +32,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpucloud.api import errors
 from gpucloud.domain.validation import control_character_field, has_control_characters
+from gpucloud.store.db import unavailable
 
 log = logging.getLogger(__name__)
 
 # request.state keys whose values become response headers
 HEADER_STATE = "linode_headers"
+SAFE_METHODS = ("GET", "HEAD")
+DATABASE_RETRY_AFTER = 1  # seconds: a cut connection is replaced by the pool on the next request
 
 Observe = Callable[[str, str, int, float], None]  # method, route template, status, seconds
 
 
 class LinodeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, observe: Observe | None = None):
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float = 30.0,
+                 observe: Observe | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,7 +73,12 @@ class LinodeMiddleware:
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
+            try:
+                body = await self._read_body(scope, receive)
+            except TimeoutError:
+                await errors.response(408, [(None, "Request timeout: the request was not sent in time")],
+                                      {"Connection": "close"})(scope, receive, send_with_headers)
+                return
             if body is None:
                 await self._reply(scope, receive, send_with_headers, 400, "Request body is too large")
                 return
@@ -72,8 +89,14 @@ class LinodeMiddleware:
                 await errors.response(status, [(None if status == 404 else field, reason)])(
                     scope, receive, send_with_headers)
                 return
-            await self.app(scope, _replay(body, receive), send_with_headers)
-        except Exception:
+            await self._run(scope, body, receive, send_with_headers, lambda: response_started)
+        except Exception as exc:
+            if unavailable(exc) and not response_started:
+                log.warning("database unavailable during %s %s: %s", scope.get("method"), scope.get("path"),
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                await errors.response(503, [(None, "The database is briefly unavailable; try again")],
+                                      {"Retry-After": str(DATABASE_RETRY_AFTER)})(scope, receive, send_with_headers)
+                return
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if response_started:
                 raise
@@ -82,8 +105,21 @@ class LinodeMiddleware:
             if self.observe is not None:
                 self.observe(scope.get("method", ""), _template(scope), status, time.perf_counter() - started)
 
+    async def _run(self, scope: Scope, body: bytes, receive: Receive, send: Send,
+                   started: Callable[[], bool]) -> None:
+        """The app, run once more when a read lost its database connection before answering."""
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        except Exception as exc:
+            if not (unavailable(exc) and scope.get("method") in SAFE_METHODS and not started()):
+                raise
+            log.info("database connection lost during %s %s; running it again", scope["method"], scope.get("path"))
+            scope.get("state", {}).pop(HEADER_STATE, None)
+            await self.app(scope, _replay(body, receive), send)
+
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None when it exceeds the limit (announced or actual size)."""
+        """The whole body, or None when it exceeds the limit (announced or actual size);
+        TimeoutError when it is not all there within `body_timeout`."""
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -93,8 +129,9 @@ class LinodeMiddleware:
                     return None
         chunks: list[bytes] = []
         size = 0
+        deadline = time.monotonic() + self.body_timeout
         while True:
-            message = await receive()
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
@@ -109,6 +146,46 @@ class LinodeMiddleware:
     @staticmethod
     async def _reply(scope: Scope, receive: Receive, send: Send, status: int, reason: str) -> None:
         await errors.response(status, [(None, reason)])(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Browser protections on whatever this app serves, added once for every entry point
+    (the admin interface, the console, any page a stream adds later): `nosniff` on every
+    response; on HTML pages also no framing by other sites (clickjacking: X-Frame-Options
+    and CSP `frame-ancestors`) and no full URLs leaked to other sites in `Referer`. A page
+    that sets its own Content-Security-Policy keeps it, with `frame-ancestors` added."""
+
+    HTML = ((b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"))
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": secured(list(message.get("headers", [])))}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def secured(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    names = {name.lower() for name, _ in headers}
+    out = [*headers] if b"x-content-type-options" in names else [*headers, (b"x-content-type-options", b"nosniff")]
+    content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    if not content_type.lower().startswith(b"text/html"):
+        return out
+    out += [(name, value) for name, value in SecurityHeaders.HTML if name not in names]
+    csp = [i for i, (name, _) in enumerate(out) if name.lower() == b"content-security-policy"]
+    if not csp:
+        out.append((b"content-security-policy", b"frame-ancestors 'none'"))
+    elif b"frame-ancestors" not in out[csp[0]][1]:
+        out[csp[0]] = (out[csp[0]][0], out[csp[0]][1] + b"; frame-ancestors 'none'")
+    return out
 
 
 def control_characters(scope: Scope, body: bytes) -> tuple[int, str] | None:

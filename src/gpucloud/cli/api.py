@@ -27,6 +27,8 @@ def api(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
     """Serve the Linode-compatible API without running jobs (pair it with `gpucloud worker`)."""
     import uvicorn
 
+    from gpucloud.api.serving import uvicorn_config
+
     ctx.override(host=host, port=port)
     settings = ctx.settings
     ctx.db.dispose()  # checks the schema (and upgrades the embedded SQLite) once, here
@@ -35,7 +37,7 @@ def api(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
     os.environ[ENV_PREFIX + "DATABASE_URL"] = settings.resolved_database_url
     if ctx.flags.get("config"):
         os.environ[ENV_PREFIX + "CONFIG"] = str(ctx.flags["config"])
-    config = uvicorn.Config("gpucloud.api.app:app_from_environment", factory=True, workers=workers,
+    config = uvicorn_config("gpucloud.api.app:app_from_environment", settings, factory=True, workers=workers,
                             log_level="warning", access_log=False)
     sock = _listen(settings.host, settings.port)
     click.echo(f"gpucloud api on {settings.resolved_public_url}/v4 with {workers} worker process(es)", err=True)

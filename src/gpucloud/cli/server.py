@@ -19,6 +19,7 @@ def serve(ctx: Context, host: str | None, port: int | None, demo: bool) -> None:
     import uvicorn
 
     from gpucloud.api.app import create_app
+    from gpucloud.api.serving import uvicorn_config
 
     ctx.override(host=host, port=port)
     settings, db = ctx.settings, ctx.db
@@ -46,7 +47,7 @@ gpucloud demo is up at {settings.resolved_public_url}
     app = create_app(settings, db)
     workers = start_workers(db, settings, default_handlers())
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.Server(uvicorn_config(app, settings, host=settings.host, port=settings.port, log_level="info")).run()
     finally:
         workers.stop(timeout=10)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpucloud.errors import ConfigError
@@ -24,6 +24,13 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database could not answer: unreachable, busy past its timeout, or the connection
+    dropped mid-transaction (e.g. `pg_terminate_backend`). The server rolls back whatever that
+    transaction wrote, so nothing half-written stays; the pool drops the dead connection."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def redact(url: str) -> str:

@@ -214,6 +214,28 @@ class AdminUser(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class AdminSession(Base):
+    """A logged-in admin session; the cookie names it (by the sha256 of its secret). Logging
+    out ends it here, so a copied cookie stops working at once."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LoginThrottle(Base):
+    """Failed logins per username and per address (`user:NAME`, `address:IP`), and until when
+    the next try is refused: shared by every API process."""
+
+    __tablename__ = "login_throttles"
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 # --- instances and what they hold -----------------------------------------------------
 
 
