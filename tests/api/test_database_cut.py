@@ -43,7 +43,7 @@ def _waiting(conn: psycopg.Connection) -> int:
                              "AND wait_event_type = 'Lock' AND pid <> %s", (conn.info.backend_pid,)).fetchone()[0]
 
 
-def _until(condition, what: str, timeout: float = 30) -> None:
+def _until(condition, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -59,6 +59,12 @@ def _cut(conn: psycopg.Connection) -> int:
     return len(rows)
 
 
+def _http(server, token: str) -> httpx.Client:
+    client = server.http(token)
+    client.timeout = httpx.Timeout(120)  # the request waits on the test's lock for a while
+    return client
+
+
 def _in_thread(call) -> tuple[threading.Thread, list]:
     out: list = []
     thread = threading.Thread(target=lambda: out.append(call()))
@@ -68,7 +74,7 @@ def _in_thread(call) -> tuple[threading.Thread, list]:
 
 def test_a_write_cut_mid_request_answers_503_and_writes_nothing(pg_api_server):
     customer = pg_api_server.customer()
-    with pg_api_server.http(customer.token) as http:
+    with _http(pg_api_server, customer.token) as http:
         made = http.post("/linode/instances", json={"type": "g6-nanode-1", "region": "us-east", "label": "before-cut",
                                                     "booted": False}).json()
         path = f"/linode/instances/{made['id']}"
@@ -76,7 +82,7 @@ def test_a_write_cut_mid_request_answers_503_and_writes_nothing(pg_api_server):
             thread, out = _in_thread(lambda: http.put(path, json={"label": "after-cut", "group": "g"}))
             _until(lambda: _waiting(lock) >= 1, "the PUT to wait on the lock")
             assert _cut(lock) >= 1
-        thread.join(30)
+        thread.join(120)
         response = out[0]
         assert response.status_code == 503, response.text
         assert response.json() == {"errors": [{"reason": "The database is briefly unavailable; try again"}]}
@@ -87,14 +93,14 @@ def test_a_write_cut_mid_request_answers_503_and_writes_nothing(pg_api_server):
 
 def test_a_read_cut_mid_request_is_run_again_and_answers(pg_api_server):
     customer = pg_api_server.customer()
-    with pg_api_server.http(customer.token) as http:
+    with _http(pg_api_server, customer.token) as http:
         http.post("/linode/instances", json={"type": "g6-nanode-1", "region": "us-east", "booted": False})
         with _instances_locked(pg_api_server) as lock:
             thread, out = _in_thread(lambda: http.get("/linode/instances"))
             _until(lambda: _waiting(lock) >= 1, "the GET to wait on the lock")
             assert _cut(lock) >= 1
             _until(lambda: _waiting(lock) >= 1, "the GET, run again, to wait on the lock")
-        thread.join(30)
+        thread.join(120)
         response = out[0]
         assert response.status_code == 200, response.text
         assert response.json()["results"] == 1
