@@ -3,7 +3,8 @@
 Both clients depend on this shape: linode_api4 reads `reason` of every entry (a missing one
 is a KeyError on the client side) and linode-cli prints a field/reason table. Statuses are
 chosen with the clients' retry rules in mind: they retry 408, 429 and 502, so only a real
-rate limit answers 429, and nothing else uses those codes.
+rate limit answers 429, only a request not sent in time answers 408 (middleware, serving),
+and nothing answers 502.
 """
 
 from __future__ import annotations
