@@ -122,26 +122,24 @@ class Processes:
             proc.wait(10)
 
     def stop_api(self, n: int) -> None:
-        proc = self.api[n]
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        _terminate(self.api[n])
 
     def stop_all(self) -> None:
-        for n in range(2):
-            self.stop_api(n)
-            proc = self.workers[n]
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        for proc in (*self.api, *self.workers):
+            _terminate(proc)
         self.log.close()
+
+
+def _terminate(proc: subprocess.Popen | None) -> None:
+    """SIGTERM to the process group, SIGKILL if it is still there after 30 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 @dataclass

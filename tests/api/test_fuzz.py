@@ -101,8 +101,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server,
     try:
         run = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(tmp_path / "schemathesis.toml"),
-             "--no-color", "run", f"{fuzz_server.base()}/openapi.json", "--report", "junit", "--report-dir",
-             str(tmp_path)], capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+             "--no-color", "run", f"{fuzz_server.base()}/openapi.json", "--report", "junit", "--report-junit-path",
+             str(tmp_path / "junit.xml")], capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"schemathesis did not finish in {exc.timeout} s:\n{(exc.stdout or b'')[-6000:]!r}")
     output = run.stdout + run.stderr
@@ -113,4 +113,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server,
     assert len(tested) == operations, (sorted(tested), operations)
     generated = re.search(r"(\d+) generated", output)
     assert generated and int(generated.group(1)) >= operations * MAX_EXAMPLES, output[-3000:]
-    print(f"schemathesis: {operations} operations, {generated.group(1)} test cases, 0 failures")
+    print(f"schemathesis: {operations} operations, {generated.group(1)} test cases, 0 failures; "
+          f"{output.strip().splitlines()[-1]}")

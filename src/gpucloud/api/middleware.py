@@ -129,18 +129,18 @@ class LinodeMiddleware:
                     return None
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.body_timeout
-        while True:
-            message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        async with asyncio.timeout(self.body_timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    return None
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
         return b"".join(chunks)
 
     @staticmethod
@@ -195,11 +195,9 @@ def control_characters(scope: Scope, body: bytes) -> tuple[int, str] | None:
     the JSON is parsed here only when the raw text holds a backslash."""
     if has_control_characters(scope.get("path", "")):  # already percent-decoded
         return 404, "path"
-    query = scope.get("query_string", b"")
-    if query:
-        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if has_control_characters(name) or has_control_characters(value):
-                return 400, name
+    query = _form_field(scope.get("query_string", b"").decode("latin-1"))
+    if query is not None:
+        return 400, query
     headers = dict(scope.get("headers", ()))
     x_filter = headers.get(b"x-filter")
     if x_filter is not None and _json_field(x_filter) is not None:
@@ -208,14 +206,20 @@ def control_characters(scope: Scope, body: bytes) -> tuple[int, str] | None:
         return None
     content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type == b"application/x-www-form-urlencoded":
-        for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-            if has_control_characters(name) or has_control_characters(value):
-                return 400, name
-        return None
+        form = _form_field(body.decode("utf-8", "replace"))
+        return None if form is None else (400, form)
     if content_type.startswith(b"multipart/"):
         return None  # files: their handlers decide
     field = _json_field(body)
     return None if field is None else (400, field or "body")
+
+
+def _form_field(encoded: str) -> str | None:
+    """The first name in `a=1&b=2` whose name or value holds a control character."""
+    for name, value in parse_qsl(encoded, keep_blank_values=True):
+        if has_control_characters(name) or has_control_characters(value):
+            return name
+    return None
 
 
 def _json_field(raw: bytes) -> str | None:
