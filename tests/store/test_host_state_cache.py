@@ -4,9 +4,9 @@ host's free state must move its generation, so the cached view always equals a f
 from __future__ import annotations
 
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.jobs.instance_jobs import remove_instance
 from gpucloud.services import accounts, host_health, hosts, instances
 from gpucloud.services.account_admin import set_staff
+from gpucloud.services.provisioning import remove_instance
 from gpucloud.store.claims import _build_states, load_host_states
 from tests.conftest import make_settings
 

@@ -26,15 +26,15 @@ from collections.abc import Callable, Mapping
 
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
-from gpucloud.hypervisor.base import HypervisorDriver
-from gpucloud.jobs import queue
+from gpucloud.jobs import host_jobs, instance_jobs, queue
+from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
-from gpucloud.jobs.queue import Backoff, ClaimedJob, JobError, LeaseLost, PeriodicJob, PermanentJobError
+from gpucloud.jobs.queue import Backoff, JobError, LeaseLost, PeriodicJob
 from gpucloud.store.db import Database
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["JobContext"], object]
+Handler = Callable[[JobContext], object]
 INTERNAL_ERROR = "An internal error stopped the operation."
 
 
@@ -42,8 +42,6 @@ def default_handlers() -> dict[str, Handler]:
     """The handlers of every job kind the product defines, as `gpucloud worker` and
     `gpucloud serve` run them: the instance lifecycle, and the periodic host check and
     reconciliation."""
-    from gpucloud.jobs import host_jobs, instance_jobs
-
     return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS}
 
 
@@ -54,72 +52,6 @@ def default_periodic(settings: Settings) -> list[PeriodicJob]:
         PeriodicJob("host_check", settings.host_check_seconds, ("active", "draining", "down")),
         PeriodicJob("reconcile", settings.reconcile_seconds, ("active", "draining")),
     ]
-
-
-class JobContext:
-    """What a handler gets: the job, the database and settings, and the means to report
-    progress and to notice that its lease was lost."""
-
-    def __init__(self, worker: Worker, job: ClaimedJob):
-        self._worker = worker
-        self.job = job
-        self.db: Database = worker.db
-        self.settings: Settings = worker.settings
-        self._lost = threading.Event()
-        self._finishing = False  # the outcome is being written; a failed renewal now means nothing
-
-    id = property(lambda self: self.job.id)
-    kind = property(lambda self: self.job.kind)
-    instance_id = property(lambda self: self.job.instance_id)
-    host_id = property(lambda self: self.job.host_id)
-    event_id = property(lambda self: self.job.event_id)
-    payload = property(lambda self: self.job.payload)
-    attempt = property(lambda self: self.job.attempt)  # 1-based
-    max_attempts = property(lambda self: self.job.max_attempts)
-
-    @property
-    def lease_lost(self) -> bool:
-        return self._lost.is_set()
-
-    @property
-    def stopping(self) -> bool:
-        """The worker is shutting down; a long handler may give up early with a
-        `RetryableJobError(..., delay_s=0)` and another worker picks the job up."""
-        return self._worker.stopping
-
-    def check(self) -> None:
-        """Raise `LeaseLost` if another worker has taken this job over."""
-        if self._lost.is_set():
-            raise LeaseLost(f"job {self.id}: lease lost")
-
-    def progress(self, percent: int, message: str | None = None) -> None:
-        """Advance the job's progress and its event's `percent_complete` (never backwards);
-        `message`, if given, becomes the event's message. Raises `LeaseLost`."""
-        self.check()
-        with self.db.write() as s:
-            held = queue.progress(s, self.job, percent, message)
-        if not held:
-            self._lost.set()
-            self.check()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait, waking early (with `LeaseLost`) if the lease is lost meanwhile."""
-        self._lost.wait(seconds)
-        self.check()
-
-    def driver(self, host_id: int | None = None) -> HypervisorDriver:
-        """The hypervisor driver of the job's host (or of `host_id`), shared in this process."""
-        from gpucloud.hypervisor.drivers import driver_for
-        from gpucloud.store.fleet import host_by_ref
-
-        wanted = host_id if host_id is not None else self.host_id
-        if wanted is None:
-            raise PermanentJobError(f"job {self.id} ({self.kind}) names no host")
-        with self.db.read() as s:
-            host = host_by_ref(s, wanted)
-        if host is None:
-            raise PermanentJobError(f"host {wanted} no longer exists")
-        return driver_for(host, self.settings)
 
 
 def explain(exc: BaseException) -> tuple[str, str, bool, float | None]:
@@ -242,7 +174,7 @@ class Worker:
             job = queue.claim(s, worker=self.name, kinds=list(self.handlers), lease_seconds=self.lease_seconds)
         if job is None:
             return False
-        ctx = JobContext(self, job)
+        ctx = JobContext(job, self.db, self.settings, lambda: self.stopping)
         thread = threading.Thread(target=self._run, args=(ctx,), name=f"job-{job.id}", daemon=True)
         with self._lock:
             self._running[job.id] = (ctx, thread)
@@ -280,10 +212,10 @@ class Worker:
                 self.handlers[job.kind](ctx)
             except LeaseLost:
                 error = None
-                ctx._lost.set()
+                ctx.mark_lost()
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
                 error = exc
-            ctx._finishing = True
+            ctx.finishing = True
             if not ctx.lease_lost:
                 outcome = self._record(ctx, error)
         except Exception:  # the lease will expire and the job run again
@@ -311,7 +243,7 @@ class Worker:
             if periodic and outcome in ("succeeded", "failed"):
                 queue.enqueue_next_run(s, job, periodic)
         if outcome == "lost":
-            ctx._lost.set()
+            ctx.mark_lost()
             log.warning("job %d (%s): lease lost before the outcome was written; discarded", job.id, job.kind)
         elif error is None:
             log.info("job %d (%s) succeeded", job.id, job.kind)
@@ -328,7 +260,7 @@ class Worker:
         interval = self.lease_seconds / 3
         while not self._heartbeat_stop.wait(interval):
             with self._lock:
-                contexts = [ctx for ctx, _ in self._running.values() if not (ctx.lease_lost or ctx._finishing)]
+                contexts = [ctx for ctx, _ in self._running.values() if not (ctx.lease_lost or ctx.finishing)]
             if not contexts:
                 continue
             try:
@@ -338,9 +270,9 @@ class Worker:
                 log.exception("worker %s: heartbeat failed", self.name)
                 continue
             for ctx in lost:
-                if ctx._finishing:
+                if ctx.finishing:
                     continue
-                ctx._lost.set()
+                ctx.mark_lost()
                 log.warning("job %d (%s): lease lost to another worker", ctx.id, ctx.kind)
 
 

@@ -3,13 +3,25 @@ and the XML operators read with `gpucloud instance xml`."""
 
 from __future__ import annotations
 
+import uuid as uuidlib
+
+from sqlalchemy.orm import Session
+
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
+from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import load_hosts_full, topology_of
 from gpucloud.store.tables import Host, Instance
+
+
+def instance_uuid(instance: Instance) -> str:
+    """Stable per instance; names the libvirt domain's UUID and the cloud-init instance-id."""
+    return str(
+        uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}")
+    )
 
 
 def domain_spec(db: Database, instance_id: int) -> DomainSpec:
@@ -20,9 +32,7 @@ def domain_spec(db: Database, instance_id: int) -> DomainSpec:
         return spec_in_session(s, instance)
 
 
-def spec_in_session(s, instance: Instance) -> DomainSpec:
-    from gpucloud.services.instances import instance_uuid
-
+def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
     if instance.host_id is None:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
     host = load_hosts_full(s, [instance.host_id])[0]
@@ -53,8 +63,6 @@ def spec_in_session(s, instance: Instance) -> DomainSpec:
 
 def domain_xml(db: Database, instance_id: int) -> str:
     """The libvirt XML the instance's host is (or would be) given, with that host's NIC."""
-    from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
-
     with db.read() as s:
         instance = s.get(Instance, instance_id)
         if instance is None or instance.host_id is None:

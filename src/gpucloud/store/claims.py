@@ -13,15 +13,25 @@ import weakref
 from collections import defaultdict
 from typing import cast
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from gpucloud.config import Settings
 from gpucloud.domain.host_state import HostState, build_host_state
-from gpucloud.domain.placement import OVERRIDABLE
+from gpucloud.domain.placement import OVERRIDABLE, Placement
 from gpucloud.store.fleet import load_hosts_full, topology_of
-from gpucloud.store.tables import Account, CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, MemoryClaim
+from gpucloud.store.tables import (
+    Account,
+    CpuClaim,
+    CpuRow,
+    GpuClaim,
+    GpuRow,
+    Host,
+    Instance,
+    MemoryClaim,
+    NumaNodeRow,
+)
 
 # Per database engine: host id -> its HostState at the generation it was built from. Every
 # change to what a host has free bumps its generation (claims, releases, statuses, topology),
@@ -136,16 +146,47 @@ def bump_generation(session: Session, host_id: int, seen: int) -> bool:
     return cast(CursorResult, result).rowcount == 1
 
 
+def write_claims(session: Session, instance_id: int, placement: Placement) -> None:
+    """The placement's memory, pinned threads and GPUs as claim rows of this instance: one
+    multi-row INSERT per table. The primary keys of `cpu_claims` and `gpu_claims` refuse a
+    thread or GPU that another instance holds, whatever happened above."""
+    host_id = placement.host_id
+    threads = [cpu for node in placement.nodes for cpu in node.cpus]
+    nodes = dict(session.execute(select(NumaNodeRow.node_index, NumaNodeRow.id)
+                                 .where(NumaNodeRow.host_id == host_id)).all())
+    cpus = dict(session.execute(select(CpuRow.cpu_index, CpuRow.id).where(
+        CpuRow.host_id == host_id, CpuRow.cpu_index.in_(threads))).all())
+    gpus = dict(session.execute(select(GpuRow.pci_address, GpuRow.id).where(
+        GpuRow.host_id == host_id, GpuRow.pci_address.in_(placement.gpu_addresses))).all())
+    session.execute(insert(MemoryClaim).values([
+        {"instance_id": instance_id, "numa_node_id": nodes[n.node], "host_id": host_id, "guest_cell": cell,
+         "memory_mib": n.memory_mib, "hugepages_1g": n.hugepages, "shared_vcpus": n.shared_vcpus}
+        for cell, n in enumerate(placement.nodes)]))
+    if threads:
+        session.execute(insert(CpuClaim).values([
+            {"cpu_id": cpus[cpu], "instance_id": instance_id, "host_id": host_id, "guest_vcpu": vcpu}
+            for vcpu, cpu in enumerate(threads)]))
+    if placement.gpu_addresses:
+        session.execute(insert(GpuClaim).values([
+            {"gpu_id": gpus[address], "instance_id": instance_id, "host_id": host_id}
+            for address in placement.gpu_addresses]))
+
+
 def release_claims(session: Session, instance_id: int) -> None:
     """Give back everything an instance holds (same transaction as its state change); the
-    hosts it held resources on move to a new generation."""
-    hosts = set(session.scalars(select(MemoryClaim.host_id).where(MemoryClaim.instance_id == instance_id)))
+    hosts it held resources on move to a new generation. Takes the placement lock of their
+    regions first, like a placement does: a release bumping a host under a placement that
+    had just read it would make that placement lose its compare-and-swap for nothing."""
+    held = session.execute(select(MemoryClaim.host_id, Host.region_id).join(Host, Host.id == MemoryClaim.host_id)
+                           .where(MemoryClaim.instance_id == instance_id).distinct()).all()
+    for region in sorted({region for _, region in held}):
+        serialize_placements(session, region)
     for table in (GpuClaim, CpuClaim, MemoryClaim):
         session.execute(delete(table).where(table.instance_id == instance_id))
-    bump_hosts(session, hosts)
+    bump_hosts(session, {host for host, _ in held})
 
 
-def bump_hosts(session: Session, host_ids) -> None:
+def bump_hosts(session: Session, host_ids: set[int] | list[int]) -> None:
     """Mark these hosts changed (their free state, or how it is counted)."""
     if host_ids:
         session.execute(update(Host).where(Host.id.in_(list(host_ids))).values(generation=Host.generation + 1))
