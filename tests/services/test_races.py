@@ -10,12 +10,14 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
+from gpucloud.catalog import load_catalog
 from gpucloud.domain.flags import GPU_INSTANCES
+from gpucloud.domain.placement import PlacementRequest
 from gpucloud.hypervisor import sim
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.jobs import instance_jobs, queue
 from gpucloud.jobs.worker import start_workers
-from gpucloud.services import accounts, flags, hosts, instances, provisioning
+from gpucloud.services import accounts, flags, hosts, instances, placing, provisioning
 from gpucloud.store import claims as claim_store
 from gpucloud.store.tables import Instance, Job
 from tests.conftest import make_settings
@@ -83,12 +85,15 @@ def test_a_release_waits_for_the_placement_in_progress_in_its_region(postgres_db
     settings, host, account = _lab(db, tmp_path)
     gone = _create(db, settings, account)
     remover = threading.Thread(target=provisioning.remove_instance, args=(db, gone.id))
+    request = PlacementRequest.for_plan(load_catalog().plan(GPU1), "us-east")
     with db.write() as s:  # a placement in progress in us-east
-        claim_store.serialize_placements(s, "us-east")
-        seen = {h.id: h.generation for h in claim_store.load_host_states(s, settings, region="us-east")}[host.id]
+        placing.lock_region(s, "us-east")
+        decision = placing.place_new(s, settings, request)
+        assert decision.host_id == host.id
         remover.start()
         _until(lambda: _someone_waits_on_a_lock(db) or not remover.is_alive(), "the release to start")
-        assert claim_store.bump_generation(s, host.id, seen), "the placement lost its compare-and-swap"
+        assert claim_store.claim_host(s, host.id, "us-east", decision.generation) is not None, \
+            "the placement lost its compare-and-swap"
     remover.join(10)
     with db.read() as s:
         assert s.get(Instance, gone.id) is None

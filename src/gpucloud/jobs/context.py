@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.orm import Session
+
 from gpucloud.config import Settings
 from gpucloud.hypervisor.base import HypervisorDriver
 from gpucloud.hypervisor.drivers import driver_for
@@ -27,6 +29,8 @@ class JobContext:
         self._stopping = stopping
         self._lost = threading.Event()
         self.finishing = False  # the outcome is being written; a failed renewal now means nothing
+        self._on_success: list[Callable[[Session], None]] = []
+        self._drivers: dict[int, HypervisorDriver] = {}
 
     @property
     def id(self) -> int:
@@ -94,15 +98,28 @@ class JobContext:
         if self._lost.is_set():
             raise LeaseLost(f"job {self.id}: lease lost")
 
-    def progress(self, percent: int, message: str | None = None) -> None:
+    def progress(self, percent: int, message: str | None = None, *,
+                 then: Callable[[Session], None] | None = None) -> None:
         """Advance the job's progress and its event's `percent_complete` (never backwards);
-        `message`, if given, becomes the event's message. Raises `LeaseLost`."""
+        `message`, if given, becomes the event's message; `then(session)`, if given, writes
+        in the same transaction (a status change with its step). Raises `LeaseLost`."""
         self.check()
         with self.db.write() as s:
             held = queue.progress(s, self.job, percent, message)
+            if held and then is not None:
+                then(s)
         if not held:
             self._lost.set()
             self.check()
+
+    def on_success(self, write: Callable[[Session], None]) -> None:
+        """`write(session)` runs in the transaction that records the job's success, and only
+        if the lease still holds then: the last step of a handler costs no transaction."""
+        self._on_success.append(write)
+
+    @property
+    def success_writes(self) -> tuple[Callable[[Session], None], ...]:
+        return tuple(self._on_success)
 
     def sleep(self, seconds: float) -> None:
         """Wait, waking early (with `LeaseLost`) if the lease is lost meanwhile."""
@@ -114,8 +131,11 @@ class JobContext:
         wanted = host_id if host_id is not None else self.host_id
         if wanted is None:
             raise PermanentJobError(f"job {self.id} ({self.kind}) names no host")
-        with self.db.read() as s:
-            host = host_by_ref(s, wanted)
-        if host is None:
-            raise PermanentJobError(f"host {wanted} no longer exists")
-        return driver_for(host, self.settings)
+        driver = self._drivers.get(wanted)
+        if driver is None:
+            with self.db.read() as s:
+                host = host_by_ref(s, wanted)
+            if host is None:
+                raise PermanentJobError(f"host {wanted} no longer exists")
+            driver = self._drivers[wanted] = driver_for(host, self.settings)
+        return driver

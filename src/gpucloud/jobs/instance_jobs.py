@@ -5,8 +5,10 @@ Each handler drives the host's hypervisor and records where the instance stands 
 idempotent: a domain is (re)defined from the claims, starting a running domain is a no-op,
 a status already reached is left alone. The job's event is closed by the queue when the
 handler returns (finished) or gives up (failed); handlers move the instance's status and the
-event's percentage in between. An instance being deleted belongs to its delete job: another
-job that meets it stops there, in one line of log.
+event's percentage in between, a status change in the same transaction as the step that
+announces it, and the status the instance settles in with the job's success. An instance
+being deleted belongs to its delete job: another job that meets it stops there, in one line
+of log.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from functools import partial
+
+from sqlalchemy.orm import Session
 
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import domain_name
 from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.queue import PermanentJobError, RetryableJobError
-from gpucloud.services import guests, provisioning
-from gpucloud.services.provisioning import InstanceDeleted, set_status
+from gpucloud.services import provisioning
+from gpucloud.services.provisioning import InstanceDeleted, enter
 from gpucloud.store.tables import Instance
 
 log = logging.getLogger(__name__)
@@ -38,8 +43,7 @@ def instance_job(handler: Callable[[JobContext], None]) -> Callable[[JobContext]
         try:
             handler(ctx)
         except InstanceDeleted as gone:
-            log.info("job %d (%s): instance %d is being deleted; the delete job takes over",
-                     ctx.id, ctx.kind, gone.instance_id)
+            _deleted(ctx, gone)
         except Exception as exc:
             if not getattr(exc, "retryable", True) or ctx.attempt >= ctx.max_attempts:
                 provisioning.mark_failed(ctx.db, ctx.instance, getattr(exc, "reason", None) or "the operation failed")
@@ -48,31 +52,44 @@ def instance_job(handler: Callable[[JobContext], None]) -> Callable[[JobContext]
     return run
 
 
-def _boot(ctx: JobContext, name: str, start_percent: int, host_id: int | None = None) -> None:
-    set_status(ctx.db, ctx.instance, lifecycle.BOOTING)
-    ctx.progress(start_percent, "Booting")
+def _deleted(ctx: JobContext, gone: InstanceDeleted) -> None:
+    log.info("job %d (%s): instance %d is being deleted; the delete job takes over", ctx.id, ctx.kind,
+             gone.instance_id)
+
+
+def _settle(ctx: JobContext, status: str) -> None:
+    """The status the instance rests in, written with the job's success (one transaction)."""
+
+    def write(s: Session) -> None:
+        try:
+            enter(s, ctx.instance, status)
+        except InstanceDeleted as gone:
+            _deleted(ctx, gone)
+
+    ctx.on_success(write)
+
+
+def _boot(ctx: JobContext, name: str, percent: int, host_id: int | None = None) -> None:
+    ctx.progress(percent, "Booting", then=partial(enter, instance_id=ctx.instance, status=lifecycle.BOOTING))
     ctx.driver(host_id).start(name)
-    set_status(ctx.db, ctx.instance, lifecycle.RUNNING)
+    _settle(ctx, lifecycle.RUNNING)
 
 
 @instance_job
 def create(ctx: JobContext) -> None:
     """Define the domain from the claims, then boot it unless the customer asked for it off."""
-    instance = provisioning.wanted(ctx.db, ctx.instance)
-    spec = guests.domain_spec(ctx.db, instance.id)
+    instance, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
     ctx.progress(10, "Preparing the disk and defining the instance")
     ctx.driver().define(spec)
-    ctx.progress(40)
     if instance.booted:
         _boot(ctx, spec.name, 50)
     else:
-        set_status(ctx.db, instance.id, lifecycle.OFFLINE)
+        _settle(ctx, lifecycle.OFFLINE)
 
 
 @instance_job
 def boot(ctx: JobContext) -> None:
-    instance = provisioning.wanted(ctx.db, ctx.instance)
-    spec = guests.domain_spec(ctx.db, instance.id)
+    _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
     ctx.driver().define(spec)  # picks up anything that changed since the last boot
     _boot(ctx, spec.name, 30)
 
@@ -82,7 +99,7 @@ def shutdown(ctx: JobContext) -> None:
     instance = provisioning.wanted(ctx.db, ctx.instance)
     ctx.progress(20, "Shutting down")
     ctx.driver().shutdown(domain_name(instance.id), SHUTDOWN_TIMEOUT_S)
-    set_status(ctx.db, instance.id, lifecycle.OFFLINE)
+    _settle(ctx, lifecycle.OFFLINE)
 
 
 @instance_job
@@ -93,7 +110,7 @@ def reboot(ctx: JobContext) -> None:
     ctx.driver().shutdown(name, SHUTDOWN_TIMEOUT_S)
     ctx.progress(50, "Booting")
     ctx.driver().start(name)
-    set_status(ctx.db, instance.id, lifecycle.RUNNING)
+    _settle(ctx, lifecycle.RUNNING)
 
 
 @instance_job
@@ -116,21 +133,20 @@ def resize(ctx: JobContext) -> None:
         if moved != old_host:
             ctx.driver(old_host).destroy(name)
             ctx.driver(old_host).undefine(name)
-    resized = provisioning.wanted(ctx.db, instance.id)
-    spec = guests.domain_spec(ctx.db, instance.id)
+    resized, spec = provisioning.wanted_with_spec(ctx.db, instance.id)
     ctx.progress(60, "Defining the resized instance")
     ctx.driver(resized.host_id).define(spec)
     if instance.booted:
         _boot(ctx, name, 70, resized.host_id)
     else:
-        set_status(ctx.db, instance.id, lifecycle.OFFLINE)
+        _settle(ctx, lifecycle.OFFLINE)
 
 
 def _restore(ctx: JobContext, instance: Instance, name: str) -> None:
     """After a resize that found no room: the guest comes back as it was."""
     if instance.booted:
         ctx.driver(instance.host_id).start(name)
-    set_status(ctx.db, instance.id, lifecycle.settled_status(instance.booted))
+    provisioning.set_status(ctx.db, instance.id, lifecycle.settled_status(instance.booted))
 
 
 def delete(ctx: JobContext) -> None:
@@ -148,8 +164,7 @@ def delete(ctx: JobContext) -> None:
         driver.undefine(name)
         if any(d.name == name for d in driver.list_domains()):
             raise RetryableJobError("the host still lists the domain after undefining it")
-    ctx.progress(90)
-    provisioning.remove_instance(ctx.db, instance.id)
+    ctx.on_success(partial(provisioning.remove, instance_id=instance.id))
 
 
 HANDLERS: dict[str, Callable[[JobContext], None]] = {

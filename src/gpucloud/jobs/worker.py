@@ -17,6 +17,7 @@ takes them over. Handlers are therefore idempotent.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -24,12 +25,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from gpucloud.clock import utcnow
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
 from gpucloud.jobs import host_jobs, instance_jobs, queue
 from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
 from gpucloud.jobs.queue import Backoff, JobError, LeaseLost, PeriodicJob
+from gpucloud.jobs.wakeup import IDLE_SECONDS, Wakeup
+from gpucloud.store import jobs as jobs_q
 from gpucloud.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,7 @@ class Worker:
         self._running: dict[int, tuple[JobContext, threading.Thread]] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._wakeup = Wakeup(db, self._wake)
         self._heartbeat_stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -101,6 +106,7 @@ class Worker:
     def start(self) -> Worker:
         if self._threads:
             raise RuntimeError("worker already started")
+        self._wakeup.start()
         for target, label in ((self._dispatch, "dispatch"), (self._heartbeat, "heartbeat")):
             thread = threading.Thread(target=target, name=f"jobs-{label}", daemon=True)
             thread.start()
@@ -130,6 +136,7 @@ class Worker:
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         left = self.running_jobs()
+        self._wakeup.stop(timeout)
         self._heartbeat_stop.set()
         for thread in self._threads[1:]:
             thread.join(timeout)
@@ -149,6 +156,7 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
+            wait = poll
             try:
                 now = time.monotonic()
                 if now >= next_reap:
@@ -159,11 +167,24 @@ class Worker:
                     next_schedule = now + schedule_every
                 while not self._stopping.is_set() and self._free_slots() and self._claim_one():
                     pass
+                if self._wakeup.listening:  # a notification wakes us; else the next due job or a timer
+                    wait = min(self._until_due(), next_reap, next_schedule if self.periodic else math.inf,
+                               time.monotonic() + IDLE_SECONDS) - time.monotonic()
                 failures = 0
             except Exception:  # the database may be briefly away; try again, slower
                 failures += 1
                 log.exception("worker %s: dispatch round failed (%d in a row)", self.name, failures)
-            self._wake.wait(min(poll * 2 ** failures, 5.0))
+            self._wake.wait(max(0.0, min(wait * 2 ** failures, 5.0 if failures else wait)))
+
+    def _until_due(self) -> float:
+        """The monotonic moment the soonest queued job of our kinds is due (now: already)."""
+        if not self._free_slots():
+            return math.inf  # a finishing job wakes the dispatcher
+        with self.db.read() as s:
+            due = jobs_q.next_due(s, list(self.handlers))
+        if due is None:
+            return math.inf
+        return time.monotonic() + max(0.0, (due - utcnow()).total_seconds())
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -234,6 +255,9 @@ class Worker:
         with self.db.write() as s:
             if error is None:
                 outcome = "succeeded" if queue.complete(s, job) else "lost"
+                if outcome == "succeeded":
+                    for write in ctx.success_writes:
+                        write(s)
             else:
                 detail, public, retryable, delay = explain(error)
                 if delay is None:

@@ -20,6 +20,7 @@ from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
 from gpucloud.services import gating, placing
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
+from gpucloud.services.tokens import AccountRef
 from gpucloud.store import events
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
@@ -52,31 +53,34 @@ class NewInstance:
 
 
 def create_instance(db: Database, settings: Settings, account_id: int, username: str, new: NewInstance, *,
-                    bypass_flags: bool = False, actor: str | None = None) -> Instance:
+                    bypass_flags: bool = False, actor: str | None = None, staff: bool | None = None) -> Instance:
     """Validate, place, claim, and queue the create job, all in one transaction.
 
     Placement runs under the region's placement lock; the claim compares and swaps the host's
     generation and lets the unique keys refuse a double claim. When another claim won anyway
-    the whole attempt is redone, at most `claim_retries` times."""
+    the whole attempt is redone, at most `claim_retries` times. `staff`: whether the account
+    is staff's, when the caller knows (the API's token did); else it is read in the same
+    transaction."""
     plan = _validate_new(db, account_id, new)
     region = load_catalog().region(new.region) if new.region is not None else None
     if new.region is None or region is None:
         raise RuntimeError("a new instance without a valid region passed validation")
-    if plan.is_gpu and not bypass_flags:
-        gating.require_gpu_access(db, account_id, new.region)
     request = PlacementRequest.for_plan(plan, new.region, new.host_id, new.gpu_addresses)
     root_hash = sha512_crypt(new.root_pass) if new.root_pass else None
     last = None
     for _ in range(max(settings.claim_retries, 1)):
         try:
             with db.write() as s:
+                account = AccountRef(account_id, staff) if staff is not None else gating.account_in(s, account_id)
+                if plan.is_gpu and not bypass_flags:
+                    gating.require_gpu_access(db, account, new.region)
                 placing.lock_region(s, new.region)
                 decision = placing.place_new(s, settings, request)
                 if isinstance(decision, NoRoom):
                     raise placing.no_capacity(decision)
                 instance = _new_instance_row(s, account_id, username, new, plan, region, decision.host_id,
                                              root_hash, actor)
-                placing.claim(s, instance.id, decision)
+                placing.claim(s, settings, new.region, instance.id, decision, staff=account.is_staff)
                 event = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
                                       entity_label=instance.label, username=username,
                                       secondary_entity=_image_entity(new.image))
@@ -261,7 +265,7 @@ def resize_instance(db: Database, settings: Settings, account_id: int, instance_
             raise ValidationErrors([("type", "The new plan's disk is smaller than this Linode's disk; "
                                              "shrinking disks is not supported")])
         if plan.is_gpu:
-            gating.require_gpu_access(db, account_id, instance.region_id)
+            gating.require_gpu_access(db, gating.account_in(s, account_id), instance.region_id)
         decision = placing.place_resized(s, settings, instance, plan)  # the rules the resize job applies
     if isinstance(decision, NoRoom):
         raise placing.no_capacity(decision)
@@ -297,7 +301,7 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
             if plan is None:
                 raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
             if plan.is_gpu:
-                gating.require_gpu_access(db, account_id, instance.region_id)
+                gating.require_gpu_access(db, gating.account_in(s, account_id), instance.region_id)
         try:
             action = lifecycle.action_for(name, instance.status)
         except TransitionError as exc:

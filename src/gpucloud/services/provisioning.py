@@ -8,11 +8,14 @@ create racing its delete, say) stops with `InstanceDeleted`, an expected outcome
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
 from gpucloud.domain import lifecycle
+from gpucloud.domain.guest import DomainSpec
 from gpucloud.domain.placement import Placement
-from gpucloud.services import placing
+from gpucloud.services import guests, placing
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Instance
 
@@ -38,14 +41,29 @@ def wanted(db: Database, instance_id: int) -> Instance:
     return found
 
 
-def set_status(db: Database, instance_id: int, status: str, reason: str = "") -> None:
-    """Move an instance along its state machine; already there is fine (a retried step)."""
-    with db.write() as s:
+def wanted_with_spec(db: Database, instance_id: int) -> tuple[Instance, DomainSpec]:
+    """`wanted`, and the domain its claims describe, in one read."""
+    with db.read() as s:
         found = s.get(Instance, instance_id)
         if found is None or found.status == lifecycle.DELETING:
             raise InstanceDeleted(instance_id)
-        lifecycle.check_transition(found.status, status)
-        found.status, found.status_reason = status, reason
+        return found, guests.spec_in_session(s, found)
+
+
+def enter(s: Session, instance_id: int, status: str, reason: str = "") -> None:
+    """Move an instance along its state machine in the caller's transaction; already there is
+    fine (a retried step)."""
+    found = s.get(Instance, instance_id)
+    if found is None or found.status == lifecycle.DELETING:
+        raise InstanceDeleted(instance_id)
+    lifecycle.check_transition(found.status, status)
+    found.status, found.status_reason = status, reason
+
+
+def set_status(db: Database, instance_id: int, status: str, reason: str = "") -> None:
+    """`enter`, in a transaction of its own."""
+    with db.write() as s:
+        enter(s, instance_id, status, reason)
 
 
 def mark_failed(db: Database, instance_id: int, reason: str) -> None:
@@ -81,12 +99,17 @@ def resize_claims(db: Database, settings: Settings, instance_id: int, type_id: s
     raise placing.LostRaces("placement kept losing races; will try again")
 
 
+def remove(s: Session, instance_id: int) -> None:
+    """The host confirmed the guest gone: free its claims and forget the instance, in the
+    caller's transaction. The one place an instance ends."""
+    found = s.get(Instance, instance_id)
+    if found is None:
+        return
+    placing.release(s, instance_id)
+    s.delete(found)
+
+
 def remove_instance(db: Database, instance_id: int) -> None:
-    """The host confirmed the guest gone: free its claims and forget the instance. The one
-    place an instance ends."""
+    """`remove`, in a transaction of its own."""
     with db.write() as s:
-        found = s.get(Instance, instance_id)
-        if found is None:
-            return
-        placing.release(s, instance_id)
-        s.delete(found)
+        remove(s, instance_id)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import Exists
 
 from gpucloud.clock import utcnow
 from gpucloud.errors import Conflict, GpucloudError, NotFound
@@ -71,9 +72,12 @@ def attempts_of(session: Session, job_id: int) -> list[JobAttempt]:
     return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id)))
 
 
-def _instance_busy(job_id, instance_id):
+_OTHER = aliased(Job)
+
+
+def _instance_busy(job_id: Any, instance_id: Any) -> Exists:
     """Another job of the same instance runs, or an earlier one is still queued."""
-    other = aliased(Job)
+    other = _OTHER
     return exists().where(
         other.instance_id == instance_id,
         other.id != job_id,
@@ -93,6 +97,11 @@ def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> 
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True, of=Job)
     return session.scalar(stmt)
+
+
+def next_due(session: Session, kinds: Iterable[str]) -> datetime | None:
+    """When the soonest queued job of these kinds is due (None: nothing queued)."""
+    return session.scalar(select(func.min(Job.run_after)).where(Job.state == "queued", Job.kind.in_(list(kinds))))
 
 
 def lock_instance(session: Session, instance_id: int) -> bool:
