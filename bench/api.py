@@ -379,7 +379,7 @@ async def _creates(port: int, token: str, n: int, concurrency: int, tag: str) ->
         for i in counter:
             t = time.perf_counter()
             status, body = await conn.request("POST", "/v4/linode/instances", {
-                "type": PLAN, "region": REGION, "label": f"{tag}{i}", "booted": False})
+                "type": PLAN, "region": REGION, "label": f"bench-{tag}-{i}", "booted": False})
             if status != 200:
                 raise RuntimeError(f"create refused: {status} {body[:300]!r}")
             latencies.append(time.perf_counter() - t)

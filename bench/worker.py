@@ -78,7 +78,7 @@ def measure(kind: str, args) -> dict:
             before, t = cpu_seconds(worker.pid), time.monotonic()
             for n in range(args.jobs):
                 create_instance(db, settings, account.id, account.username,
-                                NewInstance(type=PLAN, region=REGION, label=f"w{n}"), bypass_flags=True)
+                                NewInstance(type=PLAN, region=REGION, label=f"job-{n}"), bypass_flags=True)
             deadline = time.monotonic() + 600
             while running(db) < args.jobs:
                 if time.monotonic() > deadline or worker.poll() is not None:
