@@ -477,7 +477,8 @@ def main() -> None:
     parser.add_argument("--create-concurrency", type=int, help="connections for create + delete (default: --concurrency)")
     parser.add_argument("--workers", type=int, default=2, help="API processes for `gpucloud api`")
     parser.add_argument("--job-workers", type=int, default=1, help="job worker processes beside the server")
-    parser.add_argument("--hosts", type=int, default=10, help="simulated rtx6000-2s4g hosts (4 GPUs each) in us-east")
+    parser.add_argument("--hosts", type=int, default=250,
+                        help="simulated rtx6000-2s4g hosts (4 GPUs each) in us-east; 250: capacity is never the limit")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--creates", type=int, default=600, help="floor: measured creates per endpoint and database")
     parser.add_argument("--warmup", type=int, default=40, help="floor: creates before measuring")

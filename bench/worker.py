@@ -71,7 +71,12 @@ def measure(kind: str, args) -> dict:
         worker = subprocess.Popen([GPUCLOUD, "worker", "--concurrency", "32", "--grace", "3"], env=env, stdout=log,
                                   stderr=subprocess.STDOUT)
         try:
-            time.sleep(5)  # imports, connections, the first scheduling round
+            started = time.monotonic()
+            while "jobs at a time" not in Path(log.name).read_text():  # imports and connections done
+                if worker.poll() is not None or time.monotonic() - started > 300:
+                    raise RuntimeError(f"the worker did not start; see {log.name}")
+                time.sleep(0.5)
+            time.sleep(5)  # the first scheduling and reaping rounds
             before, t = cpu_seconds(worker.pid), time.monotonic()
             time.sleep(args.idle)
             idle = (cpu_seconds(worker.pid) - before) / (time.monotonic() - t)
