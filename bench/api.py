@@ -4,6 +4,7 @@ a gpucloud server running in other processes.
     .venv/bin/python bench/api.py sqlite                 # `gpucloud serve` on SQLite
     .venv/bin/python bench/api.py postgres --workers 2   # `gpucloud api --workers 2` on PostgreSQL
     .venv/bin/python bench/api.py all                    # both, then the markdown rows for docs
+    .venv/bin/python bench/api.py floor                  # CPU per create: gpucloud vs the floor (bench/floor.py)
 
 Three workloads, each for `--duration` seconds with `--concurrency` keep-alive connections:
 - `GET /v4/profile`: authentication and a small answer, the floor of every request;
@@ -15,6 +16,11 @@ Three workloads, each for `--duration` seconds with `--concurrency` keep-alive c
 
 Beside the server, one job worker process runs the instance lifecycle handlers, so deletes
 finish and give their GPUs back while the benchmark creates more (`--job-workers`).
+
+`floor` compares what a create costs the API process (CPU from /proc, not wall time) with the
+floor endpoint of bench/floor.py (the same rows written with SQLAlchemy Core in one
+transaction, nothing else), both served by one uvicorn process on the same socket settings, on
+SQLite and on PostgreSQL in one run: creates per CPU-second of each, and their ratio.
 
 The client is a small asyncio HTTP/1.1 client (keep-alive, no library in the way), so the
 figures measure the server, not the client. Setup (schema, a simulated fleet, an account with
@@ -340,6 +346,110 @@ def markdown(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# --- a create against its floor -------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _serve(cmd: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[1]} exited; see {log}") from None
+            time.sleep(0.2)
+    raise RuntimeError(f"{cmd} did not start; see {log}")
+
+
+async def _creates(port: int, token: str, n: int, concurrency: int, tag: str) -> list[float]:
+    """`n` creates (g1-gpu-rtx6000-1, not booted) over `concurrency` connections; latencies."""
+    latencies: list[float] = []
+    conns = [Connection("127.0.0.1", port, token) for _ in range(concurrency)]
+    counter = iter(range(n))
+
+    async def loop(conn: Connection) -> None:
+        for i in counter:
+            t = time.perf_counter()
+            status, body = await conn.request("POST", "/v4/linode/instances", {
+                "type": PLAN, "region": REGION, "label": f"bench-{tag}-{i}", "booted": False})
+            if status != 200:
+                raise RuntimeError(f"create refused: {status} {body[:300]!r}")
+            latencies.append(time.perf_counter() - t)
+
+    await asyncio.gather(*(loop(c) for c in conns))
+    for c in conns:
+        c.close()
+    return latencies
+
+
+def _measure(proc: subprocess.Popen, port: int, token: str, args, tag: str) -> dict:
+    asyncio.run(_creates(port, token, args.warmup, args.concurrency, f"{tag}w"))
+    before, t = cpu_seconds(proc.pid), time.perf_counter()
+    latencies = asyncio.run(_creates(port, token, args.creates, args.concurrency, tag))
+    cpu, wall = cpu_seconds(proc.pid) - before, time.perf_counter() - t
+    return {"creates": args.creates, "cpu_s": round(cpu, 3), "ms_cpu_per_create": round(cpu / args.creates * 1000, 2),
+            "creates_per_cpu_s": round(args.creates / cpu, 1), "per_s": round(args.creates / wall, 1),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1)}
+
+
+def floor_compare(kind: str, args) -> dict:
+    """gpucloud's create and the floor's, on two copies of one prepared store."""
+    gpus_needed = args.creates + args.warmup
+    target = prepare(kind, -(-gpus_needed // 4) + 1)
+    floor_dir = Path(tempfile.mkdtemp(prefix=f"gpucloud-floor-{kind}-"))
+    token = customer_token(target)
+    if kind == "sqlite":
+        floor_url = f"sqlite:///{floor_dir / 'gpucloud.sqlite'}"
+        shutil.copy(target.database_url.removeprefix("sqlite:///"), floor_url.removeprefix("sqlite:///"))
+    else:
+        source = target.database_url.rsplit("/", 1)[1]
+        floor_db = f"{source}_floor"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{floor_db}" TEMPLATE "{source}"')
+        target.cleanup.append(lambda: _drop_pg(floor_db))
+        floor_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{floor_db}"
+    target.cleanup.append(lambda: shutil.rmtree(floor_dir, ignore_errors=True))
+    procs = []
+    try:
+        env = target.env()
+        procs.append(_serve([GPUCLOUD, "api", "--workers", "1", "--port", str(target.port)], env, target.port,
+                            target.data_dir / "api.log"))
+        time.sleep(DEFAULT_POLL_SECONDS + 0.5)  # the flag cache sees the account's GPU flag
+        ours = _measure(procs[-1], target.port, token, args, "g")
+        floor_port = free_port()
+        procs.append(_serve([sys.executable, str(Path(__file__).with_name("floor.py")), "--port", str(floor_port)],
+                            {**env, "GPUCLOUD_DATABASE_URL": floor_url}, floor_port, floor_dir / "floor.log"))
+        floor = _measure(procs[-1], floor_port, token, args, "f")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(30)
+        for fn in target.cleanup:
+            fn()
+    return {"target": kind, "gpucloud": ours, "floor": floor,
+            "ratio": round(ours["ms_cpu_per_create"] / floor["ms_cpu_per_create"], 2)}
+
+
+def floor_markdown(runs: list[dict]) -> str:
+    lines = ["| database | endpoint | creates | CPU ms per create | creates per CPU-second | creates/s | p50 ms | "
+             "p99 ms | ratio to the floor |", "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        for name in ("gpucloud", "floor"):
+            r = run[name]
+            ratio = f"**{run['ratio']}x**" if name == "gpucloud" else "1x"
+            lines.append(f"| {run['target']} | {name} | {r['creates']} | {r['ms_cpu_per_create']} | "
+                         f"{r['creates_per_cpu_s']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {ratio} |")
+    return "\n".join(lines)
+
+
 def job_worker() -> None:
     """The instance lifecycle handlers on a worker, until SIGTERM (what `gpucloud worker` runs
     once the handlers are registered as its defaults)."""
@@ -361,15 +471,22 @@ def main() -> None:
         job_worker()
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("target", choices=["sqlite", "postgres", "all"])
+    parser.add_argument("target", choices=["sqlite", "postgres", "all", "floor"])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--create-concurrency", type=int, help="connections for create + delete (default: --concurrency)")
     parser.add_argument("--workers", type=int, default=2, help="API processes for `gpucloud api`")
     parser.add_argument("--job-workers", type=int, default=1, help="job worker processes beside the server")
-    parser.add_argument("--hosts", type=int, default=10, help="simulated rtx6000-2s4g hosts (4 GPUs each) in us-east")
+    parser.add_argument("--hosts", type=int, default=250,
+                        help="simulated rtx6000-2s4g hosts (4 GPUs each) in us-east; 250: capacity is never the limit")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--creates", type=int, default=600, help="floor: measured creates per endpoint and database")
+    parser.add_argument("--warmup", type=int, default=40, help="floor: creates before measuring")
     args = parser.parse_args()
+    if args.target == "floor":
+        runs = [floor_compare(kind, args) for kind in ("sqlite", "postgres")]
+        print(json.dumps(runs, indent=2) if args.json else floor_markdown(runs))
+        return
     runs = [bench(name, args) for name in (["sqlite", "postgres"] if args.target == "all" else [args.target])]
     print(json.dumps(runs, indent=2) if args.json else markdown(runs))
     for run in runs:

@@ -16,8 +16,8 @@ until every created instance is `running`.
 
 Plans: the 1-GPU plan of each model (g1-gpu-rtx6000-1, g2-gpu-rtx4000a1-s, g3-gpu-h100-1, in
 proportion 1:2:2 to their GPUs per host), spread evenly over the 4 regions that sell GPUs, on
-as many hosts per region and model as the largest run needs with 15 % to spare (8 for 500
-creates: 96 hosts, 640 GPUs), so the fleet never fills. Every run gets the same fleet. A few
+at least `--hosts` hosts (default 1,000: 84 per region and model) or as many as the largest run
+needs with 15 % to spare, so the fleet never fills. Every run gets the same fleet. A few
 creates warm the API processes up first and are not counted.
 
 Also measured: CPU seconds used by the API processes, the workers and this database's
@@ -545,6 +545,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="client keep-alive connections; default 64")
     parser.add_argument("--drain", type=float, default=120, help="seconds to wait for instances to run; 120")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every configuration; default 1")
+    parser.add_argument("--hosts", type=int, default=1000,
+                        help="simulated hosts at least (spread over every region and model); default 1000")
     parser.add_argument("--svg", type=Path, help="also draw throughput and overhead by offered rate here")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
@@ -552,7 +554,8 @@ def main() -> None:
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     worker_counts = [int(x) for x in args.workers.split(",")]
     most = int(max(rates) * args.duration) + WARMUP
-    hosts_per_pool = max(4, -(-int(most * 1.15) // (len(gpu_regions()) * GPUS_PER_TRIPLE)))
+    pools = len(gpu_regions()) * len(POOLS)
+    hosts_per_pool = max(-(-args.hosts // pools), -(-int(most * 1.15) // (len(gpu_regions()) * GPUS_PER_TRIPLE)))
     print(f"# provisioning pipeline: {machine()}")
     print(f"# gpucloud api --workers {args.api_workers}, gpucloud worker --concurrency {args.concurrency} x "
           f"{'/'.join(map(str, worker_counts))}, PostgreSQL; {len(POOLS) * hosts_per_pool * len(gpu_regions())} "

@@ -10,6 +10,7 @@ from gpucloud.services import account_admin, accounts, audit_trail, flags, hosts
 from gpucloud.services.gating import flags_for
 from gpucloud.services.instances import NewInstance, create_instance
 from gpucloud.store import audit
+from gpucloud.store import jobs as store_jobs
 from tests.factories import two_node_host
 
 PLAN = "g1-gpu-rtx6000-2"
@@ -119,10 +120,9 @@ def test_job_board_cancel_and_retry(store_db, settings, fleet):
 
 
 def test_periodic_jobs_are_summed_not_listed(store_db, settings, fleet):
-    from gpucloud.jobs import queue
 
     with store_db.write() as s:
-        queue.enqueue(s, kind="host_check", host_id=1, max_attempts=1)
+        store_jobs.enqueue(s, kind="host_check", host_id=1, max_attempts=1)
     board = job_board.board(store_db, periodic=("host_check",))
     assert board["queued"] == []
     assert [(p["kind"], p["queued"]) for p in board["periodic"]] == [("host_check", 1)]

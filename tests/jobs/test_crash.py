@@ -9,6 +9,7 @@ import time
 from gpucloud.hypervisor.sim import read_state
 from gpucloud.jobs import queue
 from gpucloud.store import events
+from gpucloud.store import jobs as store_jobs
 from gpucloud.store.tables import Event, Job
 
 
@@ -16,7 +17,7 @@ def test_a_job_survives_its_worker_being_killed(sqlite_db, spawn_worker, make_ho
     host_id = make_host(sqlite_db, name="crash-host")
     with sqlite_db.write() as s:
         event = events.create(s, action="linode_boot", account_id=None, entity_id=77)
-        job_id = queue.enqueue(s, kind="sim_boot", instance_id=77, host_id=host_id, event_id=event.id).id
+        job_id = store_jobs.enqueue(s, kind="sim_boot", instance_id=77, host_id=host_id, event_id=event.id).id
     victim = spawn_worker(sqlite_db.url, name="victim", lease=1.0, sim_boot_seconds=3)
 
     deadline = time.monotonic() + 30

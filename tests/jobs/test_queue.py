@@ -14,6 +14,7 @@ from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.jobs import queue
 from gpucloud.jobs.queue import Backoff, PeriodicJob
 from gpucloud.store import events
+from gpucloud.store import jobs as store_jobs
 from gpucloud.store.tables import AuditEntry, Event, Host, Job
 
 KINDS = ["work", "other"]
@@ -21,7 +22,7 @@ KINDS = ["work", "other"]
 
 def enq(db, kind: str = "work", **fields) -> int:
     with db.write() as s:
-        return queue.enqueue(s, kind=kind, **fields).id
+        return store_jobs.enqueue(s, kind=kind, **fields).id
 
 
 def claim(db, worker: str = "w1", kinds=KINDS, lease: float = 30, now=None):
@@ -51,7 +52,7 @@ def attempts(db, job_id: int) -> list[tuple[str, str, str]]:
 
 def test_enqueue_belongs_to_the_callers_transaction(store_db):
     with pytest.raises(RuntimeError), store_db.write() as s:
-        queue.enqueue(s, kind="work", instance_id=1)
+        store_jobs.enqueue(s, kind="work", instance_id=1)
         raise RuntimeError("the instance write failed")
     with store_db.read() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
@@ -65,7 +66,7 @@ def test_bad_enqueue_is_refused_and_writes_nothing(store_db):
              ({"payload": {"when": utcnow()}}, "payload"), ({"payload": ["not", "an", "object"]}, "payload")]
     for fields, field in cases:
         with pytest.raises(GpucloudError) as err, store_db.write() as s:
-            queue.enqueue(s, **{"kind": "work", **fields})
+            store_jobs.enqueue(s, **{"kind": "work", **fields})
         assert err.value.field == field
     with store_db.read() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
@@ -126,7 +127,7 @@ def test_a_failed_or_cancelled_job_no_longer_holds_its_instance(store_db):
     with store_db.write() as s:
         assert queue.fail(s, held, "bad image", retryable=False, delay_s=0) == "failed"
     with store_db.write() as s:
-        queue.cancel(s, a2, actor="ops")
+        store_jobs.cancel(s, a2, actor="ops")
     assert claim(store_db).id == a3
     assert (job_row(store_db, a1).state, job_row(store_db, a2).state) == ("failed", "cancelled")
 
@@ -272,7 +273,7 @@ def test_cancel_a_queued_job_but_not_a_running_one(store_db):
     event_id = new_event(store_db)
     queued = enq(store_db, event_id=event_id, instance_id=5)
     with store_db.write() as s:
-        queue.cancel(s, queued, actor="admin:alice", why="customer asked")
+        store_jobs.cancel(s, queued, actor="admin:alice", why="customer asked")
     row = job_row(store_db, queued)
     assert row.state == "cancelled" and "admin:alice" in row.last_error
     assert event_row(store_db, event_id).status == "failed"
@@ -284,9 +285,9 @@ def test_cancel_a_queued_job_but_not_a_running_one(store_db):
     running = enq(store_db)
     claim(store_db)
     with pytest.raises(Conflict, match="running"), store_db.write() as s:
-        queue.cancel(s, running, actor="ops")
+        store_jobs.cancel(s, running, actor="ops")
     with pytest.raises(NotFound), store_db.write() as s:
-        queue.cancel(s, 999_999, actor="ops")
+        store_jobs.cancel(s, 999_999, actor="ops")
 
 
 def test_retry_requeues_a_failed_job_with_fresh_attempts(store_db):
@@ -298,7 +299,7 @@ def test_retry_requeues_a_failed_job_with_fresh_attempts(store_db):
         queue.fail(s, held, "boom", retryable=True, delay_s=0)
     assert job_row(store_db, job_id).state == "failed"
     with store_db.write() as s:
-        queue.retry(s, job_id, actor="ops")
+        store_jobs.retry(s, job_id, actor="ops")
     row = job_row(store_db, job_id)
     assert (row.state, row.attempts, row.progress, row.finished_at) == ("queued", 0, 0, None)
     event = event_row(store_db, event_id)
@@ -310,7 +311,7 @@ def test_retry_requeues_a_failed_job_with_fresh_attempts(store_db):
     assert event_row(store_db, event_id).status == "finished"
     assert [o for _, o, _ in attempts(store_db, job_id)] == ["failed", "succeeded"]  # history stays
     with pytest.raises(Conflict, match="succeeded"), store_db.write() as s:
-        queue.retry(s, job_id, actor="ops")
+        store_jobs.retry(s, job_id, actor="ops")
 
 
 def test_periodic_jobs_one_per_host_in_the_right_status(store_db, make_host):

@@ -11,6 +11,7 @@ from itertools import pairwise
 from sqlalchemy import select
 
 from gpucloud.jobs import queue
+from gpucloud.store import jobs as store_jobs
 from gpucloud.store.tables import Job, JobAttempt
 
 
@@ -25,9 +26,9 @@ def test_an_earlier_job_committed_late_never_runs_beside_a_later_one(postgres_db
     Only the instance's advisory lock and the re-check keep it from starting job 1."""
     slow_writer = postgres_db.write()
     s1 = slow_writer.__enter__()
-    first = queue.enqueue(s1, kind="work", instance_id=9)  # id taken, not yet committed
+    first = store_jobs.enqueue(s1, kind="work", instance_id=9)  # id taken, not yet committed
     with postgres_db.write() as s:
-        second = queue.enqueue(s, kind="work", instance_id=9).id
+        second = store_jobs.enqueue(s, kind="work", instance_id=9).id
 
     claimer_a = postgres_db.write()
     sa = claimer_a.__enter__()
@@ -52,7 +53,7 @@ def test_worker_processes_race_over_many_jobs(postgres_db, pg_url, spawn_worker,
     order = [i % 10 for i in range(50)] + [None] * 10  # 10 instances x 5 jobs, 10 free-standing
     rng.shuffle(order)
     with postgres_db.write() as s:  # all at once, so every worker starts racing together
-        ids = [queue.enqueue(s, kind="record", instance_id=None if i is None else 100 + i,
+        ids = [store_jobs.enqueue(s, kind="record", instance_id=None if i is None else 100 + i,
                              payload={"log": str(log), "seconds": rng.uniform(0.005, 0.04)}).id for i in order]
 
     deadline = time.monotonic() + 60

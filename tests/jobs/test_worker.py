@@ -16,19 +16,20 @@ from gpucloud.jobs.metrics import CONTENT_TYPE, render_metrics
 from gpucloud.jobs.queue import LeaseLost, PeriodicJob
 from gpucloud.jobs.worker import INTERNAL_ERROR, Worker, start_workers
 from gpucloud.store import events
+from gpucloud.store import jobs as store_jobs
 from gpucloud.store.tables import Event, Job
 from tests.jobs.handlers import HANDLERS
 
 
 def enq(db, kind: str, **fields) -> int:
     with db.write() as s:
-        return queue.enqueue(s, kind=kind, **fields).id
+        return store_jobs.enqueue(s, kind=kind, **fields).id
 
 
 def enq_with_event(db, kind: str, **fields) -> tuple[int, int]:
     with db.write() as s:
         event = events.create(s, action="linode_create", account_id=None)
-        return queue.enqueue(s, kind=kind, event_id=event.id, **fields).id, event.id
+        return store_jobs.enqueue(s, kind=kind, event_id=event.id, **fields).id, event.id
 
 
 def wait_for(predicate, timeout: float = 10, what: str = "condition"):

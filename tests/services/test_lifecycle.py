@@ -12,9 +12,10 @@ from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.errors import Conflict, GpucloudError
 from gpucloud.hypervisor import sim
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.jobs import host_jobs, instance_jobs, queue
+from gpucloud.jobs import host_jobs, instance_jobs
 from gpucloud.jobs.worker import start_workers
 from gpucloud.services import accounts, flags, host_health, hosts, instances
+from gpucloud.store import jobs as store_jobs
 from gpucloud.store.tables import Event, GpuClaim, Host, Instance, Job
 from tests.conftest import make_settings
 
@@ -152,7 +153,7 @@ def test_host_down_and_back(env):
     sim.inject_fault(settings.data_dir, "sim-a", "list_domains", "unreachable")
     for _ in range(2):
         with db.write() as s:
-            queue.enqueue(s, kind="host_check", host_id=host.id, max_attempts=1)
+            store_jobs.enqueue(s, kind="host_check", host_id=host.id, max_attempts=1)
         _wait_jobs_done(db)
     with db.read() as s:
         assert s.get(Host, host.id).status == "down"
@@ -163,7 +164,7 @@ def test_host_down_and_back(env):
 
     sim.clear_faults(settings.data_dir, "sim-a")
     with db.write() as s:
-        queue.enqueue(s, kind="host_check", host_id=host.id, max_attempts=1)
+        store_jobs.enqueue(s, kind="host_check", host_id=host.id, max_attempts=1)
     _wait_jobs_done(db)
     with db.read() as s:
         assert s.get(Host, host.id).status == "active"

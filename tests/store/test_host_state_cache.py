@@ -4,17 +4,18 @@ host's free state must move its generation, so the cached view always equals a f
 from __future__ import annotations
 
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.jobs.instance_jobs import remove_instance
 from gpucloud.services import accounts, host_health, hosts, instances
 from gpucloud.services.account_admin import set_staff
-from gpucloud.store.claims import _build_states, load_host_states
+from gpucloud.services.placement_config import placement_config
+from gpucloud.services.provisioning import remove_instance
+from gpucloud.store.host_states import all_states, build_states
 from tests.conftest import make_settings
 
 
 def _same_as_fresh(db, settings) -> list:
     with db.read() as s:
-        cached = load_host_states(s, settings, region="us-east")
-        fresh = _build_states(s, [h.id for h in cached], None)
+        cached = all_states(s, placement_config(settings), "us-east")
+        fresh = build_states(s, [h.id for h in cached])
     assert cached == fresh
     return cached
 
@@ -44,3 +45,23 @@ def test_every_change_of_a_host_is_seen_through_the_cache(store_db, tmp_path):
     hosts.set_host_status(store_db, "h1", "down", why="gone")
     host_health.record_seen(store_db, before[0].id)
     assert _same_as_fresh(store_db, settings)[0].status == "active"
+
+    hosts.register_host(store_db, settings, name="h2", region="us-east", topology=load_profile("rtx6000-2s4g"),
+                        driver="sim", profile="rtx6000-2s4g")
+    assert [h.id for h in _same_as_fresh(store_db, settings)] == [before[0].id, before[0].id + 1]
+
+
+def test_a_claim_applied_by_this_process_equals_a_fresh_read(store_db, tmp_path):
+    """After its own create a process applies the placement to its view instead of reading
+    the host again: the result must be exactly what a fresh read gives."""
+    settings = make_settings(tmp_path, store_db.url)
+    hosts.register_host(store_db, settings, name="h1", region="us-east", topology=load_profile("h100-nps4-8g"),
+                        driver="sim", profile="h100-nps4-8g")
+    account = accounts.create_account(store_db, "own@example.com")
+    for plan in ("g3-gpu-h100-1", "g3-gpu-h100-2", "g3-gpu-h100-4"):
+        new = instances.NewInstance(type=plan, region="us-east")
+        instances.create_instance(store_db, settings, account.id, "own", new, bypass_flags=True)
+        with store_db.read() as s:
+            viewed = {h.id: h for h in all_states(s, placement_config(settings), "us-east")}
+        with store_db.read() as s:
+            assert list(viewed.values()) == build_states(s, list(viewed))

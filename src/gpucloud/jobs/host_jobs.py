@@ -8,30 +8,31 @@ import logging
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import instance_id_from_domain
 from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DriverError
-from gpucloud.jobs import queue
+from gpucloud.jobs.context import JobContext
 from gpucloud.services import guests, host_health
 from gpucloud.store import events
 from gpucloud.store.instances import has_unfinished_job, on_host
+from gpucloud.store.jobs import enqueue
 from gpucloud.store.tables import Host, Instance
 
 log = logging.getLogger(__name__)
 
 
-def host_check(ctx) -> None:
+def host_check(ctx: JobContext) -> None:
     """Ask the host for its domains; count misses, mark it down or back up. A failed check
     is the outcome being measured, not a failed job."""
     try:
-        ctx.driver(ctx.host_id).list_domains()
+        ctx.driver(ctx.host).list_domains()
     except DriverError as exc:
-        if host_health.record_missed(ctx.db, ctx.host_id, exc.reason, ctx.settings.host_down_after_missed):
+        if host_health.record_missed(ctx.db, ctx.host, exc.reason, ctx.settings.host_down_after_missed):
             log.warning("host %s marked down: %s", ctx.host_id, exc.reason)
         return
-    if host_health.record_seen(ctx.db, ctx.host_id):
+    if host_health.record_seen(ctx.db, ctx.host):
         with ctx.db.write() as s:
-            queue.enqueue(s, kind="reconcile", host_id=ctx.host_id, max_attempts=1)
+            enqueue(s, kind="reconcile", host_id=ctx.host, max_attempts=1)
 
 
-def reconcile(ctx) -> None:
+def reconcile(ctx: JobContext) -> None:
     """Compare domains with instances and fix what is safe:
     - a guest of ours that should not exist (its instance is gone, or lives elsewhere) is
       destroyed and undefined, and operators are told: it may hold a GPU someone else has;
@@ -40,12 +41,14 @@ def reconcile(ctx) -> None:
       off from inside is `offline`); one left `offline` by a host outage is booted again
       when the customer wanted it running and its watchdog is on.
     Instances with work in flight are left to their jobs."""
-    driver = ctx.driver(ctx.host_id)
+    driver = ctx.driver(ctx.host)
     domains = {d.name: d for d in driver.list_domains()}
     with ctx.db.read() as s:
-        host = s.get(Host, ctx.host_id)
-        mine = {i.id: i for i in on_host(s, ctx.host_id)}
+        host = s.get(Host, ctx.host)
+        mine = {i.id: i for i in on_host(s, ctx.host)}
         busy = {i for i in mine if has_unfinished_job(s, i)}
+    if host is None:
+        return  # removed since the job was queued
     for name in domains:
         instance_id = instance_id_from_domain(name)
         if instance_id is None or instance_id in mine:
@@ -69,7 +72,7 @@ def reconcile(ctx) -> None:
         _follow_domain(ctx, instance, domain.state)
 
 
-def _follow_domain(ctx, instance: Instance, state: str) -> None:
+def _follow_domain(ctx: JobContext, instance: Instance, state: str) -> None:
     with ctx.db.write() as s:
         current = s.get(Instance, instance.id)
         if current is None or current.status != instance.status:
@@ -85,10 +88,10 @@ def _follow_domain(ctx, instance: Instance, state: str) -> None:
             event = events.create(s, action="lassie_reboot", account_id=current.account_id, entity_id=current.id,
                                   entity_label=current.label, username="watchdog",
                                   message="booted again after its host came back")
-            queue.enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event.id)
+            enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event.id)
 
 
-def _tell_operators(ctx, host: Host, action: str, message: str) -> None:
+def _tell_operators(ctx: JobContext, host: Host, action: str, message: str) -> None:
     log.warning(message)
     with ctx.db.write() as s:
         events.create(s, action=action, account_id=None, entity_type="host", entity_id=host.id,

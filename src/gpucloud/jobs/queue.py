@@ -1,12 +1,14 @@
 """The job queue, in the same database as the state it changes (the Oban / River / good_job
-pattern): a job is enqueued in the caller's transaction, so it exists exactly when the
-change that needs it was committed.
+pattern): a job is enqueued in the caller's transaction (`store.jobs.enqueue`, a plain store
+write, so services need nothing from here), and exists exactly when the change that needs it
+was committed. This module is the workers' side: claims, leases, outcomes, periodic runs.
 
 Life of a job: `queued` -> claimed by a worker (`running`, with a lease kept alive by
 heartbeats, one `JobAttempt` per claim) -> `succeeded`, or `failed` after its last attempt,
 or back to `queued` with a backoff for another attempt. A lease that runs out (a worker
 killed, a machine gone) is reaped: that attempt is recorded as `lost` and the job queued
-again for anyone to take over. An operator may cancel a queued job or re-queue a failed one.
+again for anyone to take over. An operator may cancel a queued job or re-queue a failed one
+(`store.jobs.cancel` and `retry`).
 
 Jobs of one instance run one at a time and in id order: a queued job waits while another
 job of its instance runs or an earlier one is still queued.
@@ -16,7 +18,6 @@ Every function takes the caller's session and writes nothing outside it.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,13 +25,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
-from gpucloud.errors import Conflict, GpucloudError, NotFound
-from gpucloud.store import audit, events
+from gpucloud.store import events
 from gpucloud.store import jobs as q
+from gpucloud.store.jobs import enqueue
 from gpucloud.store.tables import Job, JobAttempt
-
-DEFAULT_MAX_ATTEMPTS = 5
-KIND_MAX_LENGTH = 32
 
 
 class JobError(Exception):
@@ -98,29 +96,6 @@ class ReapedLease:
     kind: str
     worker: str
     requeued: bool  # False: that was the last attempt and the job failed
-
-
-def enqueue(session: Session, *, kind: str, instance_id: int | None = None, host_id: int | None = None,
-            event_id: int | None = None, payload: dict | None = None,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS, run_after: datetime | None = None) -> Job:
-    """Add a queued job in the caller's transaction (flushed, so `.id` is known)."""
-    if not isinstance(kind, str) or not kind.strip() or len(kind) > KIND_MAX_LENGTH:
-        raise GpucloudError(f"job kind must be a non-empty string of at most {KIND_MAX_LENGTH} characters, "
-                            f"not {kind!r}", field="kind")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise GpucloudError(f"max_attempts must be a whole number >= 1, not {max_attempts!r}", field="max_attempts")
-    payload = {} if payload is None else payload
-    if not isinstance(payload, dict):
-        raise GpucloudError("a job payload must be a JSON object", field="payload")
-    try:
-        json.dumps(payload)
-    except (TypeError, ValueError) as exc:
-        raise GpucloudError(f"a job payload must be plain JSON: {exc}", field="payload") from None
-    job = Job(kind=kind, instance_id=instance_id, host_id=host_id, event_id=event_id, payload=payload,
-              state="queued", attempts=0, max_attempts=max_attempts, run_after=run_after or utcnow())
-    session.add(job)
-    session.flush()
-    return job
 
 
 def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] | set[str],
@@ -273,44 +248,6 @@ def any_expired(session: Session, now: datetime | None = None) -> bool:
     return q.any_expired_lease(session, now or utcnow())
 
 
-# --- operator actions --------------------------------------------------------------------
-
-
-def cancel(session: Session, job_id: int, *, actor: str, why: str = "") -> Job:
-    """Cancel a queued job (a running one cannot be stopped halfway); its event fails."""
-    job = _job_or_404(session, job_id)
-    if job.state != "queued":
-        raise Conflict(f"job {job_id} is {job.state}; only a queued job can be cancelled")
-    now = utcnow()
-    job.state, job.finished_at, job.last_error = "cancelled", now, f"cancelled by {actor}" + (f": {why}" if why else "")
-    if job.event_id is not None:
-        events.mark_failed(session, job.event_id, "The operation was cancelled by an administrator.", now)
-    audit.record(session, actor=actor, action="job.cancel", target_type="job", target_id=job_id,
-                 before={"state": "queued"}, after={"state": "cancelled"}, why=why)
-    return job
-
-
-def retry(session: Session, job_id: int, *, actor: str, why: str = "") -> Job:
-    """Queue a failed or cancelled job again with a fresh count of attempts; its event reopens."""
-    job = _job_or_404(session, job_id)
-    if job.state not in ("failed", "cancelled"):
-        raise Conflict(f"job {job_id} is {job.state}; only a failed or cancelled job can be retried")
-    before = job.state
-    job.state, job.attempts, job.progress, job.run_after = "queued", 0, 0, utcnow()
-    job.finished_at, job.lease_owner, job.lease_expires_at, job.last_error = None, None, None, ""
-    if job.event_id is not None:
-        events.reopen(session, job.event_id)
-    audit.record(session, actor=actor, action="job.retry", target_type="job", target_id=job_id,
-                 before={"state": before}, after={"state": "queued"}, why=why)
-    return job
-
-
 def attempts(session: Session, job_id: int) -> list[JobAttempt]:
     return q.attempts_of(session, job_id)
 
-
-def _job_or_404(session: Session, job_id: int) -> Job:
-    job = q.get(session, job_id, lock=True)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
-    return job

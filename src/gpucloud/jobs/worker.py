@@ -17,6 +17,7 @@ takes them over. Handlers are therefore idempotent.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -24,17 +25,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from gpucloud.clock import utcnow
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
-from gpucloud.hypervisor.base import HypervisorDriver
-from gpucloud.jobs import queue
+from gpucloud.jobs import host_jobs, instance_jobs, queue
+from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
-from gpucloud.jobs.queue import Backoff, ClaimedJob, JobError, LeaseLost, PeriodicJob, PermanentJobError
+from gpucloud.jobs.queue import Backoff, JobError, LeaseLost, PeriodicJob
+from gpucloud.jobs.wakeup import IDLE_SECONDS, Wakeup
+from gpucloud.store import jobs as jobs_q
 from gpucloud.store.db import Database
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["JobContext"], object]
+Handler = Callable[[JobContext], object]
 INTERNAL_ERROR = "An internal error stopped the operation."
 
 
@@ -42,8 +46,6 @@ def default_handlers() -> dict[str, Handler]:
     """The handlers of every job kind the product defines, as `gpucloud worker` and
     `gpucloud serve` run them: the instance lifecycle, and the periodic host check and
     reconciliation."""
-    from gpucloud.jobs import host_jobs, instance_jobs
-
     return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS}
 
 
@@ -54,72 +56,6 @@ def default_periodic(settings: Settings) -> list[PeriodicJob]:
         PeriodicJob("host_check", settings.host_check_seconds, ("active", "draining", "down")),
         PeriodicJob("reconcile", settings.reconcile_seconds, ("active", "draining")),
     ]
-
-
-class JobContext:
-    """What a handler gets: the job, the database and settings, and the means to report
-    progress and to notice that its lease was lost."""
-
-    def __init__(self, worker: Worker, job: ClaimedJob):
-        self._worker = worker
-        self.job = job
-        self.db: Database = worker.db
-        self.settings: Settings = worker.settings
-        self._lost = threading.Event()
-        self._finishing = False  # the outcome is being written; a failed renewal now means nothing
-
-    id = property(lambda self: self.job.id)
-    kind = property(lambda self: self.job.kind)
-    instance_id = property(lambda self: self.job.instance_id)
-    host_id = property(lambda self: self.job.host_id)
-    event_id = property(lambda self: self.job.event_id)
-    payload = property(lambda self: self.job.payload)
-    attempt = property(lambda self: self.job.attempt)  # 1-based
-    max_attempts = property(lambda self: self.job.max_attempts)
-
-    @property
-    def lease_lost(self) -> bool:
-        return self._lost.is_set()
-
-    @property
-    def stopping(self) -> bool:
-        """The worker is shutting down; a long handler may give up early with a
-        `RetryableJobError(..., delay_s=0)` and another worker picks the job up."""
-        return self._worker.stopping
-
-    def check(self) -> None:
-        """Raise `LeaseLost` if another worker has taken this job over."""
-        if self._lost.is_set():
-            raise LeaseLost(f"job {self.id}: lease lost")
-
-    def progress(self, percent: int, message: str | None = None) -> None:
-        """Advance the job's progress and its event's `percent_complete` (never backwards);
-        `message`, if given, becomes the event's message. Raises `LeaseLost`."""
-        self.check()
-        with self.db.write() as s:
-            held = queue.progress(s, self.job, percent, message)
-        if not held:
-            self._lost.set()
-            self.check()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait, waking early (with `LeaseLost`) if the lease is lost meanwhile."""
-        self._lost.wait(seconds)
-        self.check()
-
-    def driver(self, host_id: int | None = None) -> HypervisorDriver:
-        """The hypervisor driver of the job's host (or of `host_id`), shared in this process."""
-        from gpucloud.hypervisor.drivers import driver_for
-        from gpucloud.store.fleet import host_by_ref
-
-        wanted = host_id if host_id is not None else self.host_id
-        if wanted is None:
-            raise PermanentJobError(f"job {self.id} ({self.kind}) names no host")
-        with self.db.read() as s:
-            host = host_by_ref(s, wanted)
-        if host is None:
-            raise PermanentJobError(f"host {wanted} no longer exists")
-        return driver_for(host, self.settings)
 
 
 def explain(exc: BaseException) -> tuple[str, str, bool, float | None]:
@@ -161,6 +97,7 @@ class Worker:
         self._running: dict[int, tuple[JobContext, threading.Thread]] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._wakeup = Wakeup(db, self._wake)
         self._heartbeat_stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -169,6 +106,7 @@ class Worker:
     def start(self) -> Worker:
         if self._threads:
             raise RuntimeError("worker already started")
+        self._wakeup.start()
         for target, label in ((self._dispatch, "dispatch"), (self._heartbeat, "heartbeat")):
             thread = threading.Thread(target=target, name=f"jobs-{label}", daemon=True)
             thread.start()
@@ -198,6 +136,7 @@ class Worker:
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         left = self.running_jobs()
+        self._wakeup.stop(timeout)
         self._heartbeat_stop.set()
         for thread in self._threads[1:]:
             thread.join(timeout)
@@ -217,6 +156,7 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
+            wait = poll
             try:
                 now = time.monotonic()
                 if now >= next_reap:
@@ -227,11 +167,24 @@ class Worker:
                     next_schedule = now + schedule_every
                 while not self._stopping.is_set() and self._free_slots() and self._claim_one():
                     pass
+                if self._wakeup.listening:  # a notification wakes us; else the next due job or a timer
+                    wait = min(self._until_due(), next_reap, next_schedule if self.periodic else math.inf,
+                               time.monotonic() + IDLE_SECONDS) - time.monotonic()
                 failures = 0
             except Exception:  # the database may be briefly away; try again, slower
                 failures += 1
                 log.exception("worker %s: dispatch round failed (%d in a row)", self.name, failures)
-            self._wake.wait(min(poll * 2 ** failures, 5.0))
+            self._wake.wait(max(0.0, min(wait * 2 ** failures, 5.0 if failures else wait)))
+
+    def _until_due(self) -> float:
+        """The monotonic moment the soonest queued job of our kinds is due (now: already)."""
+        if not self._free_slots():
+            return math.inf  # a finishing job wakes the dispatcher
+        with self.db.read() as s:
+            due = jobs_q.next_due(s, list(self.handlers))
+        if due is None:
+            return math.inf
+        return time.monotonic() + max(0.0, (due - utcnow()).total_seconds())
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -242,7 +195,7 @@ class Worker:
             job = queue.claim(s, worker=self.name, kinds=list(self.handlers), lease_seconds=self.lease_seconds)
         if job is None:
             return False
-        ctx = JobContext(self, job)
+        ctx = JobContext(job, self.db, self.settings, lambda: self.stopping)
         thread = threading.Thread(target=self._run, args=(ctx,), name=f"job-{job.id}", daemon=True)
         with self._lock:
             self._running[job.id] = (ctx, thread)
@@ -280,10 +233,10 @@ class Worker:
                 self.handlers[job.kind](ctx)
             except LeaseLost:
                 error = None
-                ctx._lost.set()
+                ctx.mark_lost()
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
                 error = exc
-            ctx._finishing = True
+            ctx.finishing = True
             if not ctx.lease_lost:
                 outcome = self._record(ctx, error)
         except Exception:  # the lease will expire and the job run again
@@ -302,6 +255,9 @@ class Worker:
         with self.db.write() as s:
             if error is None:
                 outcome = "succeeded" if queue.complete(s, job) else "lost"
+                if outcome == "succeeded":
+                    for write in ctx.success_writes:
+                        write(s)
             else:
                 detail, public, retryable, delay = explain(error)
                 if delay is None:
@@ -311,7 +267,7 @@ class Worker:
             if periodic and outcome in ("succeeded", "failed"):
                 queue.enqueue_next_run(s, job, periodic)
         if outcome == "lost":
-            ctx._lost.set()
+            ctx.mark_lost()
             log.warning("job %d (%s): lease lost before the outcome was written; discarded", job.id, job.kind)
         elif error is None:
             log.info("job %d (%s) succeeded", job.id, job.kind)
@@ -328,7 +284,7 @@ class Worker:
         interval = self.lease_seconds / 3
         while not self._heartbeat_stop.wait(interval):
             with self._lock:
-                contexts = [ctx for ctx, _ in self._running.values() if not (ctx.lease_lost or ctx._finishing)]
+                contexts = [ctx for ctx, _ in self._running.values() if not (ctx.lease_lost or ctx.finishing)]
             if not contexts:
                 continue
             try:
@@ -338,9 +294,9 @@ class Worker:
                 log.exception("worker %s: heartbeat failed", self.name)
                 continue
             for ctx in lost:
-                if ctx._finishing:
+                if ctx.finishing:
                     continue
-                ctx._lost.set()
+                ctx.mark_lost()
                 log.warning("job %d (%s): lease lost to another worker", ctx.id, ctx.kind)
 
 

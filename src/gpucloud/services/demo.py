@@ -15,6 +15,7 @@ from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, flags, hosts
 from gpucloud.store import accounts as account_queries
 from gpucloud.store.db import Database
+from gpucloud.store.fleet import host_by_ref
 
 # region -> [(profile, how many hosts)]
 DEMO_FLEET: dict[str, list[tuple[str, int]]] = {
@@ -57,8 +58,6 @@ def seed_demo(db: Database, settings: Settings) -> DemoInfo:
             for n in range(1, count + 1):
                 name = f"{region}-{profile}-{n:02d}"
                 with db.read() as s:
-                    from gpucloud.store.fleet import host_by_ref
-
                     if host_by_ref(s, name):
                         continue
                 hosts.register_host(db, settings, name=name, region=region, topology=topology, driver="sim",

@@ -39,10 +39,13 @@ DEFAULT_POLL_SECONDS = 2.0
 
 
 class AccountLike(Protocol):
-    """What the cache needs of an account: a `store.tables.Account`, an `AccountInfo`..."""
+    """What the cache needs of an account: a `store.tables.Account`, an `AccountRef`..."""
 
-    id: int
-    is_staff: bool
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def is_staff(self) -> bool: ...
 
 
 @dataclass(frozen=True)

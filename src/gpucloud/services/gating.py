@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 import weakref
 
+from sqlalchemy.orm import Session
+
 from gpucloud.domain.catalog import Plan
 from gpucloud.errors import NotFound
-from gpucloud.services.flag_cache import FlagCache
+from gpucloud.services.flag_cache import AccountLike, FlagCache
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Account
 
@@ -28,19 +30,21 @@ def flags_for(db: Database) -> FlagCache:
         return cache
 
 
-def require_gpu_access(db: Database, account_id: int, region_id: str) -> None:
-    """A customer-facing 400 unless GPU plans are open to this account in this region."""
-    with db.read() as s:
-        account = s.get(Account, account_id)
-        if account is None:
-            raise NotFound()
-        flags_for(db).require_gpu(account, region_id)
+def require_gpu_access(db: Database, account: AccountLike, region_id: str) -> None:
+    """A customer-facing 400 unless GPU plans are open to this account in this region
+    (decided in memory: the account is already in hand, no transaction of its own)."""
+    flags_for(db).require_gpu(account, region_id)
 
 
-def hidden_plan(db: Database, account_id: int, plan: Plan) -> bool:
+def account_in(s: Session, account_id: int) -> Account:
+    """The account, read in the caller's transaction (for `require_gpu_access`)."""
+    account = s.get(Account, account_id)
+    if account is None:
+        raise NotFound()
+    return account
+
+
+def hidden_plan(db: Database, account: AccountLike | None, plan: Plan) -> bool:
     """A GPU plan this account cannot see in /linode/types: the API answers it exactly like a
-    plan that does not exist, so probing cannot confirm unreleased plans."""
-    if not plan.is_gpu:
-        return False
-    with db.read() as s:
-        return not flags_for(db).gpu_types_visible(s.get(Account, account_id))
+    plan that does not exist, so probing cannot confirm unreleased plans (decided in memory)."""
+    return plan.is_gpu and not flags_for(db).gpu_types_visible(account)

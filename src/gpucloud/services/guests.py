@@ -3,13 +3,25 @@ and the XML operators read with `gpucloud instance xml`."""
 
 from __future__ import annotations
 
+import uuid as uuidlib
+
+from sqlalchemy.orm import Session
+
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
+from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
-from gpucloud.store.fleet import load_hosts_full, topology_of
+from gpucloud.store.host_states import topologies
 from gpucloud.store.tables import Host, Instance
+
+
+def instance_uuid(instance: Instance) -> str:
+    """Stable per instance; names the libvirt domain's UUID and the cloud-init instance-id."""
+    return str(
+        uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}")
+    )
 
 
 def domain_spec(db: Database, instance_id: int) -> DomainSpec:
@@ -20,15 +32,12 @@ def domain_spec(db: Database, instance_id: int) -> DomainSpec:
         return spec_in_session(s, instance)
 
 
-def spec_in_session(s, instance: Instance) -> DomainSpec:
-    from gpucloud.services.instances import instance_uuid
-
+def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
     if instance.host_id is None:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
-    host = load_hosts_full(s, [instance.host_id])[0]
-    topology = topology_of(host)
+    host = topologies(s, [instance.host_id])[instance.host_id]
     held = q.claims_of(s, instance.id)
-    pinned_elsewhere = q.pinned_cpus_of_others(s, host.id, instance.id)
+    pinned_elsewhere = q.pinned_cpus_of_others(s, instance.host_id, instance.id)
     plan = load_catalog().plan(instance.type_id)
     if plan is None:
         raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
@@ -36,25 +45,23 @@ def spec_in_session(s, instance: Instance) -> DomainSpec:
         name=domain_name(instance.id),
         uuid=instance_uuid(instance),
         title=instance.label,
-        topology=topology,
+        topology=host.topology,
         cells=[CellClaim(m["guest_cell"], m["node"], m["memory_mib"], m["hugepages_1g"], m["shared_vcpus"])
                for m in held["memory"]],
         pins={c["guest_vcpu"]: c["cpu"] for c in held["cpus"]},
         gpu_addresses=[g.pci_address for g in held["gpus"]],
-        reserved_cpus={c.cpu_index for n in host.numa_nodes for c in n.cpus if c.reserved},
+        reserved_cpus=set(host.reserved_cpus),
         pinned_elsewhere=pinned_elsewhere,
         image=instance.image,
         disk_mib=plan.disk_mib,
         cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
                              authorized_keys=tuple(instance.authorized_keys or ())),
-        domain_type=(host.settings or {}).get("domain_type", "kvm"),
+        domain_type=host.settings.get("domain_type", "kvm"),
     )
 
 
 def domain_xml(db: Database, instance_id: int) -> str:
     """The libvirt XML the instance's host is (or would be) given, with that host's NIC."""
-    from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
-
     with db.read() as s:
         instance = s.get(Instance, instance_id)
         if instance is None or instance.host_id is None:

@@ -28,7 +28,7 @@ def record_seen(db: Database, host_id: int) -> bool:
         if host.status != "down":
             return False
         host.status, host.status_reason = "active", ""
-        host.generation += 1
+        claim_store.bump_hosts(s, [host.id])
         events.create(s, action="host_up", account_id=None, entity_type="host", entity_id=host.id,
                       entity_label=host.name, message=f"host {host.name} answers again")
         audit.record(s, actor="health-check", action="host.status", target_type="host", target_id=host.id,
@@ -48,7 +48,7 @@ def record_missed(db: Database, host_id: int, reason: str, down_after: int) -> b
         before = host.status
         host.status = "down"
         host.status_reason = f"missed {host.missed_checks} health checks: {reason}"
-        host.generation += 1
+        claim_store.bump_hosts(s, [host.id])
         for instance in on_host(s, host.id):
             if instance.status in (lifecycle.RUNNING, lifecycle.OFFLINE) and not has_unfinished_job(s, instance.id):
                 instance.status, instance.status_reason = lifecycle.OFFLINE, HOST_UNREACHABLE
@@ -77,7 +77,7 @@ def declare_lost(db: Database, host_ref: str | int, *, why: str, actor: str) -> 
             else:
                 instance.status, instance.status_reason, instance.host_id = lifecycle.FAILED, HOST_LOST, None
         host.status_reason = f"lost: {why}"
-        host.generation += 1
+        claim_store.bump_hosts(s, [host.id])
         audit.record(s, actor=actor, action="host.lost", target_type="host", target_id=host.id,
                      after={"instances": [i.id for i in instances]}, why=why)
         return len(instances)

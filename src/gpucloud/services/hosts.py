@@ -14,6 +14,7 @@ from gpucloud.config import Settings
 from gpucloud.domain.topology import UNKNOWN_NUMA_NODE, HostTopology, default_reserved_cpus
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit
+from gpucloud.store import claims as claim_store
 from gpucloud.store import fleet as q
 from gpucloud.store.db import Database
 from gpucloud.store.tables import HOST_STATUSES, CpuRow, GpuRow, Host, NumaNodeRow
@@ -48,6 +49,7 @@ def register_host(db: Database, settings: Settings, *, name: str, region: str, t
             s.add(host)
             s.flush()
             _write_topology(s, host, topology, settings)
+            claim_store.bump_hosts(s, [host.id])  # placement views of the region see it
             audit.record(s, actor=actor, action="host.register", target_type="host", target_id=host.id,
                          after={"name": name, "region": region, "driver": driver, "uri": uri, "profile": profile,
                                 "settings": host_settings or {}})
@@ -122,7 +124,7 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
                 changes["vanished"].append(address)
         host.last_seen_at = utcnow()
         if any(changes.values()):
-            host.generation += 1
+            claim_store.bump_hosts(s, [host.id])
             audit.record(s, actor=actor, action="host.rediscover", target_type="host", target_id=host.id,
                          after=changes)
         return changes
@@ -138,7 +140,7 @@ def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str 
             raise NotFound(f"no host {host_ref}")
         before = {"status": host.status, "reason": host.status_reason}
         host.status, host.status_reason = status, why
-        host.generation += 1
+        claim_store.bump_hosts(s, [host.id])
         if status == "active":
             host.missed_checks = 0
         audit.record(s, actor=actor, action="host.status", target_type="host", target_id=host.id,
@@ -161,7 +163,7 @@ def set_gpu_status(db: Database, host_ref: str | int, address: str, status: str,
             raise NotFound(f"host {host.name} has no GPU {address}")
         before = {"status": row.status, "reason": row.status_reason}
         row.status, row.status_reason = status, why
-        host.generation += 1
+        claim_store.bump_hosts(s, [host.id])
         audit.record(s, actor=actor, action="gpu.status", target_type="gpu", target_id=f"{host.name}/{address}",
                      before=before, after={"status": status, "reason": why}, why=why)
 

@@ -5,31 +5,30 @@ one transaction, so a crash leaves either all of them or none."""
 from __future__ import annotations
 
 import ipaddress
-import uuid as uuidlib
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
 from gpucloud.domain import lifecycle, validation
-from gpucloud.domain.catalog import Plan
+from gpucloud.domain.catalog import Plan, Region
 from gpucloud.domain.lifecycle import TransitionError
 from gpucloud.domain.passwords import sha512_crypt
-from gpucloud.domain.placement import NoRoom, Placement, PlacementRequest, place
+from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
-from gpucloud.jobs import queue
-from gpucloud.services import gating
-from gpucloud.services.placement_config import placement_config
-from gpucloud.store import claims as claim_store
+from gpucloud.services import gating, placing
+from gpucloud.services.placing import NO_CAPACITY_PREFIX
+from gpucloud.services.tokens import AccountRef
 from gpucloud.store import events
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
-from gpucloud.store.fleet import cpu_rows_by_index, gpu_rows_by_address, node_rows_by_index
-from gpucloud.store.tables import CpuClaim, GpuClaim, Instance, MemoryClaim
+from gpucloud.store.jobs import enqueue
+from gpucloud.store.tables import Instance
 
 BUSY = "Linode busy."
-NO_CAPACITY_PREFIX = "No capacity"
+LABEL_TAKEN = "Label must be unique among your Linodes"
 UPDATABLE = ("label", "group", "tags", "alerts", "watchdog_enabled")
 DEFAULT_ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
 
@@ -50,81 +49,72 @@ class NewInstance:
     gpu_addresses: tuple[str, ...] = ()  # operators only: pin GPUs on that host
 
 
-def instance_uuid(instance: Instance) -> str:
-    """Stable per instance; names the libvirt domain's UUID and the cloud-init instance-id."""
-    return str(
-        uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}")
-    )
-
-
 # --- create -------------------------------------------------------------------------------
 
 
 def create_instance(db: Database, settings: Settings, account_id: int, username: str, new: NewInstance, *,
-                    bypass_flags: bool = False, actor: str | None = None) -> Instance:
+                    bypass_flags: bool = False, actor: str | None = None, staff: bool | None = None) -> Instance:
     """Validate, place, claim, and queue the create job, all in one transaction.
 
-    Placement reads the candidate hosts, then the write checks each chosen host's generation
-    (compare-and-swap) and lets the unique keys refuse a double claim; when another claim
-    won the race the whole attempt is redone, at most `claim_retries` times."""
-    catalog = load_catalog()
-    plan = _validate_new(db, account_id, new, bypass_flags=bypass_flags)
-    region = catalog.region(new.region) if new.region is not None else None
+    Placement runs under the region's placement lock; the claim compares and swaps the host's
+    generation and lets the unique keys refuse a double claim. When another claim won anyway
+    the whole attempt is redone, at most `claim_retries` times. `staff`: whether the account
+    is staff's, when the caller knows (the API's token did); else it is read in the same
+    transaction."""
+    plan = _validate_new(db, account_id, new, hide=not bypass_flags, staff=staff)
+    region = load_catalog().region(new.region) if new.region is not None else None
     if new.region is None or region is None:
         raise RuntimeError("a new instance without a valid region passed validation")
-    if plan.is_gpu and not bypass_flags:
-        gating.require_gpu_access(db, account_id, new.region)
     request = PlacementRequest.for_plan(plan, new.region, new.host_id, new.gpu_addresses)
-    config = placement_config(settings)
     root_hash = sha512_crypt(new.root_pass) if new.root_pass else None
     last = None
     for _ in range(max(settings.claim_retries, 1)):
         try:
             with db.write() as s:
-                claim_store.serialize_placements(s, new.region)
-                states = claim_store.load_host_states(s, settings, region=new.region,
-                                                      gpu_model=plan.gpu_model if plan.is_gpu else None)
-                decision = place(request, states, config)
+                account = AccountRef(account_id, staff) if staff is not None else gating.account_in(s, account_id)
+                if plan.is_gpu and not bypass_flags:
+                    gating.require_gpu_access(db, account, new.region)
+                placing.lock_region(s, new.region)
+                decision = placing.place_new(s, settings, request)
                 if isinstance(decision, NoRoom):
-                    raise GpucloudError(f"{NO_CAPACITY_PREFIX}: {decision.reason}", field="type")
-                if not claim_store.bump_generation(s, decision.host_id, decision.generation):
-                    last = "another placement changed the host first"
-                    raise _Retry()
-                label = new.label or validation.default_label(new.image, new.region, q.labels_of_account(s, account_id))
-                if q.label_taken(s, account_id, label):
-                    raise ValidationErrors([("label", "Label must be unique among your Linodes")])
-                instance = Instance(account_id=account_id, label=label, group=new.group, region_id=new.region,
-                                    type_id=plan.id, image=new.image, status=lifecycle.PROVISIONING,
-                                    host_id=decision.host_id, booted=new.booted, tags=list(new.tags),
-                                    alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
-                                    authorized_keys=list(new.authorized_keys), created_by=actor or username)
-                s.add(instance)
-                s.flush()
-                instance.ipv4 = _address(region.ipv4_pool, instance.id)
-                instance.ipv6 = f"{_address(region.ipv6_pool, instance.id)}/128"
-                write_claims(s, instance.id, decision)
+                    raise placing.no_capacity(decision)
+                instance = _new_instance_row(s, account_id, username, new, plan, region, decision.host_id,
+                                             root_hash, actor)
+                placing.claim(s, settings, new.region, instance.id, decision, staff=account.is_staff)
                 event = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
-                                      entity_label=label, username=username,
+                                      entity_label=instance.label, username=username,
                                       secondary_entity=_image_entity(new.image))
-                queue.enqueue(s, kind="create", instance_id=instance.id, host_id=decision.host_id,
-                              event_id=event.id, max_attempts=settings.job_max_attempts)
-                s.flush()
+                enqueue(s, kind="create", instance_id=instance.id, host_id=decision.host_id, event_id=event.id,
+                        max_attempts=settings.job_max_attempts)
                 return instance
-        except _Retry:
-            continue
+        except placing.LostRace:
+            last = "another placement changed the host first"
         except IntegrityError as exc:
             if _label_conflict(exc):
                 if new.label is not None:
-                    raise ValidationErrors([("label", "Label must be unique among your Linodes")]) from None
+                    raise ValidationErrors([("label", LABEL_TAKEN)]) from None
                 last = "another create took the same default label first"  # the next try picks another
                 continue
             last = "another instance claimed the same GPU or core first"
-    raise GpucloudError(f"{NO_CAPACITY_PREFIX}: placement lost {settings.claim_retries} races in a row ({last}); "
-                        "try again", field="type")
+    raise placing.LostRaces(f"{NO_CAPACITY_PREFIX}: placement lost {settings.claim_retries} races in a row "
+                            f"({last}); try again", field="type")
 
 
-class _Retry(Exception):
-    pass
+def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
+                      host_id: int, root_hash: str | None, actor: str | None) -> Instance:
+    """The instance row of a create, its id and addresses known (flushed). The one place a new
+    instance is written: what a create records goes here."""
+    label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
+    instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
+                        image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
+                        tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
+                        authorized_keys=list(new.authorized_keys), created_by=actor or username)
+    s.add(instance)
+    s.flush()
+    instance.ipv4 = _address(region.ipv4_pool, instance.id)
+    instance.ipv6 = f"{_address(region.ipv6_pool, instance.id)}/128"
+    s.flush()
+    return instance
 
 
 def _label_conflict(exc: IntegrityError) -> bool:
@@ -145,31 +135,24 @@ def _image_entity(image: str | None) -> dict | None:
     return {"id": image, "label": image, "type": "image", "url": f"/v4/images/{image}"}
 
 
-def write_claims(s, instance_id: int, placement: Placement) -> None:
-    """The placement's GPUs, pinned threads and memory, as claim rows of this instance."""
-    nodes = node_rows_by_index(s, placement.host_id)
-    gpus = gpu_rows_by_address(s, placement.host_id)
-    cpus = cpu_rows_by_index(s, placement.host_id) if any(n.cpus for n in placement.nodes) else {}
-    vcpu = 0
-    for cell, node in enumerate(placement.nodes):
-        s.add(MemoryClaim(instance_id=instance_id, numa_node_id=nodes[node.node].id, host_id=placement.host_id,
-                          guest_cell=cell, memory_mib=node.memory_mib, hugepages_1g=node.hugepages,
-                          shared_vcpus=node.shared_vcpus))
-        for cpu in node.cpus:
-            s.add(CpuClaim(cpu_id=cpus[cpu].id, instance_id=instance_id, host_id=placement.host_id,
-                           guest_vcpu=vcpu))
-            vcpu += 1
-    for address in placement.gpu_addresses:
-        s.add(GpuClaim(gpu_id=gpus[address].id, instance_id=instance_id, host_id=placement.host_id))
-    s.flush()
+def _hidden(db: Database, account_id: int, staff: bool | None, plan: Plan) -> bool:
+    """Whether this GPU plan is hidden from the account (staff: known to the caller, or read)."""
+    if not plan.is_gpu:
+        return False
+    if staff is None:
+        with db.read() as s:
+            staff = gating.account_in(s, account_id).is_staff
+    return gating.hidden_plan(db, AccountRef(account_id, staff), plan)
 
 
-def _validate_new(db: Database, account_id: int, new: NewInstance, *, bypass_flags: bool = False) -> Plan:
-    """Every field error at once, as Linode reports them (type first)."""
+def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool = True,
+                  staff: bool | None = None) -> Plan:
+    """Every field error at once, as Linode reports them (type first). With `hide`, a GPU plan
+    the account cannot see is unknown, exactly."""
     catalog = load_catalog()
     errors: list[tuple[str | None, str]] = []
     plan = catalog.plan(new.type) if isinstance(new.type, str) else None
-    if plan is not None and not bypass_flags and gating.hidden_plan(db, account_id, plan):
+    if plan is not None and hide and _hidden(db, account_id, staff, plan):
         plan = None
     if plan is None:
         errors.append(("type", "A valid plan type by that ID was not found"))
@@ -244,7 +227,7 @@ def update_instance(db: Database, account_id: int, instance_id: int, changes: di
         if instance is None:
             raise NotFound()
         if "label" in changes and q.label_taken(s, account_id, changes["label"], besides=instance.id):
-            raise ValidationErrors([("label", "Label must be unique among your Linodes")])
+            raise ValidationErrors([("label", LABEL_TAKEN)])
         for key in UPDATABLE:
             if key in changes:
                 value = changes[key]
@@ -276,11 +259,12 @@ def reboot_instance(db: Database, account_id: int, instance_id: int, username: s
 
 def resize_instance(db: Database, settings: Settings, account_id: int, instance_id: int, type_id: str,
                     username: str) -> None:
-    """Cold resize. Refused at once when no host could take the new plan now; the job shuts
-    the guest down, releases and places again in one transaction, defines and boots."""
+    """Cold resize. Refused at once when the resize job could not place the new plan now (the
+    same rules: `placing.place_resized`); the job shuts the guest down, swaps the claims in
+    one transaction, defines and boots."""
     catalog = load_catalog()
     plan = catalog.plan(type_id) if isinstance(type_id, str) else None
-    if plan is None or gating.hidden_plan(db, account_id, plan):
+    if plan is None or _hidden(db, account_id, None, plan):
         raise ValidationErrors([("type", "A valid plan type by that ID was not found")])
     with db.read() as s:
         instance = q.owned(s, account_id, instance_id)
@@ -295,14 +279,10 @@ def resize_instance(db: Database, settings: Settings, account_id: int, instance_
             raise ValidationErrors([("type", "The new plan's disk is smaller than this Linode's disk; "
                                              "shrinking disks is not supported")])
         if plan.is_gpu:
-            gating.require_gpu_access(db, account_id, instance.region_id)
-        # the instance gives its own claims back when it moves, so they count as free here
-        states = claim_store.load_host_states(s, settings, region=instance.region_id,
-                                              gpu_model=plan.gpu_model if plan.is_gpu else None,
-                                              ignore_instance=instance.id)
-    decision = place(PlacementRequest.for_plan(plan, instance.region_id), states, placement_config(settings))
+            gating.require_gpu_access(db, gating.account_in(s, account_id), instance.region_id)
+        decision = placing.place_resized(s, settings, instance, plan)  # the rules the resize job applies
     if isinstance(decision, NoRoom):
-        raise GpucloudError(f"{NO_CAPACITY_PREFIX}: {decision.reason}", field="type")
+        raise placing.no_capacity(decision)
     _act(db, account_id, instance_id, username, "resize", payload={"type": plan.id, "from_type": instance.type_id})
 
 
@@ -316,9 +296,9 @@ def delete_instance(db: Database, account_id: int, instance_id: int, username: s
             raise NotFound()
         if instance.status == lifecycle.DELETING:
             return
-        for job in q.cancel_queued_jobs(s, instance.id, "superseded by delete"):
-            if job.event_id is not None:
-                events.mark_failed(s, job.event_id, "Cancelled: the Linode is being deleted.")
+        for _, event_id in q.cancel_queued_jobs(s, instance.id, "superseded by delete"):
+            if event_id is not None:
+                events.mark_failed(s, event_id, "Cancelled: the Linode is being deleted.")
         _start(s, instance, lifecycle.ACTIONS["delete"], username)
 
 
@@ -335,7 +315,7 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
             if plan is None:
                 raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
             if plan.is_gpu:
-                gating.require_gpu_access(db, account_id, instance.region_id)
+                gating.require_gpu_access(db, gating.account_in(s, account_id), instance.region_id)
         try:
             action = lifecycle.action_for(name, instance.status)
         except TransitionError as exc:
@@ -345,12 +325,13 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
         _start(s, instance, action, username, payload)
 
 
-def _start(s, instance: Instance, action: lifecycle.Action, username: str, payload: dict | None = None) -> None:
+def _start(s: Session, instance: Instance, action: lifecycle.Action, username: str,
+           payload: dict | None = None) -> None:
     lifecycle.check_transition(instance.status, action.enters)
     instance.status = action.enters
     instance.status_reason = ""
     event = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
                           entity_label=instance.label, username=username)
-    queue.enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
+    enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
                   payload=payload or {})
 

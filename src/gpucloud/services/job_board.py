@@ -4,7 +4,6 @@ attempts; and the operator's retry and cancel, each in its own audited transacti
 from __future__ import annotations
 
 from gpucloud.clock import utcnow
-from gpucloud.jobs import queue
 from gpucloud.store import job_listing as q
 from gpucloud.store import jobs as queue_q
 from gpucloud.store.db import Database
@@ -42,12 +41,12 @@ def board(db: Database, periodic: tuple[str, ...] = ()) -> dict:
 
 def retry_job(db: Database, job_id: int, *, actor: str, why: str = "") -> None:
     with db.write() as s:
-        queue.retry(s, job_id, actor=actor, why=why)
+        queue_q.retry(s, job_id, actor=actor, why=why)
 
 
 def cancel_job(db: Database, job_id: int, *, actor: str, why: str = "") -> None:
     with db.write() as s:
-        queue.cancel(s, job_id, actor=actor, why=why)
+        queue_q.cancel(s, job_id, actor=actor, why=why)
 
 
 def job_view(j: Job) -> dict:

@@ -2,7 +2,10 @@
 
 SQLite gets WAL, a busy timeout, and `BEGIN IMMEDIATE` for write transactions, so two
 writers queue for the lock instead of failing half-way through. Reads use a second engine
-with deferred transactions so they never wait for writers.
+with deferred transactions so they never wait for writers. On PostgreSQL reads run in
+autocommit (no BEGIN/COMMIT round trips) on the same pool, and connections are not pinged
+before use: a connection that died with the server fails its statement, the pool drops
+every connection of before, and the next checkout connects afresh.
 """
 
 from __future__ import annotations
@@ -70,10 +73,10 @@ class Database:
             self.write_engine = _sqlite_engine(self.url, immediate=True)
             self.read_engine = _sqlite_engine(self.url, immediate=False)
         else:
-            self.write_engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
-            )
-            self.read_engine = self.write_engine
+            self.write_engine = create_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
+            # Reads in autocommit: at READ COMMITTED every statement sees its own snapshot
+            # anyway, so BEGIN and COMMIT would only add two round trips to each read.
+            self.read_engine = self.write_engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writer = sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -110,5 +113,5 @@ class Database:
 
     def dispose(self) -> None:
         self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
+        if self.is_sqlite:
             self.read_engine.dispose()

@@ -9,7 +9,6 @@ from gpucloud.domain.topology import Cpu, Gpu, HostTopology, NumaNode, PciFuncti
 from gpucloud.store.tables import (
     Account,
     CpuClaim,
-    CpuRow,
     GpuClaim,
     GpuRow,
     Host,
@@ -140,10 +139,6 @@ def gpu_counts_by_state(session: Session) -> list[tuple[str, str, str, int]]:
         .group_by(Host.region_id, GpuRow.gpu_model_id, state)
     )
     return [(region, model, st, n) for region, model, st, n in rows]
-
-
-def cpu_rows_by_index(session: Session, host_id: int) -> dict[int, CpuRow]:
-    return {c.cpu_index: c for c in session.scalars(select(CpuRow).where(CpuRow.host_id == host_id))}
 
 
 def gpu_rows_by_address(session: Session, host_id: int) -> dict[str, GpuRow]:

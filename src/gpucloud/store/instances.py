@@ -55,13 +55,16 @@ def has_unfinished_job(session: Session, instance_id: int) -> bool:
     ).scalar_one() > 0
 
 
-def cancel_queued_jobs(session: Session, instance_id: int, why: str) -> list[Job]:
-    """Queued (not running) jobs of an instance, cancelled; returned so their events can be closed."""
-    jobs = list(session.scalars(select(Job).where(Job.instance_id == instance_id, Job.state == "queued")))
-    if jobs:
-        session.execute(update(Job).where(Job.id.in_([j.id for j in jobs]))
-                        .values(state="cancelled", last_error=why, finished_at=utcnow()))
-    return jobs
+def cancel_queued_jobs(session: Session, instance_id: int, why: str) -> list[tuple[int, int | None]]:
+    """Cancel the instance's queued (not running) jobs; (job id, event id) of each, so their
+    events can be closed. One UPDATE that re-checks the state: on PostgreSQL a worker's claim
+    committing meanwhile makes the row `running`, and the update then leaves it alone."""
+    rows = session.execute(
+        update(Job).where(Job.instance_id == instance_id, Job.state == "queued")
+        .values(state="cancelled", last_error=why, finished_at=utcnow())
+        .returning(Job.id, Job.event_id).execution_options(synchronize_session=False)
+    ).all()
+    return [(job_id, event_id) for job_id, event_id in rows]
 
 
 def claims_of(session: Session, instance_id: int) -> dict:

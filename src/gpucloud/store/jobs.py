@@ -1,4 +1,6 @@
-"""The SQL of the job queue. `gpucloud.jobs.queue` composes these into claims and outcomes.
+"""The SQL of the job queue. `gpucloud.jobs.queue` composes these into claims and outcomes;
+`enqueue` is here, a store write any service makes in its own transaction, and so are the
+operator's cancel and retry.
 
 A running job belongs to whoever holds its lease: every write on a running job is a
 compare-and-set on (state 'running', lease_owner, attempts), so a worker that lost its
@@ -9,16 +11,23 @@ take a transaction-scoped advisory lock per instance; on SQLite the write transa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import Exists
 
+from gpucloud.clock import utcnow
+from gpucloud.errors import Conflict, GpucloudError, NotFound
+from gpucloud.store import audit, events
 from gpucloud.store.tables import Host, Job, JobAttempt
 
+DEFAULT_MAX_ATTEMPTS = 5
+KIND_MAX_LENGTH = 32
 UNFINISHED = ("queued", "running")
 # Namespaces (first key) of PostgreSQL's two-key advisory locks, so ours never meet anyone else's.
 _LOCK_INSTANCE = 0x67707531  # 'gpu1': one lock per instance id
@@ -27,6 +36,29 @@ _LOCK_SCHEDULER = 0x67707532  # 'gpu2': the periodic-job scheduler, one at a tim
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def enqueue(session: Session, *, kind: str, instance_id: int | None = None, host_id: int | None = None,
+            event_id: int | None = None, payload: dict | None = None,
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, run_after: datetime | None = None) -> Job:
+    """Add a queued job in the caller's transaction (flushed, so `.id` is known)."""
+    if not isinstance(kind, str) or not kind.strip() or len(kind) > KIND_MAX_LENGTH:
+        raise GpucloudError(f"job kind must be a non-empty string of at most {KIND_MAX_LENGTH} characters, "
+                            f"not {kind!r}", field="kind")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise GpucloudError(f"max_attempts must be a whole number >= 1, not {max_attempts!r}", field="max_attempts")
+    payload = {} if payload is None else payload
+    if not isinstance(payload, dict):
+        raise GpucloudError("a job payload must be a JSON object", field="payload")
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise GpucloudError(f"a job payload must be plain JSON: {exc}", field="payload") from None
+    job = Job(kind=kind, instance_id=instance_id, host_id=host_id, event_id=event_id, payload=payload,
+              state="queued", attempts=0, max_attempts=max_attempts, run_after=run_after or utcnow())
+    session.add(job)
+    session.flush()
+    return job
 
 
 def get(session: Session, job_id: int, *, lock: bool = False) -> Job | None:
@@ -40,9 +72,12 @@ def attempts_of(session: Session, job_id: int) -> list[JobAttempt]:
     return list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id)))
 
 
-def _instance_busy(job_id, instance_id):
+_OTHER = aliased(Job)
+
+
+def _instance_busy(job_id: Any, instance_id: Any) -> Exists:
     """Another job of the same instance runs, or an earlier one is still queued."""
-    other = aliased(Job)
+    other = _OTHER
     return exists().where(
         other.instance_id == instance_id,
         other.id != job_id,
@@ -62,6 +97,11 @@ def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> 
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True, of=Job)
     return session.scalar(stmt)
+
+
+def next_due(session: Session, kinds: Iterable[str]) -> datetime | None:
+    """When the soonest queued job of these kinds is due (None: nothing queued)."""
+    return session.scalar(select(func.min(Job.run_after)).where(Job.state == "queued", Job.kind.in_(list(kinds))))
 
 
 def lock_instance(session: Session, instance_id: int) -> bool:
@@ -127,6 +167,45 @@ def any_expired_lease(session: Session, now: datetime) -> bool:
 def running_attempt(session: Session, job_id: int) -> JobAttempt | None:
     return session.scalar(select(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
                           .order_by(JobAttempt.id.desc()).limit(1))
+
+
+# --- operator actions --------------------------------------------------------------------
+
+
+def cancel(session: Session, job_id: int, *, actor: str, why: str = "") -> Job:
+    """Cancel a queued job (a running one cannot be stopped halfway); its event fails."""
+    job = _job_or_404(session, job_id)
+    if job.state != "queued":
+        raise Conflict(f"job {job_id} is {job.state}; only a queued job can be cancelled")
+    now = utcnow()
+    job.state, job.finished_at, job.last_error = "cancelled", now, f"cancelled by {actor}" + (f": {why}" if why else "")
+    if job.event_id is not None:
+        events.mark_failed(session, job.event_id, "The operation was cancelled by an administrator.", now)
+    audit.record(session, actor=actor, action="job.cancel", target_type="job", target_id=job_id,
+                 before={"state": "queued"}, after={"state": "cancelled"}, why=why)
+    return job
+
+
+def retry(session: Session, job_id: int, *, actor: str, why: str = "") -> Job:
+    """Queue a failed or cancelled job again with a fresh count of attempts; its event reopens."""
+    job = _job_or_404(session, job_id)
+    if job.state not in ("failed", "cancelled"):
+        raise Conflict(f"job {job_id} is {job.state}; only a failed or cancelled job can be retried")
+    before = job.state
+    job.state, job.attempts, job.progress, job.run_after = "queued", 0, 0, utcnow()
+    job.finished_at, job.lease_owner, job.lease_expires_at, job.last_error = None, None, None, ""
+    if job.event_id is not None:
+        events.reopen(session, job.event_id)
+    audit.record(session, actor=actor, action="job.retry", target_type="job", target_id=job_id,
+                 before={"state": before}, after={"state": "queued"}, why=why)
+    return job
+
+
+def _job_or_404(session: Session, job_id: int) -> Job:
+    job = get(session, job_id, lock=True)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
 
 
 # --- periodic jobs -----------------------------------------------------------------------

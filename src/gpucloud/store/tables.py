@@ -95,6 +95,7 @@ class Host(Base):
         _enum_check("status", HOST_STATUSES),
         CheckConstraint("driver IN ('libvirt', 'sim')", name="driver_valid"),
         CheckConstraint("(driver = 'libvirt') = (uri IS NOT NULL)", name="uri_iff_libvirt"),
+        Index("ix_hosts_region_generation", "region_id", "generation"),  # what changed in a region since G
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)

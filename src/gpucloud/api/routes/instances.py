@@ -60,7 +60,7 @@ def create_instance(body: bodies.InstanceCreate, request: Request, who: Identity
         tags=tuple(body.tags or ()), group=body.group or "", booted=True if body.booted is None else body.booted,
     )
     inst = service.create_instance(request.app.state.db, request.app.state.settings, who.account_id, who.username,
-                                   new)
+                                   new, staff=who.account.is_staff)
     return _shape(request, inst)
 
 

@@ -1,7 +1,7 @@
 """admin sessions ended server-side; login throttles per username and address
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30 16:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

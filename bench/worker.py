@@ -1,0 +1,120 @@
+"""What a `gpucloud worker` process costs: CPU per create job from queued to `running` (sim
+driver), and CPU while it has nothing to do. CPU from /proc, not wall time.
+
+    .venv/bin/python bench/worker.py                    # PostgreSQL and SQLite (~2 min)
+    .venv/bin/python bench/worker.py --jobs 400 --idle 60
+
+Per database: a fresh store with `--hosts` simulated rtx6000-2s4g hosts in us-east, their
+periodic jobs (host checks, reconciliation) parked a day ahead so they stay out of the figures,
+and one `gpucloud worker --concurrency 32` process with the simulated boot at 0 s.
+- idle: the worker's CPU over `--idle` seconds with no job due, as a share of one core;
+- per job: `--jobs` GPU instances created through `create_instance` in this process (each
+  commits its create job, which wakes the worker on PostgreSQL), then the worker's CPU from
+  just before the first create until every instance is `running`, divided by the jobs. The
+  worker does everything a create job does: claim (lease, attempt, event), read the claims,
+  define and start the simulated domain, progress, statuses, the outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _store import machine, register_fleet, scratch, table, which_python_tool
+from sqlalchemy import func, select
+
+from gpucloud.clock import utcnow
+from gpucloud.services import accounts
+from gpucloud.services.instances import NewInstance, create_instance
+from gpucloud.store.db import Database
+from gpucloud.store.jobs import enqueue
+from gpucloud.store.tables import Host, Instance
+
+GPUCLOUD = which_python_tool("gpucloud")
+PLAN, REGION, PROFILE = "g1-gpu-rtx6000-1", "us-east", "rtx6000-2s4g"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def park_periodic_jobs(db: Database) -> None:
+    """Each host's periodic jobs, due tomorrow: the worker's scheduler then adds none."""
+    with db.write() as s:
+        for host_id in s.scalars(select(Host.id)):
+            for kind in ("host_check", "reconcile"):
+                enqueue(s, kind=kind, host_id=host_id, max_attempts=1, run_after=utcnow() + timedelta(days=1))
+
+
+def running(db: Database) -> int:
+    with db.read() as s:
+        return s.scalar(select(func.count()).select_from(Instance).where(Instance.status == "running")) or 0
+
+
+def measure(kind: str, args) -> dict:
+    with scratch(kind, prefix="gpucloud_bench_worker") as store:
+        settings = store.settings()
+        db = Database(store.url)
+        register_fleet(db, settings, {(REGION, PROFILE): args.hosts})
+        park_periodic_jobs(db)
+        account = accounts.create_account(db, "worker-bench@example.com", username="workerbench")
+        env = store.env(GPUCLOUD_SIM_BOOT_SECONDS="0")
+        log = open(store.data_dir / "worker.log", "w")  # noqa: SIM115 - closed below
+        worker = subprocess.Popen([GPUCLOUD, "worker", "--concurrency", "32", "--grace", "3"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        try:
+            started = time.monotonic()
+            while "jobs at a time" not in Path(log.name).read_text():  # imports and connections done
+                if worker.poll() is not None or time.monotonic() - started > 300:
+                    raise RuntimeError(f"the worker did not start; see {log.name}")
+                time.sleep(0.5)
+            time.sleep(5)  # the first scheduling and reaping rounds
+            before, t = cpu_seconds(worker.pid), time.monotonic()
+            time.sleep(args.idle)
+            idle = (cpu_seconds(worker.pid) - before) / (time.monotonic() - t)
+            before, t = cpu_seconds(worker.pid), time.monotonic()
+            for n in range(args.jobs):
+                create_instance(db, settings, account.id, account.username,
+                                NewInstance(type=PLAN, region=REGION, label=f"job-{n}"), bypass_flags=True)
+            deadline = time.monotonic() + 600
+            while running(db) < args.jobs:
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError(f"{running(db)}/{args.jobs} running; see {log.name}")
+                time.sleep(0.2)
+            used, wall = cpu_seconds(worker.pid) - before, time.monotonic() - t
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            log.close()
+            db.dispose()
+    return {"db": kind, "idle_share": idle, "jobs": args.jobs, "ms_per_job": used / args.jobs * 1000,
+            "jobs_per_s": args.jobs / wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--hosts", type=int, default=60, help="rtx6000-2s4g hosts (4 GPUs each)")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle measured")
+    args = parser.parse_args()
+    print(f"# worker: {machine()}", flush=True)
+    rows = []
+    for kind in ("postgres", "sqlite"):
+        r = measure(kind, args)
+        rows.append([r["db"], f"{r['idle_share'] * 100:.2f} %", r["jobs"], f"{r['ms_per_job']:.1f}",
+                     f"{r['jobs_per_s']:.0f}"])
+        print(f"  {rows[-1]}", flush=True)
+    print(table(["database", "idle worker CPU (share of one core)", "create jobs", "worker CPU ms per job",
+                 "jobs/s (creates from one thread included)"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Waking idle workers when a job is queued, instead of polling for it.
+
+On PostgreSQL a trigger notifies channel `gpucloud_jobs` whenever a job enters `queued`
+(inserted, or queued again): this listener holds one connection of its own in LISTEN and
+sets the worker's wake-up event for every notification. While it listens, an idle
+dispatcher sleeps until the next queued job is due (a retry's backoff) or a notification,
+at most `IDLE_SECONDS`; if the connection drops, it reconnects with a backoff and the worker
+polls every `worker_poll_seconds` meanwhile. SQLite has no notifications: workers poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from gpucloud.store.db import Database
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gpucloud_jobs"
+IDLE_SECONDS = 5.0  # the longest an idle, listening dispatcher sleeps without a notification
+_CHECK_STOP_SECONDS = 1.0
+
+
+class Wakeup:
+    """LISTEN on `gpucloud_jobs` and set `event` on each notification (PostgreSQL only)."""
+
+    def __init__(self, db: Database, event: threading.Event):
+        self.event = event
+        self._db = db if db.dialect == "postgresql" else None
+        self._listening = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listening.is_set()
+
+    def start(self) -> Wakeup:
+        if self._db is not None:
+            self._thread = threading.Thread(target=self._run, name="jobs-wakeup", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        if self._db is None:
+            return
+        engine = self._db.write_engine
+        errors = (engine.dialect.loaded_dbapi.Error, SQLAlchemyError, OSError)  # psycopg's, not imported here
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                pooled = engine.raw_connection()
+                conn = pooled.driver_connection
+                pooled.detach()  # ours for as long as we listen, not the pool's
+                if conn is None:
+                    raise OSError("no connection")
+                with conn:
+                    conn.autocommit = True
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    self.event.set()  # whatever was queued while nobody listened
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=_CHECK_STOP_SECONDS):
+                            self.event.set()
+            except errors as exc:
+                if self._listening.is_set():
+                    log.warning("job wake-ups: lost the listening connection (%s); polling meanwhile", exc)
+                self._listening.clear()
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+        self._listening.clear()

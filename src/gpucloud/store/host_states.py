@@ -1,0 +1,308 @@
+"""Placement's view of hosts (`HostState`s), read from the database and kept in this process.
+
+**Building a state** (or a topology, for a domain spec) reads a host's rows with a fixed
+number of Core queries. A host's CPU layout never changes once registered (a rediscovery
+that would change it is refused), so it is read once per process and host; the host row,
+NUMA nodes, GPUs and claims are read each time.
+
+**The per-process view of a region** is one `domain.fleet_index.Fleet` per (database,
+region, placement config): every placement decision of this process goes through it.
+Every write that changes what a host has free takes the region's placement lock and moves
+the host's generation past the largest one in its region (`store.claims`), so generations
+in a region grow in commit order. A process that has seen every change up to generation G
+therefore learns what changed since with one indexed query, `generation > G` (usually one
+host or none), and re-reads only those hosts. After its own claims it applies the
+placement to its copy (`claimed`), so it never re-reads what it has just written. A claim
+that still finds a host changed (a write that bypassed these rules) makes the view start
+over (`forget`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+
+from gpucloud.domain.fleet_index import Fleet
+from gpucloud.domain.host_state import HostState, build_host_state
+from gpucloud.domain.placement import OVERRIDABLE, NoRoom, Placement, PlacementConfig, PlacementRequest
+from gpucloud.domain.topology import Cpu, Gpu, HostTopology, NumaNode, PciFunction
+from gpucloud.store.tables import (
+    Account,
+    CpuClaim,
+    CpuRow,
+    GpuClaim,
+    GpuRow,
+    Host,
+    Instance,
+    MemoryClaim,
+    NumaNodeRow,
+)
+
+
+@dataclass(frozen=True)
+class HostRows:
+    """Row ids of a host's nodes, threads and GPUs, by natural key: what claims point at."""
+
+    nodes: dict[int, int]  # node index -> numa_nodes.id
+    cpus: dict[int, int]  # cpu index -> cpus.id
+    gpus: dict[str, int]  # PCI address -> gpus.id
+
+
+@dataclass(frozen=True)
+class _CpuLayout:
+    by_node: dict[int, tuple[Cpu, ...]]  # numa_nodes.id -> its threads
+    reserved: tuple[int, ...]
+    ids: dict[int, int]  # cpu index -> cpus.id
+
+
+# Everything here is kept per connection pool: one per database in a process (PostgreSQL's
+# reads and writes share one), and a test's fresh database never sees another's.
+_layouts: weakref.WeakKeyDictionary[Pool, dict[int, _CpuLayout]] = weakref.WeakKeyDictionary()
+_rows: weakref.WeakKeyDictionary[Pool, dict[int, HostRows]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def pool_of(session: Session) -> Pool:
+    """The key of this session's database in the caches of this process."""
+    bind = session.get_bind()
+    return bind.pool if isinstance(bind, Engine) else bind.engine.pool
+
+
+@dataclass(frozen=True)
+class HostTopologyRows:
+    """A host's topology as its rows say now, with what a domain or a state needs beside it."""
+
+    topology: HostTopology
+    reserved_cpus: tuple[int, ...]
+    settings: dict
+    region: str
+    status: str
+    generation: int
+    nodes: tuple  # its numa_nodes rows (Core rows)
+    gpus: tuple  # its gpus rows (Core rows)
+
+
+def topologies(session: Session, host_ids: list[int]) -> dict[int, HostTopologyRows]:
+    """The topology of these hosts: three small queries, the CPU layout from this process's
+    cache (it never changes once a host is registered)."""
+    if not host_ids:
+        return {}
+    pool = pool_of(session)
+    hosts = session.execute(select(Host.id, Host.region_id, Host.status, Host.generation, Host.settings,
+                                   Host.cpu_model).where(Host.id.in_(host_ids)).order_by(Host.id)).all()
+    ids = [h.id for h in hosts]
+    layouts = _cpu_layouts(session, pool, ids)
+    nodes: dict[int, list] = defaultdict(list)
+    for row in session.execute(select(NumaNodeRow.host_id, NumaNodeRow.id, NumaNodeRow.node_index,
+                                      NumaNodeRow.memory_mib, NumaNodeRow.hugepages_1g, NumaNodeRow.distances,
+                                      NumaNodeRow.reserved_memory_mib)
+                               .where(NumaNodeRow.host_id.in_(ids)).order_by(NumaNodeRow.node_index)):
+        nodes[row.host_id].append(row)
+    gpus: dict[int, list] = defaultdict(list)
+    for row in session.execute(select(GpuRow.host_id, GpuRow.id, GpuRow.pci_address, GpuRow.vendor_id,
+                                      GpuRow.device_id, GpuRow.class_code, GpuRow.numa_node, GpuRow.iommu_group,
+                                      GpuRow.product, GpuRow.companions, GpuRow.gpu_model_id, GpuRow.status)
+                               .where(GpuRow.host_id.in_(ids)).order_by(GpuRow.pci_address)):
+        gpus[row.host_id].append(row)
+    out = {}
+    for h in hosts:
+        layout = layouts[h.id]
+        topology = HostTopology(
+            nodes=tuple(NumaNode(index=n.node_index, cpus=layout.by_node.get(n.id, ()), memory_mib=n.memory_mib,
+                                 hugepages_1g=n.hugepages_1g, distances=tuple(n.distances or ()))
+                        for n in nodes[h.id]),
+            gpus=tuple(Gpu(address=g.pci_address, vendor_id=g.vendor_id, device_id=g.device_id,
+                           class_code=g.class_code, numa_node=g.numa_node, iommu_group=g.iommu_group,
+                           product=g.product, companions=tuple(PciFunction(**c) for c in g.companions or ()))
+                       for g in gpus[h.id]),
+            cpu_model=h.cpu_model,
+            threads_per_core=max((len(c.siblings) for cpus in layout.by_node.values() for c in cpus), default=1),
+        )
+        with _lock:
+            _rows.setdefault(pool, {})[h.id] = HostRows({n.node_index: n.id for n in nodes[h.id]}, layout.ids,
+                                                        {g.pci_address: g.id for g in gpus[h.id]})
+        out[h.id] = HostTopologyRows(topology, layout.reserved, dict(h.settings or {}), h.region_id, h.status,
+                                     h.generation, tuple(nodes[h.id]), tuple(gpus[h.id]))
+    return out
+
+
+def build_states(session: Session, host_ids: list[int], ignore_instance: int | None = None) -> list[HostState]:
+    """Fresh states of these hosts. `ignore_instance`: count that instance's claims as free
+    (a resize asking where it could go)."""
+    read = topologies(session, host_ids)
+    ids = list(read)
+    if not ids:
+        return []
+    skip = ignore_instance if ignore_instance is not None else -1
+    claimed_cpus: dict[int, set[int]] = defaultdict(set)
+    for host_id, cpu_index in session.execute(
+        select(CpuClaim.host_id, CpuRow.cpu_index).join(CpuRow, CpuRow.id == CpuClaim.cpu_id)
+        .where(CpuClaim.host_id.in_(ids), CpuClaim.instance_id != skip)
+    ):
+        claimed_cpus[host_id].add(cpu_index)
+    claimed_gpus: dict[int, set[str]] = defaultdict(set)
+    staff_gpus: dict[int, set[str]] = defaultdict(set)
+    for host_id, address, staff in session.execute(
+        select(GpuClaim.host_id, GpuRow.pci_address, Account.is_staff)
+        .join(GpuRow, GpuRow.id == GpuClaim.gpu_id)
+        .join(Instance, Instance.id == GpuClaim.instance_id)
+        .join(Account, Account.id == Instance.account_id)
+        .where(GpuClaim.host_id.in_(ids), GpuClaim.instance_id != skip)
+    ):
+        claimed_gpus[host_id].add(address)
+        if staff:
+            staff_gpus[host_id].add(address)
+    memory: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    pages: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    shared: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    node_index = {n.id: (host_id, n.node_index) for host_id, r in read.items() for n in r.nodes}
+    for numa_node_id, mib, hugepages, vcpus in session.execute(
+        select(MemoryClaim.numa_node_id, MemoryClaim.memory_mib, MemoryClaim.hugepages_1g, MemoryClaim.shared_vcpus)
+        .where(MemoryClaim.host_id.in_(ids), MemoryClaim.instance_id != skip)
+    ):
+        host_id, index = node_index[numa_node_id]
+        if hugepages:
+            pages[host_id][index] += hugepages
+        else:
+            memory[host_id][index] += mib
+        shared[host_id][index] += vcpus
+    return [
+        build_host_state(
+            host_id, r.region, r.topology, {g.pci_address: g.gpu_model_id for g in r.gpus if g.gpu_model_id},
+            status=r.status, generation=r.generation, claimed_cpus=claimed_cpus[host_id],
+            claimed_gpus=claimed_gpus[host_id], staff_gpus=staff_gpus[host_id], claimed_memory_mib=memory[host_id],
+            claimed_hugepages=pages[host_id], shared_vcpus=shared[host_id],
+            gpu_statuses={g.pci_address: g.status for g in r.gpus}, reserved_cpus=r.reserved_cpus,
+            reserved_memory_mib={n.node_index: n.reserved_memory_mib for n in r.nodes},
+            overrides={k: v for k, v in r.settings.items() if k in OVERRIDABLE} or None,
+        )
+        for host_id, r in read.items()
+    ]
+
+
+def _cpu_layouts(session: Session, bind: Pool, ids: list[int]) -> dict[int, _CpuLayout]:
+    with _lock:
+        known = _layouts.setdefault(bind, {})
+        missing = [i for i in ids if i not in known]
+    if missing:
+        by_host: dict[int, dict[int, list[Cpu]]] = defaultdict(lambda: defaultdict(list))
+        reserved: dict[int, list[int]] = defaultdict(list)
+        cpu_ids: dict[int, dict[int, int]] = defaultdict(dict)
+        for row in session.execute(select(CpuRow.host_id, CpuRow.numa_node_id, CpuRow.id, CpuRow.cpu_index,
+                                          CpuRow.socket_id, CpuRow.core_id, CpuRow.siblings, CpuRow.reserved)
+                                   .where(CpuRow.host_id.in_(missing)).order_by(CpuRow.cpu_index)):
+            by_host[row.host_id][row.numa_node_id].append(Cpu(row.cpu_index, row.socket_id, row.core_id,
+                                                              tuple(row.siblings)))
+            cpu_ids[row.host_id][row.cpu_index] = row.id
+            if row.reserved:
+                reserved[row.host_id].append(row.cpu_index)
+        with _lock:
+            for host_id in missing:
+                known[host_id] = _CpuLayout({n: tuple(c) for n, c in by_host[host_id].items()},
+                                            tuple(reserved[host_id]), cpu_ids[host_id])
+    with _lock:
+        return {i: known[i] for i in ids}
+
+
+def host_rows(session: Session, host_id: int) -> HostRows:
+    """The row ids claims of this host point at (read with its last state)."""
+    with _lock:
+        rows = _rows.get(pool_of(session), {}).get(host_id)
+    if rows is None:
+        build_states(session, [host_id])
+        with _lock:
+            rows = _rows[pool_of(session)][host_id]
+    return rows
+
+
+# --- the per-process view of each region ------------------------------------------------------
+
+
+@dataclass
+class _RegionView:
+    fleet: Fleet
+    config: PlacementConfig
+    newest: int = -1  # every change of a host of the region up to this generation is in `fleet`
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_views: weakref.WeakKeyDictionary[Pool, dict[tuple[str, int], _RegionView]] = weakref.WeakKeyDictionary()
+
+
+def _view(session: Session, region: str, config: PlacementConfig) -> _RegionView:
+    with _lock:
+        views = _views.setdefault(pool_of(session), {})
+        view = views.get((region, id(config)))
+        if view is None or view.config is not config:
+            view = views[(region, id(config))] = _RegionView(Fleet((), config), config)
+    return view
+
+
+def _sync(session: Session, view: _RegionView, region: str) -> None:
+    """Bring the view up to date: re-read the hosts whose generation moved past `newest`.
+    Call with `view.lock` held."""
+    changed = session.execute(select(Host.id, Host.generation)
+                              .where(Host.region_id == region, Host.generation > view.newest)).all()
+    if not changed:
+        return
+    for state in build_states(session, [host_id for host_id, _ in changed]):
+        view.fleet.update(state)
+    view.newest = max(view.newest, max(generation for _, generation in changed))
+
+
+def all_states(session: Session, config: PlacementConfig, region: str | None = None) -> list[HostState]:
+    """Every host (of `region`) as placement sees it now, from this process's views."""
+    regions = [region] if region else sorted(set(session.scalars(select(Host.region_id).distinct())))
+    return [state for r in regions for state in region_states(session, r, config)]
+
+
+def region_states(session: Session, region: str, config: PlacementConfig) -> list[HostState]:
+    """Every host of the region as placement sees it now."""
+    view = _view(session, region, config)
+    with view.lock:
+        _sync(session, view, region)
+        return view.fleet.hosts()
+
+
+def place(session: Session, request: PlacementRequest, config: PlacementConfig) -> Placement | NoRoom:
+    """The decision for `request` over its region's hosts as they are now. To claim it, hold
+    the region's placement lock (`store.claims.serialize_placements`) from before this call
+    until the transaction ends."""
+    view = _view(session, request.region, config)
+    with view.lock:
+        _sync(session, view, request.region)
+        return view.fleet.place(request)
+
+
+def claimed(bind: Pool, region: str, config: PlacementConfig, placement: Placement, generation: int,
+            staff: bool) -> None:
+    """This process committed `placement`, moving its host to `generation`: apply it to the
+    view instead of reading the host again (skipped when the view has moved on already)."""
+    with _lock:
+        view = _views.get(bind, {}).get((region, id(config)))
+    if view is None:
+        return
+    with view.lock:
+        try:
+            host = view.fleet.host(placement.host_id)
+        except KeyError:
+            return
+        if host.generation != placement.generation:
+            return  # another decision already read the host again
+        view.fleet.update(replace(view.fleet.apply(placement, staff=staff), generation=generation))
+        view.newest = max(view.newest, generation)
+
+
+def forget(bind: Pool, region: str) -> None:
+    """Start the region's views over: a claim found a host changed behind their back."""
+    with _lock:
+        views = _views.get(bind, {})
+        for key in [k for k in views if k[0] == region]:
+            del views[key]
