@@ -9,6 +9,10 @@ Behaviour follows libvirt's where it matters to the control plane: operations ar
 idempotent, `start` launches the guest at once and then takes `boot_seconds` to come up
 (a repeated start waits only for what is left), a GPU that a running domain holds cannot
 be started in a second one, and shutdown is ACPI first, then forced after its timeout.
+Steps take the time they take on a real host, so each transitional status lasts long enough
+for a polling client to see it: defining a new domain writes its disk from the image
+(`provision_seconds`), a definition with a bigger disk grows it (`resize_seconds`), a
+shutdown takes `shutdown_seconds`. A retried step that already happened takes no time.
 
 Faults (`inject_fault`): `fail` (DriverError, retryable), `permanent` (PermanentDriverError),
 `hang` (the call blocks for the driver's `timeout_s`, then DriverTimeout), `unreachable`
@@ -105,12 +109,16 @@ class SimDriver:
     """`HypervisorDriver` for a simulated host built from a profile (see `hypervisor.profile`)."""
 
     def __init__(self, data_dir: str | Path, host_name: str, profile: str | None, *, boot_seconds: float = 2.0,
-                 shutdown_seconds: float = 0.0, timeout_s: float = 30.0):
+                 shutdown_seconds: float = 0.0, provision_seconds: float = 0.0, resize_seconds: float = 0.0,
+                 rebuild_seconds: float = 0.0, timeout_s: float = 30.0):
         self.path = state_path(data_dir, host_name)
         self.host_name = host_name
         self.profile = profile
         self.boot_seconds = boot_seconds
         self.shutdown_seconds = shutdown_seconds
+        self.provision_seconds = provision_seconds
+        self.resize_seconds = resize_seconds
+        self.rebuild_seconds = rebuild_seconds
         self.timeout_s = timeout_s
         self._topology: HostTopology | None = None
 
@@ -167,12 +175,17 @@ class SimDriver:
             raise PermanentDriverError(f"define {spec.name} on sim host {self.host_name}: "
                                        f"no PCI device {', '.join(missing)} on this host")
         with _locked(self.path) as state:
-            current = state["domains"].get(spec.name, {})
+            current = state["domains"].get(spec.name)
+            disk_mib = spec.disk_mib if current is None else current.get("disk_mib", spec.disk_mib)
             state["domains"][spec.name] = {
+                **(current or {"state": SHUTOFF, "ready_at": None, "image": spec.image}),
                 "uuid": spec.uuid, "title": spec.title, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
-                "gpus": [g.address for g in spec.gpus],
-                "state": current.get("state", SHUTOFF), "ready_at": current.get("ready_at"),
+                "gpus": [g.address for g in spec.gpus], "disk_mib": max(disk_mib, spec.disk_mib),
             }
+        if current is None:
+            time.sleep(self.provision_seconds)  # the disk, written from the image
+        elif spec.disk_mib > disk_mib:
+            time.sleep(self.resize_seconds)  # the disk, grown
 
     def start(self, name: str) -> None:
         self._fault("start")
