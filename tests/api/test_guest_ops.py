@@ -7,8 +7,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from linode_api4 import Instance, LinodeClient
+from linode_api4 import ApiError, Instance, LinodeClient
 
+from gpucloud.hypervisor import sim
+from gpucloud.store.tables import Host
+from gpucloud.store.tables import Instance as Instance_
 from tests.api.conftest import _migrated, _start
 from tests.conftest import make_settings
 
@@ -17,6 +20,7 @@ POLL_S = 0.3
 PLAN, BIGGER = "g6-nanode-1", "g6-standard-1"
 IMAGE = "linode/debian12"
 ROOT_PASS = "a-Long-passw0rd-4-tests"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb1Fq3QzCiX0i0qUO0T4HFDWNZLkbWW9PbU3MBzNbmD me@laptop"
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +70,105 @@ def test_a_polling_client_sees_every_transitional_status(client):
     assert statuses_until(inst, "offline") == ["shutting_down", "offline"]
     inst.boot()
     assert statuses_until(inst, "running") == ["booting", "running"]
+
+
+def domain_on_host(server, instance_id: int) -> dict:
+    """What the instance's simulated host holds of its domain."""
+    with server.db.read() as s:
+        instance = s.get(Instance_, instance_id)
+        host = s.get(Host, instance.host_id)
+        name = host.name
+    return sim.read_state(server.settings.data_dir, name)["domains"][f"gpucloud-{instance_id}"]
+
+
+def event_percents(http, instance_id: int, action: str, until: float = 30) -> list[int]:
+    """percent_complete of the instance's newest `action` event, polled until it finishes."""
+    seen: list[int] = []
+    deadline = time.monotonic() + until
+    while time.monotonic() < deadline:
+        found = [e for e in http.get("/account/events", params={"page_size": 100}).json()["data"]
+                 if e["entity"]["id"] == instance_id and e["action"] == action]
+        if found:
+            event = max(found, key=lambda e: e["id"])
+            if not seen or seen[-1] != event["percent_complete"]:
+                seen.append(event["percent_complete"])
+            if event["status"] in ("finished", "failed"):
+                assert event["status"] == "finished", event
+                return seen
+        time.sleep(POLL_S / 2)
+    raise AssertionError(f"{action} never finished: saw {seen}")
+
+
+@pytest.fixture(scope="module")
+def running(server, client) -> Instance:
+    inst = client.linode.instance_create(PLAN, "us-east", image=IMAGE, label="rebuild-me", root_pass=ROOT_PASS)
+    statuses_until(inst, "running")
+    return inst
+
+
+def test_rebuild_writes_a_fresh_disk_on_the_same_host_and_boots_it(server, client, running):
+    before = domain_on_host(server, running.id)
+    ipv4 = running.ipv4
+    with server.db.read() as s:
+        host = s.get(Instance_, running.id).host_id
+    assert running.rebuild("linode/ubuntu24.04", root_pass="an0ther-Long-passw0rd") is True
+    assert running.status == "rebuilding"
+    with server.http(client.token) as http:
+        percents = event_percents(http, running.id, "linode_rebuild")
+    assert any(0 < p < 100 for p in percents) and percents[-1] == 100
+    after = domain_on_host(server, running.id)
+    assert after["image"] == "linode/ubuntu24.04" and after["disk_writes"] == before["disk_writes"] + 1
+    assert after["root_pass_hash"] != before["root_pass_hash"] and after["gpus"] == before["gpus"]
+    running.invalidate()
+    assert running.status == "running" and running.image.id == "linode/ubuntu24.04" and running.ipv4 == ipv4
+    with server.db.read() as s:
+        assert s.get(Instance_, running.id).host_id == host
+
+
+def test_a_polling_client_sees_rebuilding(server, client, running):
+    running.rebuild(IMAGE, authorized_keys=[KEY])
+    assert statuses_until(running, "running") == ["rebuilding", "booting", "running"]
+    assert domain_on_host(server, running.id)["authorized_keys"] == [KEY]
+
+
+def test_rebuild_refuses_what_it_cannot_do(server, client, running):
+    with server.http(client.token) as http:
+        url = f"/linode/instances/{running.id}/rebuild"
+        no_image = http.post(url, json={"image": "linode/nope", "root_pass": ROOT_PASS}).json()["errors"]
+        assert no_image == [{"field": "image", "reason": "image is not valid"}]
+        no_way_in = http.post(url, json={"image": IMAGE}).json()["errors"]
+        assert [e["field"] for e in no_way_in] == ["root_pass"]
+        unoffered = http.post(url, json={"image": IMAGE, "root_pass": ROOT_PASS, "stackscript_id": 7,
+                                         "type": BIGGER}).json()["errors"]
+        assert {e["field"] for e in unoffered} == {"stackscript_id", "type"}
+        assert all("not offered" in e["reason"] for e in unoffered)
+        assert http.get(f"/linode/instances/{running.id}").json()["status"] == "running"  # nothing started
+
+
+def test_rescue_boots_the_rescue_system_and_a_reboot_comes_back(server, client, running):
+    running.rescue()
+    assert statuses_until(running, "running") == ["rebooting", "running"]
+    assert domain_on_host(server, running.id)["rescue"] is True
+    running.reboot()
+    statuses_until(running, "running")
+    assert domain_on_host(server, running.id)["rescue"] is False
+
+
+def test_root_password_reset_needs_the_instance_offline(server, client, running):
+    with pytest.raises(ApiError) as refused:
+        running.reset_instance_root_password("a-Third-passw0rd-long")
+    assert refused.value.status == 400
+    assert "Cannot reset the root password of this Linode while it is running" in str(refused.value)
+
+    running.shutdown()
+    statuses_until(running, "offline")
+    before = domain_on_host(server, running.id)["root_pass_hash"]
+    running.reset_instance_root_password("a-Third-passw0rd-long")
+    with server.http(client.token) as http:
+        event_percents(http, running.id, "password_reset")
+        weak = http.post(f"/linode/instances/{running.id}/password", json={"root_pass": "short"})
+        assert weak.status_code == 400 and weak.json()["errors"][0]["field"] == "root_pass"
+    after = domain_on_host(server, running.id)["root_pass_hash"]
+    assert after.startswith("$6$") and after != before
+    running.invalidate()
+    assert running.status == "offline"

@@ -53,6 +53,7 @@ class DomainSpec:
     disk_mib: int = 0
     cloud_init: CloudInit | None = None
     domain_type: str = "kvm"  # "qemu" for software emulation (CI, hosts without KVM)
+    rescue: bool = False  # boot the rescue image, the instance's own disk attached beside it
 
     @property
     def vcpus(self) -> int:

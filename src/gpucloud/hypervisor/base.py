@@ -60,6 +60,10 @@ class HypervisorDriver(Protocol):
     def define(self, spec: DomainSpec) -> None:
         """Create or replace the persistent definition (disk and cloud-init seed included)."""
 
+    def reimage(self, spec: DomainSpec) -> None:
+        """Wipe the stopped domain's disk and write a fresh one from `spec.image`, then define it
+        as `define` does (seed included). A running domain is refused."""
+
     def start(self, name: str) -> None:
         """Start a defined domain; a running one is left alone."""
 

@@ -7,6 +7,7 @@ under `#cloud-config`: JSON is YAML, and it needs no escaping rules of our own.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
@@ -15,6 +16,7 @@ import pycdlib
 from gpucloud.domain.guest import CloudInit
 
 VOLUME_LABEL = "cidata"  # what cloud-init's NoCloud datasource looks for
+PASSWORD_MARKERS = "/var/lib/gpucloud/root-password"  # in the guest: one file per root password applied
 
 
 def user_data(config: CloudInit) -> str:
@@ -25,14 +27,26 @@ def user_data(config: CloudInit) -> str:
         root["lock_passwd"] = False
     if config.authorized_keys:
         root["ssh_authorized_keys"] = list(config.authorized_keys)
-    document = {
+    document: dict[str, object] = {
         "hostname": config.hostname,
         "preserve_hostname": False,
         "disable_root": False,
         "ssh_pwauth": bool(config.root_pass_hash),
         "users": [root],
     }
+    if config.root_pass_hash:
+        document["bootcmd"] = root_password_bootcmd(config.root_pass_hash)
     return "#cloud-config\n" + json.dumps(document, indent=2) + "\n"
+
+
+def root_password_bootcmd(root_pass_hash: str) -> list[str]:
+    """A reset root password must reach a guest whose disk was set up long ago, but cloud-init's
+    users module runs once per instance. So the hash is also set at boot, once per hash (a
+    marker named after it), which leaves a password changed inside the guest alone until the
+    next reset. A crypt(3) hash has no quote, so single quotes hold it safely."""
+    marker = f"{PASSWORD_MARKERS}/{hashlib.sha256(root_pass_hash.encode()).hexdigest()[:16]}"
+    return [f"[ -e {marker} ] || {{ echo 'root:{root_pass_hash}' | chpasswd -e && mkdir -p {PASSWORD_MARKERS} "
+            f"&& touch {marker}; }}"]
 
 
 def meta_data(config: CloudInit, instance_id: str) -> str:

@@ -357,6 +357,14 @@ class LibvirtDriver:
             raise PermanentDriverError(f"{spec.name}: {exc}") from None
 
     def define(self, spec: DomainSpec) -> None:
+        self._define(spec, fresh_disk=False)
+
+    def reimage(self, spec: DomainSpec) -> None:
+        self._define(spec, fresh_disk=True)
+
+    def _define(self, spec: DomainSpec, *, fresh_disk: bool) -> None:
+        """Define the domain, its disk created from the image when missing (or, `fresh_disk`,
+        deleted first: the domain must be off) and its seed written."""
         xml = self.domain_xml(spec)
         volumes = volumes_for(spec, self.pool)
         seed = b""
@@ -369,6 +377,13 @@ class LibvirtDriver:
         def work(conn: libvirt.virConnect) -> None:
             pool = self._storage_pool(conn)
             created: list[libvirt.virStorageVol] = []
+            if fresh_disk and volumes.disk:
+                domain = self._domain(conn, spec.name)
+                if domain is not None and domain.isActive():
+                    raise DriverError(f"reimage {spec.name} on {self.uri}: the domain is running")
+                old_disk = self._volume(pool, volumes.disk)
+                if old_disk is not None:
+                    old_disk.delete(0)
             try:
                 if volumes.disk and self._volume(pool, volumes.disk) is None:
                     created.append(self._create_disk(pool, volumes.disk, spec))  # an existing disk is kept
@@ -387,7 +402,7 @@ class LibvirtDriver:
                         log.warning("could not remove volume %s after a failed define: %s", volume.name(), exc)
                 raise
 
-        self._call(f"define {spec.name}", work)
+        self._call(f"{'reimage' if fresh_disk else 'define'} {spec.name}", work)
 
     @staticmethod
     def _domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:

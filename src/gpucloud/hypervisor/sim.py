@@ -12,7 +12,8 @@ be started in a second one, and shutdown is ACPI first, then forced after its ti
 Steps take the time they take on a real host, so each transitional status lasts long enough
 for a polling client to see it: defining a new domain writes its disk from the image
 (`provision_seconds`), a definition with a bigger disk grows it (`resize_seconds`), a
-shutdown takes `shutdown_seconds`. A retried step that already happened takes no time.
+shutdown takes `shutdown_seconds`, a rebuild writes a fresh disk (`rebuild_seconds`). A
+retried step that already happened takes no time (a rebuild always rewrites the disk).
 
 Faults (`inject_fault`): `fail` (DriverError, retryable), `permanent` (PermanentDriverError),
 `hang` (the call blocks for the driver's `timeout_s`, then DriverTimeout), `unreachable`
@@ -45,7 +46,7 @@ from gpucloud.hypervisor.base import (
     PermanentDriverError,
 )
 
-OPERATIONS = ("discover", "define", "start", "shutdown", "destroy", "undefine", "list_domains")
+OPERATIONS = ("discover", "define", "reimage", "start", "shutdown", "destroy", "undefine", "list_domains")
 FAULT_KINDS = ("fail", "permanent", "hang", "unreachable", "ignore_acpi")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -167,25 +168,47 @@ class SimDriver:
         self._fault("discover")
         return self._topology_or_fail()
 
-    def define(self, spec: DomainSpec) -> None:
-        self._fault("define")
+    def _check_devices(self, what: str, spec: DomainSpec) -> None:
         known = {g.address for g in self._topology_or_fail().gpus}
         missing = [g.address for g in spec.gpus if g.address not in known]
         if missing:
-            raise PermanentDriverError(f"define {spec.name} on sim host {self.host_name}: "
+            raise PermanentDriverError(f"{what} {spec.name} on sim host {self.host_name}: "
                                        f"no PCI device {', '.join(missing)} on this host")
+
+    @staticmethod
+    def _definition(spec: DomainSpec) -> dict:
+        """What the host keeps of a definition (the seed's password hash, for tests to read)."""
+        cloud_init = spec.cloud_init
+        return {"uuid": spec.uuid, "title": spec.title, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
+                "gpus": [g.address for g in spec.gpus], "rescue": spec.rescue,
+                "root_pass_hash": cloud_init.root_pass_hash if cloud_init else None,
+                "authorized_keys": list(cloud_init.authorized_keys) if cloud_init else []}
+
+    def define(self, spec: DomainSpec) -> None:
+        self._fault("define")
+        self._check_devices("define", spec)
         with _locked(self.path) as state:
             current = state["domains"].get(spec.name)
             disk_mib = spec.disk_mib if current is None else current.get("disk_mib", spec.disk_mib)
             state["domains"][spec.name] = {
-                **(current or {"state": SHUTOFF, "ready_at": None, "image": spec.image}),
-                "uuid": spec.uuid, "title": spec.title, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
-                "gpus": [g.address for g in spec.gpus], "disk_mib": max(disk_mib, spec.disk_mib),
+                **(current or {"state": SHUTOFF, "ready_at": None, "image": spec.image, "disk_writes": 1}),
+                **self._definition(spec), "disk_mib": max(disk_mib, spec.disk_mib),
             }
         if current is None:
             time.sleep(self.provision_seconds)  # the disk, written from the image
         elif spec.disk_mib > disk_mib:
             time.sleep(self.resize_seconds)  # the disk, grown
+
+    def reimage(self, spec: DomainSpec) -> None:
+        self._fault("reimage")
+        self._check_devices("reimage", spec)
+        with _locked(self.path) as state:
+            current = state["domains"].get(spec.name) or {"state": SHUTOFF, "ready_at": None, "disk_writes": 0}
+            if current["state"] == RUNNING:
+                raise DriverError(f"reimage {spec.name} on sim host {self.host_name}: the domain is running")
+            state["domains"][spec.name] = {**current, **self._definition(spec), "image": spec.image,
+                                           "disk_mib": spec.disk_mib, "disk_writes": current.get("disk_writes", 1) + 1}
+        time.sleep(self.rebuild_seconds)  # the old disk wiped, the image written
 
     def start(self, name: str) -> None:
         self._fault("start")

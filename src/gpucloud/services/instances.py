@@ -5,6 +5,7 @@ one transaction, so a crash leaves either all of them or none."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -302,8 +303,83 @@ def delete_instance(db: Database, account_id: int, instance_id: int, username: s
         _start(s, instance, lifecycle.ACTIONS["delete"], username)
 
 
+@dataclass(frozen=True)
+class Rebuild:
+    """A rebuild's request: a fresh disk from `image`, with a new way in."""
+
+    image: str | None
+    root_pass: str | None = None
+    authorized_keys: tuple[str, ...] = ()
+    authorized_users: tuple[str, ...] = ()
+    booted: bool = True
+
+
+def rebuild_instance(db: Database, account_id: int, instance_id: int, rebuild: Rebuild, username: str) -> Instance:
+    """Wipe the disk and write a fresh one from the image on the same host (same claims: the
+    same GPUs, cores and addresses), with the new root password and keys in the seed. The
+    instance is `rebuilding` at once; the job boots it unless `booted` is false."""
+    catalog = load_catalog()
+    errors: list[tuple[str | None, str]] = []
+    if not isinstance(rebuild.image, str) or catalog.image(rebuild.image) is None:
+        errors.append(("image", "image is not valid" if rebuild.image else "image is required"))
+    errors += _access_errors(db, account_id, rebuild.root_pass, rebuild.authorized_keys, rebuild.authorized_users)
+    if errors:
+        raise ValidationErrors(errors)
+    root_hash = sha512_crypt(rebuild.root_pass) if rebuild.root_pass else None
+
+    def change(instance: Instance) -> None:
+        instance.image = rebuild.image
+        instance.root_pass_hash = root_hash
+        instance.authorized_keys = list(rebuild.authorized_keys)
+
+    return _act(db, account_id, instance_id, username, "rebuild", booted=rebuild.booted, change=change,
+                secondary_entity=_image_entity(rebuild.image))
+
+
+def rescue_instance(db: Database, account_id: int, instance_id: int, username: str) -> None:
+    """Reboot into the rescue system, the instance's disk attached beside it; the next boot or
+    reboot comes back to the instance's own disk."""
+    _act(db, account_id, instance_id, username, "rescue", booted=True)
+
+
+def reset_root_password(db: Database, account_id: int, instance_id: int, root_pass: str | None,
+                        username: str) -> None:
+    """The new password's hash goes into the instance's cloud-init seed (a job rewrites it on the
+    host); the guest takes it at its next boot. Only while the instance is offline, as on Linode."""
+    if not isinstance(root_pass, str) or not root_pass:
+        raise ValidationErrors([("root_pass", "root_pass is required")])
+    if problem := validation.root_pass_problem(root_pass):
+        raise ValidationErrors([("root_pass", problem)])
+    root_hash = sha512_crypt(root_pass)
+
+    def change(instance: Instance) -> None:
+        instance.root_pass_hash = root_hash
+
+    _act(db, account_id, instance_id, username, "password", change=change)
+
+
+def _access_errors(db: Database, account_id: int, root_pass: str | None, keys: tuple[str, ...],
+                   users: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    """A rebuilt guest needs a way in: a root password (strong enough) or keys (well-formed)."""
+    errors: list[tuple[str | None, str]] = []
+    if not (root_pass or keys or users):
+        errors.append(("root_pass", "root_pass, authorized_keys or authorized_users is required when rebuilding"))
+    if root_pass is not None and (problem := validation.root_pass_problem(root_pass)):
+        errors.append(("root_pass", problem))
+    errors += [(f"authorized_keys[{i}]", p) for i, key in enumerate(keys) if (p := validation.ssh_key_problem(key))]
+    if users:
+        with db.read() as s:
+            known = q.usernames_of_account(s, account_id)
+        errors += [("authorized_users", f"Username {user} is not a user on this account")
+                   for user in users if user not in known]
+    return errors
+
+
 def _act(db: Database, account_id: int, instance_id: int, username: str, name: str, *,
-         booted: bool | None = None, payload: dict | None = None) -> None:
+         booted: bool | None = None, payload: dict | None = None, change: Callable[[Instance], None] | None = None,
+         secondary_entity: dict | None = None) -> Instance:
+    """Start action `name` if the instance is idle and its status allows it: `change` applies
+    the request to the row, in the transaction that enqueues the job."""
     with db.write() as s:
         instance = q.owned(s, account_id, instance_id, lock=True)
         if instance is None:
@@ -319,19 +395,24 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
         try:
             action = lifecycle.action_for(name, instance.status)
         except TransitionError as exc:
-            raise GpucloudError(f"Cannot {name} this Linode while it is {instance.status}.") from exc
+            verb = lifecycle.ACTIONS[name].verb or name
+            raise GpucloudError(f"Cannot {verb} this Linode while it is {instance.status}.") from exc
         if booted is not None:
             instance.booted = booted
-        _start(s, instance, action, username, payload)
+        if change is not None:
+            change(instance)
+        _start(s, instance, action, username, payload, secondary_entity)
+        s.flush()
+        return instance
 
 
 def _start(s: Session, instance: Instance, action: lifecycle.Action, username: str,
-           payload: dict | None = None) -> None:
+           payload: dict | None = None, secondary_entity: dict | None = None) -> None:
     lifecycle.check_transition(instance.status, action.enters)
     instance.status = action.enters
     instance.status_reason = ""
     event = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
-                          entity_label=instance.label, username=username)
+                          entity_label=instance.label, username=username, secondary_entity=secondary_entity)
     enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
                   payload=payload or {})
 

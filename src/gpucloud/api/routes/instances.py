@@ -15,7 +15,7 @@ from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
-from gpucloud.errors import GpucloudError, NotFound
+from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -120,6 +120,62 @@ def shutdown(instance_id: ObjectId, request: Request, who: Identity = Depends(wr
 def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Identity = Depends(write)) -> dict:
     service.resize_instance(request.app.state.db, request.app.state.settings, who.account_id, instance_id, body.type,
                             who.username)
+    return {}
+
+
+@router.post("/linode/instances/{instance_id}/rebuild", summary="Rebuild an instance",
+             description="Wipes the disk and writes a fresh one from `image` on the same host: the same GPUs, "
+                         "cores and addresses. Answers the instance, status `rebuilding`. `disk_encryption` "
+                         "(other than `disabled`), StackScripts, `type` (resize on its own) and "
+                         "`metadata.user_data` are not offered and refused.")
+def rebuild(instance_id: ObjectId, body: bodies.Rebuild, request: Request, who: Identity = Depends(write)) -> dict:
+    _refuse_unoffered(body)
+    inst = service.rebuild_instance(request.app.state.db, who.account_id, instance_id, service.Rebuild(
+        image=body.image, root_pass=body.root_pass, authorized_keys=tuple(body.authorized_keys or ()),
+        authorized_users=tuple(body.authorized_users or ()), booted=True if body.booted is None else body.booted,
+    ), who.username)
+    return _shape(request, inst)
+
+
+def _refuse_unoffered(body: bodies.Rebuild) -> None:
+    refused: list[tuple[str | None, str]] = []
+    if body.disk_encryption not in (None, "disabled"):
+        refused.append(("disk_encryption", "Disk encryption is not offered here"))
+    if body.stackscript_id is not None or body.stackscript_data is not None:
+        refused.append(("stackscript_id", "StackScripts are not offered here"))
+    if body.type is not None:
+        refused.append(("type", "Resizing during a rebuild is not offered here; resize the Linode on its own"))
+    if body.metadata is not None and body.metadata.user_data is not None:
+        refused.append(("metadata.user_data", "User data on rebuild is not offered here yet"))
+    if refused:
+        raise ValidationErrors(refused)
+
+
+@router.post("/linode/instances/{instance_id}/rescue", summary="Boot an instance into rescue mode",
+             description="Reboots from the rescue system with the instance's disk attached; the next boot or "
+                         "reboot comes back to the instance's own disk. `devices` may name only the instance's own "
+                         "disk (its id is the instance's); volumes are not offered.")
+def rescue(instance_id: ObjectId, request: Request, who: Identity = Depends(write),
+           body: bodies.Rescue | None = Body(None)) -> dict:
+    inst = _owned(request, who, instance_id)
+    refused: list[tuple[str | None, str]] = []
+    for slot, device in ((body.devices.model_dump(exclude_none=True) if body and body.devices else {}).items()):
+        if device.get("volume_id") is not None:
+            refused.append((f"devices.{slot}.volume_id", "Volumes are not offered here"))
+        if device.get("disk_id") not in (None, inst.id):
+            refused.append((f"devices.{slot}.disk_id", "Disk not found"))
+    if refused:
+        raise ValidationErrors(refused)
+    service.rescue_instance(request.app.state.db, who.account_id, instance_id, who.username)
+    return {}
+
+
+@router.post("/linode/instances/{instance_id}/password", summary="Reset an instance's root password",
+             description="The instance must be offline. The new password reaches the guest through its "
+                         "cloud-init seed at the next boot.")
+def reset_password(instance_id: ObjectId, body: bodies.RootPassword, request: Request,
+                   who: Identity = Depends(write)) -> dict:
+    service.reset_root_password(request.app.state.db, who.account_id, instance_id, body.root_pass, who.username)
     return {}
 
 
