@@ -75,7 +75,8 @@ def volumes_for(spec: DomainSpec, pool: str) -> Volumes:
 
 
 def mac_address(domain_uuid: str) -> str:
-    """A stable locally administered MAC per domain, so redefining keeps the guest's address."""
+    """A stable locally administered MAC per domain, for specs that carry none (instances made
+    before MACs were recorded): redefining keeps the guest's interface."""
     digest = hashlib.sha256(domain_uuid.encode()).digest()
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
@@ -296,8 +297,8 @@ def _disks(volumes: Volumes) -> list[etree._Element]:
     return disks
 
 
-def _interface(nic: Nic, domain_uuid: str) -> etree._Element:
-    iface = E.interface(E.mac(address=mac_address(domain_uuid)), type=nic.kind)
+def _interface(nic: Nic, mac: str) -> etree._Element:
+    iface = E.interface(E.mac(address=mac), type=nic.kind)
     if nic.kind == "network":
         iface.append(E.source(network=nic.source))
     elif nic.kind == "bridge":
@@ -357,7 +358,7 @@ def build_domain_xml(
         devices.append(element)
     for disk in _disks(volumes):
         devices.append(disk)
-    devices.append(_interface(nic, spec.uuid))
+    devices.append(_interface(nic, spec.mac or mac_address(spec.uuid)))
     devices.append(E.serial(E.target(port="0"), type="pty"))
     devices.append(E.console(E.target(type="serial", port="0"), type="pty"))
     devices.append(E.video(E.model(type="none")))

@@ -4,13 +4,15 @@ and the XML operators read with `gpucloud instance xml`."""
 from __future__ import annotations
 
 import uuid as uuidlib
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
-from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
+from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml, mac_address
+from gpucloud.services import addresses
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.host_states import topologies
@@ -41,7 +43,8 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
     plan = load_catalog().plan(instance.type_id)
     if plan is None:
         raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
-    return spec_from_claims(
+    mac = instance.mac or mac_address(instance_uuid(instance))
+    spec = spec_from_claims(
         name=domain_name(instance.id),
         uuid=instance_uuid(instance),
         title=instance.label,
@@ -55,9 +58,11 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         image=instance.image,
         disk_mib=plan.disk_mib,
         cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
-                             authorized_keys=tuple(instance.authorized_keys or ())),
+                             authorized_keys=tuple(instance.authorized_keys or ()),
+                             network=addresses.network_in(s, instance, mac)),
         domain_type=host.settings.get("domain_type", "kvm"),
     )
+    return replace(spec, mac=mac)
 
 
 def domain_xml(db: Database, instance_id: int) -> str:

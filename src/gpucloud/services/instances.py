@@ -4,7 +4,6 @@ one transaction, so a crash leaves either all of them or none."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from gpucloud.domain.lifecycle import TransitionError
 from gpucloud.domain.passwords import sha512_crypt
 from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
-from gpucloud.services import gating, placing
+from gpucloud.services import addresses, gating, placing
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.services.tokens import AccountRef
 from gpucloud.store import events, usage
@@ -96,24 +95,23 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
                     raise ValidationErrors([("label", LABEL_TAKEN)]) from None
                 last = "another create took the same default label first"  # the next try picks another
                 continue
-            last = "another instance claimed the same GPU or core first"
+            last = "another instance claimed the same GPU, core or address first"
     raise placing.LostRaces(f"{NO_CAPACITY_PREFIX}: placement lost {settings.claim_retries} races in a row "
                             f"({last}); try again", field="type")
 
 
 def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
                       host_id: int, root_hash: str | None, actor: str | None) -> Instance:
-    """The instance row of a create, its id and addresses known (flushed). The one place a new
-    instance is written: what a create records goes here."""
+    """The instance row of a create, its id, MAC and addresses known (flushed). The one place a
+    new instance is written: what a create records goes here."""
     label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
                         image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
                         tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
                         authorized_keys=list(new.authorized_keys), created_by=actor or username)
+    addresses.assign(s, instance)
     s.add(instance)
     s.flush()
-    instance.ipv4 = _address(region.ipv4_pool, instance.id)
-    instance.ipv6 = f"{_address(region.ipv6_pool, instance.id)}/128"
     usage.opened(s, instance)  # billing: the instance accrues from now
     s.flush()
     return instance
@@ -122,13 +120,6 @@ def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstan
 def _label_conflict(exc: IntegrityError) -> bool:
     text = str(exc.orig).lower()
     return "label" in text
-
-
-def _address(pool: str, n: int) -> str:
-    network = ipaddress.ip_network(pool)
-    if n >= network.num_addresses - 1:
-        raise GpucloudError(f"the address pool {pool} is exhausted")
-    return str(network.network_address + n)
 
 
 def _image_entity(image: str | None) -> dict | None:

@@ -16,6 +16,7 @@ from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
 from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
+from gpucloud.services import addresses
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -192,7 +193,7 @@ def _check_config(request: Request, who: Identity, instance_id: int, body: bodie
 @router.get("/linode/instances/{instance_id}/ips", summary="List an instance's addresses")
 def ips(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
     inst = _owned(request, who, instance_id)
-    return views.instance_ips(inst, request.app.state.catalog.region(inst.region_id))
+    return views.instance_ips(inst, addresses.network_of(request.app.state.db, inst))
 
 
 @router.get("/linode/instances/{instance_id}/configs", summary="List an instance's configuration profiles")
