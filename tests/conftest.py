@@ -68,6 +68,7 @@ def _reset_postgres(db: Database) -> None:
     tables = [t.name for t in Base.metadata.sorted_tables if t.name not in _KEEP_ON_RESET]
     with db.write() as s:
         s.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        sync_catalog(s, load_catalog())  # the regions' address pools, as a fresh database has them
 
 
 # The simulated fleet's steps take seconds by default (so the demo shows each status); tests

@@ -54,6 +54,9 @@ class Settings:
     sim_shutdown_seconds: float = 4.0  # shutting_down (and the first half of rebooting)
     sim_resize_seconds: float = 6.0  # growing the disk (resizing, after the shutdown)
     sim_rebuild_seconds: float = 8.0  # re-imaging the disk (rebuilding)
+    # instance stats: a reading per instance this often (during host checks), this many kept (a ring)
+    stats_sample_seconds: float = 300.0
+    stats_samples_kept: int = 288
     # API
     rate_limit_per_minute: int = 1200
     max_body_bytes: int = 64 * 1024

@@ -10,7 +10,7 @@ import pytest
 from linode_api4 import ApiError, Instance, LinodeClient
 
 from gpucloud.hypervisor import sim
-from gpucloud.store.tables import Host
+from gpucloud.store.tables import Host, InstanceSample
 from gpucloud.store.tables import Instance as Instance_
 from tests.api.conftest import _migrated, _start
 from tests.conftest import make_settings
@@ -28,7 +28,8 @@ def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("guest-ops")
     settings = make_settings(data_dir, f"sqlite:///{data_dir / 'gpucloud.sqlite'}", worker_poll_seconds=0.05,
                              sim_provision_seconds=STEP_S, sim_boot_seconds=STEP_S, sim_shutdown_seconds=STEP_S,
-                             sim_resize_seconds=STEP_S, sim_rebuild_seconds=STEP_S)
+                             sim_resize_seconds=STEP_S, sim_rebuild_seconds=STEP_S,
+                             host_check_seconds=0.2, stats_sample_seconds=0.5)
     db = _migrated(settings.resolved_database_url)
     live = _start(settings, db)
     yield live
@@ -172,3 +173,24 @@ def test_root_password_reset_needs_the_instance_offline(server, client, running)
     assert after.startswith("$6$") and after != before
     running.invalidate()
     assert running.status == "offline"
+
+
+def test_stats_and_transfer_come_from_the_hosts_counters(server, client):
+    inst = client.linode.instance_create(PLAN, "us-east", image=IMAGE, label="stats-me", root_pass=ROOT_PASS)
+    statuses_until(inst, "running")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stats = inst.stats  # linode_api4: GET …/stats
+        if len(stats["data"]["cpu"]) >= 2:
+            break
+        time.sleep(0.5)
+    data = stats["data"]
+    assert len(data["cpu"]) >= 2 and stats["title"] == f"linode.com - stats-me (linode{inst.id}) - day (5 min avg)"
+    assert all(0 < value <= 100 * 1 for _, value in data["cpu"])  # a one-vCPU Nanode
+    assert all(value > 0 for _, value in data["netv4"]["out"]) and data["io"]["io"]
+    t0, t1 = data["cpu"][0][0], data["cpu"][-1][0]
+    assert t0 < t1 and abs(t1 / 1000 - time.time()) < 60  # milliseconds since the epoch, recent
+    transfer = inst.transfer  # linode_api4: GET …/transfer
+    assert transfer.used > 0 and transfer.quota == 1000 and transfer.billable == 0
+    with server.db.read() as s:  # the ring is bounded: at most stats_samples_kept rows
+        assert s.query(InstanceSample).filter_by(instance_id=inst.id).count() <= server.settings.stats_samples_kept

@@ -86,7 +86,9 @@ def _address_in(net: Network, text: str, what: str) -> Address:
 
 
 def overlaps(a: PoolShape, b: PoolShape) -> bool:
-    return a.network.version == b.network.version and int(a.first) <= int(b.last) and int(b.first) <= int(a.last)
+    """Whether two pools share addresses: one network is one pool (its range says which of its
+    addresses guests get), so networks may not overlap at all."""
+    return a.network.version == b.network.version and a.network.overlaps(b.network)
 
 
 def lowest_free(pools: Iterable[PoolShape], taken: set[str]) -> tuple[PoolShape, str] | None:

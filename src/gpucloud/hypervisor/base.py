@@ -53,6 +53,19 @@ class DomainInfo:
     state: str  # one of the constants above
 
 
+@dataclass(frozen=True)
+class DomainStats:
+    """A running domain's counters, cumulative since its guest started."""
+
+    name: str
+    vcpus: int
+    cpu_seconds: float
+    disk_ops: int  # read and write requests, all disks
+    disk_bytes: int  # read and written, all disks
+    net_rx_bytes: int
+    net_tx_bytes: int
+
+
 class HypervisorDriver(Protocol):
     def discover(self) -> HostTopology:
         """Read the host's NUMA topology and GPUs."""
@@ -78,6 +91,9 @@ class HypervisorDriver(Protocol):
 
     def list_domains(self) -> list[DomainInfo]:
         """Every domain this host knows, ours or not."""
+
+    def domain_stats(self) -> list[DomainStats]:
+        """The counters of every running domain."""
 
     def close(self) -> None:
         """Release connections."""

@@ -26,6 +26,7 @@ from gpucloud.hypervisor.base import (
     RUNNING,
     SHUTOFF,
     DomainInfo,
+    DomainStats,
     DriverError,
     DriverTimeout,
     HostUnreachable,
@@ -81,6 +82,25 @@ libvirt.registerErrorHandler(_quiet, None)
 def base_image_volume(image: str) -> str:
     """The pool volume holding an image's base disk: 'linode/debian12' → 'linode-debian12.qcow2'."""
     return image.replace("/", "-") + ".qcow2"
+
+
+def stats_from_record(name: str, record: dict[str, Any]) -> DomainStats:
+    """`virConnectGetAllDomainStats`'s flat record (`cpu.time` in ns, `vcpu.current`,
+    `block.N.rd.reqs`, `net.N.tx.bytes`...) as counters summed over disks and interfaces."""
+
+    def total(prefix: str, count_key: str, *fields: str) -> int:
+        return sum(int(record.get(f"{prefix}.{i}.{field}", 0)) for i in range(int(record.get(count_key, 0)))
+                   for field in fields)
+
+    return DomainStats(
+        name=name,
+        vcpus=int(record.get("vcpu.current", 0)),
+        cpu_seconds=int(record.get("cpu.time", 0)) / 1e9,
+        disk_ops=total("block", "block.count", "rd.reqs", "wr.reqs"),
+        disk_bytes=total("block", "block.count", "rd.bytes", "wr.bytes"),
+        net_rx_bytes=total("net", "net.count", "rx.bytes"),
+        net_tx_bytes=total("net", "net.count", "tx.bytes"),
+    )
 
 
 def _code(exc: libvirt.libvirtError) -> int:
@@ -527,6 +547,23 @@ class LibvirtDriver:
             return found
 
         return self._call("list domains", work)
+
+    def domain_stats(self) -> list[DomainStats]:
+        """One `virConnectGetAllDomainStats` call for every running domain's counters."""
+        wanted = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU
+                  | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE)
+
+        def work(conn: libvirt.virConnect) -> list[DomainStats]:
+            found = []
+            for domain, record in conn.getAllDomainStats(wanted, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE):
+                try:
+                    found.append(stats_from_record(domain.name(), record))
+                except libvirt.libvirtError as exc:
+                    if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise  # undefined while we asked
+            return found
+
+        return self._call("domain stats", work)
 
     def close(self) -> None:
         with self._conn_lock:

@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import random
 import re
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,13 +43,15 @@ from gpucloud.hypervisor.base import (
     RUNNING,
     SHUTOFF,
     DomainInfo,
+    DomainStats,
     DriverError,
     DriverTimeout,
     HostUnreachable,
     PermanentDriverError,
 )
 
-OPERATIONS = ("discover", "define", "reimage", "start", "shutdown", "destroy", "undefine", "list_domains")
+OPERATIONS = ("discover", "define", "reimage", "start", "shutdown", "destroy", "undefine", "list_domains",
+              "domain_stats")
 FAULT_KINDS = ("fail", "permanent", "hang", "unreachable", "ignore_acpi")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -104,6 +109,10 @@ def read_state(data_dir: str | Path, host_name: str) -> dict:
     """A copy of the host's domains, faults and call counts (for tests and the demo)."""
     with _locked(state_path(data_dir, host_name)) as state:
         return json.loads(json.dumps(state))
+
+
+def _zero_counters(now: float) -> dict:
+    return {"at": now, "cpu_seconds": 0.0, "disk_ops": 0, "disk_bytes": 0, "net_rx_bytes": 0, "net_tx_bytes": 0}
 
 
 class SimDriver:
@@ -223,6 +232,7 @@ class SimDriver:
                         raise DriverError(f"start {name} on sim host {self.host_name}: PCI device "
                                           f"{min(shared)} is in use by domain {other_name}")
                 domain["state"], domain["ready_at"] = RUNNING, time.time() + self.boot_seconds
+                domain["counters"] = _zero_counters(time.time())
             ready_at = domain["ready_at"] or 0.0
         time.sleep(max(0.0, ready_at - time.time()))  # the guest coming up
 
@@ -254,6 +264,31 @@ class SimDriver:
         with _locked(self.path) as state:
             return [DomainInfo(n, d["uuid"], d["state"]) for n, d in sorted(state["domains"].items())]
 
+    def domain_stats(self) -> list[DomainStats]:
+        """Counters that grow as a busy guest's would: a load that swings over half an hour
+        (its phase differs per domain) with some noise, driving CPU, disk and network alike."""
+        self._fault("domain_stats")
+        now = time.time()
+        found = []
+        with _locked(self.path) as state:
+            for name, domain in sorted(state["domains"].items()):
+                if domain["state"] != RUNNING:
+                    continue
+                counters = domain.setdefault("counters", _zero_counters(now))
+                seconds = max(0.0, now - counters["at"])
+                phase = zlib.crc32(name.encode()) % 1000 / 1000 * 2 * math.pi
+                load = min(1.0, max(0.02, 0.5 + 0.4 * math.sin(2 * math.pi * now / 1800 + phase)
+                                    + random.uniform(-0.05, 0.05)))
+                counters["at"] = now
+                counters["cpu_seconds"] += domain["vcpus"] * load * seconds
+                counters["disk_ops"] += int(120 * load * seconds)
+                counters["disk_bytes"] += int(8 * 2**20 * load * seconds)
+                counters["net_rx_bytes"] += int(2 * 2**20 * load * seconds)
+                counters["net_tx_bytes"] += int(512 * 2**10 * load * seconds)
+                found.append(DomainStats(name, domain["vcpus"], counters["cpu_seconds"], counters["disk_ops"],
+                                         counters["disk_bytes"], counters["net_rx_bytes"], counters["net_tx_bytes"]))
+        return found
+
     def close(self) -> None:
         """Nothing to release: every call opens and closes the state file."""
 
@@ -262,3 +297,4 @@ class SimDriver:
             domain = state["domains"].get(name)
             if domain is not None:
                 domain["state"], domain["ready_at"] = SHUTOFF, None
+                domain.pop("counters", None)  # a guest's counters start again with its next boot

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
+from gpucloud.hypervisor import cloudinit
 from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml, mac_address
 from gpucloud.services import addresses
 from gpucloud.store import instances as q
@@ -63,6 +64,15 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         domain_type=host.settings.get("domain_type", "kvm"),
     )
     return replace(spec, mac=mac)
+
+
+def seed_files(db: Database, instance_id: int) -> dict[str, str]:
+    """The cloud-init seed's files the instance's guest is given (meta-data, user-data and, with
+    addresses, network-config), as text."""
+    spec = domain_spec(db, instance_id)
+    if spec.cloud_init is None:
+        raise NotFound(f"instance {instance_id} has no cloud-init seed")
+    return cloudinit.seed_files(spec.cloud_init, spec.uuid)
 
 
 def domain_xml(db: Database, instance_id: int) -> str:

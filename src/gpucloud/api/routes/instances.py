@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from gpucloud.api import bodies, views
+from gpucloud.api import bodies, guest_schemas, views
 from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
 from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
-from gpucloud.services import addresses
+from gpucloud.services import addresses, guest_stats
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -194,6 +194,20 @@ def _check_config(request: Request, who: Identity, instance_id: int, body: bodie
 def ips(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
     inst = _owned(request, who, instance_id)
     return views.instance_ips(inst, addresses.network_of(request.app.state.db, inst))
+
+
+@router.get("/linode/instances/{instance_id}/stats", summary="An instance's statistics, last 24 hours",
+            response_model=guest_schemas.InstanceStats,
+            description="CPU, disk and network series from the hypervisor's counters (a reading every 5 minutes, "
+                        "taken during host checks). The interface's traffic is reported as public IPv4.")
+def stats(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    return guest_stats.stats(request.app.state.db, who.account_id, instance_id)
+
+
+@router.get("/linode/instances/{instance_id}/transfer", summary="An instance's network transfer this month",
+            response_model=guest_schemas.InstanceTransfer)
+def transfer(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    return guest_stats.transfer(request.app.state.db, who.account_id, instance_id)
 
 
 @router.get("/linode/instances/{instance_id}/configs", summary="List an instance's configuration profiles")
