@@ -228,7 +228,8 @@ def event(e) -> dict:
 
 
 def account(a, *, gpus: bool) -> dict:
-    """`a` is a `store.tables.Account`."""
+    """`a` is a `store.tables.Account`. The money fields (balance, balance_uninvoiced,
+    active_promotions) come from `billing_views.account_money`."""
     return {
         "email": a.email,
         "company": a.company,
@@ -242,13 +243,10 @@ def account(a, *, gpus: bool) -> dict:
         "country": "",
         "phone": "",
         "tax_id": "",
-        "balance": 0.0,
-        "balance_uninvoiced": 0.0,
         "billing_source": "linode",
         "credit_card": {"last_four": None, "expiry": None},
         "active_since": linode_time(a.created_at),
         "capabilities": ["Linodes", *([GPU_CAPABILITY] if gpus else [])],
-        "active_promotions": [],
         "euuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"gpucloud:account:{a.id}")).upper(),
     }
 

@@ -21,7 +21,7 @@ from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
 from gpucloud.services import gating, placing, sshkeys
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.services.tokens import AccountRef
-from gpucloud.store import events
+from gpucloud.store import events, usage
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.jobs import enqueue
@@ -115,6 +115,7 @@ def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstan
     s.flush()
     instance.ipv4 = _address(region.ipv4_pool, instance.id)
     instance.ipv6 = f"{_address(region.ipv6_pool, instance.id)}/128"
+    usage.opened(s, instance)  # billing: the instance accrues from now
     s.flush()
     return instance
 

@@ -1,7 +1,7 @@
 """customer API: profile SSH keys, account tags, instance user data
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-30 19:45:00
 
 - `ssh_keys`: a user's public keys (`/profile/sshkeys`), put into guests by `authorized_users`.
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
