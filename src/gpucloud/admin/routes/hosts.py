@@ -66,8 +66,9 @@ def host_status(request: Request, ref: str, action: str = Form(""), why: str = F
     status = HOST_ACTIONS[action]
 
     def change() -> str:
-        service.set_host_status(request.app.state.admin.db, ref, status, why=why.strip(), actor=who.actor)
-        return f"Host {ref} is now {status}."
+        if service.set_host_status(request.app.state.admin.db, ref, status, why=why.strip(), actor=who.actor):
+            return f"Host {ref} is now {status}."
+        return f"Host {ref} is already {status}; nothing changed."
 
     return perform(request, _back(ref), change)
 
