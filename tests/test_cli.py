@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
+from gpucloud.clock import utcnow
+from gpucloud.store.db import Database
+from gpucloud.store.tables import UsageInterval
 from tests.live import run_cli, start_server
 
 
@@ -131,3 +135,25 @@ def test_rediscovery_of_a_libvirt_host(tmp_path):
         "added": [], "vanished": [], "updated": []}
     missing = run_cli(tmp_path, "host", "rediscover", "nope", check=False)
     assert missing.returncode == 1 and missing.stderr == "error: no host nope\n"
+
+
+def test_billing_usage_per_instance(tmp_path):
+    account = json.loads(run_cli(tmp_path, "account", "create", "ann@example.com", "--json").stdout)
+    empty = json.loads(run_cli(tmp_path, "billing", "usage", "--account", "ann@example.com", "--json").stdout)
+    assert (empty["account"], empty["items"], empty["total"]) == (account["id"], [], "0.00")
+    db = Database(f"sqlite:///{tmp_path / 'gpucloud.sqlite'}")
+    month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    with db.write() as s:
+        s.add(UsageInterval(account_id=account["id"], instance_id=7, label="train-1", region_id="us-east",
+                            type_id="g6-nanode-1", started_at=month, ended_at=month.replace(hour=3)))
+    db.dispose()
+    usage = json.loads(run_cli(tmp_path, "billing", "usage", "--account", str(account["id"]), "--json").stdout)
+    (item,) = usage["items"]
+    assert (item["label"], item["hours"], item["unit_price"], item["amount"]) == (
+        "Nanode 1GB - train-1 (7)", 3, "0.0075", "0.02")
+    assert usage["total"] == "0.02" and usage["period"] == f"{month:%Y-%m}"
+    assert datetime.fromisoformat(usage["until"]) >= month
+    text = run_cli(tmp_path, "billing", "usage", "--account", str(account["id"])).stdout
+    assert "train-1" in text and "total 0.02 USD" in text
+    missing = run_cli(tmp_path, "billing", "usage", "--account", "nobody@example.com", check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ")

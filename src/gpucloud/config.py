@@ -61,6 +61,12 @@ class Settings:
     host_check_seconds: float = 15.0
     host_down_after_missed: int = 3
     reconcile_seconds: float = 60.0
+    # billing
+    billing_tax_percent: float = 0.0  # applied per invoice line; 0 unless configured
+    trial_days: int = 7
+    trial_auto_approve: bool = False  # approve GPU trial requests as they arrive
+    trial_end_policy: str = "shutdown"  # shutdown: stop GPU instances, release GPUs; keep: run on, billed
+    trial_disk_keep_days: int = 14  # after a shutdown at trial end, instances (disks) kept this long
 
     @property
     def resolved_database_url(self) -> str:
@@ -79,6 +85,7 @@ _FIELDS = {f.name: f for f in fields(Settings)}
 _CHOICES = {
     "placement_policy": ("pack", "spread", "first-fit"),
     "numa_unknown_policy": ("required", "preferred", "legacy"),
+    "trial_end_policy": ("shutdown", "keep"),
 }
 
 
@@ -155,6 +162,10 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
 def _check(s: Settings) -> None:
     if not 0 < s.port < 65536:
         raise ConfigError(f"port must be 1-65535, not {s.port}")
+    if not 0 <= s.billing_tax_percent <= 100:
+        raise ConfigError(f"billing_tax_percent must be 0-100, not {s.billing_tax_percent}")
+    if s.trial_days < 1 or s.trial_disk_keep_days < 0:
+        raise ConfigError("trial_days must be at least 1 and trial_disk_keep_days at least 0")
     url = s.resolved_database_url
     if not url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"database_url must be sqlite:///PATH or postgresql://..., not {url!r}")

@@ -228,7 +228,8 @@ def event(e) -> dict:
 
 
 def account(a, *, gpus: bool) -> dict:
-    """`a` is a `store.tables.Account`."""
+    """`a` is a `store.tables.Account`. The money fields (balance, balance_uninvoiced,
+    active_promotions) come from `billing_views.account_money`."""
     return {
         "email": a.email,
         "company": a.company,
@@ -242,13 +243,10 @@ def account(a, *, gpus: bool) -> dict:
         "country": "",
         "phone": "",
         "tax_id": "",
-        "balance": 0.0,
-        "balance_uninvoiced": 0.0,
         "billing_source": "linode",
         "credit_card": {"last_four": None, "expiry": None},
         "active_since": linode_time(a.created_at),
         "capabilities": ["Linodes", *([GPU_CAPABILITY] if gpus else [])],
-        "active_promotions": [],
         "euuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"gpucloud:account:{a.id}")).upper(),
     }
 
@@ -272,9 +270,15 @@ def profile(user_id: int, username: str, email: str) -> dict:
     }
 
 
-def user(u) -> dict:
-    """`u` is a `store.tables.User`; every user is unrestricted for now."""
-    return {"username": u.username, "email": u.email, "restricted": False, "ssh_keys": [],
+def ssh_key(k) -> dict:
+    """`k` is a `store.tables.SshKey`."""
+    return {"id": k.id, "label": k.label, "ssh_key": k.ssh_key, "created": linode_time(k.created_at)}
+
+
+def user(u, key_labels: list[str]) -> dict:
+    """`u` is a `store.tables.User`; every user is unrestricted for now. `ssh_keys`: the labels of
+    the user's profile keys, as Linode lists them."""
+    return {"username": u.username, "email": u.email, "restricted": False, "ssh_keys": key_labels,
             "tfa_enabled": False, "user_type": "default", "last_login": None, "password_created": None,
             "verified_phone_number": None}
 

@@ -10,6 +10,7 @@ import click
 
 from gpucloud.cli import Context, pass_ctx
 from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.domain.topology import numa_summary
 from gpucloud.errors import GpucloudError
 from gpucloud.services import hosts as service
 
@@ -64,8 +65,9 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
         return
     gpus = sum(len(n["gpus"]) for n in detail["nodes"]) + len(detail["gpus_unknown_node"])
     cpus = sum(len(n["cpus"]) for n in detail["nodes"])
+    memory_only = sum(n["memory_only"] for n in detail["nodes"])
     click.echo(f"registered host {ref.name} (id {ref.id}) in {region}: "
-               f"{len(detail['nodes'])} NUMA nodes, {cpus} CPUs, {gpus} GPUs")
+               f"{numa_summary(len(detail['nodes']) - memory_only, memory_only)}, {cpus} CPUs, {gpus} GPUs")
 
 
 def _name_from_uri(uri: str) -> str:
@@ -132,6 +134,9 @@ def render_topology(d: dict) -> str:
     holders: dict[int, dict] = {}
     for node in d["nodes"]:
         gib = node["memory_mib"] // 1024
+        if node["memory_only"]:
+            lines += [f"NUMA node {node['index']} · memory-only: {gib} GiB, no CPUs; never a guest's RAM", ""]
+            continue
         lines.append(f"NUMA node {node['index']} · memory {gib} GiB, {node['reserved_memory_mib'] // 1024} GiB for the "
                      f"host, {node['memory_claimed_mib'] // 1024} GiB claimed · 1 GiB pages "
                      f"{node['hugepages_claimed']}/{node['hugepages_1g']} claimed"

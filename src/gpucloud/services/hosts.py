@@ -11,7 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import linode_time, utcnow
 from gpucloud.config import Settings
-from gpucloud.domain.topology import UNKNOWN_NUMA_NODE, HostTopology, default_reserved_cpus
+from gpucloud.domain.topology import (
+    UNKNOWN_NUMA_NODE,
+    HostTopology,
+    default_reserved_cpus,
+    unsold_display_reason,
+)
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit
 from gpucloud.store import claims as claim_store
@@ -78,8 +83,8 @@ def _gpu_row(host_id: int, gpu, catalog) -> GpuRow:
     """A display device we do not sell (a BMC's VGA chip, an unknown card) is recorded but
     reserved, so it shows on the host page and never in inventory."""
     model = catalog.model_for_device(gpu.vendor_id, gpu.device_id)
-    status, reason = ("available", "") if model else (
-        "reserved", f"{gpu.vendor_id:04x}:{gpu.device_id:04x} is not a GPU model in the catalog")
+    unsold = unsold_display_reason(gpu.vendor_id, gpu.device_id, catalog)
+    status, reason = ("reserved", unsold) if unsold else ("available", "")
     return GpuRow(host_id=host_id, pci_address=gpu.address, vendor_id=gpu.vendor_id, device_id=gpu.device_id,
                   class_code=gpu.class_code, product=gpu.product, gpu_model_id=model.id if model else None,
                   numa_node=gpu.numa_node, iommu_group=gpu.iommu_group, companions=q.companions_json(gpu),
@@ -236,6 +241,7 @@ def host_detail(db: Database, ref: str | int) -> dict:
             claims = mem_by_node[n.node_index]
             nodes.append({
                 "index": n.node_index,
+                "memory_only": not n.cpus,  # GPU, HBM or CXL memory: no cores, never a guest's RAM
                 "memory_mib": n.memory_mib,
                 "reserved_memory_mib": n.reserved_memory_mib,
                 "hugepages_1g": n.hugepages_1g,

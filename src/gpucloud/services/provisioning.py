@@ -16,6 +16,7 @@ from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import DomainSpec
 from gpucloud.domain.placement import Placement
 from gpucloud.services import guests, placing
+from gpucloud.store import usage
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Instance
 
@@ -92,7 +93,9 @@ def resize_claims(db: Database, settings: Settings, instance_id: int, type_id: s
                 if not isinstance(decision, Placement):
                     return None
                 placing.reclaim(s, current, decision)
-                current.type_id = plan.id
+                if current.type_id != plan.id:  # a retried job finds it done
+                    current.type_id = plan.id
+                    usage.plan_changed(s, current)
                 return decision.host_id
         except placing.LostRace:
             continue
@@ -106,6 +109,7 @@ def remove(s: Session, instance_id: int) -> None:
     if found is None:
         return
     placing.release(s, instance_id)
+    usage.closed(s, instance_id)
     s.delete(found)
 
 

@@ -195,6 +195,30 @@ class User(Base):
 TOKEN_KINDS = ("personal", "console")
 
 
+class SshKey(Base):
+    """A public key a user keeps in their profile (`/profile/sshkeys`); `authorized_users` on
+    create puts a user's keys into the new guest."""
+
+    __tablename__ = "ssh_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64), default="")
+    ssh_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Tag(Base):
+    """A tag the account created (`POST /tags`); tags set on instances live on the instance row,
+    and the account's tags are both together."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("account_id", "label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ApiToken(Base):
     """A personal access token, or a console session's short-lived access token (`kind`
     console: listed nowhere, its expiry slides while it is used). Only a SHA-256 of the
@@ -272,6 +296,7 @@ class Instance(Base):
     watchdog_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     root_pass_hash: Mapped[str | None] = mapped_column(String(255))
     authorized_keys: Mapped[list] = mapped_column(JSON, default=list)
+    user_data: Mapped[str | None] = mapped_column(Text)  # metadata.user_data as sent (base64), for the seed
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -436,3 +461,132 @@ class CapacitySample(Base):
     claimed: Mapped[int] = mapped_column(Integer)
     free: Mapped[int] = mapped_column(Integer)
     unavailable: Mapped[int] = mapped_column(Integer)
+
+
+# --- billing --------------------------------------------------------------------------
+# Money is stored in whole cents (integers): exact on both databases; `domain.billing` works
+# in Decimal dollars and converts at the edge.
+
+TRIAL_STATUSES = ("pending", "active", "declined", "ended")
+
+
+class UsageInterval(Base):
+    """An instance on one plan from `started_at` until `ended_at` (NULL: still so). Written at
+    the three lifecycle facts (created, plan changed, deleted) in their own transactions, so
+    every charge can be recomputed from these rows. No FK to instances: usage outlives them."""
+
+    __tablename__ = "usage_intervals"
+    __table_args__ = (Index("ix_usage_intervals_account", "account_id", "started_at"),
+                      Index("ix_usage_intervals_instance", "instance_id", "ended_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    instance_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(64))
+    region_id: Mapped[str] = mapped_column(String(32))
+    type_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Invoice(Base):
+    """One closed calendar month of one account. (account, period) is unique: a month is
+    invoiced exactly once, whoever closes it and however often."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("account_id", "period"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    label: Mapped[str] = mapped_column(String(64))
+    date: Mapped[datetime] = mapped_column(DateTime)
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger)
+    tax_cents: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InvoiceItem(Base):
+    __tablename__ = "invoice_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))  # hourly, promotion, misc
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    unit_price: Mapped[str | None] = mapped_column(String(16))  # exact decimal text, e.g. "0.0075"
+    from_at: Mapped[datetime | None] = mapped_column(DateTime)
+    to_at: Mapped[datetime | None] = mapped_column(DateTime)
+    region: Mapped[str | None] = mapped_column(String(32))
+    tax_cents: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(Base):
+    """A payment an operator recorded (no card processing in this product)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (CheckConstraint("usd_cents > 0", name="usd_positive"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    date: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    usd_cents: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class PromoCode(Base):
+    """A code operators hand out: `credit` for `duration_days` after redemption, on the plans
+    `covers` names ("all", "gpu", or plan ids), at most `max_redemptions` accounts."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (CheckConstraint("redemptions <= max_redemptions", name="redemptions_within_max"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    credit_cents: Mapped[int] = mapped_column(BigInteger)
+    duration_days: Mapped[int] = mapped_column(Integer)
+    covers: Mapped[list] = mapped_column(JSON, default=list)
+    max_redemptions: Mapped[int] = mapped_column(Integer)
+    redemptions: Mapped[int] = mapped_column(Integer, default=0)
+    redeem_by: Mapped[datetime | None] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccountPromotion(Base):
+    """Credit an account holds (a redeemed code, or a GPU trial's): spent on covered usage
+    between `starts_at` and `expires_at`; `used_cents` counts what closed invoices took."""
+
+    __tablename__ = "account_promotions"
+    __table_args__ = (UniqueConstraint("account_id", "promo_code_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"))
+    summary: Mapped[str] = mapped_column(String(128))
+    credit_cents: Mapped[int] = mapped_column(BigInteger)
+    used_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    covers: Mapped[list] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class GpuTrial(Base):
+    """A customer's request for the one-week GPU trial, and what became of it."""
+
+    __tablename__ = "gpu_trials"
+    __table_args__ = (_enum_check("status", TRIAL_STATUSES), Index("ix_gpu_trials_account", "account_id", "id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str] = mapped_column(Text, default="")  # the customer's words
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime)
+    promotion_id: Mapped[int | None] = mapped_column(ForeignKey("account_promotions.id", ondelete="SET NULL"))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the end-of-trial sweep ran
+    disks_until: Mapped[datetime | None] = mapped_column(DateTime)  # stopped instances kept until then

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from gpucloud.api import bodies, views
+from gpucloud.api import billing_views, bodies, views
 from gpucloud.api.auth import identity, scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request, respond
 from gpucloud.api.routing import LinodeRoute
-from gpucloud.services import account_events, customer, tokens
+from gpucloud.services import account_events, billing, customer, sshkeys, tokens
 from gpucloud.services.tokens import Identity
 
 router = APIRouter(route_class=LinodeRoute)
@@ -26,14 +26,23 @@ USER_FIELDS = Filterable.of("username", "email", "restricted", "user_type")
 @router.get("/account", tags=["account"], summary="View the account")
 def get_account(request: Request, who: Identity = Depends(scope("account", "read_only"))) -> dict:
     account = customer.account_record(request.app.state.db, who.account_id)
-    return views.account(account, gpus=gpu_access(request, who).types)
+    return {**views.account(account, gpus=gpu_access(request, who).types), **_account_money(request, who)}
+
+
+def _account_money(request: Request, who: Identity) -> dict:
+    """balance, balance_uninvoiced and active_promotions, from billing."""
+    settings = request.app.state.settings
+    return billing_views.account_money(billing.figures(request.app.state.db, who.account_id,
+                                                       tax_percent=settings.billing_tax_percent))
 
 
 @router.get("/account/users", tags=["account"], summary="List the account's users")
 def list_users(request: Request, who: Identity = Depends(scope("account", "read_only")),
                req: ListRequest = Depends(list_request)) -> dict:
-    users = customer.account_users(request.app.state.db, who.account_id)
-    return respond([views.user(u) for u in users], req, USER_FIELDS)
+    db = request.app.state.db
+    users = customer.account_users(db, who.account_id)
+    labels = sshkeys.key_labels_by_username(db, who.account_id)
+    return respond([views.user(u, labels.get(u.username, [])) for u in users], req, USER_FIELDS)
 
 
 # --- events ---------------------------------------------------------------------------------------

@@ -1,0 +1,45 @@
+"""Queries about money: invoices and their items, payments, promotions held by accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gpucloud.store.tables import AccountPromotion, Invoice, InvoiceItem, Payment
+
+
+def invoiced_cents(s: Session, account_id: int) -> int:
+    return int(s.scalar(select(func.coalesce(func.sum(Invoice.total_cents), 0))
+                        .where(Invoice.account_id == account_id)) or 0)
+
+
+def paid_cents(s: Session, account_id: int) -> int:
+    return int(s.scalar(select(func.coalesce(func.sum(Payment.usd_cents), 0))
+                        .where(Payment.account_id == account_id)) or 0)
+
+
+def promotions_overlapping(s: Session, account_id: int, since: datetime, until: datetime) -> list[AccountPromotion]:
+    """The account's promotions valid at some moment of [since, until) with credit left."""
+    return list(s.scalars(select(AccountPromotion).where(
+        AccountPromotion.account_id == account_id, AccountPromotion.starts_at < until,
+        AccountPromotion.expires_at > since, AccountPromotion.used_cents < AccountPromotion.credit_cents)
+        .order_by(AccountPromotion.expires_at, AccountPromotion.id)))
+
+
+def invoices_of(s: Session, account_id: int) -> list[Invoice]:
+    return list(s.scalars(select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)))
+
+
+def invoice_of(s: Session, account_id: int, invoice_id: int) -> Invoice | None:
+    return s.scalar(select(Invoice).where(Invoice.id == invoice_id, Invoice.account_id == account_id))
+
+
+def items_of(s: Session, invoice_id: int) -> list[InvoiceItem]:
+    return list(s.scalars(select(InvoiceItem).where(InvoiceItem.invoice_id == invoice_id)
+                          .order_by(InvoiceItem.position)))
+
+
+def payments_of(s: Session, account_id: int) -> list[Payment]:
+    return list(s.scalars(select(Payment).where(Payment.account_id == account_id).order_by(Payment.id)))
