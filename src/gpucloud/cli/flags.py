@@ -3,12 +3,10 @@ them per account, retire old flags, and read who changed what and why."""
 
 from __future__ import annotations
 
-import getpass
-
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, emit_table, json_option, parse_moment
+from gpucloud.cli.output import cli_actor, emit_json, emit_table, json_option, parse_moment
 from gpucloud.clock import linode_time
 from gpucloud.domain.flags import STATES
 from gpucloud.services import flags as service
@@ -16,12 +14,7 @@ from gpucloud.services import flags as service
 why_option = click.option("--why", default="", help="The reason, kept in the audit log (required).")
 
 
-def _actor() -> str:
-    """Who ran the command, as the audit log records it."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+_actor = cli_actor
 
 
 def _describe(state: str, percent: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -50,6 +51,14 @@ def parse_moment(option: str, text: str | None) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         raise GpucloudError(f"{option}: not a date or time: {text!r} (e.g. 2026-07-01 or 2026-07-01T12:00)") from None
+
+
+def cli_actor() -> str:
+    """Who ran the command, as the audit log records it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def fail(message: str, code: int = 1) -> None:
