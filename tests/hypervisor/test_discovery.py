@@ -205,9 +205,17 @@ def test_gpu_without_iommu_group_is_refused() -> None:
     xml = _device("0000:41:00.0", 0x030200, 3, ["0000:41:00.0"]).replace(
         "<iommuGroup number='3'><address domain='0x0000' bus='0x41' slot='0x00' function='0x0'/></iommuGroup>", ""
     )
+    xml = xml.replace("id='0x1234'", "id='0x2331'")  # an H100: a model in the catalog
     with pytest.raises(DiscoveryError) as exc:
         parse_node_devices([xml], "host7")
     assert "no IOMMU group" in _one_line_error(exc, "host7")
+
+
+def test_a_bmc_display_chip_without_iommu_group_is_listed_among_the_other_functions() -> None:
+    xml = _device("0000:09:03.0", 0x030000, 3, [], numa=None)
+    xml = xml.replace("<iommuGroup number='3'></iommuGroup>", "").replace("id='0x10de'", "id='0x102b'")
+    gpus, others = parse_node_devices([xml], "host7")
+    assert gpus == () and [f.address for f in others] == ["0000:09:03.0"]
 
 
 # --- capabilities details -----------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpucloud.hypervisor.preflight import FAIL, PASS, WARN, format_report, host_ready, run_preflight
+from gpucloud.hypervisor.preflight import FAIL, INFO, PASS, WARN, format_report, host_ready, run_preflight
 
 from .conftest import SYSFS_FIXTURES
 
@@ -66,7 +66,7 @@ def test_a_gpu_bound_to_nvidia_fails_with_the_vfio_binding_recipe():
     assert not_passing(checks) == {"GPU 0000:3d:00.0 driver": FAIL}
     check = checks["GPU 0000:3d:00.0 driver"]
     assert check.detail.startswith("bound to nvidia")
-    assert "options vfio-pci ids=10de:22ba,10de:26b1" in check.fix  # the GPU and its audio function
+    assert "options vfio-pci ids=10de:10f7,10de:1e30" in check.fix  # the GPU and its audio function
     assert "softdep nvidia pre: vfio-pci" in check.fix
     assert "echo vfio-pci > /sys/bus/pci/devices/0000:3d:00.0/driver_override" in check.fix
     # its audio function is still on snd_hda_intel: libvirt detaches it with the GPU, so the group is viable
@@ -105,3 +105,30 @@ def test_an_unknown_numa_node_is_only_a_warning_on_a_single_node_host(tmp_path):
     make_trees.write(tmp_path / "host", one_node)
     checks = {c.name: c for c in run_preflight(tmp_path / "host")}
     assert not_passing(checks) == {"GPU 0000:99:00.0 NUMA node": WARN}
+
+
+def test_a_bmc_display_chip_is_listed_for_information_and_never_fails_the_host(tmp_path):
+    from dataclasses import replace
+
+    from tests.fixtures.sysfs import make_trees
+
+    matrox = make_trees.Dev("0000:09:03.0", "0x030000", "0x102b", "0x0532", -1, None, "mgag200")
+    make_trees.write(tmp_path / "host", replace(make_trees.GOOD, devices=make_trees.GOOD.devices + (matrox,)))
+    checks = {c.name: c for c in run_preflight(tmp_path / "host")}
+    assert not_passing(checks) == {"display 0000:09:03.0": INFO}
+    assert "102b:0532 is not a GPU model in the catalog (Matrox" in checks["display 0000:09:03.0"].detail
+    assert "GPU 0000:09:03.0 NUMA node" not in checks and "GPU 0000:09:03.0 IOMMU group" not in checks
+    assert format_report(list(checks.values())).endswith("READY for GPU passthrough (0 warning(s))")
+
+
+def test_memory_only_nodes_are_counted_apart_and_need_no_hugepages(tmp_path):
+    from dataclasses import replace
+
+    from tests.fixtures.sysfs import make_trees
+
+    nodes = {0: "0-31,64-95", 1: "32-63,96-127", 2: "", 3: ""}
+    make_trees.write(tmp_path / "host", replace(make_trees.GOOD, nodes=nodes))
+    checks = {c.name: c for c in run_preflight(tmp_path / "host")}
+    assert not_passing(checks) == {}
+    assert checks["NUMA"].detail.startswith("2 NUMA nodes (+2 memory-only): node0 64 CPUs, node1 64 CPUs; memory-only")
+    assert "1 GiB hugepages node2" not in checks

@@ -109,6 +109,15 @@ class Resize(Body):
     migration_type: Literal["warm", "cold"] | None = None
 
 
+class SshKeyCreate(Body):
+    ssh_key: str = Field(description="An OpenSSH public key, e.g. 'ssh-ed25519 AAAA... me@laptop'.")
+    label: str | None = Field(None, max_length=64)
+
+
+class SshKeyUpdate(Body):
+    label: str | None = Field(None, max_length=64)
+
+
 class TokenCreate(Body):
     label: str | None = Field(None, max_length=100)
     scopes: str | None = Field(None, description="Space-separated, e.g. 'linodes:read_write'; '*' or omitted "

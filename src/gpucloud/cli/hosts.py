@@ -10,6 +10,7 @@ import click
 
 from gpucloud.cli import Context, pass_ctx
 from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.domain.topology import TopologyError, normalise_pci_address, numa_summary
 from gpucloud.errors import GpucloudError
 from gpucloud.services import hosts as service
 
@@ -29,21 +30,29 @@ def host() -> None:
 @click.option("--domain-type", type=click.Choice(["kvm", "qemu"]),
               help="libvirt hosts: 'qemu' runs guests in software emulation (hosts without KVM, CI).")
 @click.option("--pool-path", help="libvirt hosts: directory of the storage pool for disks and base images.")
+@click.option("--gpu-node", "gpu_nodes", multiple=True, metavar="ADDRESS=NODE",
+              help="The NUMA node of a GPU whose firmware reports -1 (host inspect finds it in local_cpulist "
+                   "and prints this option); repeat per GPU.")
 @json_option
 @pass_ctx
 def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: str | None, nic: str | None,
-        domain_type: str | None, pool_path: str | None, as_json: bool) -> None:
-    """Register a host: discover its topology and write it, or refuse if it is already known."""
+        domain_type: str | None, pool_path: str | None, gpu_nodes: tuple[str, ...], as_json: bool) -> None:
+    """Register a host: discover its topology and write it, or refuse if it is already known.
+
+    --profile also takes a recorded host: a directory with capabilities.xml and nodedev/*.xml
+    (virsh capabilities, virsh nodedev-dumpxml) or a copy of a host's /sys and /proc."""
     if bool(profile) == bool(uri):
         raise GpucloudError("give exactly one of --profile FILE or --uri URI")
+    given = _gpu_nodes(gpu_nodes)
     if profile:
         from gpucloud.hypervisor.profile import load_profile
 
         topology = load_profile(profile)
-        profile_name = Path(profile).stem
-        name = name or _next_name(ctx, region, profile_name)
+        recorded = Path(profile).is_dir()
+        profile_name = str(Path(profile).resolve()) if recorded else Path(profile).stem
+        name = name or _next_name(ctx, region, Path(profile).stem if recorded else profile_name)
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
-                                    driver="sim", profile=profile_name)
+                                    driver="sim", profile=profile_name, gpu_nodes=given)
     else:
         if not uri:  # refused above: exactly one of the two is given
             raise GpucloudError("give exactly one of --profile FILE or --uri URI")
@@ -57,15 +66,28 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
             driver.close()
         name = name or _name_from_uri(uri)
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
-                                    driver="libvirt", uri=uri, host_settings=options)
+                                    driver="libvirt", uri=uri, host_settings=options, gpu_nodes=given)
     detail = service.host_detail(ctx.db, ref.id)
     if as_json:
         emit_json(detail)
         return
     gpus = sum(len(n["gpus"]) for n in detail["nodes"]) + len(detail["gpus_unknown_node"])
     cpus = sum(len(n["cpus"]) for n in detail["nodes"])
+    memory_only = sum(n["memory_only"] for n in detail["nodes"])
     click.echo(f"registered host {ref.name} (id {ref.id}) in {region}: "
-               f"{len(detail['nodes'])} NUMA nodes, {cpus} CPUs, {gpus} GPUs")
+               f"{numa_summary(len(detail['nodes']) - memory_only, memory_only)}, {cpus} CPUs, {gpus} GPUs")
+
+
+def _gpu_nodes(values: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        address, _, node = value.partition("=")
+        try:
+            out[normalise_pci_address(address)] = int(node)
+        except (TopologyError, ValueError):
+            raise GpucloudError(f"--gpu-node {value!r}: expected ADDRESS=NODE, e.g. 0000:3b:00.0=0",
+                                field="gpu_node") from None
+    return out
 
 
 def _name_from_uri(uri: str) -> str:
@@ -132,6 +154,9 @@ def render_topology(d: dict) -> str:
     holders: dict[int, dict] = {}
     for node in d["nodes"]:
         gib = node["memory_mib"] // 1024
+        if node["memory_only"]:
+            lines += [f"NUMA node {node['index']} · memory-only: {gib} GiB, no CPUs; never a guest's RAM", ""]
+            continue
         lines.append(f"NUMA node {node['index']} · memory {gib} GiB, {node['reserved_memory_mib'] // 1024} GiB for the "
                      f"host, {node['memory_claimed_mib'] // 1024} GiB claimed · 1 GiB pages "
                      f"{node['hugepages_claimed']}/{node['hugepages_1g']} claimed"
@@ -176,6 +201,8 @@ def _gpu_line(gpu: dict, mark, holders: dict) -> str:
         state += f" ({gpu['status_reason']})"
     text = f"GPU {gpu['address']} {gpu['model'] or gpu['product'] or 'unknown model'} · group {gpu['iommu_group']} " \
            f"({len(gpu['functions'])} functions) · {state}"
+    if gpu["numa_from"] not in ("firmware", ""):  # the firmware said -1
+        text += f" · node {gpu['numa_node']} from {gpu['numa_from']}"
     if gpu["holder"]:
         holders[gpu["holder"]["instance_id"]] = gpu["holder"]
         text += f" · held by [{mark(gpu['holder'])}] instance {gpu['holder']['instance_id']}"

@@ -173,10 +173,12 @@ def build_host_state(
                 UnavailableGpu(gpu.address, model, gpu.numa_node, IOMMU_BLOCKER, gpu.passthrough_blocker)
             )
         else:
-            free_gpus.setdefault(gpu.numa_node, []).append(FreeGpu(gpu.address, model, gpu.passthrough_functions))
+            free_gpus.setdefault(topology.placement_node(gpu), []).append(
+                FreeGpu(gpu.address, model, gpu.passthrough_functions)
+            )
 
     nodes = []
-    for node in sorted(topology.nodes, key=lambda n: n.index):
+    for node in sorted(topology.cpu_nodes, key=lambda n: n.index):  # memory-only nodes are not placement nodes
         if reserved_cpus is None:
             held = set(default_reserved_cpus(node, reserved_cores_per_node))
         else:

@@ -7,9 +7,19 @@ placement cannot tell a sim host from a real one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from gpucloud.domain.catalog import Catalog
 
 UNKNOWN_NUMA_NODE = -1
+
+# Where a GPU's NUMA node came from (`Gpu.numa_source`).
+FROM_FIRMWARE = "firmware"  # the device's numa_node (sysfs) / <numa node> (libvirt), or unknown (-1)
+FROM_LOCAL_CPULIST = "local_cpulist"  # numa_node was -1; its local_cpulist names one node's CPUs
+FROM_OPERATOR = "operator"  # given at registration (`host add --gpu-node`)
+
+# Display chips of servers' management controllers (BMCs): never a GPU we sell.
+BMC_DISPLAY_VENDORS = {0x1A03: "ASPEED", 0x102B: "Matrox"}
 
 # PCI base classes (first byte of the 24-bit class code).
 PCI_CLASS_DISPLAY = 0x03
@@ -31,6 +41,19 @@ class TopologyError(ValueError):
 def pci_class_is_gpu(class_code: int) -> bool:
     """VGA (0x0300) or 3D controller (0x0302): what data-centre and workstation GPUs report."""
     return class_code >> 16 == PCI_CLASS_DISPLAY and (class_code >> 8) & 0xFF in (0x00, 0x02)
+
+
+def unsold_display_reason(vendor_id: int, device_id: int, catalog: Catalog) -> str | None:
+    """Why a display device (class 0x0300/0x0302) is not one of our GPUs, or None when we sell it.
+
+    The one rule for BMC chips and unknown cards: registration records such a device as
+    reserved with this reason, `host inspect` lists it for information and checks nothing on it.
+    """
+    if catalog.model_for_device(vendor_id, device_id) is not None:
+        return None
+    reason = f"{vendor_id:04x}:{device_id:04x} is not a GPU model in the catalog"
+    bmc = BMC_DISPLAY_VENDORS.get(vendor_id)
+    return f"{reason} ({bmc}: a management controller's display chip)" if bmc else reason
 
 
 def normalise_pci_address(address: str) -> str:
@@ -93,6 +116,10 @@ class Gpu:
     iommu_group: int
     product: str = ""
     companions: tuple[PciFunction, ...] = ()  # the rest of the IOMMU group
+    # How numa_node was learnt (FROM_*), and from which CPUs when from local_cpulist. Not part
+    # of equality: two descriptions of one host agree on the node whatever told them.
+    numa_source: str = field(default=FROM_FIRMWARE, compare=False)
+    local_cpus: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def passthrough_functions(self) -> tuple[str, ...]:
@@ -120,6 +147,11 @@ class NumaNode:
     @property
     def cpu_ids(self) -> tuple[int, ...]:
         return tuple(c.id for c in self.cpus)
+
+    @property
+    def memory_only(self) -> bool:
+        """A node without CPUs (GPU, HBM or CXL memory): no cores, never a guest's RAM, not a placement node."""
+        return not self.cpus
 
     def cores(self) -> list[tuple[int, ...]]:
         """Physical cores of this node as sorted tuples of their thread ids, in core order."""
@@ -153,6 +185,8 @@ class HostTopology:
         for gpu in self.gpus:
             if gpu.numa_node != UNKNOWN_NUMA_NODE and gpu.numa_node not in indexes:
                 raise TopologyError(f"GPU {gpu.address} is on NUMA node {gpu.numa_node}, which the host does not have")
+        if not self.cpu_nodes:
+            raise TopologyError("a host needs at least one NUMA node with CPUs")
 
     def node(self, index: int) -> NumaNode:
         for n in self.nodes:
@@ -161,12 +195,77 @@ class HostTopology:
         raise KeyError(index)
 
     @property
+    def cpu_nodes(self) -> tuple[NumaNode, ...]:
+        """The nodes placement counts: those with CPUs."""
+        return tuple(n for n in self.nodes if not n.memory_only)
+
+    @property
+    def memory_only_nodes(self) -> tuple[NumaNode, ...]:
+        return tuple(n for n in self.nodes if n.memory_only)
+
+    def placement_node(self, gpu: Gpu) -> int:
+        """The node whose cores and memory go with this GPU: its own, or unknown (-1) when the
+        firmware gives none or names a memory-only node (it has no cores to give)."""
+        if gpu.numa_node == UNKNOWN_NUMA_NODE or self.node(gpu.numa_node).memory_only:
+            return UNKNOWN_NUMA_NODE
+        return gpu.numa_node
+
+    @property
     def total_cpus(self) -> int:
         return sum(len(n.cpus) for n in self.nodes)
 
     @property
     def total_memory_mib(self) -> int:
         return sum(n.memory_mib for n in self.nodes)
+
+
+def numa_summary(cpu_nodes: int, memory_only_nodes: int) -> str:
+    """'2 NUMA nodes' or '2 NUMA nodes (+6 memory-only)': how `host inspect` and the admin count them."""
+    text = f"{cpu_nodes} NUMA node{'' if cpu_nodes == 1 else 's'}"
+    return f"{text} (+{memory_only_nodes} memory-only)" if memory_only_nodes else text
+
+
+def locality_from_cpulist(local_cpus: tuple[int, ...], nodes: tuple[NumaNode, ...]) -> tuple[int, ...]:
+    """The CPU nodes a device is wired to, from its `local_cpulist`, when its `numa_node` is -1.
+
+    Only a strict subset of the host's CPUs that lies within fewer than all CPU nodes says
+    anything: firmware that hides the node usually reports every CPU, and then the node stays
+    unknown (empty answer). A CPU the host does not have makes the list untrustworthy.
+    """
+    owner = {cpu: n.index for n in nodes for cpu in n.cpu_ids}
+    cpu_nodes = {n.index for n in nodes if not n.memory_only}
+    listed = set(local_cpus)
+    if not listed or not listed < set(owner):
+        return ()
+    touched = {owner[c] for c in listed}
+    return tuple(sorted(touched)) if touched < cpu_nodes else ()
+
+
+def with_gpu_locality(topology: HostTopology, nodes: dict[str, tuple[int, tuple[int, ...], str]]) -> HostTopology:
+    """`topology` with the NUMA node of GPUs the firmware left unknown filled in.
+
+    `nodes`: address -> (node, local CPUs, source). A GPU whose firmware node is known keeps it.
+    """
+    gpus = tuple(
+        replace(g, numa_node=nodes[g.address][0], local_cpus=nodes[g.address][1], numa_source=nodes[g.address][2])
+        if g.address in nodes and g.numa_node == UNKNOWN_NUMA_NODE
+        else g
+        for g in topology.gpus
+    )
+    return replace(topology, gpus=gpus)
+
+
+def cpulist_locality(topology: HostTopology, local_cpus: dict[str, tuple[int, ...]]) -> HostTopology:
+    """Apply `locality_from_cpulist` to every GPU with an unknown node (address -> its local_cpulist).
+
+    A GPU local to a set of nodes (one socket of a sub-NUMA-clustered host) is placed on the lowest.
+    """
+    found = {}
+    for gpu in topology.gpus:
+        nodes = locality_from_cpulist(local_cpus.get(gpu.address, ()), topology.nodes)
+        if gpu.numa_node == UNKNOWN_NUMA_NODE and nodes:
+            found[gpu.address] = (nodes[0], local_cpus[gpu.address], FROM_LOCAL_CPULIST)
+    return with_gpu_locality(topology, found)
 
 
 def default_reserved_cpus(node: NumaNode, reserved_cores: int) -> tuple[int, ...]:

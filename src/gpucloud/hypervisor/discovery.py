@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from gpucloud.catalog import load_catalog
 from gpucloud.domain.topology import (
     UNKNOWN_NUMA_NODE,
     Cpu,
@@ -25,6 +26,7 @@ from gpucloud.domain.topology import (
     TopologyError,
     parse_cpu_list,
     pci_class_is_gpu,
+    unsold_display_reason,
 )
 from gpucloud.errors import GpucloudError
 
@@ -221,6 +223,8 @@ def _assemble(devices: list[tuple[str, _PciDevice]]) -> tuple[tuple[Gpu, ...], t
         if not pci_class_is_gpu(fn.class_code):
             continue
         if dev.iommu_group is None:
+            if unsold_display_reason(fn.vendor_id, fn.device_id, load_catalog()):
+                continue  # a BMC's display chip: listed among the other functions, never a reason to refuse
             raise _fail(
                 source, f"GPU {fn.address} has no IOMMU group: is the IOMMU on (intel_iommu=on / amd_iommu=on)?"
             )

@@ -1,104 +1,48 @@
 """`gpucloud host inspect`: is this machine ready to pass its GPUs through to guests?
 
 Runs on the hypervisor host itself and only reads sysfs and /proc under `root` (default `/`),
-so tests point it at fixture trees. Each check says pass, warn or fail, and for anything
+so tests point it at fixture trees. Each check says pass, warn or fail (or info: a display
+device we do not sell, listed and never judged), and for anything
 short of pass, the fix to apply. The rules for which IOMMU-group companions may travel with
 a GPU are the ones placement uses (`gpucloud.domain.topology`), so the two never disagree.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpucloud.domain.topology import PciFunction, pci_class_is_gpu
+from gpucloud.catalog import load_catalog
+from gpucloud.domain.topology import (
+    NumaNode,
+    format_cpu_list,
+    locality_from_cpulist,
+    numa_summary,
+    unsold_display_reason,
+)
+from gpucloud.hypervisor.sysfs import (
+    HUGEPAGE_DIR,
+    NODE_DIR,
+    PciDevice,
+    SysfsHost,
+    pci_device,
+    pci_devices,
+    read_nodes,
+)
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
+PASS, WARN, FAIL, INFO = "pass", "warn", "fail", "info"
 VFIO_DRIVER = "vfio-pci"
-HUGEPAGE_DIR = "hugepages/hugepages-1048576kB"
 
 
 @dataclass(frozen=True)
 class Check:
     name: str  # what was checked, e.g. "GPU 0000:41:00.0 driver"
-    status: str  # PASS, WARN or FAIL
+    status: str  # PASS, WARN, FAIL, or INFO (listed for information, never a verdict)
     detail: str  # what was found
     fix: str = ""  # what to do about it, for WARN and FAIL
 
 
-class _Host:
-    """Read-only view of sysfs and /proc below `root`; missing files read as None."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def path(self, relative: str) -> Path:
-        return self.root / relative.lstrip("/")
-
-    def read(self, relative: str) -> str | None:
-        try:
-            return self.path(relative).read_text().strip()
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return None
-
-    def link_name(self, relative: str) -> str | None:
-        """Basename of a symlink's target (sysfs `driver`, `iommu_group`), None when absent."""
-        try:
-            return os.path.basename(os.readlink(self.path(relative)))
-        except (FileNotFoundError, NotADirectoryError, OSError):
-            return None
-
-    def entries(self, relative: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self.path(relative)))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-
-    def exists(self, relative: str) -> bool:
-        return self.path(relative).exists()
-
-
-@dataclass(frozen=True)
-class _Device:
-    address: str
-    class_code: int
-    vendor: int
-    device: int
-    driver: str | None
-
-    @property
-    def ids(self) -> str:
-        return f"{self.vendor:04x}:{self.device:04x}"
-
-    @property
-    def function(self) -> PciFunction:
-        return PciFunction(self.address, self.class_code, self.vendor, self.device)
-
-    def describe(self) -> str:
-        bound = f"driver {self.driver}" if self.driver else "no driver"
-        return f"{self.address} [{self.ids}] class {self.class_code:06x}, {bound}"
-
-
-def _hex(text: str | None) -> int:
-    try:
-        return int(text or "", 16)
-    except ValueError:
-        return -1
-
-
-def _device(host: _Host, address: str) -> _Device:
-    base = f"sys/bus/pci/devices/{address}"
-    return _Device(
-        address=address,
-        class_code=_hex(host.read(f"{base}/class")),
-        vendor=_hex(host.read(f"{base}/vendor")),
-        device=_hex(host.read(f"{base}/device")),
-        driver=host.link_name(f"{base}/driver"),
-    )
-
-
-def _cpu_vendor(host: _Host) -> str:
+def _cpu_vendor(host: SysfsHost) -> str:
     for line in (host.read("proc/cpuinfo") or "").splitlines():
         if line.startswith("vendor_id"):
             return "amd" if "AMD" in line else "intel"
@@ -116,7 +60,7 @@ def _iommu_cmdline(vendor: str) -> str:
 _GRUB = "add {} to GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub and reboot"
 
 
-def _check_kvm(host: _Host) -> Check:
+def _check_kvm(host: SysfsHost) -> Check:
     if host.exists("dev/kvm"):
         return Check("KVM", PASS, "/dev/kvm present")
     return Check(
@@ -125,7 +69,7 @@ def _check_kvm(host: _Host) -> Check:
     )  # fmt: skip
 
 
-def _check_iommu(host: _Host) -> Check:
+def _check_iommu(host: SysfsHost) -> Check:
     groups = [g for g in host.entries("sys/kernel/iommu_groups") if g.isdigit()]
     cmdline = (host.read("proc/cmdline") or "").split()
     flags = [f for f in cmdline if f in ("intel_iommu=on", "amd_iommu=on", "iommu=pt")]
@@ -147,7 +91,7 @@ def _check_iommu(host: _Host) -> Check:
     return Check("IOMMU", PASS, f"on: {len(groups)} groups ({shown})")
 
 
-def _check_vfio(host: _Host) -> Check:
+def _check_vfio(host: SysfsHost) -> Check:
     if host.exists(f"sys/bus/pci/drivers/{VFIO_DRIVER}"):
         return Check("vfio-pci", PASS, "driver registered (/sys/bus/pci/drivers/vfio-pci)")
     if host.exists("sys/module/vfio_pci"):
@@ -158,32 +102,64 @@ def _check_vfio(host: _Host) -> Check:
     )  # fmt: skip
 
 
-def _numa_nodes(host: _Host) -> list[str]:
-    return [n for n in host.entries("sys/devices/system/node") if n.startswith("node") and n[4:].isdigit()]
+def _check_nodes(nodes: tuple[NumaNode, ...]) -> Check:
+    cpu_nodes = [n for n in nodes if not n.memory_only]
+    memory_only = [n for n in nodes if n.memory_only]
+    summary = numa_summary(len(cpu_nodes), len(memory_only))
+    if not nodes:
+        return Check("NUMA", WARN, "no NUMA nodes under /sys/devices/system/node", "")
+    detail = f"{summary}: " + ", ".join(f"node{n.index} {len(n.cpus)} CPUs" for n in cpu_nodes)
+    if memory_only:
+        detail += "; memory-only (no CPUs; never a guest's RAM): " + ", ".join(
+            f"node{n.index} {n.memory_mib // 1024} GiB" for n in memory_only
+        )
+    return Check("NUMA", PASS, detail)
 
 
-def _check_numa(host: _Host, gpu: _Device, node_count: int) -> Check:
+_NUMA_FIX = (
+    "the firmware does not report this slot's proximity (ACPI _PXM/SRAT): enable NUMA / SRAT reporting "
+    "in the firmware setup (on AMD EPYC: NPS1 or higher) or update the firmware"
+)
+
+
+def _check_numa(gpu: PciDevice, nodes: tuple[NumaNode, ...]) -> Check:
     name = f"GPU {gpu.address} NUMA node"
-    raw = host.read(f"sys/bus/pci/devices/{gpu.address}/numa_node")
-    node = int(raw) if raw and raw.lstrip("-").isdigit() else -1
-    if node >= 0:
-        return Check(name, PASS, f"node {node}")
-    fix = (
-        "the firmware does not report this slot's proximity (ACPI _PXM/SRAT): enable NUMA / SRAT reporting "
-        "in the firmware setup (on AMD EPYC: NPS1 or higher) or update the firmware; until then placement "
-        "cannot tell which CPUs are local to this GPU"
-    )
-    if node_count <= 1:  # one node: the GPU can only be local to it
+    cpu_nodes = [n for n in nodes if not n.memory_only]
+    if gpu.numa_node >= 0:
+        if any(n.index == gpu.numa_node and n.memory_only for n in nodes):
+            return Check(name, WARN, f"node {gpu.numa_node}, a memory-only node: no cores are local to it",
+                         _NUMA_FIX + "; until then its guests get cores and memory from any node with room")
+        return Check(name, PASS, f"node {gpu.numa_node}")
+    local = locality_from_cpulist(gpu.local_cpus, nodes)
+    if local:
+        where = f"node {local[0]}" if len(local) == 1 else f"nodes {format_cpu_list(local)} (placed as node {local[0]})"
+        return Check(
+            name, WARN, f"{where}, from local_cpulist {format_cpu_list(gpu.local_cpus)}; the firmware reports -1",
+            f"libvirt shows only the firmware's -1, so give the node when registering: gpucloud host add ... "
+            f"--gpu-node {gpu.address}={local[0]}; for good, have the firmware report the slot's proximity "
+            "(ACPI _PXM/SRAT): enable NUMA / SRAT reporting in the firmware setup or update the firmware",
+        )  # fmt: skip
+    fix = _NUMA_FIX + "; until then placement cannot tell which CPUs are local to this GPU"
+    if len(cpu_nodes) <= 1:  # one node: the GPU can only be local to it
         return Check(name, WARN, "unknown (-1), harmless on this single-node host", fix)
-    return Check(name, FAIL, f"unknown (-1) on a host with {node_count} NUMA nodes", fix)
+    why = "local_cpulist names every CPU" if gpu.local_cpus else "no local_cpulist"
+    summary = numa_summary(len(cpu_nodes), len(nodes) - len(cpu_nodes))
+    return Check(name, FAIL, f"unknown (-1) on a host with {summary} ({why})", fix)
 
 
-def _check_group(host: _Host, gpu: _Device) -> Check:
+def _check_display(dev: PciDevice, reason: str) -> Check:
+    vga = ", the boot VGA" if dev.boot_vga else ""
+    return Check(f"display {dev.address}", INFO,
+                 f"[{dev.ids}] class {dev.class_code:06x}{vga}: {reason}; listed for information, not checked")
+
+
+def _check_group(host: SysfsHost, gpu: PciDevice) -> Check:
     name = f"GPU {gpu.address} IOMMU group"
     group = host.link_name(f"sys/bus/pci/devices/{gpu.address}/iommu_group")
     if group is None:
         return Check(name, FAIL, "no IOMMU group: the IOMMU is off", "turn the IOMMU on (see the IOMMU check)")
-    members = [_device(host, a) for a in host.entries(f"sys/kernel/iommu_groups/{group}/devices") if a != gpu.address]
+    addresses = host.entries(f"sys/kernel/iommu_groups/{group}/devices")
+    members = [pci_device(host, a) for a in addresses if a != gpu.address]
     blockers, notes = [], []
     for member in members:
         function = member.function
@@ -205,7 +181,7 @@ def _check_group(host: _Host, gpu: _Device) -> Check:
     return Check(name, PASS, f"group {group} is viable: {members_text}")
 
 
-def _check_driver(gpu: _Device, companions: list[_Device]) -> Check:
+def _check_driver(gpu: PciDevice, companions: list[PciDevice]) -> Check:
     name = f"GPU {gpu.address} driver"
     if gpu.driver == VFIO_DRIVER:
         return Check(name, PASS, "bound to vfio-pci")
@@ -222,7 +198,8 @@ def _check_driver(gpu: _Device, companions: list[_Device]) -> Check:
     )  # fmt: skip
 
 
-def _check_hugepages(host: _Host, nodes: list[str]) -> list[Check]:
+def _check_hugepages(host: SysfsHost, nodes: list[str]) -> list[Check]:
+    """Per CPU node: memory-only nodes never back a guest's RAM, so their pages do not matter."""
     fix = (
         "reserve them at boot: " + _GRUB.format("default_hugepagesz=1G hugepagesz=1G hugepages=N")
         + " (the kernel spreads N evenly over the nodes), or per node soon after boot, before memory "
@@ -232,7 +209,7 @@ def _check_hugepages(host: _Host, nodes: list[str]) -> list[Check]:
         return [Check("1 GiB hugepages", WARN, "no NUMA nodes under /sys/devices/system/node", fix)]
     checks = []
     for node in nodes:
-        base = f"sys/devices/system/node/{node}/{HUGEPAGE_DIR}"
+        base = f"{NODE_DIR}/{node}/{HUGEPAGE_DIR}"
         total, free = host.read(f"{base}/nr_hugepages"), host.read(f"{base}/free_hugepages")
         name = f"1 GiB hugepages {node}"
         if total is None:
@@ -248,25 +225,35 @@ def run_preflight(root: Path = Path("/")) -> list[Check]:
     """Every check, in the order an operator would fix them. `root` must be a directory."""
     if not Path(root).is_dir():
         raise NotADirectoryError(f"host inspect: root {root} is not a directory")
-    host = _Host(Path(root))
+    host = SysfsHost(Path(root))
     checks = [_check_kvm(host), _check_iommu(host), _check_vfio(host)]
-    nodes = _numa_nodes(host)
-    devices = [_device(host, a) for a in host.entries("sys/bus/pci/devices")]
-    gpus = [d for d in devices if d.class_code >= 0 and pci_class_is_gpu(d.class_code)]
+    nodes = read_nodes(host)
+    if nodes:
+        checks.append(_check_nodes(nodes))
+    catalog = load_catalog()
+    gpus = []
+    for dev in pci_devices(host):
+        if not dev.is_gpu:
+            continue
+        reason = unsold_display_reason(dev.vendor, dev.device, catalog)
+        if reason:
+            checks.append(_check_display(dev, reason))
+        else:
+            gpus.append(dev)
     if not gpus:
-        checks.append(Check("GPUs", WARN, "no VGA or 3D controller (class 0x0300/0x0302) found", ""))
+        checks.append(Check("GPUs", WARN, "no GPU of a model in the catalog found", ""))
     for gpu in gpus:
         group = host.link_name(f"sys/bus/pci/devices/{gpu.address}/iommu_group")
         members = host.entries(f"sys/kernel/iommu_groups/{group}/devices") if group else []
-        companions = [_device(host, a) for a in members if a != gpu.address]
+        companions = [pci_device(host, a) for a in members if a != gpu.address]
         companions = [c for c in companions if c.function.passable]
-        checks += [_check_numa(host, gpu, len(nodes)), _check_group(host, gpu), _check_driver(gpu, companions)]
-    checks += _check_hugepages(host, nodes)
+        checks += [_check_numa(gpu, nodes), _check_group(host, gpu), _check_driver(gpu, companions)]
+    checks += _check_hugepages(host, [f"node{n.index}" for n in nodes if not n.memory_only])
     return checks
 
 
 def host_ready(checks: list[Check]) -> bool:
-    """Ready for passthrough when nothing failed (warnings are advice)."""
+    """Ready for passthrough when nothing failed (warnings are advice, INFO lines only information)."""
     return all(c.status != FAIL for c in checks)
 
 

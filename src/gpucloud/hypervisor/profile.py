@@ -27,6 +27,8 @@ from gpucloud.domain.topology import (
     pci_class_is_gpu,
 )
 from gpucloud.errors import GpucloudError
+from gpucloud.hypervisor.discovery import load_fixture_dir
+from gpucloud.hypervisor.sysfs import topology_from_sysfs
 
 LOCAL_DISTANCE, SAME_SOCKET_DISTANCE, REMOTE_DISTANCE = 10, 12, 21
 
@@ -62,12 +64,15 @@ def builtin_profiles() -> dict[str, Path]:
 
 
 def load_profile(name_or_path: str | Path) -> HostTopology:
-    """A shipped profile by name, or a profile file by path."""
+    """A shipped profile by name, a profile file by path, or a recorded host's directory: libvirt's
+    view (capabilities.xml + nodedev/*.xml) or a copy of its sysfs (sys/ and proc/)."""
     shipped = builtin_profiles()
     if isinstance(name_or_path, str) and name_or_path in shipped:
         path = shipped[name_or_path]
     else:
         path = Path(name_or_path)
+        if path.is_dir():
+            return _load_recording(path)
         if not path.is_file():
             known = ", ".join(sorted(shipped))
             raise ProfileError(f"{name_or_path}: no such profile file or shipped profile (shipped: {known})")
@@ -76,6 +81,18 @@ def load_profile(name_or_path: str | Path) -> HostTopology:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot read: {exc}") from None
     return parse_profile(text, str(path))
+
+
+def _load_recording(path: Path) -> HostTopology:
+    if (path / "capabilities.xml").is_file():
+        return load_fixture_dir(path)
+    if (path / "sys/devices/system/node").is_dir():
+        try:
+            return topology_from_sysfs(path)
+        except TopologyError as exc:
+            raise ProfileError(f"{path}: {exc}") from None
+    raise ProfileError(f"{path}: a directory, but neither a libvirt recording (capabilities.xml, nodedev/) "
+                       "nor a sysfs copy (sys/devices/system/node)")
 
 
 def parse_profile(text: str, source: str = "profile") -> HostTopology:

@@ -18,7 +18,7 @@ from gpucloud.domain.lifecycle import TransitionError
 from gpucloud.domain.passwords import sha512_crypt
 from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
-from gpucloud.services import gating, placing
+from gpucloud.services import gating, placing, sshkeys
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.services.tokens import AccountRef
 from gpucloud.store import events, usage
@@ -30,6 +30,8 @@ from gpucloud.store.tables import Instance
 BUSY = "Linode busy."
 LABEL_TAKEN = "Label must be unique among your Linodes"
 UPDATABLE = ("label", "group", "tags", "alerts", "watchdog_enabled")
+NO_WAY_IN = ("root_pass, authorized_keys or authorized_users is required when deploying from an image: "
+             "without a root password or an SSH key nobody could log in to the guest")
 DEFAULT_ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
 
 
@@ -61,7 +63,7 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
     the whole attempt is redone, at most `claim_retries` times. `staff`: whether the account
     is staff's, when the caller knows (the API's token did); else it is read in the same
     transaction."""
-    plan = _validate_new(db, account_id, new, hide=not bypass_flags, staff=staff)
+    plan, keys = _validate_new(db, account_id, new, hide=not bypass_flags, staff=staff)
     region = load_catalog().region(new.region) if new.region is not None else None
     if new.region is None or region is None:
         raise RuntimeError("a new instance without a valid region passed validation")
@@ -79,7 +81,7 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
                 if isinstance(decision, NoRoom):
                     raise placing.no_capacity(decision)
                 instance = _new_instance_row(s, account_id, username, new, plan, region, decision.host_id,
-                                             root_hash, actor)
+                                             root_hash, keys, actor)
                 placing.claim(s, settings, new.region, instance.id, decision, staff=account.is_staff)
                 event = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
                                       entity_label=instance.label, username=username,
@@ -101,14 +103,14 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
 
 
 def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
-                      host_id: int, root_hash: str | None, actor: str | None) -> Instance:
+                      host_id: int, root_hash: str | None, keys: tuple[str, ...], actor: str | None) -> Instance:
     """The instance row of a create, its id and addresses known (flushed). The one place a new
     instance is written: what a create records goes here."""
     label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
                         image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
                         tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
-                        authorized_keys=list(new.authorized_keys), created_by=actor or username)
+                        authorized_keys=list(keys), created_by=actor or username)
     s.add(instance)
     s.flush()
     instance.ipv4 = _address(region.ipv4_pool, instance.id)
@@ -147,9 +149,11 @@ def _hidden(db: Database, account_id: int, staff: bool | None, plan: Plan) -> bo
 
 
 def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool = True,
-                  staff: bool | None = None) -> Plan:
-    """Every field error at once, as Linode reports them (type first). With `hide`, a GPU plan
-    the account cannot see is unknown, exactly."""
+                  staff: bool | None = None) -> tuple[Plan, tuple[str, ...]]:
+    """Every field error at once, as Linode reports them (type first), and the plan and the
+    public keys root is given (`authorized_keys`, then the keys of `authorized_users`). With
+    `hide`, a GPU plan the account cannot see is unknown, exactly. A guest from an image needs
+    a way in: a root password or at least one key."""
     catalog = load_catalog()
     errors: list[tuple[str | None, str]] = []
     plan = catalog.plan(new.type) if isinstance(new.type, str) else None
@@ -163,8 +167,6 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
         errors.append(("label", problem))
     if new.image is not None and catalog.image(new.image) is None:
         errors.append(("image", "image is not valid"))
-    if new.image and not (new.root_pass or new.authorized_keys or new.authorized_users):
-        errors.append(("root_pass", "root_pass is required when deploying from an image"))
     if new.root_pass is not None and (problem := validation.root_pass_problem(new.root_pass)):
         errors.append(("root_pass", problem))
     for i, key in enumerate(new.authorized_keys):
@@ -175,15 +177,17 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
             errors.append((f"tags[{i}]", problem))
     if problem := validation.group_problem(new.group):
         errors.append(("group", problem))
+    users_keys: list[str] = []
     if new.authorized_users:
         with db.read() as s:
-            known = q.usernames_of_account(s, account_id)
-        for user in new.authorized_users:
-            if user not in known:
-                errors.append(("authorized_users", f"Username {user} is not a user on this account"))
+            users_keys, user_errors = sshkeys.authorized_users_keys(s, account_id, new.authorized_users)
+        errors += user_errors
+    keys = list(dict.fromkeys([*(k.strip() for k in new.authorized_keys), *users_keys]))
+    if new.image and not new.root_pass and not keys and not new.authorized_users:
+        errors.append(("root_pass", NO_WAY_IN))
     if errors or plan is None:  # no plan is among the errors
         raise ValidationErrors(errors)
-    return plan
+    return plan, tuple(keys)
 
 
 # --- read and update ----------------------------------------------------------------------
