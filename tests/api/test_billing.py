@@ -4,15 +4,12 @@ payments, promotions and notifications (linode_api4 here; linode-cli in test_lin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from datetime import timedelta
 
 from gpucloud.clock import utcnow
 from gpucloud.domain.billing import Period
 from gpucloud.services import billing
 from gpucloud.store.tables import Invoice, UsageInterval
-from tests.api.test_linode_cli import LINODE_CLI
 
 
 def add_usage(server, account_id: int, hours: float, type_id: str = "g1-gpu-rtx6000-1", instance_id: int = 900001,
@@ -75,22 +72,19 @@ def test_invoices_items_and_payments_through_linode_api4(any_api_server):
     assert other.get("/account/invoices").json()["data"] == []
 
 
-def test_linode_cli_reads_invoices(any_api_server, tmp_path):
-    alice = any_api_server.customer()
-    made = closed_month(any_api_server, alice.account_id)
-    billing.record_payment(any_api_server.db, alice.account_id, "20", actor="test")
+def test_linode_cli_reads_invoices(api_server, cli):
+    alice = api_server.customer()
+    made = closed_month(api_server, alice.account_id)
+    billing.record_payment(api_server.db, alice.account_id, "20", actor="test")
 
-    def cli(*args):
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "LINODE_CLI_TOKEN": alice.token,
-               "LINODE_CLI_API_HOST": any_api_server.host_port, "LINODE_CLI_API_SCHEME": "http",
-               "LINODE_CLI_CONFIG": str(tmp_path / "linode-cli.ini"), "LINODE_CLI_SUPPRESS_VERSION_WARNING": "1"}
-        done = subprocess.run([LINODE_CLI, *args, "--json"], env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+    def read(*args):
+        code, out, err = cli(*args, "--json", token=alice.token)
+        assert code == 0, err
+        return json.loads(out)
 
-    (listed,) = cli("account", "invoices-list")
+    (listed,) = read("account", "invoices-list")
     assert (listed["id"], listed["total"]) == (made.id, 15.0)
-    assert cli("account", "invoice-view", str(made.id))[0]["label"] == f"Invoice {made.period}"
-    items = cli("account", "invoice-items", str(made.id))
+    assert read("account", "invoice-view", str(made.id))[0]["label"] == f"Invoice {made.period}"
+    items = read("account", "invoice-items", str(made.id))
     assert [i["type"] for i in items] == ["hourly", "hourly"] and sum(i["total"] for i in items) == 15.0
-    assert [p["usd"] for p in cli("account", "payments-list")] == [20]
+    assert [p["usd"] for p in read("account", "payments-list")] == [20]

@@ -107,7 +107,7 @@ def test_two_closers_at_once_write_each_invoice_once(postgres_db):
         try:
             start.wait()
             reports.append(billing.close_month(postgres_db, OCT, now=NOW))
-        except Exception as exc:  # surfaced below
+        except Exception as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 
     threads = [threading.Thread(target=close) for _ in range(2)]
