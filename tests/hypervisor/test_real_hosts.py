@@ -244,3 +244,16 @@ def test_a_wrong_gpu_node_is_refused_naming_it(tmp_path):
                                       "--region", "us-east", "--gpu-node", "0000:3b:00.0=1"])
     assert "the firmware already puts it on node 0" in str(result.exception)
     assert CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "host", "list", "--json"]).output.strip() == "[]"
+
+
+def test_rediscovery_keeps_the_nodes_libvirt_cannot_see(sqlite_db, tmp_path):
+    from gpucloud.services import hosts
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, sqlite_db.url)
+    seen_by_libvirt = load_fixture_dir(libvirt(HIDDEN))
+    ref = hosts.register_host(sqlite_db, settings, name="h", region="us-east", topology=seen_by_libvirt,
+                              driver="sim", gpu_nodes=HIDDEN_NODES)
+    assert hosts.refresh_topology(sqlite_db, ref.id, seen_by_libvirt) == {"added": [], "vanished": [], "updated": []}
+    detail = hosts.host_detail(sqlite_db, ref.id)
+    assert {g["address"]: g["numa_node"] for n in detail["nodes"] for g in n["gpus"]} == HIDDEN_NODES

@@ -1,11 +1,12 @@
 """Request bodies, as pydantic models: they validate types, refuse unknown fields, and are what
 /v4/openapi.json documents.
 
-Create and PUT accept every field Linode's API lists for them, because the clients send them
+Create and PUT declare every field Linode's API lists for them, because the clients send them
 (linode_api4's `save()` PUTs all mutable fields; create passes through whatever keyword
 arguments it gets). Fields for features we do not have (backups, StackScripts, VPC
-interfaces, placement groups...) are accepted and ignored; docs/api.md lists them. Fields
-nobody defines are refused, so a typo does not pass silently. `type` and `region` are
+interfaces, placement groups...) are refused with a 400 naming them unless they ask for
+nothing (api/unoffered.py); fields nobody defines are refused as unknown, so a typo does not
+pass silently. `type` and `region` are
 optional here so that their absence gets Linode's field errors from the instance service
 (linode-cli sends whatever was given), though the schema still marks them required.
 """
@@ -35,7 +36,7 @@ class BackupSchedule(Body):
 
 
 class Backups(Body):
-    """Accepted for compatibility; we take no backups."""
+    """Sent back as shown by linode_api4's save(); asking for backups is refused."""
 
     enabled: bool | None = None
     available: bool | None = None
@@ -65,7 +66,7 @@ class InstanceCreate(Body):
     booted: bool | None = None
     tags: list[str] | None = None
     group: str | None = None
-    # accepted and ignored: features gpucloud does not have
+    # features gpucloud does not have: refused unless they ask for nothing (api/unoffered.py)
     backups_enabled: bool | None = None
     backup_id: int | None = None
     stackscript_id: int | None = None
@@ -91,8 +92,8 @@ class InstanceUpdate(Body):
     tags: list[str] | None = None
     alerts: Alerts | None = None
     watchdog_enabled: bool | None = None
-    backups: Backups | None = None  # ignored
-    maintenance_policy: str | None = None  # ignored: GPU instances are always powered off and on
+    backups: Backups | None = None  # only as shown: disabled (api/unoffered.py)
+    maintenance_policy: str | None = None  # only linode/power_off_on: GPU guests cannot live-migrate
 
 
 class NoFields(Body):

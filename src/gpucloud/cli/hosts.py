@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.cli.output import emit_json, emit_table, json_option, region_option
 from gpucloud.domain.topology import TopologyError, normalise_pci_address, numa_summary
 from gpucloud.errors import GpucloudError
 from gpucloud.services import hosts as service
@@ -23,7 +23,7 @@ def host() -> None:
 @host.command("add")
 @click.option("--profile", help="Register a simulated host described by a profile file (or a shipped profile name).")
 @click.option("--uri", help="Register a real host by libvirt URI (qemu:///system, qemu+tls://host/system).")
-@click.option("--region", required=True, help="Region id, e.g. us-east.")
+@region_option("The host's region.", required=True)
 @click.option("--name", help="Host name (default: derived from the URI or profile).")
 @click.option("--nic", help="libvirt hosts: guest network, 'network:NAME', 'bridge:NAME' or 'user' "
                             "(default network:default).")
@@ -105,12 +105,12 @@ def _next_name(ctx: Context, region: str, profile: str) -> str:
 
 
 @host.command("list")
-@click.option("--region", help="Only hosts of this region.")
+@region_option("Only hosts of this region.")
 @json_option
 @pass_ctx
 def list_(ctx: Context, region: str | None, as_json: bool) -> None:
     """Every host with its status and GPU use."""
-    rows = service.list_hosts(ctx.db, region)
+    rows = service.list_hosts(ctx.state, region)
     if as_json:
         emit_json(rows)
         return
@@ -127,7 +127,7 @@ def list_(ctx: Context, region: str | None, as_json: bool) -> None:
 @pass_ctx
 def show(ctx: Context, ref: str, as_json: bool) -> None:
     """A host's topology: NUMA nodes, their cores, memory and GPUs, and who holds what."""
-    detail = service.host_detail(ctx.db, ref)
+    detail = service.host_detail(ctx.state, ref)
     if as_json:
         emit_json(detail)
         return
@@ -211,21 +211,24 @@ def _gpu_line(gpu: dict, mark, holders: dict) -> str:
     return text
 
 
-def _status_command(name: str, status: str, doc: str):
+def _status_command(name: str, status: str, doc: str, *, why_required: bool):
     @host.command(name, help=doc)
     @click.argument("ref")
-    @click.option("--why", default="", help="The reason, kept in the audit log.")
+    @click.option("--why", default="",
+                  help="The reason, kept in the audit log" + (" (required)." if why_required else "."))
     @pass_ctx
     def command(ctx: Context, ref: str, why: str) -> None:
-        service.set_host_status(ctx.db, ref, status, why=why, actor="cli")
-        click.echo(f"host {ref} is now {status}")
+        if service.set_host_status(ctx.db, ref, status, why=why, actor="cli"):
+            click.echo(f"host {ref} is now {status}")
+        else:
+            click.echo(f"host {ref} is already {status}; nothing changed")
 
     return command
 
 
-_status_command("drain", "draining", "Stop placing new instances on a host; running ones stay.")
-_status_command("maintenance", "maintenance", "Take a host out of service for maintenance.")
-_status_command("activate", "active", "Return a host to service.")
+_status_command("drain", "draining", "Stop placing new instances on a host; running ones stay.", why_required=True)
+_status_command("maintenance", "maintenance", "Take a host out of service for maintenance.", why_required=True)
+_status_command("activate", "active", "Return a host to service.", why_required=False)
 
 
 @host.command("gpu")

@@ -177,14 +177,21 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
         return changes
 
 
-def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str = "", actor: str = "cli") -> None:
-    """Operators drain a host (no new guests), put it in maintenance, or bring it back."""
+def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str = "", actor: str = "cli") -> bool:
+    """Operators drain a host (no new guests), put it in maintenance, or bring it back. Taking
+    a host out of service needs a reason. False (and nothing written) when the host already
+    has that status."""
     if status not in HOST_STATUSES:
         raise GpucloudError(f"status must be one of {', '.join(HOST_STATUSES)}", field="status")
+    if status != "active" and not why.strip():
+        raise GpucloudError(f"say why the host is taken out of service (--why) before making it {status}",
+                            field="why")
     with db.write() as s:
         host = q.host_by_ref(s, host_ref)
         if not host:
             raise NotFound(f"no host {host_ref}")
+        if host.status == status:
+            return False
         before = {"status": host.status, "reason": host.status_reason}
         host.status, host.status_reason = status, why
         claim_store.bump_hosts(s, [host.id])
@@ -192,6 +199,7 @@ def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str 
             host.missed_checks = 0
         audit.record(s, actor=actor, action="host.status", target_type="host", target_id=host.id,
                      before=before, after={"status": status, "reason": why}, why=why)
+        return True
 
 
 def set_gpu_status(db: Database, host_ref: str | int, address: str, status: str, *, why: str = "",

@@ -74,12 +74,14 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
         try:
             with db.write() as s:
                 account = AccountRef(account_id, staff) if staff is not None else gating.account_in(s, account_id)
+                if plan.is_gpu:
+                    placing.require_gpu_region(new.region)
                 if plan.is_gpu and not bypass_flags:
                     gating.require_gpu_access(db, account, new.region)
                 placing.lock_region(s, new.region)
                 decision = placing.place_new(s, settings, request)
                 if isinstance(decision, NoRoom):
-                    raise placing.no_capacity(decision)
+                    raise placing.no_capacity(s, settings, request, decision)
                 instance = _new_instance_row(s, account_id, username, new, plan, region, decision.host_id,
                                              root_hash, keys, actor)
                 placing.claim(s, settings, new.region, instance.id, decision, staff=account.is_staff)
@@ -284,10 +286,11 @@ def resize_instance(db: Database, settings: Settings, account_id: int, instance_
             raise ValidationErrors([("type", "The new plan's disk is smaller than this Linode's disk; "
                                              "shrinking disks is not supported")])
         if plan.is_gpu:
+            placing.require_gpu_region(instance.region_id)
             gating.require_gpu_access(db, gating.account_in(s, account_id), instance.region_id)
         decision = placing.place_resized(s, settings, instance, plan)  # the rules the resize job applies
-    if isinstance(decision, NoRoom):
-        raise placing.no_capacity(decision)
+        if isinstance(decision, NoRoom):
+            raise placing.no_capacity(s, settings, PlacementRequest.for_plan(plan, instance.region_id), decision)
     _act(db, account_id, instance_id, username, "resize", payload={"type": plan.id, "from_type": instance.type_id})
 
 

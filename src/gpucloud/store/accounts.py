@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from gpucloud.store.tables import Account, AdminUser, ApiToken, User
+from gpucloud.store.tables import Account, AdminUser, ApiToken, Host, User
 
 
 def account_by_ref(session: Session, ref: str | int) -> Account | None:
@@ -60,3 +60,9 @@ def token_of_user(session: Session, user_id: int, token_id: int) -> ApiToken | N
 
 def users_of_account(session: Session, account_id: int) -> list[User]:
     return list(session.scalars(select(User).where(User.account_id == account_id).order_by(User.id)))
+
+
+def holds_nothing(session: Session) -> bool:
+    """No host and no account: a database nobody has used yet."""
+    from_hosts = session.scalar(select(Host.id).limit(1))
+    return from_hosts is None and session.scalar(select(Account.id).limit(1)) is None

@@ -9,13 +9,14 @@ instance is 404, exactly like one that does not exist.
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel
 
-from gpucloud.api import bodies, views
+from gpucloud.api import bodies, unoffered, views
 from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
-from gpucloud.errors import GpucloudError, NotFound
+from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -28,7 +29,6 @@ INSTANCE_FIELDS = Filterable.of("group", "id", "image", "interface_generation", 
                                 "placement_group.label", "placement_group.placement_group_type", "region", "tags",
                                 "type", "status")
 PER_INSTANCE_FIELDS = Filterable.of("id", "label")
-IGNORED_UPDATES = ("backups", "maintenance_policy")
 
 
 def _shape(request: Request, inst) -> dict:
@@ -54,6 +54,7 @@ def list_instances(request: Request, who: Identity = Depends(read), req: ListReq
              description="Places the instance and claims its GPUs, cores and memory at once: no capacity is an "
                          "immediate 400. Answers the instance in status `provisioning`.")
 def create_instance(body: bodies.InstanceCreate, request: Request, who: Identity = Depends(write)) -> dict:
+    _refuse_unoffered(body, unoffered.CREATE_FIELDS)
     new = service.NewInstance(
         type=body.type, region=body.region, label=body.label, image=body.image, root_pass=body.root_pass,
         authorized_keys=tuple(body.authorized_keys or ()), authorized_users=tuple(body.authorized_users or ()),
@@ -71,10 +72,12 @@ def get_instance(instance_id: ObjectId, request: Request, who: Identity = Depend
 
 @router.put("/linode/instances/{instance_id}", summary="Update an instance",
             description="Changes label, group, tags, alerts and watchdog_enabled. `backups` and "
-                        "`maintenance_policy` are accepted (linode_api4 sends every mutable field) and ignored.")
+                        "`maintenance_policy` may be sent as they are shown (linode_api4 sends every mutable "
+                        "field); asking for backups or another policy is a 400 naming the field.")
 def update_instance(instance_id: ObjectId, body: bodies.InstanceUpdate, request: Request,
                     who: Identity = Depends(write)) -> dict:
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in IGNORED_UPDATES}
+    _refuse_unoffered(body, unoffered.UPDATE_FIELDS)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in unoffered.UPDATE_FIELDS}
     if "alerts" in changes:
         changes["alerts"] = {k: v for k, v in (changes["alerts"] or {}).items() if v is not None}
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -115,12 +118,20 @@ def shutdown(instance_id: ObjectId, request: Request, who: Identity = Depends(wr
 
 
 @router.post("/linode/instances/{instance_id}/resize", summary="Resize an instance",
-             description="Moves the instance to another type; `allow_auto_disk_resize` and `migration_type` are "
-                         "accepted and ignored (disks always grow with the type; GPU guests are migrated cold).")
+             description="Moves the instance to another type, cold, its disk growing with the type: "
+                         "`allow_auto_disk_resize: false` and `migration_type: warm` are refused (400).")
 def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Identity = Depends(write)) -> dict:
+    _refuse_unoffered(body, unoffered.RESIZE_FIELDS)
     service.resize_instance(request.app.state.db, request.app.state.settings, who.account_id, instance_id, body.type,
                             who.username)
     return {}
+
+
+def _refuse_unoffered(body: BaseModel, rules: dict[str, unoffered.FieldRule]) -> None:
+    """A field asking for a feature we do not have is a 400 naming it, never silently dropped."""
+    refused = unoffered.refused_fields(body.model_dump(exclude_unset=True), rules)
+    if refused:
+        raise ValidationErrors(list(refused))
 
 
 def _check_config(request: Request, who: Identity, instance_id: int, body: bodies.ConfigRef | None) -> None:
