@@ -55,6 +55,8 @@ class Settings:
     http_head_timeout_seconds: float = 10.0  # a request's head must arrive within this (else 408, closed)
     http_body_timeout_seconds: float = 30.0  # and its body within this (else 408, closed)
     http_keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
+    # console
+    console_signups_per_hour: int = 5  # new accounts one client address may open per hour
     # host health
     host_check_seconds: float = 15.0
     host_down_after_missed: int = 3

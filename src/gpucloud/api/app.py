@@ -14,6 +14,7 @@ from gpucloud.api.ratelimit import RateLimiter
 from gpucloud.api.routes import account, billing, catalog, instances, sshkeys
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings, load_settings
+from gpucloud.console.app import mount_console
 from gpucloud.services.gating import flags_for
 from gpucloud.store.db import Database
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
 
     metrics.mount(app)
     mount_admin(app, settings, db)  # the admin web interface under /admin
+    mount_console(app)  # the customer console at /
     _document_optional_tokens(app)
     return app
 
