@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs: libvirt (test driver, schemas, virsh, headers for
-# libvirt-python), a real libvirtd with QEMU for software-emulated guests, Chromium for the admin
-# UI tests, and cloud-init (its own schema and parsers check the seeds we write). Installs only
-# what is missing; needs root (or sudo) when something is.
+# libvirt-python), a real libvirtd with QEMU for software-emulated guests, and Chromium for the
+# admin UI tests, and cloud-init, whose schema validator checks customers' cloud-config (and whose
+# parsers check the network-config we write).
+# Installs only what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 packages=(libvirt-dev libvirt-clients libxml2-utils pkg-config gcc libvirt-daemon libvirt-daemon-driver-qemu
           qemu-system-x86 qemu-utils chromium cloud-init)

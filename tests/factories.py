@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from gpucloud.domain.topology import Cpu, Gpu, HostTopology, NumaNode, PciFunction
 
 RTX6000 = (0x10DE, 0x1E30)
@@ -27,3 +29,9 @@ def two_node_host(gpus_per_node: int = 2, cores_per_node: int = 8, memory_gib: i
             gpus.append(Gpu(f"0000:{bus:02x}:00.0", gpu_ids[0], gpu_ids[1], 0x030000, node, 10 + node * 8 + i,
                             "Quadro RTX 6000", (audio,)))
     return HostTopology(tuple(nodes), tuple(gpus), "Test CPU", 2)
+
+
+def ssh_public_key(comment: str = "me@laptop", kind: str = "ssh-ed25519", fill: int = 0) -> str:
+    """An OpenSSH public key line whose blob names its own type (what validation checks)."""
+    blob = len(kind).to_bytes(4, "big") + kind.encode() + bytes([fill]) * 32
+    return f"{kind} {base64.b64encode(blob).decode()} {comment}"

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,7 +48,8 @@ from tests.conftest import make_settings
 
 PG_ADMIN_URL = os.environ.get("GPUCLOUD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLEET = {"us-east": ("rtx6000-2s4g", 12), "ap-west": ("rtx6000-2s4g", 2)}
-FAST = {"sim_boot_seconds": 0.5, "worker_poll_seconds": 0.05}  # tests poll with fresh GETs, not 15 s caches
+FAST = {"sim_boot_seconds": 0.5, "worker_poll_seconds": 0.05,  # tests poll with fresh GETs, not 15 s caches
+        "console_signups_per_hour": 10_000}  # every browser test signs up from 127.0.0.1
 
 
 @dataclass(frozen=True)
@@ -194,3 +197,26 @@ def any_api_server(request) -> LiveServer:
 @pytest.fixture
 def customer(api_server) -> Customer:
     return api_server.customer()
+
+
+LINODE_CLI = str(Path(sys.executable).with_name("linode-cli"))
+
+
+@pytest.fixture
+def cli(api_server, tmp_path):
+    """Runs `linode-cli ARGS` as a customer; returns (exit code, stdout, stderr)."""
+    def run(*args: str, token: str | None = None) -> tuple[int, str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "LINODE_CLI_TOKEN": token or run.token,
+            "LINODE_CLI_API_HOST": api_server.host_port,
+            "LINODE_CLI_API_SCHEME": "http",
+            "LINODE_CLI_CONFIG": str(tmp_path / "linode-cli.ini"),
+            "LINODE_CLI_SUPPRESS_VERSION_WARNING": "1",
+        }
+        done = subprocess.run([LINODE_CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+
+    run.token = api_server.customer().token
+    return run

@@ -3,34 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-LINODE_CLI = str(Path(sys.executable).with_name("linode-cli"))
-
-
-@pytest.fixture
-def cli(api_server, tmp_path):
-    """Runs `linode-cli ARGS` as a customer; returns (exit code, stdout, stderr)."""
-    def run(*args: str, token: str | None = None) -> tuple[int, str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(tmp_path),
-            "LINODE_CLI_TOKEN": token or run.token,
-            "LINODE_CLI_API_HOST": api_server.host_port,
-            "LINODE_CLI_API_SCHEME": "http",
-            "LINODE_CLI_CONFIG": str(tmp_path / "linode-cli.ini"),
-            "LINODE_CLI_SUPPRESS_VERSION_WARNING": "1",
-        }
-        done = subprocess.run([LINODE_CLI, *args], env=env, capture_output=True, text=True, timeout=120)
-        return done.returncode, done.stdout, done.stderr
-
-    run.token = api_server.customer().token
-    return run
 
 
 def test_types_and_regions(cli):

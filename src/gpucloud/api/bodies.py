@@ -1,11 +1,12 @@
 """Request bodies, as pydantic models: they validate types, refuse unknown fields, and are what
 /v4/openapi.json documents.
 
-Create and PUT accept every field Linode's API lists for them, because the clients send them
+Create and PUT declare every field Linode's API lists for them, because the clients send them
 (linode_api4's `save()` PUTs all mutable fields; create passes through whatever keyword
 arguments it gets). Fields for features we do not have (backups, StackScripts, VPC
-interfaces, placement groups...) are accepted and ignored; docs/api.md lists them. Fields
-nobody defines are refused, so a typo does not pass silently. `type` and `region` are
+interfaces, placement groups...) are refused with a 400 naming them unless they ask for
+nothing (api/unoffered.py); fields nobody defines are refused as unknown, so a typo does not
+pass silently. `type` and `region` are
 optional here so that their absence gets Linode's field errors from the instance service
 (linode-cli sends whatever was given), though the schema still marks them required.
 """
@@ -35,7 +36,7 @@ class BackupSchedule(Body):
 
 
 class Backups(Body):
-    """Accepted for compatibility; we take no backups."""
+    """Sent back as shown by linode_api4's save(); asking for backups is refused."""
 
     enabled: bool | None = None
     available: bool | None = None
@@ -44,7 +45,9 @@ class Backups(Body):
 
 
 class Metadata(Body):
-    user_data: str | None = None
+    user_data: str | None = Field(None, description="Base64 (at most 65535 characters): cloud-config, a script or "
+                                                    "anything cloud-init reads; a cloud-config is checked against "
+                                                    "cloud-init's schema.")
 
 
 class PlacementGroupRef(Body):
@@ -65,7 +68,8 @@ class InstanceCreate(Body):
     booted: bool | None = None
     tags: list[str] | None = None
     group: str | None = None
-    # accepted and ignored: features gpucloud does not have
+    metadata: Metadata | None = None
+    # features gpucloud does not have: refused unless they ask for nothing (api/unoffered.py)
     backups_enabled: bool | None = None
     backup_id: int | None = None
     stackscript_id: int | None = None
@@ -75,7 +79,6 @@ class InstanceCreate(Body):
     firewall_id: int | None = None
     interfaces: list[dict[str, Any]] | None = None
     interface_generation: str | None = None
-    metadata: Metadata | None = None
     placement_group: PlacementGroupRef | None = None
     disk_encryption: str | None = None
     network_helper: bool | None = None
@@ -91,8 +94,8 @@ class InstanceUpdate(Body):
     tags: list[str] | None = None
     alerts: Alerts | None = None
     watchdog_enabled: bool | None = None
-    backups: Backups | None = None  # ignored
-    maintenance_policy: str | None = None  # ignored: GPU instances are always powered off and on
+    backups: Backups | None = None  # only as shown: disabled (api/unoffered.py)
+    maintenance_policy: str | None = None  # only linode/power_off_on: GPU guests cannot live-migrate
 
 
 class NoFields(Body):
@@ -116,7 +119,7 @@ class Rebuild(Body):
     authorized_users: list[str] | None = None
     booted: bool | None = Field(None, description="Boot the rebuilt instance (default true).")
     metadata: Metadata | None = None
-    # refused with a reason when set: features gpucloud does not have
+    # refused with a reason (api/unoffered.py) when they ask for what we do not have
     disk_encryption: str | None = None
     stackscript_id: int | None = None
     stackscript_data: dict[str, Any] | None = None
@@ -144,6 +147,13 @@ class Rescue(Body):
 
 class RootPassword(Body):
     root_pass: str = Field(description="The new root password; the guest takes it at its next boot.")
+class SshKeyCreate(Body):
+    ssh_key: str = Field(description="An OpenSSH public key, e.g. 'ssh-ed25519 AAAA... me@laptop'.")
+    label: str | None = Field(None, max_length=64)
+
+
+class SshKeyUpdate(Body):
+    label: str | None = Field(None, max_length=64)
 
 
 class TokenCreate(Body):

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from gpucloud.api import unoffered
 from gpucloud.errors import ConfigError, GpucloudError, ValidationErrors
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return response(404, [(None, "Not found")])
-        if exc.status_code == 405:
-            return response(405, [(None, "Method not allowed")], {"Allow": ", ".join(_allowed(request))})
+        if exc.status_code in (404, 405):  # no route: say so when it is a feature not offered here
+            reason = unoffered.route_reason(request.method, request.url.path)
+            if exc.status_code == 404:
+                return response(404, [(None, reason or "Not found")])
+            return response(405, [(None, reason or "Method not allowed")], {"Allow": ", ".join(_allowed(request))})
         reason = exc.detail if isinstance(exc.detail, str) else "Bad request"
         return response(exc.status_code, [(None, reason)], getattr(exc, "headers", None))

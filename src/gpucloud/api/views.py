@@ -119,7 +119,7 @@ def instance(inst, p: Plan | None, r: Region | None) -> dict:
         "watchdog_enabled": inst.watchdog_enabled,
         "tags": list(inst.tags or []),
         "host_uuid": host_uuid(inst.host_id),
-        "has_user_data": False,
+        "has_user_data": inst.user_data is not None,
         "capabilities": [],
         "lke_cluster_id": None,
         "placement_group": None,
@@ -273,9 +273,15 @@ def profile(user_id: int, username: str, email: str) -> dict:
     }
 
 
-def user(u) -> dict:
-    """`u` is a `store.tables.User`; every user is unrestricted for now."""
-    return {"username": u.username, "email": u.email, "restricted": False, "ssh_keys": [],
+def ssh_key(k) -> dict:
+    """`k` is a `store.tables.SshKey`."""
+    return {"id": k.id, "label": k.label, "ssh_key": k.ssh_key, "created": linode_time(k.created_at)}
+
+
+def user(u, key_labels: list[str]) -> dict:
+    """`u` is a `store.tables.User`; every user is unrestricted for now. `ssh_keys`: the labels of
+    the user's profile keys, as Linode lists them."""
+    return {"username": u.username, "email": u.email, "restricted": False, "ssh_keys": key_labels,
             "tfa_enabled": False, "user_type": "default", "last_login": None, "password_created": None,
             "verified_phone_number": None}
 

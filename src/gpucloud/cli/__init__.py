@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from gpucloud.cli.output import fail
 from gpucloud.config import Settings, load_settings
 from gpucloud.errors import ConfigError, GpucloudError
+from gpucloud.services.accounts import database_is_new
 from gpucloud.store import migrate
 from gpucloud.store.db import Database, redact
 
@@ -20,6 +21,7 @@ class Context:
     flags: dict
     _settings: Settings | None = None
     _db: Database | None = field(default=None, repr=False)
+    _told: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -53,6 +55,20 @@ class Context:
                 sync_catalog(s, load_catalog())
             self._db = db
         return self._db
+
+
+    @property
+    def state(self) -> Database:
+        """The database, for a command that reads state: when it holds nothing yet, say on
+        stderr which database this is and how to point at a running server's data, so an empty
+        answer is never mistaken for an empty fleet."""
+        db = self.db
+        if not self._told and database_is_new(db):
+            click.echo(f"note: database {redact(db.url)} is new and empty (no hosts, no accounts). To read a "
+                       "running server's data, give its --data-dir (or GPUCLOUD_DATA_DIR) or its "
+                       "--database-url (or GPUCLOUD_DATABASE_URL).", err=True)
+        self._told = True
+        return db
 
 
 pass_ctx = click.make_pass_decorator(Context)

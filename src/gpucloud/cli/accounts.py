@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, json_option, parse_moment
+from gpucloud.cli.output import emit_json, emit_table, json_option, parse_moment
+from gpucloud.services import account_admin
 from gpucloud.services import accounts as service
 
 
@@ -28,6 +29,46 @@ def create(ctx: Context, email: str, staff: bool, username: str | None, company:
         emit_json(info.__dict__)
     else:
         click.echo(f"account {info.id} {info.email} (user {info.username}{', staff' if staff else ''})")
+
+
+@account.command("list")
+@click.argument("query", required=False, default="")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@json_option
+@pass_ctx
+def list_(ctx: Context, query: str, limit: int, as_json: bool) -> None:
+    """Accounts whose e-mail or company contains QUERY (or whose id it is); all of them without one."""
+    rows = account_admin.search(ctx.state, query, limit)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        r["kind"] = "staff" if r["is_staff"] else "customer"
+    emit_table(rows, [("id", "ID"), ("email", "E-MAIL"), ("company", "COMPANY"), ("kind", "KIND"),
+                      ("active", "ACTIVE"), ("created", "CREATED")])
+
+
+@account.command("show")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def show(ctx: Context, ref: str, as_json: bool) -> None:
+    """One account (id or e-mail): its users, its instances with their GPUs, and each feature flag's answer for it."""
+    d = account_admin.overview(ctx.state, ref)
+    if as_json:
+        emit_json({**d, "flags": [{**f, "override": f["override"].__dict__ if f["override"] else None}
+                                  for f in d["flags"]]})
+        return
+    click.echo(f"account {d['id']} {d['email']} · {'staff' if d['is_staff'] else 'customer'}"
+               f"{' · ' + d['company'] if d['company'] else ''} · {'active' if d['active'] else 'inactive'}")
+    click.echo("users: " + (", ".join(u["username"] for u in d["users"]) or "none"))
+    instances = d["instances"]
+    click.echo(f"instances: {len(instances)}" + ("" if instances else " (none)"))
+    for i in instances:
+        gpus = f" · {i['gpu_count']}× {i['gpu_model']}" if i["gpu_count"] else ""
+        click.echo(f"  {i['id']} {i['label']} · {i['status']} · {i['type']} · {i['region']}{gpus} · "
+                   f"host {i['host'] or '-'}")
+    click.echo("flags: " + ", ".join(f"{f['key']} {'on' if f['enabled'] else 'off'}" for f in d["flags"]))
 
 
 @click.group("token")

@@ -6,22 +6,22 @@ from __future__ import annotations
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, emit_table, json_option
+from gpucloud.cli.output import emit_json, emit_table, json_option, region_option
 from gpucloud.services.capacity import capacity as capacity_rows
 
 
 @click.command("capacity")
-@click.option("--region", help="Only this region.")
+@region_option("Only this region.")
 @json_option
 @pass_ctx
 def capacity(ctx: Context, region: str | None, as_json: bool) -> None:
     """GPU inventory per region and model, and what can still be sold per plan."""
-    rows = capacity_rows(ctx.db, ctx.settings, region)
+    rows = capacity_rows(ctx.state, ctx.settings, region)
     if as_json:
         emit_json(rows)
         return
     for r in rows:
-        r["claimed_split"] = f"{r['claimed']} ({r['claimed_customer']} customers, {r['claimed_staff']} staff)"
+        r["claimed_split"] = f"{r['claimed']} ({r['claimed_customer']} by customers, {r['claimed_staff']} by staff)"
         r["why_unavailable"] = ", ".join(f"{k} {v}" for k, v in sorted(r["unavailable_reasons"].items()))
         r["sell"] = "  ".join(f"{plan}: {n}" for plan, n in r["sellable"].items())
     emit_table(rows, [("region", "REGION"), ("gpu_model", "GPU"), ("total", "TOTAL"), ("claimed_split", "CLAIMED"),

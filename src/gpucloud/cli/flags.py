@@ -3,12 +3,10 @@ them per account, retire old flags, and read who changed what and why."""
 
 from __future__ import annotations
 
-import getpass
-
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, emit_table, json_option, parse_moment
+from gpucloud.cli.output import cli_actor, emit_json, emit_table, json_option, parse_moment
 from gpucloud.clock import linode_time
 from gpucloud.domain.flags import STATES
 from gpucloud.services import flags as service
@@ -16,12 +14,6 @@ from gpucloud.services import flags as service
 why_option = click.option("--why", default="", help="The reason, kept in the audit log (required).")
 
 
-def _actor() -> str:
-    """Who ran the command, as the audit log records it."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _describe(state: str, percent: int) -> str:
@@ -45,7 +37,7 @@ def flags() -> None:
 @pass_ctx
 def list_(ctx: Context, as_json: bool) -> None:
     """Every flag the code knows, its state and overrides; warns about flags to retire."""
-    views = service.list_flags(ctx.db)
+    views = service.list_flags(ctx.state)
     if as_json:
         emit_json([v.as_dict() for v in views])
     else:
@@ -76,7 +68,7 @@ def _overrides_text(view: service.FlagView) -> str:
 @pass_ctx
 def set_(ctx: Context, key: str, state: str, percent: int | None, why: str) -> None:
     """Set a flag's state: off, staff, percent (with --percent N) or on."""
-    change = service.set_state(ctx.db, key, state, percent, why=why, actor=_actor())
+    change = service.set_state(ctx.db, key, state, percent, why=why, actor=cli_actor())
     before, after = change.before, change.after
     if before is None or after is None:
         raise RuntimeError(f"flag {key}: setting its state reported no state")
@@ -94,7 +86,7 @@ until_option = click.option("--until", help="UTC date or time when the override 
 @pass_ctx
 def allow(ctx: Context, key: str, account: str, until: str | None, why: str) -> None:
     """Turn a flag on for one account (id or e-mail), whatever its state; --until for a trial."""
-    change = service.allow(ctx.db, key, account, until=parse_moment("--until", until), why=why, actor=_actor())
+    change = service.allow(ctx.db, key, account, until=parse_moment("--until", until), why=why, actor=cli_actor())
     _report(change, f"allowed for account {account}" + (f" until {until}" if until else ""))
 
 
@@ -106,7 +98,7 @@ def allow(ctx: Context, key: str, account: str, until: str | None, why: str) -> 
 @pass_ctx
 def deny(ctx: Context, key: str, account: str, until: str | None, why: str) -> None:
     """Turn a flag off for one account (id or e-mail), whatever its state, staff included."""
-    change = service.deny(ctx.db, key, account, until=parse_moment("--until", until), why=why, actor=_actor())
+    change = service.deny(ctx.db, key, account, until=parse_moment("--until", until), why=why, actor=cli_actor())
     _report(change, f"denied for account {account}" + (f" until {until}" if until else ""))
 
 
@@ -117,7 +109,7 @@ def deny(ctx: Context, key: str, account: str, until: str | None, why: str) -> N
 @pass_ctx
 def clear(ctx: Context, key: str, account: str, why: str) -> None:
     """Remove an account's override: the flag's state decides again."""
-    change = service.clear(ctx.db, key, account, why=why, actor=_actor())
+    change = service.clear(ctx.db, key, account, why=why, actor=cli_actor())
     _report(change, f"override of account {account} removed")
 
 
@@ -127,7 +119,7 @@ def clear(ctx: Context, key: str, account: str, why: str) -> None:
 @pass_ctx
 def retire(ctx: Context, key: str, why: str) -> None:
     """Delete a flag the code no longer knows, with its overrides."""
-    change = service.retire(ctx.db, key, why=why, actor=_actor())
+    change = service.retire(ctx.db, key, why=why, actor=cli_actor())
     _report(change, "retired")
 
 

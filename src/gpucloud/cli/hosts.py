@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from gpucloud.cli import Context, pass_ctx
-from gpucloud.cli.output import emit_json, emit_table, json_option
-from gpucloud.domain.topology import numa_summary
+from gpucloud.cli.output import emit_json, emit_table, json_option, region_option
+from gpucloud.domain.topology import TopologyError, normalise_pci_address, numa_summary
 from gpucloud.errors import GpucloudError
 from gpucloud.services import hosts as service
 
@@ -23,28 +23,36 @@ def host() -> None:
 @host.command("add")
 @click.option("--profile", help="Register a simulated host described by a profile file (or a shipped profile name).")
 @click.option("--uri", help="Register a real host by libvirt URI (qemu:///system, qemu+tls://host/system).")
-@click.option("--region", required=True, help="Region id, e.g. us-east.")
+@region_option("The host's region.", required=True)
 @click.option("--name", help="Host name (default: derived from the URI or profile).")
 @click.option("--nic", help="libvirt hosts: guest network, 'network:NAME', 'bridge:NAME' or 'user' "
                             "(default network:default).")
 @click.option("--domain-type", type=click.Choice(["kvm", "qemu"]),
               help="libvirt hosts: 'qemu' runs guests in software emulation (hosts without KVM, CI).")
 @click.option("--pool-path", help="libvirt hosts: directory of the storage pool for disks and base images.")
+@click.option("--gpu-node", "gpu_nodes", multiple=True, metavar="ADDRESS=NODE",
+              help="The NUMA node of a GPU whose firmware reports -1 (host inspect finds it in local_cpulist "
+                   "and prints this option); repeat per GPU.")
 @json_option
 @pass_ctx
 def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: str | None, nic: str | None,
-        domain_type: str | None, pool_path: str | None, as_json: bool) -> None:
-    """Register a host: discover its topology and write it, or refuse if it is already known."""
+        domain_type: str | None, pool_path: str | None, gpu_nodes: tuple[str, ...], as_json: bool) -> None:
+    """Register a host: discover its topology and write it, or refuse if it is already known.
+
+    --profile also takes a recorded host: a directory with capabilities.xml and nodedev/*.xml
+    (virsh capabilities, virsh nodedev-dumpxml) or a copy of a host's /sys and /proc."""
     if bool(profile) == bool(uri):
         raise GpucloudError("give exactly one of --profile FILE or --uri URI")
+    given = _gpu_nodes(gpu_nodes)
     if profile:
         from gpucloud.hypervisor.profile import load_profile
 
         topology = load_profile(profile)
-        profile_name = Path(profile).stem
-        name = name or _next_name(ctx, region, profile_name)
+        recorded = Path(profile).is_dir()
+        profile_name = str(Path(profile).resolve()) if recorded else Path(profile).stem
+        name = name or _next_name(ctx, region, Path(profile).stem if recorded else profile_name)
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
-                                    driver="sim", profile=profile_name)
+                                    driver="sim", profile=profile_name, gpu_nodes=given)
     else:
         if not uri:  # refused above: exactly one of the two is given
             raise GpucloudError("give exactly one of --profile FILE or --uri URI")
@@ -58,7 +66,7 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
             driver.close()
         name = name or _name_from_uri(uri)
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
-                                    driver="libvirt", uri=uri, host_settings=options)
+                                    driver="libvirt", uri=uri, host_settings=options, gpu_nodes=given)
     detail = service.host_detail(ctx.db, ref.id)
     if as_json:
         emit_json(detail)
@@ -68,6 +76,18 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
     memory_only = sum(n["memory_only"] for n in detail["nodes"])
     click.echo(f"registered host {ref.name} (id {ref.id}) in {region}: "
                f"{numa_summary(len(detail['nodes']) - memory_only, memory_only)}, {cpus} CPUs, {gpus} GPUs")
+
+
+def _gpu_nodes(values: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        address, _, node = value.partition("=")
+        try:
+            out[normalise_pci_address(address)] = int(node)
+        except (TopologyError, ValueError):
+            raise GpucloudError(f"--gpu-node {value!r}: expected ADDRESS=NODE, e.g. 0000:3b:00.0=0",
+                                field="gpu_node") from None
+    return out
 
 
 def _name_from_uri(uri: str) -> str:
@@ -85,12 +105,12 @@ def _next_name(ctx: Context, region: str, profile: str) -> str:
 
 
 @host.command("list")
-@click.option("--region", help="Only hosts of this region.")
+@region_option("Only hosts of this region.")
 @json_option
 @pass_ctx
 def list_(ctx: Context, region: str | None, as_json: bool) -> None:
     """Every host with its status and GPU use."""
-    rows = service.list_hosts(ctx.db, region)
+    rows = service.list_hosts(ctx.state, region)
     if as_json:
         emit_json(rows)
         return
@@ -107,7 +127,7 @@ def list_(ctx: Context, region: str | None, as_json: bool) -> None:
 @pass_ctx
 def show(ctx: Context, ref: str, as_json: bool) -> None:
     """A host's topology: NUMA nodes, their cores, memory and GPUs, and who holds what."""
-    detail = service.host_detail(ctx.db, ref)
+    detail = service.host_detail(ctx.state, ref)
     if as_json:
         emit_json(detail)
         return
@@ -181,6 +201,8 @@ def _gpu_line(gpu: dict, mark, holders: dict) -> str:
         state += f" ({gpu['status_reason']})"
     text = f"GPU {gpu['address']} {gpu['model'] or gpu['product'] or 'unknown model'} · group {gpu['iommu_group']} " \
            f"({len(gpu['functions'])} functions) · {state}"
+    if gpu["numa_from"] not in ("firmware", ""):  # the firmware said -1
+        text += f" · node {gpu['numa_node']} from {gpu['numa_from']}"
     if gpu["holder"]:
         holders[gpu["holder"]["instance_id"]] = gpu["holder"]
         text += f" · held by [{mark(gpu['holder'])}] instance {gpu['holder']['instance_id']}"
@@ -189,21 +211,24 @@ def _gpu_line(gpu: dict, mark, holders: dict) -> str:
     return text
 
 
-def _status_command(name: str, status: str, doc: str):
+def _status_command(name: str, status: str, doc: str, *, why_required: bool):
     @host.command(name, help=doc)
     @click.argument("ref")
-    @click.option("--why", default="", help="The reason, kept in the audit log.")
+    @click.option("--why", default="",
+                  help="The reason, kept in the audit log" + (" (required)." if why_required else "."))
     @pass_ctx
     def command(ctx: Context, ref: str, why: str) -> None:
-        service.set_host_status(ctx.db, ref, status, why=why, actor="cli")
-        click.echo(f"host {ref} is now {status}")
+        if service.set_host_status(ctx.db, ref, status, why=why, actor="cli"):
+            click.echo(f"host {ref} is now {status}")
+        else:
+            click.echo(f"host {ref} is already {status}; nothing changed")
 
     return command
 
 
-_status_command("drain", "draining", "Stop placing new instances on a host; running ones stay.")
-_status_command("maintenance", "maintenance", "Take a host out of service for maintenance.")
-_status_command("activate", "active", "Return a host to service.")
+_status_command("drain", "draining", "Stop placing new instances on a host; running ones stay.", why_required=True)
+_status_command("maintenance", "maintenance", "Take a host out of service for maintenance.", why_required=True)
+_status_command("activate", "active", "Return a host to service.", why_required=False)
 
 
 @host.command("gpu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from gpucloud.catalog import load_catalog
 from gpucloud.errors import GpucloudError
 
 # Piped output (scripts, tests) is never cut to a guessed terminal width.
@@ -56,3 +58,30 @@ def fail(message: str, code: int = 1) -> None:
     """One line on stderr, no traceback."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def region_id(text: str | None) -> str | None:
+    """A region as typed (its id or its city: 'ap-west', 'Mumbai', 'mumbai, in') -> its id;
+    None stays None; anything else is refused, naming the regions there are."""
+    if text is None:
+        return None
+    catalog = load_catalog()
+    region = catalog.find_region(text)
+    if region is None:
+        known = ", ".join(f"{r.id} ({r.label})" for r in catalog.regions)
+        raise GpucloudError(f"unknown region {text!r}; known: {known}", field="region")
+    return region.id
+
+
+def region_option(help_text: str, *, required: bool = False):
+    """`--region`, accepting an id or a city name (see `region_id`)."""
+    return click.option("--region", required=required, help=help_text + " An id or a city, e.g. ap-west or Mumbai.",
+                        callback=lambda _ctx, _param, value: region_id(value))
+
+
+def cli_actor() -> str:
+    """Who ran the command, as the audit log records it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

@@ -11,12 +11,12 @@ fleet of many identical hosts costs a few distinct fills.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from gpucloud.domain import numa_fit
 from gpucloud.domain.catalog import Plan
 from gpucloud.domain.host_state import HostState
-from gpucloud.domain.placement import PlacementConfig, PlacementRequest
+from gpucloud.domain.placement import NoRoom, PlacementConfig, PlacementRequest
 
 UNAVAILABLE_REASONS = (
     "host-draining",
@@ -123,3 +123,66 @@ def capacity_rows(
     for r in rows.values():
         r["total"] = r["claimed"] + r["free"] + r["unavailable"]
     return [rows[k] for k in sorted(rows)]
+
+
+# --- why a GPU plan is refused --------------------------------------------------------------
+
+# What an unavailable reason means, in the words an operator or a customer reads.
+REASON_WORDS = {
+    "host-draining": "host draining",
+    "host-maintenance": "host in maintenance",
+    "host-down": "host down",
+    "faulty": "faulty",
+    "reserved": "reserved",
+    "iommu-blocker": "IOMMU group shared with a host device",
+    "numa-unknown": "NUMA node unknown",
+}
+
+
+def reason_words(reasons: Mapping[str, int]) -> str:
+    """{'host-draining': 2, 'faulty': 1} -> 'faulty 1, host draining 2'."""
+    return ", ".join(f"{REASON_WORDS.get(k, k)} {n}" for k, n in sorted(reasons.items()))
+
+
+def _gpus(n: int, model: str) -> str:
+    return f"{n} {model} GPU" + ("" if n == 1 else "s")
+
+
+def explain_refusal(request: PlacementRequest, hosts: Sequence[HostState], config: PlacementConfig,
+                    refusal: NoRoom, *, where: str, model_name: str) -> NoRoom:
+    """The refusal of an unpinned GPU request, told from the region's GPU counts (the same
+    counts `capacity_rows` gives): no host with the model, every GPU claimed, the rest out of
+    service and why, too few free, or free but stranded (and by what). `where` names the
+    region for people ('ap-west (Mumbai, IN)'); `refusal` is placement's own answer, whose
+    code says what ran out when GPUs are free but stranded."""
+    if not request.gpus or request.host_id is not None:
+        return refusal
+    hosts = [h for h in hosts if h.region == request.region]
+    found = [r for r in capacity_rows(hosts, (), config, request.region) if r["gpu_model"] == request.gpu_model]
+    if not found or not found[0]["total"]:
+        return NoRoom("no-model", f"No host in region {where} has {model_name} GPUs.")
+    row, wanted = found[0], request.gpus
+    model = str(row["gpu_model"])
+    total, claimed, free, out = row["total"], row["claimed"], row["free"], row["unavailable"]
+    why = reason_words(row["unavailable_reasons"])
+    if not free:
+        if not out:
+            return NoRoom("all-claimed", f"All {_gpus(total, model_name)} in {where} are claimed.")
+        if not claimed:
+            return NoRoom("out-of-service", f"All {_gpus(total, model_name)} in {where} are out of service ({why}).")
+        return NoRoom("all-claimed", f"{claimed} of the {_gpus(total, model_name)} in {where} are claimed; "
+                                     f"the rest are out of service ({why}).")
+    held = f"{claimed} claimed" + (f", {out} out of service: {why}" if out else "")
+    if free < wanted:
+        return NoRoom("no-free-gpus", f"Only {_gpus(free, model_name)} free in {where} ({held}); "
+                                      f"the plan takes {wanted}.")
+    most = max((numa_fit.placeable_free(h.shape, config.for_host(h).numa_unknown_policy).get(model, 0)
+                for h in hosts if h.status == numa_fit.ACTIVE), default=0)
+    if most < wanted:
+        detail = f"no host has {wanted} free (at most {most} on one host)"
+    else:
+        ran_out = {"no-cores": "cores", "no-memory": "memory"}.get(refusal.code, "cores or memory")
+        detail = (f"no host has {request.vcpus} vCPUs (whole cores) and {request.memory_mib / 1024:g} GiB of "
+                  f"memory free on the NUMA node(s) beside {wanted} of them ({ran_out} ran out)")
+    return NoRoom("stranded", f"{_gpus(free, model_name)} {'is' if free == 1 else 'are'} free in {where} "
+                              f"({held}), but stranded: {detail}.")

@@ -92,6 +92,21 @@ class Catalog:
     def region(self, region_id: str) -> Region | None:
         return next((r for r in self.regions if r.id == region_id), None)
 
+    def find_region(self, text: str) -> Region | None:
+        """A region by id or by city, as people type them: 'ap-west', 'Mumbai', 'mumbai, in'
+        and 'Mumbai, IN' all find ap-west (case and surrounding spaces ignored). None when
+        nothing or more than one region matches."""
+        wanted = " ".join(text.split()).casefold()
+        if not wanted:
+            return None
+        for region in self.regions:
+            if wanted in (region.id.casefold(), region.label.casefold()):
+                return region
+        cities = [r for r in self.regions if r.label.split(",")[0].strip().casefold() == wanted]
+        if not cities:  # 'tokyo' for 'Tokyo 2, JP', when only one city starts so
+            cities = [r for r in self.regions if r.label.casefold().startswith(wanted)]
+        return cities[0] if len(cities) == 1 else None
+
     def plan(self, plan_id: str) -> Plan | None:
         return next((p for p in self.plans if p.id == plan_id), None)
 

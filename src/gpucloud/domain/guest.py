@@ -51,6 +51,7 @@ class CloudInit:
     hostname: str
     root_pass_hash: str | None = None  # crypt(3) SHA-512 hash, never the password
     authorized_keys: tuple[str, ...] = ()
+    user_data: bytes | None = None  # the customer's `metadata.user_data`, decoded
     network: GuestNetwork | None = None  # None: the image's own default (DHCP)
 
 

@@ -135,8 +135,9 @@ def _check_numa(gpu: PciDevice, nodes: tuple[NumaNode, ...]) -> Check:
         where = f"node {local[0]}" if len(local) == 1 else f"nodes {format_cpu_list(local)} (placed as node {local[0]})"
         return Check(
             name, WARN, f"{where}, from local_cpulist {format_cpu_list(gpu.local_cpus)}; the firmware reports -1",
-            f"libvirt shows only the firmware's -1: register the host with --gpu-node {gpu.address}={local[0]} "
-            f"(gpucloud host add); for good, {_NUMA_FIX[4:]}",
+            f"libvirt shows only the firmware's -1, so give the node when registering: gpucloud host add ... "
+            f"--gpu-node {gpu.address}={local[0]}; for good, have the firmware report the slot's proximity "
+            "(ACPI _PXM/SRAT): enable NUMA / SRAT reporting in the firmware setup or update the firmware",
         )  # fmt: skip
     fix = _NUMA_FIX + "; until then placement cannot tell which CPUs are local to this GPU"
     if len(cpu_nodes) <= 1:  # one node: the GPU can only be local to it

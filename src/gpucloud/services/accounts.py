@@ -126,3 +126,9 @@ def create_admin(db: Database, username: str, password: str, role: str = "admin"
         if q.admin_by_username(s, username):
             raise Conflict(f"admin user {username} already exists")
         s.add(AdminUser(username=username, password_hash=hash_password(password), role=role))
+
+
+def database_is_new(db: Database) -> bool:
+    """Whether the database holds no host and no account yet (a fresh data dir, or the wrong one)."""
+    with db.read() as s:
+        return q.holds_nothing(s)

@@ -12,10 +12,14 @@ from gpucloud.catalog import load_catalog
 from gpucloud.clock import linode_time, utcnow
 from gpucloud.config import Settings
 from gpucloud.domain.topology import (
+    FROM_FIRMWARE,
+    FROM_OPERATOR,
     UNKNOWN_NUMA_NODE,
     HostTopology,
     default_reserved_cpus,
+    format_cpu_list,
     unsold_display_reason,
+    with_gpu_locality,
 )
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit
@@ -31,12 +35,48 @@ class HostRef:
     name: str
 
 
+GPU_NUMA = "gpu_numa"  # host settings key: address -> {"node": n, "from": how it was learnt}
+
+
+def apply_gpu_nodes(topology: HostTopology, gpu_nodes: dict[str, int]) -> HostTopology:
+    """The operator's word for GPUs whose firmware gives no NUMA node (`host add --gpu-node`),
+    refused when it names a GPU the host does not have, one with a node, or a node without CPUs."""
+    gpus = {g.address: g for g in topology.gpus}
+    cpu_nodes = {n.index for n in topology.cpu_nodes}
+    for address, node in gpu_nodes.items():
+        if address not in gpus:
+            raise GpucloudError(f"--gpu-node {address}: the host has no GPU at {address}", field="gpu_node")
+        if gpus[address].numa_node != UNKNOWN_NUMA_NODE:
+            raise GpucloudError(f"--gpu-node {address}: the firmware already puts it on node "
+                                f"{gpus[address].numa_node}", field="gpu_node")
+        if node not in cpu_nodes:
+            raise GpucloudError(f"--gpu-node {address}={node}: node {node} is not a NUMA node with CPUs "
+                                f"(those are {', '.join(map(str, sorted(cpu_nodes)))})", field="gpu_node")
+    return with_gpu_locality(topology, {a: (n, (), FROM_OPERATOR) for a, n in gpu_nodes.items()})
+
+
+def _gpu_numa_settings(topology: HostTopology) -> dict:
+    """Where the node of GPUs the firmware left at -1 came from, kept so rediscovery and the
+    host page know it (libvirt only ever says -1 for them)."""
+    return {
+        g.address: {"node": g.numa_node, "from": g.numa_source if g.numa_source == FROM_OPERATOR
+                    else f"{g.numa_source} {format_cpu_list(g.local_cpus)}"}
+        for g in topology.gpus if g.numa_source != FROM_FIRMWARE
+    }
+
+
 def register_host(db: Database, settings: Settings, *, name: str, region: str, topology: HostTopology,
                   driver: str, uri: str | None = None, profile: str | None = None,
-                  host_settings: dict | None = None, actor: str = "cli") -> HostRef:
+                  host_settings: dict | None = None, gpu_nodes: dict[str, int] | None = None,
+                  actor: str = "cli") -> HostRef:
     """Write a host and its whole topology in one transaction; refuse duplicates by name or URI.
-    `host_settings`: driver options (nic, pool_path, domain_type) and placement overrides."""
+    `host_settings`: driver options (nic, pool_path, domain_type) and placement overrides.
+    `gpu_nodes`: the operator's NUMA node for GPUs the firmware reports at -1 (see `apply_gpu_nodes`)."""
     catalog = load_catalog()
+    topology = apply_gpu_nodes(topology, gpu_nodes or {})
+    host_settings = dict(host_settings or {})
+    if gpu_numa := _gpu_numa_settings(topology):
+        host_settings[GPU_NUMA] = gpu_numa
     if not catalog.region(region):
         raise GpucloudError(f"unknown region {region!r}; known: {', '.join(r.id for r in catalog.regions)}",
                             field="region")
@@ -101,6 +141,8 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
         if not host:
             raise NotFound(f"no host {host_ref}")
         known = q.topology_of(host)
+        learnt = (host.settings or {}).get(GPU_NUMA, {})  # libvirt keeps saying -1 for these
+        topology = with_gpu_locality(topology, {a: (v["node"], (), FROM_OPERATOR) for a, v in learnt.items()})
         if sorted(c for n in known.nodes for c in n.cpu_ids) != sorted(c for n in topology.nodes for c in n.cpu_ids):
             raise Conflict(f"host {host.name}: the CPU layout changed; drain it and register it again")
         nodes = q.node_rows_by_index(s, host.id)
@@ -135,14 +177,21 @@ def refresh_topology(db: Database, host_ref: str | int, topology: HostTopology, 
         return changes
 
 
-def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str = "", actor: str = "cli") -> None:
-    """Operators drain a host (no new guests), put it in maintenance, or bring it back."""
+def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str = "", actor: str = "cli") -> bool:
+    """Operators drain a host (no new guests), put it in maintenance, or bring it back. Taking
+    a host out of service needs a reason. False (and nothing written) when the host already
+    has that status."""
     if status not in HOST_STATUSES:
         raise GpucloudError(f"status must be one of {', '.join(HOST_STATUSES)}", field="status")
+    if status != "active" and not why.strip():
+        raise GpucloudError(f"say why the host is taken out of service (--why) before making it {status}",
+                            field="why")
     with db.write() as s:
         host = q.host_by_ref(s, host_ref)
         if not host:
             raise NotFound(f"no host {host_ref}")
+        if host.status == status:
+            return False
         before = {"status": host.status, "reason": host.status_reason}
         host.status, host.status_reason = status, why
         claim_store.bump_hosts(s, [host.id])
@@ -150,6 +199,7 @@ def set_host_status(db: Database, host_ref: str | int, status: str, *, why: str 
             host.missed_checks = 0
         audit.record(s, actor=actor, action="host.status", target_type="host", target_id=host.id,
                      before=before, after={"status": status, "reason": why}, why=why)
+        return True
 
 
 def set_gpu_status(db: Database, host_ref: str | int, address: str, status: str, *, why: str = "",
@@ -221,6 +271,7 @@ def host_detail(db: Database, ref: str | int) -> dict:
 
         gpus_by_node: dict[int, list] = defaultdict(list)
         topo_gpus = {g.address: g for g in topology.gpus}
+        learnt = (host.settings or {}).get(GPU_NUMA, {})
         for g in host.gpus:
             held = gpu_held.get(g.id)
             gpus_by_node[g.numa_node].append({
@@ -228,6 +279,7 @@ def host_detail(db: Database, ref: str | int) -> dict:
                 "model": g.gpu_model_id,
                 "product": g.product,
                 "numa_node": g.numa_node,
+                "numa_from": learnt.get(g.pci_address, {}).get("from", "firmware" if g.numa_node >= 0 else ""),
                 "iommu_group": g.iommu_group,
                 "functions": list(topo_gpus[g.pci_address].passthrough_functions),
                 "companions": g.companions,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
 from gpucloud.errors import NotFound
 from gpucloud.services import accounts, guests
 from gpucloud.services.gating import flags_for
 from gpucloud.services.instances import NewInstance, create_instance
 from gpucloud.services.job_board import attempt_view, job_view
+from gpucloud.store import accounts as account_q
 from gpucloud.store import audit, events
 from gpucloud.store import instance_search as q
 from gpucloud.store import job_listing as jobs_q
@@ -20,9 +22,22 @@ from gpucloud.store.instances import claims_of
 from gpucloud.store.tables import Account
 
 
-def search(db: Database, query: str = "", limit: int = 100) -> list[dict]:
+def search(db: Database, query: str = "", limit: int = 100, *, region: str | None = None,
+           gpu_model: str | None = None, status: str | None = None, account: str | int | None = None) -> list[dict]:
+    """Instances by id, label, host or GPU address (see `store.instance_search`), narrowed by
+    region, GPU model (the plans of that model), status and account (id or e-mail); an
+    account that does not exist matches nothing."""
+    plans = [p.id for p in load_catalog().gpu_plans(gpu_model)] if gpu_model else None
     with db.read() as s:
-        return [_summary(i, a.email, a.is_staff, host) for i, a, host in q.search_instances(s, query, limit)]
+        account_id = None
+        if account not in (None, ""):
+            found = account_q.account_by_ref(s, account)
+            if found is None:
+                return []
+            account_id = found.id
+        rows = q.search_instances(s, query, limit, region=region or None, status=status or None,
+                                  account_id=account_id, type_ids=plans)
+        return [_summary(i, a.email, a.is_staff, host) for i, a, host in rows]
 
 
 def of_account(db: Database, account_id: int) -> list[dict]:
@@ -147,7 +162,9 @@ def cpu_ranges(cpus: list[int]) -> str:
 
 
 def _summary(instance, email: str, staff: bool, host: str | None) -> dict:
+    plan = load_catalog().plan(instance.type_id)
     return {"id": instance.id, "label": instance.label, "status": instance.status,
+            "gpu_model": plan.gpu_model if plan else None, "gpu_count": plan.gpus if plan else 0,
             "status_reason": instance.status_reason, "type": instance.type_id, "region": instance.region_id,
             "host_id": instance.host_id, "host": host, "account_id": instance.account_id, "account": email,
             "staff": staff, "created": instance.created_at}

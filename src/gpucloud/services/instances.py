@@ -18,7 +18,8 @@ from gpucloud.domain.lifecycle import TransitionError
 from gpucloud.domain.passwords import sha512_crypt
 from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
-from gpucloud.services import addresses, gating, placing
+from gpucloud.hypervisor import cloudinit
+from gpucloud.services import addresses, gating, placing, sshkeys
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.services.tokens import AccountRef
 from gpucloud.store import events, usage
@@ -30,6 +31,9 @@ from gpucloud.store.tables import Instance
 BUSY = "Linode busy."
 LABEL_TAKEN = "Label must be unique among your Linodes"
 UPDATABLE = ("label", "group", "tags", "alerts", "watchdog_enabled")
+USER_DATA_FIELD = "metadata.user_data"
+NO_WAY_IN = ("root_pass, authorized_keys or authorized_users is required when deploying from an image: "
+             "without a root password or an SSH key nobody could log in to the guest")
 DEFAULT_ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
 
 
@@ -45,6 +49,7 @@ class NewInstance:
     tags: tuple[str, ...] = ()
     group: str = ""
     booted: bool = True
+    user_data: str | None = None  # metadata.user_data: base64, for the guest's cloud-init
     host_id: int | None = None  # operators only: pin a host
     gpu_addresses: tuple[str, ...] = ()  # operators only: pin GPUs on that host
 
@@ -61,7 +66,7 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
     the whole attempt is redone, at most `claim_retries` times. `staff`: whether the account
     is staff's, when the caller knows (the API's token did); else it is read in the same
     transaction."""
-    plan = _validate_new(db, account_id, new, hide=not bypass_flags, staff=staff)
+    plan, keys = _validate_new(db, account_id, new, hide=not bypass_flags, staff=staff)
     region = load_catalog().region(new.region) if new.region is not None else None
     if new.region is None or region is None:
         raise RuntimeError("a new instance without a valid region passed validation")
@@ -72,14 +77,16 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
         try:
             with db.write() as s:
                 account = AccountRef(account_id, staff) if staff is not None else gating.account_in(s, account_id)
+                if plan.is_gpu:
+                    placing.require_gpu_region(new.region)
                 if plan.is_gpu and not bypass_flags:
                     gating.require_gpu_access(db, account, new.region)
                 placing.lock_region(s, new.region)
                 decision = placing.place_new(s, settings, request)
                 if isinstance(decision, NoRoom):
-                    raise placing.no_capacity(decision)
+                    raise placing.no_capacity(s, settings, request, decision)
                 instance = _new_instance_row(s, account_id, username, new, plan, region, decision.host_id,
-                                             root_hash, actor)
+                                             root_hash, keys, actor)
                 placing.claim(s, settings, new.region, instance.id, decision, staff=account.is_staff)
                 event = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
                                       entity_label=instance.label, username=username,
@@ -101,14 +108,15 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
 
 
 def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
-                      host_id: int, root_hash: str | None, actor: str | None) -> Instance:
+                      host_id: int, root_hash: str | None, keys: tuple[str, ...], actor: str | None) -> Instance:
     """The instance row of a create, its id, MAC and addresses known (flushed). The one place a
     new instance is written: what a create records goes here."""
     label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
                         image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
                         tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
-                        authorized_keys=list(new.authorized_keys), created_by=actor or username)
+                        authorized_keys=list(keys), created_by=actor or username,
+                        user_data=new.user_data)
     addresses.assign(s, instance)
     s.add(instance)
     s.flush()
@@ -139,9 +147,11 @@ def _hidden(db: Database, account_id: int, staff: bool | None, plan: Plan) -> bo
 
 
 def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool = True,
-                  staff: bool | None = None) -> Plan:
-    """Every field error at once, as Linode reports them (type first). With `hide`, a GPU plan
-    the account cannot see is unknown, exactly."""
+                  staff: bool | None = None) -> tuple[Plan, tuple[str, ...]]:
+    """Every field error at once, as Linode reports them (type first), and the plan and the
+    public keys root is given (`authorized_keys`, then the keys of `authorized_users`). With
+    `hide`, a GPU plan the account cannot see is unknown, exactly. A guest from an image needs
+    a way in: a root password or at least one key."""
     catalog = load_catalog()
     errors: list[tuple[str | None, str]] = []
     plan = catalog.plan(new.type) if isinstance(new.type, str) else None
@@ -155,27 +165,51 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
         errors.append(("label", problem))
     if new.image is not None and catalog.image(new.image) is None:
         errors.append(("image", "image is not valid"))
-    if new.image and not (new.root_pass or new.authorized_keys or new.authorized_users):
-        errors.append(("root_pass", "root_pass is required when deploying from an image"))
-    if new.root_pass is not None and (problem := validation.root_pass_problem(new.root_pass)):
-        errors.append(("root_pass", problem))
-    for i, key in enumerate(new.authorized_keys):
-        if problem := validation.ssh_key_problem(key):
-            errors.append((f"authorized_keys[{i}]", problem))
     for i, tag in enumerate(new.tags):
         if problem := validation.tag_problem(tag):
             errors.append((f"tags[{i}]", problem))
     if problem := validation.group_problem(new.group):
         errors.append(("group", problem))
-    if new.authorized_users:
-        with db.read() as s:
-            known = q.usernames_of_account(s, account_id)
-        for user in new.authorized_users:
-            if user not in known:
-                errors.append(("authorized_users", f"Username {user} is not a user on this account"))
+    if new.user_data is not None:
+        errors += _user_data_problems(new.user_data)
+    keys, access_errors = _way_in(db, account_id, new.root_pass, new.authorized_keys, new.authorized_users,
+                                  required=bool(new.image))
+    errors += access_errors
     if errors or plan is None:  # no plan is among the errors
         raise ValidationErrors(errors)
-    return plan
+    return plan, keys
+
+
+def _way_in(db: Database, account_id: int, root_pass: str | None, authorized_keys: tuple[str, ...],
+            authorized_users: tuple[str, ...], *,
+            required: bool) -> tuple[tuple[str, ...], list[tuple[str | None, str]]]:
+    """The public keys root is given (`authorized_keys`, then the keys of `authorized_users`)
+    and the field errors: a weak root password, a malformed key, an unknown user or one without
+    keys, and (`required`: a guest from an image) neither a password nor a key."""
+    errors: list[tuple[str | None, str]] = []
+    if root_pass is not None and (problem := validation.root_pass_problem(root_pass)):
+        errors.append(("root_pass", problem))
+    for i, key in enumerate(authorized_keys):
+        if problem := validation.ssh_key_problem(key):
+            errors.append((f"authorized_keys[{i}]", problem))
+    users_keys: list[str] = []
+    if authorized_users:
+        with db.read() as s:
+            users_keys, user_errors = sshkeys.authorized_users_keys(s, account_id, authorized_users)
+        errors += user_errors
+    keys = tuple(dict.fromkeys([*(k.strip() for k in authorized_keys), *users_keys]))
+    if required and not root_pass and not keys and not authorized_users:
+        errors.append(("root_pass", NO_WAY_IN))
+    return keys, errors
+
+
+def _user_data_problems(text: str) -> list[tuple[str | None, str]]:
+    """Base64 within Linode's size; a cloud-config must pass cloud-init's own schema check."""
+    data, problem = validation.decode_user_data(text)
+    if problem is None and data is not None and validation.is_cloud_config(data):
+        problem = (f"user_data is not valid cloud-config: {complaint}"
+                   if (complaint := cloudinit.cloud_config_problem(data)) else None)
+    return [(USER_DATA_FIELD, problem)] if problem else []
 
 
 # --- read and update ----------------------------------------------------------------------
@@ -272,10 +306,11 @@ def resize_instance(db: Database, settings: Settings, account_id: int, instance_
             raise ValidationErrors([("type", "The new plan's disk is smaller than this Linode's disk; "
                                              "shrinking disks is not supported")])
         if plan.is_gpu:
+            placing.require_gpu_region(instance.region_id)
             gating.require_gpu_access(db, gating.account_in(s, account_id), instance.region_id)
         decision = placing.place_resized(s, settings, instance, plan)  # the rules the resize job applies
-    if isinstance(decision, NoRoom):
-        raise placing.no_capacity(decision)
+        if isinstance(decision, NoRoom):
+            raise placing.no_capacity(s, settings, PlacementRequest.for_plan(plan, instance.region_id), decision)
     _act(db, account_id, instance_id, username, "resize", payload={"type": plan.id, "from_type": instance.type_id})
 
 
@@ -297,24 +332,30 @@ def delete_instance(db: Database, account_id: int, instance_id: int, username: s
 
 @dataclass(frozen=True)
 class Rebuild:
-    """A rebuild's request: a fresh disk from `image`, with a new way in."""
+    """A rebuild's request: a fresh disk from `image`, with a new way in (and user data: an
+    instance rebuilt without it has none, as on Linode)."""
 
     image: str | None
     root_pass: str | None = None
     authorized_keys: tuple[str, ...] = ()
     authorized_users: tuple[str, ...] = ()
     booted: bool = True
+    user_data: str | None = None
 
 
 def rebuild_instance(db: Database, account_id: int, instance_id: int, rebuild: Rebuild, username: str) -> Instance:
     """Wipe the disk and write a fresh one from the image on the same host (same claims: the
-    same GPUs, cores and addresses), with the new root password and keys in the seed. The
-    instance is `rebuilding` at once; the job boots it unless `booted` is false."""
+    same GPUs, cores and addresses), with the new root password, keys and user data in the
+    seed. The instance is `rebuilding` at once; the job boots it unless `booted` is false."""
     catalog = load_catalog()
     errors: list[tuple[str | None, str]] = []
     if not isinstance(rebuild.image, str) or catalog.image(rebuild.image) is None:
         errors.append(("image", "image is not valid" if rebuild.image else "image is required"))
-    errors += _access_errors(db, account_id, rebuild.root_pass, rebuild.authorized_keys, rebuild.authorized_users)
+    keys, access_errors = _way_in(db, account_id, rebuild.root_pass, rebuild.authorized_keys,
+                                  rebuild.authorized_users, required=True)
+    errors += access_errors
+    if rebuild.user_data is not None:
+        errors += _user_data_problems(rebuild.user_data)
     if errors:
         raise ValidationErrors(errors)
     root_hash = sha512_crypt(rebuild.root_pass) if rebuild.root_pass else None
@@ -322,7 +363,8 @@ def rebuild_instance(db: Database, account_id: int, instance_id: int, rebuild: R
     def change(instance: Instance) -> None:
         instance.image = rebuild.image
         instance.root_pass_hash = root_hash
-        instance.authorized_keys = list(rebuild.authorized_keys)
+        instance.authorized_keys = list(keys)
+        instance.user_data = rebuild.user_data
 
     return _act(db, account_id, instance_id, username, "rebuild", booted=rebuild.booted, change=change,
                 secondary_entity=_image_entity(rebuild.image))
@@ -348,23 +390,6 @@ def reset_root_password(db: Database, account_id: int, instance_id: int, root_pa
         instance.root_pass_hash = root_hash
 
     _act(db, account_id, instance_id, username, "password", change=change)
-
-
-def _access_errors(db: Database, account_id: int, root_pass: str | None, keys: tuple[str, ...],
-                   users: tuple[str, ...]) -> list[tuple[str | None, str]]:
-    """A rebuilt guest needs a way in: a root password (strong enough) or keys (well-formed)."""
-    errors: list[tuple[str | None, str]] = []
-    if not (root_pass or keys or users):
-        errors.append(("root_pass", "root_pass, authorized_keys or authorized_users is required when rebuilding"))
-    if root_pass is not None and (problem := validation.root_pass_problem(root_pass)):
-        errors.append(("root_pass", problem))
-    errors += [(f"authorized_keys[{i}]", p) for i, key in enumerate(keys) if (p := validation.ssh_key_problem(key))]
-    if users:
-        with db.read() as s:
-            known = q.usernames_of_account(s, account_id)
-        errors += [("authorized_users", f"Username {user} is not a user on this account")
-                   for user in users if user not in known]
-    return errors
 
 
 def _act(db: Database, account_id: int, instance_id: int, username: str, name: str, *,

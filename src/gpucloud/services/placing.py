@@ -20,8 +20,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
+from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
-from gpucloud.domain.catalog import Plan
+from gpucloud.domain.capacity import explain_refusal
+from gpucloud.domain.catalog import GPU_CAPABILITY, Plan
 from gpucloud.domain.placement import NoRoom, Placement, PlacementConfig, PlacementRequest, place
 from gpucloud.errors import GpucloudError
 from gpucloud.services.placement_config import placement_config
@@ -44,9 +46,37 @@ class LostRaces(GpucloudError):
     retryable = True
 
 
-def no_capacity(refusal: NoRoom) -> GpucloudError:
-    """What a customer reads when no host takes the plan."""
+def no_capacity(s: Session, settings: Settings, request: PlacementRequest, refusal: NoRoom) -> GpucloudError:
+    """What a customer (API create, resize) or an operator (admin and CLI boot) reads when no
+    host takes the plan: the real cause, told from the region's GPU counts, which are the
+    ones `gpucloud capacity` shows (`domain.capacity.explain_refusal`). A pinned request and
+    a resize held on its libvirt host keep placement's own reason."""
+    if refusal.reason != STAYS_ON_ITS_HOST:
+        catalog = load_catalog()
+        model = catalog.gpu_model(request.gpu_model) if request.gpu_model else None
+        refusal = explain_refusal(request, host_states.region_states(s, request.region, placement_config(settings)),
+                                  placement_config(settings), refusal, where=region_words(request.region),
+                                  model_name=model_words(model.name) if model else str(request.gpu_model))
     return GpucloudError(f"{NO_CAPACITY_PREFIX}: {refusal.reason}", field="type")
+
+
+def region_words(region_id: str) -> str:
+    """'ap-west (Mumbai, IN)': a region as people read it."""
+    region = load_catalog().region(region_id)
+    return f"{region_id} ({region.label})" if region else region_id
+
+
+def model_words(name: str) -> str:
+    """'NVIDIA H100 PCIe 80GB' -> 'H100 PCIe 80GB'."""
+    return name.removeprefix("NVIDIA ")
+
+
+def require_gpu_region(region_id: str) -> None:
+    """GPU plans only where the catalog has GPUs; elsewhere the region itself is the answer
+    (checked before feature flags, so no account is told 'not available to this account')."""
+    region = load_catalog().region(region_id)
+    if region is not None and GPU_CAPABILITY not in region.capabilities:
+        raise GpucloudError(f"Region {region_words(region_id)} offers no GPU plans.", field="region")
 
 
 def lock_region(s: Session, region: str) -> None:

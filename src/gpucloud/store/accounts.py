@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, or_, select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from gpucloud.store.tables import Account, AdminUser, ApiToken, User
+from gpucloud.store.tables import Account, AdminUser, ApiToken, Host, User
 
 
 def account_by_ref(session: Session, ref: str | int) -> Account | None:
@@ -46,7 +48,20 @@ def token_by_hash(session: Session, token_hash: str) -> tuple[ApiToken, User, Ac
 
 
 def tokens_of_user(session: Session, user_id: int) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+    """The user's personal access tokens (console sessions' tokens are not listed)."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind == "personal")
+                                .order_by(ApiToken.id)))
+
+
+def user_by_email(session: Session, email: str) -> tuple[User, Account] | None:
+    """The first user with this e-mail address (any case) and their account."""
+    row = session.execute(select(User, Account).join(Account, User.account_id == Account.id)
+                          .where(func.lower(User.email) == email.lower()).order_by(User.id).limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
+def slide_expiry(session: Session, token_id: int, expires_at: datetime) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(expires_at=expires_at))
 
 
 def admin_by_username(session: Session, username: str) -> AdminUser | None:
@@ -60,3 +75,9 @@ def token_of_user(session: Session, user_id: int, token_id: int) -> ApiToken | N
 
 def users_of_account(session: Session, account_id: int) -> list[User]:
     return list(session.scalars(select(User).where(User.account_id == account_id).order_by(User.id)))
+
+
+def holds_nothing(session: Session) -> bool:
+    """No host and no account: a database nobody has used yet."""
+    from_hosts = session.scalar(select(Host.id).limit(1))
+    return from_hosts is None and session.scalar(select(Account.id).limit(1)) is None

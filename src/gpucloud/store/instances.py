@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
-from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow, User
+from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow
 
 
 def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:
@@ -34,10 +34,6 @@ def pinned_cpus_of_others(session: Session, host_id: int, instance_id: int) -> s
 
 def labels_of_account(session: Session, account_id: int) -> set[str]:
     return set(session.scalars(select(Instance.label).where(Instance.account_id == account_id)))
-
-
-def usernames_of_account(session: Session, account_id: int) -> set[str]:
-    return set(session.scalars(select(User.username).where(User.account_id == account_id)))
 
 
 def label_taken(session: Session, account_id: int, label: str, *, besides: int | None = None) -> bool:

@@ -189,12 +189,43 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2; set by a console sign-up
+
+
+TOKEN_KINDS = ("personal", "console")
+
+
+class SshKey(Base):
+    """A public key a user keeps in their profile (`/profile/sshkeys`); `authorized_users` on
+    create puts a user's keys into the new guest."""
+
+    __tablename__ = "ssh_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64), default="")
+    ssh_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Tag(Base):
+    """A tag the account created (`POST /tags`); tags set on instances live on the instance row,
+    and the account's tags are both together."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("account_id", "label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ApiToken(Base):
-    """A personal access token. Only a SHA-256 of the secret is kept."""
+    """A personal access token, or a console session's short-lived access token (`kind`
+    console: listed nowhere, its expiry slides while it is used). Only a SHA-256 of the
+    secret is kept."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (_enum_check("kind", TOKEN_KINDS),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(100), default="")
@@ -203,6 +234,7 @@ class ApiToken(Base):
     scopes: Mapped[str] = mapped_column(String(512), default="*")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16), default="personal", server_default="personal")
 
 
 class AdminUser(Base):
@@ -267,6 +299,7 @@ class Instance(Base):
     watchdog_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     root_pass_hash: Mapped[str | None] = mapped_column(String(255))
     authorized_keys: Mapped[list] = mapped_column(JSON, default=list)
+    user_data: Mapped[str | None] = mapped_column(Text)  # metadata.user_data as sent (base64), for the seed
     created_by: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

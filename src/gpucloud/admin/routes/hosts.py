@@ -47,6 +47,7 @@ def host_page(request: Request, ref: str, _: Viewer = Depends(viewer)) -> Respon
         "nav": "hosts", "host": detail, "picture": drawing, "gpus": gpus,
         "cpu_count": len(cpus), "cpus_held": sum(1 for c in cpus if c["holder"]),
         "cpus_reserved": sum(1 for c in cpus if c["reserved"]),
+        "memory_only": sum(1 for n in detail["nodes"] if n["memory_only"]),
         "audit": audit_trail.of_host(db, detail["id"], detail["name"]),
     })
 
@@ -65,8 +66,9 @@ def host_status(request: Request, ref: str, action: str = Form(""), why: str = F
     status = HOST_ACTIONS[action]
 
     def change() -> str:
-        service.set_host_status(request.app.state.admin.db, ref, status, why=why.strip(), actor=who.actor)
-        return f"Host {ref} is now {status}."
+        if service.set_host_status(request.app.state.admin.db, ref, status, why=why.strip(), actor=who.actor):
+            return f"Host {ref} is now {status}."
+        return f"Host {ref} is already {status}; nothing changed."
 
     return perform(request, _back(ref), change)
 

@@ -10,7 +10,7 @@ from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request, respond
 from gpucloud.api.routing import LinodeRoute
-from gpucloud.services import account_events, billing, customer, tokens
+from gpucloud.services import account_events, billing, customer, sshkeys, tokens
 from gpucloud.services.tokens import Identity
 
 router = APIRouter(route_class=LinodeRoute)
@@ -39,8 +39,10 @@ def _account_money(request: Request, who: Identity) -> dict:
 @router.get("/account/users", tags=["account"], summary="List the account's users")
 def list_users(request: Request, who: Identity = Depends(scope("account", "read_only")),
                req: ListRequest = Depends(list_request)) -> dict:
-    users = customer.account_users(request.app.state.db, who.account_id)
-    return respond([views.user(u) for u in users], req, USER_FIELDS)
+    db = request.app.state.db
+    users = customer.account_users(db, who.account_id)
+    labels = sshkeys.key_labels_by_username(db, who.account_id)
+    return respond([views.user(u, labels.get(u.username, [])) for u in users], req, USER_FIELDS)
 
 
 # --- events ---------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ instance is 404, exactly like one that does not exist.
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel
 
-from gpucloud.api import bodies, guest_schemas, views
+from gpucloud.api import bodies, guest_schemas, unoffered, views
 from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
@@ -29,7 +30,6 @@ INSTANCE_FIELDS = Filterable.of("group", "id", "image", "interface_generation", 
                                 "placement_group.label", "placement_group.placement_group_type", "region", "tags",
                                 "type", "status")
 PER_INSTANCE_FIELDS = Filterable.of("id", "label")
-IGNORED_UPDATES = ("backups", "maintenance_policy")
 
 
 def _shape(request: Request, inst) -> dict:
@@ -55,10 +55,12 @@ def list_instances(request: Request, who: Identity = Depends(read), req: ListReq
              description="Places the instance and claims its GPUs, cores and memory at once: no capacity is an "
                          "immediate 400. Answers the instance in status `provisioning`.")
 def create_instance(body: bodies.InstanceCreate, request: Request, who: Identity = Depends(write)) -> dict:
+    _refuse_unoffered(body, unoffered.CREATE_FIELDS)
     new = service.NewInstance(
         type=body.type, region=body.region, label=body.label, image=body.image, root_pass=body.root_pass,
         authorized_keys=tuple(body.authorized_keys or ()), authorized_users=tuple(body.authorized_users or ()),
         tags=tuple(body.tags or ()), group=body.group or "", booted=True if body.booted is None else body.booted,
+        user_data=body.metadata.user_data if body.metadata else None,
     )
     inst = service.create_instance(request.app.state.db, request.app.state.settings, who.account_id, who.username,
                                    new, staff=who.account.is_staff)
@@ -72,10 +74,12 @@ def get_instance(instance_id: ObjectId, request: Request, who: Identity = Depend
 
 @router.put("/linode/instances/{instance_id}", summary="Update an instance",
             description="Changes label, group, tags, alerts and watchdog_enabled. `backups` and "
-                        "`maintenance_policy` are accepted (linode_api4 sends every mutable field) and ignored.")
+                        "`maintenance_policy` may be sent as they are shown (linode_api4 sends every mutable "
+                        "field); asking for backups or another policy is a 400 naming the field.")
 def update_instance(instance_id: ObjectId, body: bodies.InstanceUpdate, request: Request,
                     who: Identity = Depends(write)) -> dict:
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in IGNORED_UPDATES}
+    _refuse_unoffered(body, unoffered.UPDATE_FIELDS)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in unoffered.UPDATE_FIELDS}
     if "alerts" in changes:
         changes["alerts"] = {k: v for k, v in (changes["alerts"] or {}).items() if v is not None}
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -116,9 +120,10 @@ def shutdown(instance_id: ObjectId, request: Request, who: Identity = Depends(wr
 
 
 @router.post("/linode/instances/{instance_id}/resize", summary="Resize an instance",
-             description="Moves the instance to another type; `allow_auto_disk_resize` and `migration_type` are "
-                         "accepted and ignored (disks always grow with the type; GPU guests are migrated cold).")
+             description="Moves the instance to another type, cold, its disk growing with the type: "
+                         "`allow_auto_disk_resize: false` and `migration_type: warm` are refused (400).")
 def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Identity = Depends(write)) -> dict:
+    _refuse_unoffered(body, unoffered.RESIZE_FIELDS)
     service.resize_instance(request.app.state.db, request.app.state.settings, who.account_id, instance_id, body.type,
                             who.username)
     return {}
@@ -126,30 +131,17 @@ def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Id
 
 @router.post("/linode/instances/{instance_id}/rebuild", summary="Rebuild an instance",
              description="Wipes the disk and writes a fresh one from `image` on the same host: the same GPUs, "
-                         "cores and addresses. Answers the instance, status `rebuilding`. `disk_encryption` "
-                         "(other than `disabled`), StackScripts, `type` (resize on its own) and "
-                         "`metadata.user_data` are not offered and refused.")
+                         "cores and addresses. Answers the instance, status `rebuilding`. `metadata.user_data` "
+                         "replaces the instance's user data (left out: it has none). `disk_encryption` (other "
+                         "than `disabled`), StackScripts and `type` (resize on its own) are refused (400).")
 def rebuild(instance_id: ObjectId, body: bodies.Rebuild, request: Request, who: Identity = Depends(write)) -> dict:
-    _refuse_unoffered(body)
+    _refuse_unoffered(body, unoffered.REBUILD_FIELDS)
     inst = service.rebuild_instance(request.app.state.db, who.account_id, instance_id, service.Rebuild(
         image=body.image, root_pass=body.root_pass, authorized_keys=tuple(body.authorized_keys or ()),
         authorized_users=tuple(body.authorized_users or ()), booted=True if body.booted is None else body.booted,
+        user_data=body.metadata.user_data if body.metadata else None,
     ), who.username)
     return _shape(request, inst)
-
-
-def _refuse_unoffered(body: bodies.Rebuild) -> None:
-    refused: list[tuple[str | None, str]] = []
-    if body.disk_encryption not in (None, "disabled"):
-        refused.append(("disk_encryption", "Disk encryption is not offered here"))
-    if body.stackscript_id is not None or body.stackscript_data is not None:
-        refused.append(("stackscript_id", "StackScripts are not offered here"))
-    if body.type is not None:
-        refused.append(("type", "Resizing during a rebuild is not offered here; resize the Linode on its own"))
-    if body.metadata is not None and body.metadata.user_data is not None:
-        refused.append(("metadata.user_data", "User data on rebuild is not offered here yet"))
-    if refused:
-        raise ValidationErrors(refused)
 
 
 @router.post("/linode/instances/{instance_id}/rescue", summary="Boot an instance into rescue mode",
@@ -178,6 +170,13 @@ def reset_password(instance_id: ObjectId, body: bodies.RootPassword, request: Re
                    who: Identity = Depends(write)) -> dict:
     service.reset_root_password(request.app.state.db, who.account_id, instance_id, body.root_pass, who.username)
     return {}
+
+
+def _refuse_unoffered(body: BaseModel, rules: dict[str, unoffered.FieldRule]) -> None:
+    """A field asking for a feature we do not have is a 400 naming it, never silently dropped."""
+    refused = unoffered.refused_fields(body.model_dump(exclude_unset=True), rules)
+    if refused:
+        raise ValidationErrors(list(refused))
 
 
 def _check_config(request: Request, who: Identity, instance_id: int, body: bodies.ConfigRef | None) -> None:
