@@ -63,6 +63,7 @@ class Settings:
     reconcile_seconds: float = 60.0
     # billing
     billing_tax_percent: float = 0.0  # applied per invoice line; 0 unless configured
+    billing_sweep_seconds: float = 300.0  # closes last month (from the 1st), ends trials, sends notices
     trial_days: int = 7
     trial_auto_approve: bool = False  # approve GPU trial requests as they arrive
     trial_end_policy: str = "shutdown"  # shutdown: stop GPU instances, release GPUs; keep: run on, billed
