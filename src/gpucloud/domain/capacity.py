@@ -201,3 +201,26 @@ def explain_refusal(request: PlacementRequest, hosts: Sequence[HostState], confi
                   f"memory free on the NUMA node(s) beside {wanted} of them ({ran_out} ran out)")
     return NoRoom("stranded", f"{_gpus(free, model_name)} {'is' if free == 1 else 'are'} free in {where} "
                               f"({held}), but stranded: {detail}.")
+
+
+def unlock_hints(row: Mapping | None, plans: Sequence[Plan], *, model_name: str, gpu_region: bool) -> list[str]:
+    """What stands between a region's GPUs of one model and more sales, from its capacity row
+    (None: no GPU of the model there): no such GPUs, all claimed, unplaceable ones and why,
+    free GPUs that are stranded (and for which plan sizes no fit is left)."""
+    if not gpu_region:
+        return ["the region offers no GPU plans"]
+    if row is None or not row["total"]:
+        return [f"no host has {model_name} GPUs"]
+    hints = []
+    if not row["free"] and not row["unavailable"]:
+        hints.append(f"all {row['total']} claimed")
+    if row["unavailable"]:
+        hints.append(f"{row['unavailable']} unplaceable ({reason_words(row['unavailable_reasons'])}): "
+                     "fixing them unlocks more")
+    sizes = sorted({p.gpus for p in plans if p.gpus <= row["free"] and not row["sellable"].get(p.id, 0)})
+    if sizes:
+        fits = " or ".join(f"{n}-GPU" for n in sizes)
+        hints.append(f"{_gpus(row['free'], model_name)} free but stranded: no {fits} fit")
+    elif row["stranded"]:
+        hints.append(f"{row['stranded']} free but stranded: no cores or memory beside them")
+    return hints
