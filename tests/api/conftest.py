@@ -48,7 +48,8 @@ from tests.conftest import make_settings
 
 PG_ADMIN_URL = os.environ.get("GPUCLOUD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLEET = {"us-east": ("rtx6000-2s4g", 12), "ap-west": ("rtx6000-2s4g", 2)}
-FAST = {"sim_boot_seconds": 0.5, "worker_poll_seconds": 0.05}  # tests poll with fresh GETs, not 15 s caches
+FAST = {"sim_boot_seconds": 0.5, "worker_poll_seconds": 0.05,  # tests poll with fresh GETs, not 15 s caches
+        "console_signups_per_hour": 10_000}  # every browser test signs up from 127.0.0.1
 
 
 @dataclass(frozen=True)

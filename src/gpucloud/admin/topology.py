@@ -172,6 +172,9 @@ def _core_rows(node: dict) -> int:
 def _node_box(node, x, y, w, h, colours, holders, counts, memory_by_instance, instance_url) -> NodeBox:
     if node["index"] is None:
         title, subtitle = "NUMA node unknown", "the firmware reports -1 for these GPUs"
+    elif node.get("memory_only"):
+        title = f"NUMA node {node['index']} · memory-only"
+        subtitle = "no CPUs (GPU, HBM or CXL memory): never a guest's RAM"
     else:
         cores = _cores_of(node)
         reserved = sum(1 for c in cores if c[0]["reserved"])
@@ -212,6 +215,8 @@ def _node_box(node, x, y, w, h, colours, holders, counts, memory_by_instance, in
         bar_x, bar_w = x + PAD, w - 2 * PAD
         cursor = bar_x
         reserved = node["reserved_memory_mib"]
+        if node.get("memory_only"):  # none of it is for guests
+            reserved = total
         segments = [(reserved, ".reserved", f"{_gib(reserved)} kept for the host", None)]
         for iid, mib in sorted(memory_by_instance.get(node["index"], {}).items()):
             if iid in colours:
@@ -229,6 +234,8 @@ def _node_box(node, x, y, w, h, colours, holders, counts, memory_by_instance, in
         box.memory_label = (
             f"memory {_gib(total)} · {_gib(node['memory_claimed_mib'])} claimed · {_gib(free)} free{pages}"
         )
+        if node.get("memory_only"):
+            box.memory_label = f"memory {_gib(total)} · not for guests"
     return box
 
 

@@ -213,7 +213,6 @@ CREATE_FIELDS: dict[str, FieldRule] = {
     "kernel": FieldRule("Choosing a kernel (guests boot their own with GRUB 2) is", _one_of(KERNEL)),
     "boot_size": FieldRule("Sizing the boot disk (it is the plan's whole disk) is", _absent),
     "ipv4": FieldRule("Reserved IPv4 addresses are", _empty),
-    "metadata": FieldRule("User data (Metadata) is", lambda value: value is None or not value.get("user_data")),
 }
 
 UPDATE_FIELDS: dict[str, FieldRule] = {

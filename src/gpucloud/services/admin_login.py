@@ -53,7 +53,7 @@ class Operator:
 
 
 @cache
-def _decoy_hash() -> str:
+def decoy_hash() -> str:
     return hash_password("decoy password never used")
 
 
@@ -104,15 +104,22 @@ def _session_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _fail(s, keys: dict[str, str], username: str, address: str) -> None:
+def count_failures(s, keys: dict[str, str], free: dict[str, int]) -> tuple[dict[str, int], dict[str, timedelta]]:
+    """One more failure on each key (kind -> throttle key); a key past its `free` failures is
+    locked for 1 s, 2, 4, ... up to MAX_LOCK. The same backoff for operators and customers."""
     now = utcnow()
     counts, locks = {}, {}
     for kind, key in keys.items():
         counts[kind] = admin_logins.count_failure(s, key, now, now - FORGET_AFTER)
-        over = counts[kind] - FREE_FAILURES[kind]
+        over = counts[kind] - free[kind]
         if over > 0:
             locks[kind] = min(MAX_LOCK, timedelta(seconds=2 ** min(over - 1, 20)))
             admin_logins.lock(s, key, now + locks[kind])
+    return counts, locks
+
+
+def _fail(s, keys: dict[str, str], username: str, address: str) -> None:
+    counts, locks = count_failures(s, keys, FREE_FAILURES)
     audit.record(s, actor=f"address:{address[:64]}", action="admin.login.failed", target_type="admin_user",
                  target_id=username.strip()[:128], after={
                      "failures": counts, "locked_seconds": {k: int(v.total_seconds()) for k, v in locks.items()}})
@@ -122,13 +129,13 @@ def authenticate(db: Database, username: str, password: str) -> Operator | None:
     """The operator when the username and password match, else None (whichever was wrong)."""
     if (not username or not password or len(username) > MAX_INPUT or len(password) > MAX_INPUT
             or has_control_characters(username)):
-        verify_password(_decoy_hash(), "x")
+        verify_password(decoy_hash(), "x")
         return None
     with db.read() as s:
         user = admin_by_username(s, username.strip())
         stored = (user.username, user.role, user.password_hash) if user else None
     if stored is None:
-        verify_password(_decoy_hash(), password)
+        verify_password(decoy_hash(), password)
         return None
     if not verify_password(stored[2], password):
         return None

@@ -15,6 +15,7 @@ from gpucloud.clock import utcnow
 from gpucloud.domain.scopes import ScopeError, narrow, parse_scopes
 from gpucloud.errors import GpucloudError, NotFound
 from gpucloud.services import accounts
+from gpucloud.services.console_login import refreshed_expiry
 from gpucloud.store import accounts as q
 from gpucloud.store.db import Database
 from gpucloud.store.tables import ApiToken
@@ -74,8 +75,13 @@ def authenticate(db: Database, secret: str) -> Identity | None:
     if found is None:
         return None
     token, user, account = found
-    if (token.expires_at is not None and token.expires_at <= utcnow()) or not account.active:
+    now = utcnow()
+    if (token.expires_at is not None and token.expires_at <= now) or not account.active:
         return None
+    slid = refreshed_expiry(token.kind, token.created_at, token.expires_at, now)
+    if slid is not None:  # a console token in use: at most one write per few minutes of activity
+        with db.write() as s:
+            q.slide_expiry(s, token.id, slid)
     return Identity(token.id, user.id, user.username, user.email, AccountRef(account.id, account.is_staff),
                     account.email, token.scopes)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, or_, select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import Account, AdminUser, ApiToken, Host, User
@@ -46,7 +48,20 @@ def token_by_hash(session: Session, token_hash: str) -> tuple[ApiToken, User, Ac
 
 
 def tokens_of_user(session: Session, user_id: int) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+    """The user's personal access tokens (console sessions' tokens are not listed)."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind == "personal")
+                                .order_by(ApiToken.id)))
+
+
+def user_by_email(session: Session, email: str) -> tuple[User, Account] | None:
+    """The first user with this e-mail address (any case) and their account."""
+    row = session.execute(select(User, Account).join(Account, User.account_id == Account.id)
+                          .where(func.lower(User.email) == email.lower()).order_by(User.id).limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
+def slide_expiry(session: Session, token_id: int, expires_at: datetime) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(expires_at=expires_at))
 
 
 def admin_by_username(session: Session, username: str) -> AdminUser | None:

@@ -189,6 +189,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2; set by a console sign-up
+
+
+TOKEN_KINDS = ("personal", "console")
 
 
 class SshKey(Base):
@@ -216,9 +220,12 @@ class Tag(Base):
 
 
 class ApiToken(Base):
-    """A personal access token. Only a SHA-256 of the secret is kept."""
+    """A personal access token, or a console session's short-lived access token (`kind`
+    console: listed nowhere, its expiry slides while it is used). Only a SHA-256 of the
+    secret is kept."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (_enum_check("kind", TOKEN_KINDS),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(100), default="")
@@ -227,6 +234,7 @@ class ApiToken(Base):
     scopes: Mapped[str] = mapped_column(String(512), default="*")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16), default="personal", server_default="personal")
 
 
 class AdminUser(Base):

@@ -48,6 +48,7 @@ def host_page(request: Request, ref: str, _: Viewer = Depends(viewer)) -> Respon
         "nav": "hosts", "host": detail, "picture": drawing, "gpus": gpus,
         "cpu_count": len(cpus), "cpus_held": sum(1 for c in cpus if c["holder"]),
         "cpus_reserved": sum(1 for c in cpus if c["reserved"]),
+        "memory_only": sum(1 for n in detail["nodes"] if n["memory_only"]),
         "audit": audit_trail.of_host(db, detail["id"], detail["name"]),
     })
 

@@ -59,6 +59,7 @@ def create_instance(body: bodies.InstanceCreate, request: Request, who: Identity
         type=body.type, region=body.region, label=body.label, image=body.image, root_pass=body.root_pass,
         authorized_keys=tuple(body.authorized_keys or ()), authorized_users=tuple(body.authorized_users or ()),
         tags=tuple(body.tags or ()), group=body.group or "", booted=True if body.booted is None else body.booted,
+        user_data=body.metadata.user_data if body.metadata else None,
     )
     inst = service.create_instance(request.app.state.db, request.app.state.settings, who.account_id, who.username,
                                    new, staff=who.account.is_staff)

@@ -1,0 +1,168 @@
+"""The console in Debian's Chromium against a live server: a customer's whole journey on each
+database, isolation between customers, the logged-out redirect, and accessibility (axe-core,
+from the axe-playwright-python package, at desktop and phone width)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from tests.console.conftest import console_token, new_email, sign_up
+
+pytestmark = pytest.mark.browser
+
+PLAN, BIGGER = "g6-standard-2", "Linode 8GB"  # Linode 4GB, then resized to the next
+PAGES = ("/linodes", "/linodes/create", "/events", "/profile/tokens", "/profile/keys", "/account/billing")
+PHONE = {"width": 390, "height": 844}
+SHOTS = os.environ.get("GPUCLOUD_CONSOLE_SCREENSHOTS")  # a folder: also save each page's picture there
+
+
+def create_linode(page, label: str, plan: str = PLAN, region: str = "Newark, NJ") -> int:
+    """On the create page: a refused try (weak password), then the real one; returns the id."""
+    page.wait_for_selector("[data-create-form]")
+    page.locator("label.choice", has_text=region).click()
+    page.get_by_role("tab", name="Shared CPU").click()
+    page.locator(f"tr[data-plan='{plan}'] label").click()
+    page.get_by_label("Root password", exact=True).fill("short")
+    page.get_by_label("Label", exact=True).fill(label)
+    page.get_by_role("button", name="Create Linode").click()
+    # the API's refusal, next to the field at fault and announced
+    error = page.locator("[data-field=root_pass] .field-error")
+    error.wait_for()
+    assert "7 and 128" in error.inner_text()
+    assert page.get_by_label("Root password", exact=True).get_attribute("aria-invalid") == "true"
+    page.get_by_label("Root password", exact=True).fill("Quiet-Harbor-Lantern-42")
+    page.get_by_role("button", name="Create Linode").click()
+    page.wait_for_url(re.compile(r"/linodes/\d+$"))
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def wait_status(page, status: str, where: str = "[data-summary]") -> None:
+    page.wait_for_selector(f"{where} [data-status={status}]", timeout=60_000)
+
+
+def test_journey_sign_up_create_watch_reboot_resize_delete(any_api_server, tab):
+    server, page = any_api_server, tab
+    requests: list[str] = []
+    page.goto(server.url + "/signup")
+    page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
+    sign_up(page, server)
+    page.evaluate("window.stillTheSamePage = true")  # gone if anything reloads the page
+    page.get_by_role("link", name="Create your first Linode").click()
+    instance_id = create_linode(page, "journey-1")
+    page.get_by_role("navigation").get_by_role("link", name="Linodes").click()
+    row = page.locator(f"tr[data-linode='{instance_id}']")
+    row.wait_for()
+    assert row.locator("td").nth(3).inner_text() == "Newark, NJ"
+    row.locator("[data-status=running]").wait_for(timeout=60_000)  # live, without reloading
+    assert re.fullmatch(r"[\d.]+", row.locator("td").nth(4).inner_text())
+
+    row.get_by_role("link", name="journey-1").click()
+    wait_status(page, "running")
+    page.get_by_role("button", name="Reboot").click()
+    page.wait_for_selector("[data-events] [data-event=linode_reboot][data-event-status=finished]", timeout=60_000)
+    wait_status(page, "running")
+
+    page.get_by_label("New plan").select_option(
+        page.locator("[data-resize-form] option", has_text=BIGGER).first.get_attribute("value"))
+    page.get_by_role("button", name="Resize").click()
+    page.wait_for_selector("[data-events] [data-event=linode_resize][data-event-status=finished]", timeout=60_000)
+    page.wait_for_selector(f"[data-summary] dd:text-is('{BIGGER}')", timeout=30_000)
+    wait_status(page, "running")
+
+    delete = page.get_by_role("button", name="Delete Linode")
+    assert delete.is_disabled()
+    page.get_by_label("Type the label to confirm").fill("journey-1")
+    delete.click()
+    page.wait_for_url(re.compile(r"/linodes$"))
+    page.wait_for_selector("text=No Linodes yet", timeout=60_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+
+    after = requests[requests.index(next(r for r in requests if r.startswith("POST") and r.endswith("/signup"))) + 1:]
+    assert after, "the console made no requests"
+    strays = [r for r in after if not re.match(rf"\w+ {re.escape(server.url)}/(v4/|assets/)", r)]
+    assert strays == [], "after load the console talks only to /v4 and its static files"
+
+
+def test_another_customer_cannot_see_or_touch_an_instance_by_url(api_server, tab):
+    owner = api_server.customer(gpu=False)
+    with api_server.http(owner.token) as http:
+        made = http.post("/linode/instances", json={"type": "g6-standard-1", "region": "us-east",
+                                                    "label": "not-yours", "image": "linode/ubuntu24.04",
+                                                    "root_pass": "Quiet-Harbor-Lantern-42"}).json()
+    page = tab
+    sign_up(page, api_server)
+    page.goto(f"{api_server.url}/linodes/{made['id']}")
+    page.wait_for_selector("h1:has-text('Linode not found')")
+    page.goto(api_server.url + "/linodes")
+    page.wait_for_selector("text=No Linodes yet")
+    with api_server.http(console_token(page)) as http:
+        assert http.post(f"/linode/instances/{made['id']}/reboot").status_code == 404
+        assert http.delete(f"/linode/instances/{made['id']}").status_code == 404
+    with api_server.http(owner.token) as http:
+        assert http.get(f"/linode/instances/{made['id']}").json()["label"] == "not-yours"
+
+
+def test_logged_out_goes_to_login_and_logging_out_revokes_the_token(api_server, tab):
+    page = tab
+    page.goto(api_server.url + "/linodes/create")
+    page.wait_for_selector("h1:has-text('Log in')")
+    assert page.url.endswith("/login")
+    email = new_email()
+    sign_up(page, api_server, email)
+    token = console_token(page)
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_selector("h1:has-text('Log in')")
+    with api_server.http(token) as http:
+        assert http.get("/profile").status_code == 401
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill("wrong password entirely")
+    page.get_by_role("button", name="Log in").click()
+    error = page.locator("[data-field=password] .field-error")
+    error.wait_for()
+    assert error.inner_text() == "Wrong e-mail address or password"
+
+
+def _axe_problems(page) -> list[str]:
+    results = Axe().run(page)
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_every_page_passes_axe_at_desktop_and_phone_width(api_server, chromium):
+    problems: dict[str, list[str]] = {}
+    for width, viewport in (("desktop", {"width": 1400, "height": 900}), ("phone", PHONE)):
+        context = chromium.new_context(viewport=viewport)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        for path in ("/login", "/signup"):
+            page.goto(api_server.url + path)
+            page.wait_for_selector("form")
+            problems[f"{width} {path}"] = _axe_problems(page)
+            _shot(page, width, path)
+        sign_up(page, api_server)
+        with api_server.http(console_token(page)) as http:
+            made = http.post("/linode/instances", json={"type": "g6-standard-1", "region": "us-east",
+                                                        "label": f"axe-{width}", "image": "linode/ubuntu24.04",
+                                                        "root_pass": "Quiet-Harbor-Lantern-42"}).json()
+        for path in (*PAGES, f"/linodes/{made['id']}"):
+            page.goto(api_server.url + path)
+            page.wait_for_selector("main h1")
+            page.wait_for_load_state("networkidle")
+            problems[f"{width} {path}"] = _axe_problems(page)
+            if width == "phone":  # usable at phone width: nothing wider than the screen but scrolling tables
+                assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1, path
+            _shot(page, width, "/linodes/:id" if path.startswith("/linodes/") and path[9:].isdigit() else path)
+        context.close()
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def _shot(page, width: str, path: str) -> None:
+    if not SHOTS:
+        return
+    name = path.strip("/").replace("/", "-").replace(":", "") or "root"
+    page.screenshot(path=str(Path(SHOTS) / f"{name}-{width}.png"), full_page=True)
