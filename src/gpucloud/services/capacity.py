@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
-from gpucloud.domain.capacity import capacity_rows, sellable
-from gpucloud.domain.catalog import Plan
+from gpucloud.domain.capacity import capacity_rows, sellable, unlock_hints
+from gpucloud.domain.catalog import GPU_CAPABILITY, Plan
 from gpucloud.domain.placement import PlacementRequest
 from gpucloud.services.placement_config import placement_config
 from gpucloud.store.db import Database
@@ -32,3 +32,28 @@ def available(db: Database, settings: Settings, plans: Iterable[Plan], region: s
         states = all_states(s, config, region)
     regions = [r.id for r in load_catalog().regions if region is None or r.id == region]
     return {(r, p.id): sellable(PlacementRequest.for_plan(p, r), states, config) > 0 for r in regions for p in plans}
+
+
+def sellable_table(db: Database, settings: Settings) -> list[dict]:
+    """The admin's Sellable view: for each GPU model, every region (its city too, zeros shown)
+    and every plan of the model, how many more can be sold now, and what would unlock more.
+    The numbers are `capacity`'s, unchanged."""
+    catalog = load_catalog()
+    rows = {(r["region"], r["gpu_model"]): r for r in capacity(db, settings)}
+    table = []
+    for model in catalog.gpu_models:
+        plans = catalog.gpu_plans(model.id)
+        regions = []
+        for region in catalog.regions:
+            row = rows.get((region.id, model.id))
+            regions.append({
+                "region": region.id, "city": region.label,
+                "sellable": {p.id: row["sellable"].get(p.id, 0) if row else 0 for p in plans},
+                **{k: row[k] if row else 0 for k in ("total", "claimed", "free", "unavailable", "stranded")},
+                "hints": unlock_hints(row, plans, model_name=model.id,
+                                      gpu_region=GPU_CAPABILITY in region.capabilities),
+            })
+        table.append({"model": model.id, "name": model.name,
+                      "plans": [{"id": p.id, "label": p.label, "gpus": p.gpus} for p in plans],
+                      "regions": regions})
+    return table
