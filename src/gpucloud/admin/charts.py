@@ -108,7 +108,8 @@ def capacity_chart(points: list[dict], start: datetime, end: datetime, *, width:
 
 def _time_ticks(start: datetime, end: datetime, x_of) -> list[Tick]:
     span = end - start
-    for step in (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6),
+    for step in (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
+                 timedelta(hours=3), timedelta(hours=6),
                  timedelta(hours=12), timedelta(days=1)):
         if span / step <= 8:
             break
