@@ -26,3 +26,13 @@ class SshKey(Shape):
 
 class SshKeyPage(Page):
     data: list[SshKey]
+
+
+class Availability(Shape):
+    region: str
+    plan: str
+    available: bool
+
+
+class AvailabilityPage(Page):
+    data: list[Availability]

@@ -26,7 +26,7 @@ def instance_page(request: Request, instance_id: int, _: Viewer = Depends(viewer
     detail = instance_admin.detail(db, instance_id)
     drawing = host = None
     if detail["host_id"] is not None:
-        host = hosts.host_detail(db, detail["host_id"])
+        host = hosts.host_detail(db, detail["host_id"], request.app.state.admin.settings)
         drawing = picture(host, memory_by_instance(db, host["id"]), lambda iid: f"{PATH}/instances/{iid}",
                           focus=instance_id)
     return page(request, "instance.html", {
