@@ -178,3 +178,13 @@ def test_billing_close_and_payment(tmp_path):
     assert bad.returncode != 0 and "YYYY-MM" in bad.stderr
     future = run_cli(tmp_path, "billing", "close", "--period", "2999-01", check=False)
     assert future.returncode == 1 and "not over yet" in future.stderr
+
+
+def test_billing_promo_codes(tmp_path):
+    made = run_cli(tmp_path, "billing", "promo", "create", "welcome-gpu", "--credit", "100", "--days", "30",
+                   "--covers", "gpu,g6-nanode-1", "--redemptions", "5", "--description", "Welcome").stdout
+    assert "promo code WELCOME-GPU: 100.00 USD for 30 days on g6-nanode-1, gpu, 5 redemption(s)" in made
+    (listed,) = json.loads(run_cli(tmp_path, "billing", "promo", "list", "--json").stdout)
+    assert (listed["code"], listed["redeemed"], listed["redemptions"]) == ("WELCOME-GPU", 0, 5)
+    bad = run_cli(tmp_path, "billing", "promo", "create", "X2", "--credit", "1.001", "--days", "1", check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: code:")

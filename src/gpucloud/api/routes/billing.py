@@ -1,17 +1,18 @@
-"""The account's invoices, invoice items and payments (Linode's shapes). Payments are
-recorded by operators (`gpucloud billing payment`): this product processes no cards."""
+"""The account's invoices, invoice items, payments and promo codes (Linode's shapes).
+Payments are recorded by operators (`gpucloud billing payment`): this product processes no
+cards."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 
-from gpucloud.api import billing_views
+from gpucloud.api import billing_bodies, billing_views
 from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, list_request, respond
 from gpucloud.api.routing import LinodeRoute
 from gpucloud.errors import NotFound
-from gpucloud.services import billing
+from gpucloud.services import billing, promotions
 from gpucloud.services.tokens import Identity
 
 router = APIRouter(route_class=LinodeRoute)
@@ -21,6 +22,7 @@ ITEM_FIELDS = Filterable.of("label", "type", "amount", "quantity", "unit_price",
                             "total")
 PAYMENT_FIELDS = Filterable.of("id", "date", "usd")
 READ = Depends(scope("account", "read_only"))
+WRITE = Depends(scope("account", "read_write"))
 
 
 @router.get("/account/invoices", tags=["account"], summary="List invoices",
@@ -56,3 +58,11 @@ def get_payment(payment_id: ObjectId, request: Request, who: Identity = READ) ->
     if found is None:
         raise NotFound()
     return billing_views.payment(found)
+
+
+@router.post("/account/promo-codes", tags=["account"], summary="Add a promo code",
+             description="Credit for the usage the code covers, from now for the code's duration; one "
+                         "redemption per account and code.")
+def add_promo_code(request: Request, body: billing_bodies.PromoCodeAdd = Body(...), who: Identity = WRITE) -> dict:
+    granted = promotions.redeem(request.app.state.db, who.account_id, body.promo_code)
+    return billing_views.active_promotion(billing.fresh(granted))
