@@ -8,7 +8,7 @@ import pytest
 from gpucloud.domain.capacity import sellable
 from gpucloud.domain.fleet_index import Fleet
 from gpucloud.domain.placement import PlacementConfig, PlacementRequest, apply, place
-from tests.domain.test_placement import POLICIES, cpu_request, gpu_plan, gpu_address, host, placed, topology
+from tests.domain.test_placement import POLICIES, cpu_request, gpu_address, gpu_plan, host, placed, topology
 
 PLANS = [gpu_plan(1), gpu_plan(2), gpu_plan(4)]
 
