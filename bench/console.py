@@ -54,7 +54,7 @@ MEASURE = """async (count) => {
     const done = () => document.querySelectorAll('tr[data-linode]').length >= count;
     if (done()) return resolve();
     new MutationObserver((_, observer) => { if (done()) { observer.disconnect(); resolve(); } })
-      .observe(document.body, { childList: true, subtree: true });
+      .observe(document, { childList: true, subtree: true });
   });
   const page = performance.now();
   const entry = performance.getEntriesByType('resource').find(e => e.name.includes('/v4/linode/instances'));
