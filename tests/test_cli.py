@@ -157,3 +157,34 @@ def test_billing_usage_per_instance(tmp_path):
     assert "train-1" in text and "total 0.02 USD" in text
     missing = run_cli(tmp_path, "billing", "usage", "--account", "nobody@example.com", check=False)
     assert missing.returncode == 1 and missing.stderr.startswith("error: ")
+
+
+def test_billing_close_and_payment(tmp_path):
+    account = json.loads(run_cli(tmp_path, "account", "create", "bo@example.com", "--json").stdout)
+    db = Database(f"sqlite:///{tmp_path / 'gpucloud.sqlite'}")
+    with db.write() as s:
+        s.add(UsageInterval(account_id=account["id"], instance_id=8, label="box", region_id="us-east",
+                            type_id="g6-standard-1", started_at=datetime(2026, 8, 30), ended_at=None))
+    db.dispose()
+    first = json.loads(run_cli(tmp_path, "billing", "close", "--period", "2026-09", "--json").stdout)
+    assert len(first["created"]) == 1 and first["already"] == 0
+    assert "0 invoice(s) written, 1 already closed" in run_cli(tmp_path, "billing", "close", "--period", "2026-09").stdout
+    (invoice,) = json.loads(run_cli(tmp_path, "billing", "invoices", "--account", "bo@example.com", "--json").stdout)
+    assert (invoice["period"], invoice["total"]) == ("2026-09", "12.00")
+    paid = json.loads(run_cli(tmp_path, "billing", "payment", "--account", str(account["id"]), "--amount", "12",
+                              "--note", "cheque 7", "--json").stdout)
+    assert paid["usd"] == "12.00"
+    bad = run_cli(tmp_path, "billing", "close", "--period", "2026-9", check=False)
+    assert bad.returncode != 0 and "YYYY-MM" in bad.stderr
+    future = run_cli(tmp_path, "billing", "close", "--period", "2999-01", check=False)
+    assert future.returncode == 1 and "not over yet" in future.stderr
+
+
+def test_billing_promo_codes(tmp_path):
+    made = run_cli(tmp_path, "billing", "promo", "create", "welcome-gpu", "--credit", "100", "--days", "30",
+                   "--covers", "gpu,g6-nanode-1", "--redemptions", "5", "--description", "Welcome").stdout
+    assert "promo code WELCOME-GPU: 100.00 USD for 30 days on g6-nanode-1, gpu, 5 redemption(s)" in made
+    (listed,) = json.loads(run_cli(tmp_path, "billing", "promo", "list", "--json").stdout)
+    assert (listed["code"], listed["redeemed"], listed["redemptions"]) == ("WELCOME-GPU", 0, 5)
+    bad = run_cli(tmp_path, "billing", "promo", "create", "X2", "--credit", "1.001", "--days", "1", check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: code:")

@@ -11,7 +11,7 @@ from gpucloud.domain.catalog import GPU_CAPABILITY, Catalog, GpuModel, Image, Pl
 # What every region serves (Linode's capability names); GPU regions add GPU_CAPABILITY. Only
 # what is really offered: no Backups, Block Storage, Cloud Firewall, NodeBalancers, Kubernetes,
 # StackScripts, VLANs, placement groups or disk encryption (api/unoffered.py says so to clients).
-BASE_CAPABILITIES = ("Linodes",)
+BASE_CAPABILITIES = ("Linodes", "Metadata")  # Metadata: user data reaches the guest in its NoCloud seed
 
 
 def _read(name: str) -> dict:

@@ -51,7 +51,7 @@ class Settings:
     sim_boot_seconds: float = 2.0
     # API
     rate_limit_per_minute: int = 1200
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 96 * 1024  # room for 64 KiB of base64 user data
     http_head_timeout_seconds: float = 10.0  # a request's head must arrive within this (else 408, closed)
     http_body_timeout_seconds: float = 30.0  # and its body within this (else 408, closed)
     http_keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
@@ -63,6 +63,7 @@ class Settings:
     reconcile_seconds: float = 60.0
     # billing
     billing_tax_percent: float = 0.0  # applied per invoice line; 0 unless configured
+    billing_sweep_seconds: float = 300.0  # closes last month (from the 1st), ends trials, sends notices
     trial_days: int = 7
     trial_auto_approve: bool = False  # approve GPU trial requests as they arrive
     trial_end_policy: str = "shutdown"  # shutdown: stop GPU instances, release GPUs; keep: run on, billed

@@ -97,7 +97,7 @@ def test_boot_a_gpu_instance_with_one_click_and_follow_it_through_the_pages(admi
         str(instance_id)]
 
     # its host's picture: 8 thread strips and one GPU in the instance's colour
-    page.click("tr[data-instance] td:nth-child(6) a")
+    page.click("tr[data-instance] a[href*='/hosts/']")
     page.wait_for_selector("svg[data-topology]")
     colour = page.eval_on_selector(f"[data-holder='{instance_id}'] .sw", "e => e.style.background")
     held = page.eval_on_selector_all("svg[data-topology] rect.thread",
@@ -145,3 +145,33 @@ def test_flip_a_flag_and_the_account_sees_gpu_types(admin_page, server):
     history = json.loads(run_cli(server.data_dir, "flags", "history", "--json").stdout)[0]
     assert (history["actor"], history["why"], history["after"]) == ("admin:admin", "general availability",
                                                                     {"state": "on", "percent": 0})
+
+
+READ_SELLABLE = """sections => sections.map(s => ({model: s.dataset.sellableModel, regions: Array.from(
+  s.querySelectorAll('tr[data-region]')).map(tr => ({region: tr.dataset.region,
+    city: tr.querySelector('td strong').textContent,
+    sellable: Object.fromEntries(Array.from(tr.querySelectorAll('[data-plan]')).map(
+      td => [td.dataset.plan, parseInt(td.textContent, 10)])),
+    free: parseInt(tr.querySelector('[data-field=free]').textContent, 10),
+    hints: tr.querySelector('[data-hints]').innerText}))}))"""
+
+
+def test_sellable_answers_how_many_h100_in_mumbai_and_matches_capacity_json(admin_page, server):
+    admin_page.goto(server.url + "/admin/sellable")
+    shown = admin_page.eval_on_selector_all("[data-sellable-model]", READ_SELLABLE)
+    expected = {(r["region"], r["gpu_model"]): r for r in capacity_json(server)}
+    for model in shown:
+        for r in model["regions"]:
+            row = expected.get((r["region"], model["model"]))
+            assert r["sellable"] == {p: (row["sellable"][p] if row else 0) for p in r["sellable"]}
+            assert r["free"] == (row["free"] if row else 0)
+    h100 = {r["region"]: r for m in shown if m["model"] == "h100" for r in m["regions"]}
+    assert h100["ap-west"]["city"] == "Mumbai, IN"
+    assert set(h100["ap-west"]["sellable"].values()) == {0}  # zeros shown, not a missing row
+    assert h100["ap-west"]["hints"] == "no host has h100 GPUs"
+    assert h100["us-central"]["hints"] == "the region offers no GPU plans"
+
+    admin_page.fill("input[name=region]", "mumbai")
+    admin_page.click("form.filters button")
+    rows = admin_page.eval_on_selector_all("[data-sellable-model] tr[data-region]", "trs => trs.map(t => t.dataset.region)")
+    assert set(rows) == {"ap-west"}

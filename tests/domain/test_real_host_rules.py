@@ -94,3 +94,15 @@ def test_cpulist_locality_fills_only_unknown_nodes():
     assert by["0000:41:00.0"].local_cpus == (8, 9)
     assert (by["0000:81:00.0"].numa_node, by["0000:81:00.0"].numa_source) == (0, FROM_FIRMWARE)
     assert by["0000:c1:00.0"].numa_node == UNKNOWN_NUMA_NODE
+
+
+def test_slit_rows_are_read_by_node_number_when_the_numbers_have_gaps():
+    cpu = (NumaNode(0, (Cpu(0, 0, 0, (0,)),), 1024, distances=(10, 40, 80)),
+           NumaNode(8, (Cpu(1, 1, 0, (1,)),), 1024, distances=(40, 10, 80)),
+           NumaNode(250, (), 1024, distances=(80, 80, 10)))
+    host = HostTopology(cpu)
+    assert host.distances_by_index(cpu[0]) == (10, 0, 0, 0, 0, 0, 0, 0, 40)
+    state = build_host_state(1, "us-east", host, {})
+    assert state.node(0).distances[8] == 40 and state.node(8).distances[0] == 40
+    contiguous = HostTopology(NODES[:2])
+    assert contiguous.distances_by_index(NODES[0]) == NODES[0].distances  # unchanged where numbers have no gaps

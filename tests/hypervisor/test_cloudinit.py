@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import subprocess
 
 from gpucloud.domain.guest import CloudInit
-from gpucloud.hypervisor.cloudinit import nocloud_iso, read_nocloud_iso
+from gpucloud.hypervisor.cloudinit import cloud_config_problem, nocloud_iso, read_nocloud_iso, seed_user_data, user_data
 
 
 def test_seed_carries_hostname_password_hash_and_keys(tmp_path):
@@ -37,3 +39,34 @@ def test_seed_without_password_keeps_password_login_off():
     user_data = json.loads(files["user-data"].split("\n", 1)[1])
     assert user_data["ssh_pwauth"] is False
     assert "hashed_passwd" not in user_data["users"][0]
+
+
+CUSTOMER_CONFIG = b"#cloud-config\npackages: [nvidia-driver]\nruncmd:\n  - [nvidia-smi]\n"
+READ_PARTS = """
+import sys
+from cloudinit import helpers, user_data
+message = user_data.UserDataProcessor(helpers.Paths({})).process(sys.stdin.buffer.read())
+for part in message.walk():
+    if part.get_content_maintype() != "multipart":
+        print(part.get_content_type())
+"""
+
+
+def test_customer_user_data_is_a_second_part_cloud_init_reads():
+    """Debian's cloud-init (its own Python) splits the seed's user-data into our cloud-config and
+    the customer's; each passes its schema validator."""
+    config = CloudInit("gpu-box-1", "$6$salt$hash", ("ssh-ed25519 AAAA one@x",), CUSTOMER_CONFIG)
+    seed = seed_user_data(config)
+    assert seed == seed_user_data(config)  # the same seed for the same data
+    done = subprocess.run(["/usr/bin/python3", "-c", READ_PARTS], input=seed.encode(), capture_output=True,
+                          check=True, timeout=60)
+    assert done.stdout.decode().split() == ["text/cloud-config", "text/cloud-config"]
+    assert cloud_config_problem(user_data(config).encode()) is None
+    assert cloud_config_problem(CUSTOMER_CONFIG) is None
+    assert cloud_config_problem(b"#cloud-config\nusers: 5\n") is not None
+
+
+def test_binary_user_data_travels_base64_encoded():
+    gz = gzip.compress(CUSTOMER_CONFIG)
+    seed = seed_user_data(CloudInit("box", None, ("ssh-ed25519 AAAA k",), gz))
+    assert "Content-Type: application/octet-stream" in seed and base64.b64encode(gz).decode()[:40] in seed

@@ -258,3 +258,40 @@ def test_rediscovery_keeps_the_nodes_libvirt_cannot_see(sqlite_db, tmp_path):
     assert hosts.refresh_topology(sqlite_db, ref.id, seen_by_libvirt) == {"added": [], "vanished": [], "updated": []}
     detail = hosts.host_detail(sqlite_db, ref.id)
     assert {g["address"]: g["numa_node"] for n in detail["nodes"] for g in n["gpus"]} == HIDDEN_NODES
+
+
+GRACE_PROFILE = """
+cpu_model = "neoverse-v2"
+sockets = 1
+cores_per_socket = 32
+threads_per_core = 1
+
+[[node]]
+socket = 0
+memory_gib = 480
+hugepages_1g = 464
+
+[[node]]
+memory_only = true
+memory_gib = 96
+
+[[gpu]]
+address = "0000:01:00.0"
+numa_node = 0
+iommu_group = 7
+vendor_id = 0x10de
+device_id = 0x2331
+class_code = 0x030200
+product = "GH100 [H100 PCIe]"
+"""
+
+
+def test_a_profile_describes_memory_only_nodes_as_the_recordings_do():
+    from gpucloud.hypervisor.profile import ProfileError, parse_profile
+
+    assert parse_profile(GRACE_PROFILE) == load_fixture_dir(libvirt(GRACE))
+    assert parse_profile(GRACE_PROFILE).node(1).distances == (80, 10)  # the default to and from memory-only nodes
+    with pytest.raises(ProfileError, match="node 1 \\(memory-only: no socket, cores or 1 GiB pages\\): unknown key"):
+        parse_profile(GRACE_PROFILE.replace("memory_only = true", "memory_only = true\nsocket = 0"))
+    with pytest.raises(ProfileError, match="'memory_only' must be true or false"):
+        parse_profile(GRACE_PROFILE.replace("memory_only = true", "memory_only = 1"))

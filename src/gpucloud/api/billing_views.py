@@ -6,7 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from gpucloud.clock import linode_time
+from gpucloud.domain.billing import from_cents
 from gpucloud.services.billing import ActivePromotion, Figures
+from gpucloud.store.tables import Invoice, InvoiceItem, Payment
 
 
 def usd(amount: Decimal) -> float:
@@ -36,3 +38,26 @@ def account_money(f: Figures) -> dict:
         "balance_uninvoiced": usd(f.uninvoiced),
         "active_promotions": [active_promotion(a) for a in f.promotions],
     }
+
+
+def _dollars(value_cents: int) -> float:
+    return usd(from_cents(value_cents))
+
+
+def invoice(i: Invoice) -> dict:
+    tax = _dollars(i.tax_cents)
+    return {"id": i.id, "date": linode_time(i.date), "label": i.label, "subtotal": _dollars(i.subtotal_cents),
+            "tax": tax, "total": _dollars(i.total_cents), "billing_source": "linode",
+            "tax_summary": [{"name": "Tax", "tax": tax}] if i.tax_cents else []}
+
+
+def invoice_item(item: InvoiceItem) -> dict:
+    return {"label": item.label, "type": item.type, "amount": _dollars(item.amount_cents), "quantity": item.quantity,
+            "unit_price": item.unit_price, "from": linode_time(item.from_at), "to": linode_time(item.to_at),
+            "region": item.region, "tax": _dollars(item.tax_cents), "total": _dollars(item.total_cents)}
+
+
+def payment(p: Payment) -> dict:
+    amount = from_cents(p.usd_cents)
+    whole = amount == amount.to_integral()  # Linode's spec says integer; cents when there are any
+    return {"id": p.id, "date": linode_time(p.date), "usd": int(amount) if whole else usd(amount)}

@@ -45,7 +45,9 @@ class Backups(Body):
 
 
 class Metadata(Body):
-    user_data: str | None = None
+    user_data: str | None = Field(None, description="Base64 (at most 65535 characters): cloud-config, a script or "
+                                                    "anything cloud-init reads; a cloud-config is checked against "
+                                                    "cloud-init's schema.")
 
 
 class PlacementGroupRef(Body):
@@ -66,6 +68,7 @@ class InstanceCreate(Body):
     booted: bool | None = None
     tags: list[str] | None = None
     group: str | None = None
+    metadata: Metadata | None = None
     # features gpucloud does not have: refused unless they ask for nothing (api/unoffered.py)
     backups_enabled: bool | None = None
     backup_id: int | None = None
@@ -76,7 +79,6 @@ class InstanceCreate(Body):
     firewall_id: int | None = None
     interfaces: list[dict[str, Any]] | None = None
     interface_generation: str | None = None
-    metadata: Metadata | None = None
     placement_group: PlacementGroupRef | None = None
     disk_encryption: str | None = None
     network_helper: bool | None = None
@@ -117,6 +119,28 @@ class SshKeyCreate(Body):
 
 class SshKeyUpdate(Body):
     label: str | None = Field(None, max_length=64)
+
+
+class TagCreate(Body):
+    label: str = Field(description="3-50 characters.")
+    linodes: list[int] | None = Field(None, description="Ids of the account's instances to tag.")
+    domains: list[int] | None = None  # refused unless empty: not offered here
+    nodebalancers: list[int] | None = None
+    volumes: list[int] | None = None
+    reserved_ipv4_addresses: list[str] | None = None
+
+
+class AccountSettingsUpdate(Body):
+    """Every field Linode has; each may only be set to the value we serve (api/unoffered.py)."""
+
+    backups_enabled: bool | None = None
+    interfaces_for_new_linodes: str | None = None
+    longview_subscription: str | None = None
+    maintenance_policy: str | None = None
+    managed: bool | None = None
+    network_helper: bool | None = None
+    object_storage: str | None = None
+    tfa_enforced: bool | None = None
 
 
 class TokenCreate(Body):

@@ -118,7 +118,7 @@ def instance(inst, p: Plan | None, r: Region | None) -> dict:
         "watchdog_enabled": inst.watchdog_enabled,
         "tags": list(inst.tags or []),
         "host_uuid": host_uuid(inst.host_id),
-        "has_user_data": False,
+        "has_user_data": inst.user_data is not None,
         "capabilities": [],
         "lke_cluster_id": None,
         "placement_group": None,

@@ -36,6 +36,7 @@ class CloudInit:
     hostname: str
     root_pass_hash: str | None = None  # crypt(3) SHA-512 hash, never the password
     authorized_keys: tuple[str, ...] = ()
+    user_data: bytes | None = None  # the customer's `metadata.user_data`, decoded
 
 
 @dataclass(frozen=True)

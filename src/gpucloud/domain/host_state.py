@@ -199,7 +199,7 @@ def build_host_state(
                 total_hugepages=node.hugepages_1g,
                 gpus=tuple(free_gpus.get(node.index, ())),
                 shared_vcpus=shared_vcpus.get(node.index, 0),
-                distances=node.distances,
+                distances=topology.distances_by_index(node),
             )
         )
     return HostState(

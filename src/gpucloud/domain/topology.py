@@ -210,6 +210,19 @@ class HostTopology:
             return UNKNOWN_NUMA_NODE
         return gpu.numa_node
 
+    def distances_by_index(self, node: NumaNode) -> tuple[int, ...]:
+        """The node's SLIT row indexed by node number, as placement reads it.
+
+        Discovery, sysfs and profiles give the row in node order; on hosts whose node numbers have
+        gaps (POWER9: 0, 8, 250-255) position and number differ, so the row is spread out to the
+        highest CPU node's number (memory-only nodes are never placement nodes), 0 where no node is.
+        """
+        order = sorted(n.index for n in self.nodes)
+        if order == list(range(len(order))):
+            return node.distances
+        row = dict(zip(order, node.distances, strict=False))
+        return tuple(row.get(i, 0) for i in range(max(n.index for n in self.cpu_nodes) + 1))
+
     @property
     def total_cpus(self) -> int:
         return sum(len(n.cpus) for n in self.nodes)

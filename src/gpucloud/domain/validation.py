@@ -108,6 +108,30 @@ def ssh_key_problem(key: str) -> str | None:
     return None
 
 
+USER_DATA_MAX = 65535  # characters of base64, as Linode's Metadata limits user data
+CLOUD_CONFIG_HEADER = b"#cloud-config"
+
+
+def decode_user_data(text: str) -> tuple[bytes | None, str | None]:
+    """`metadata.user_data` (base64, at most USER_DATA_MAX characters) as bytes, or the reason it
+    is refused. (Line breaks never get here: the API refuses control characters in every text.)"""
+    if not isinstance(text, str):
+        return None, "user_data must be a base64 string"
+    if len(text) > USER_DATA_MAX:
+        return None, f"user_data must be at most {USER_DATA_MAX} characters of base64"
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None, "user_data must be base64-encoded"
+    if not data:
+        return None, "user_data must not be empty"
+    return data, None
+
+
+def is_cloud_config(data: bytes) -> bool:
+    return data.lstrip(b"\xef\xbb\xbf").startswith(CLOUD_CONFIG_HEADER)
+
+
 def tag_problem(tag: str) -> str | None:
     if not isinstance(tag, str):
         return "Tags must be strings"

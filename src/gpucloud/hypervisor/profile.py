@@ -31,6 +31,7 @@ from gpucloud.hypervisor.discovery import load_fixture_dir
 from gpucloud.hypervisor.sysfs import topology_from_sysfs
 
 LOCAL_DISTANCE, SAME_SOCKET_DISTANCE, REMOTE_DISTANCE = 10, 12, 21
+MEMORY_ONLY_DISTANCE = 80  # to and from a memory-only node (GPU memory, HBM, CXL), by default
 
 _TOP_KEYS = {
     "description",
@@ -43,7 +44,8 @@ _TOP_KEYS = {
     "gpu",
     "gpu_defaults",
 }
-_NODE_KEYS = {"socket", "cores", "memory_gib", "hugepages_1g"}
+_NODE_KEYS = {"socket", "cores", "memory_gib", "hugepages_1g", "memory_only"}
+_MEMORY_ONLY_KEYS = {"memory_only", "memory_gib"}
 _GPU_FIELDS = {"vendor_id", "device_id", "class_code", "product", "companions"}
 _GPU_KEYS = _GPU_FIELDS | {"address", "numa_node", "iommu_group", "extra_companions"}
 _COMPANION_KEYS = {"address", "function", "class_code", "vendor_id", "device_id", "description"}
@@ -124,6 +126,13 @@ def _get(table: dict, key: str, kind: type | tuple[type, ...], where: str, defau
     return value
 
 
+def _flag(table: dict, key: str, where: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise _Invalid(f"{where}: '{key}' must be true or false, not {value!r}")
+    return value
+
+
 def _check_keys(table: Any, allowed: set[str], where: str) -> dict:
     if not isinstance(table, dict):
         raise _Invalid(f"{where} must be a table")
@@ -144,10 +153,18 @@ def _expand(raw: dict) -> HostTopology:
     if not node_tables:
         raise _Invalid("at least one [[node]] is needed")
     node_tables = [_check_keys(t, _NODE_KEYS, f"node {i}") for i, t in enumerate(node_tables)]
-    node_sockets = [_get(t, "socket", int, f"node {i}") for i, t in enumerate(node_tables)]
-    for i, socket in enumerate(node_sockets):
+    memory_only = [_flag(t, "memory_only", f"node {i}") for i, t in enumerate(node_tables)]
+    for i, table in enumerate(node_tables):
+        if memory_only[i]:
+            _check_keys(table, _MEMORY_ONLY_KEYS, f"node {i} (memory-only: no socket, cores or 1 GiB pages)")
+    cpu_nodes = [i for i in range(len(node_tables)) if not memory_only[i]]
+    if not cpu_nodes:
+        raise _Invalid("at least one [[node]] with CPUs is needed")
+    socket_of = {i: _get(node_tables[i], "socket", int, f"node {i}") for i in cpu_nodes}
+    for i, socket in socket_of.items():
         if not 0 <= socket < sockets:
             raise _Invalid(f"node {i}: socket {socket} does not exist (the host has {sockets})")
+    node_sockets = [socket_of.get(i) for i in range(len(node_tables))]
     node_cores = _assign_cores(node_tables, node_sockets, sockets, cores_per_socket)
     distances = _distances(raw, node_sockets)
 
@@ -158,7 +175,7 @@ def _expand(raw: dict) -> HostTopology:
         hugepages = _get(table, "hugepages_1g", int, f"node {i}", 0)
         if memory_gib <= 0 or not 0 <= hugepages <= memory_gib:
             raise _Invalid(f"node {i}: needs memory_gib > 0 and 0 <= hugepages_1g <= memory_gib")
-        socket = node_sockets[i]
+        socket = socket_of.get(i, 0)
         cpus: list[Cpu] = []
         for core in node_cores[i]:
             # Linux on x86 servers: first threads of all cores of all sockets, then the second threads.
@@ -182,9 +199,10 @@ def _expand(raw: dict) -> HostTopology:
 
 
 def _assign_cores(
-    tables: list[dict], node_sockets: list[int], sockets: int, cores_per_socket: int
+    tables: list[dict], node_sockets: list[int | None], sockets: int, cores_per_socket: int
 ) -> list[tuple[int, ...]]:
-    """Per node, the core ids (per socket) it holds: given as 'cores', or the socket split evenly."""
+    """Per node, the core ids (per socket) it holds: given as 'cores', or the socket split evenly.
+    A memory-only node (socket None) holds none."""
     result: list[tuple[int, ...]] = [()] * len(tables)
     for socket in range(sockets):
         members = [i for i, s in enumerate(node_sockets) if s == socket]
@@ -221,13 +239,16 @@ def _assign_cores(
     return result
 
 
-def _distances(raw: dict, node_sockets: list[int]) -> list[tuple[int, ...]]:
+def _distances(raw: dict, node_sockets: list[int | None]) -> list[tuple[int, ...]]:
+    """None for a memory-only node's socket."""
     n = len(node_sockets)
     if "distances" not in raw:
         return [
             tuple(
                 LOCAL_DISTANCE
                 if i == j
+                else MEMORY_ONLY_DISTANCE
+                if node_sockets[i] is None or node_sockets[j] is None
                 else SAME_SOCKET_DISTANCE
                 if node_sockets[i] == node_sockets[j]
                 else REMOTE_DISTANCE

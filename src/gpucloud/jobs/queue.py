@@ -206,12 +206,14 @@ def reap_expired(session: Session, now: datetime | None = None) -> list[ReapedLe
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A job kind that runs for every host in `host_statuses`, about every `every_seconds`."""
+    """A job kind that runs for every host in `host_statuses`, about every `every_seconds`;
+    `per_host=False`: one run for the whole product (billing's sweep), about no host."""
 
     kind: str
     every_seconds: float
     host_statuses: tuple[str, ...] = ("active", "draining", "down")
     max_attempts: int = 1  # the next period is the retry
+    per_host: bool = True
 
 
 PERIODIC_RETENTION = timedelta(hours=1)
@@ -226,6 +228,10 @@ def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[Period
         return []
     added = []
     for p in periodic:
+        if not p.per_host:
+            if not q.has_unfinished(session, p.kind):
+                added.append(enqueue(session, kind=p.kind, max_attempts=p.max_attempts))
+            continue
         for host_id in q.hosts_without_job(session, p.kind, p.host_statuses):
             added.append(enqueue(session, kind=p.kind, host_id=host_id, max_attempts=p.max_attempts))
     q.prune_succeeded(session, [p.kind for p in periodic], utcnow() - PERIODIC_RETENTION)
@@ -236,7 +242,8 @@ def enqueue_next_run(session: Session, job: ClaimedJob, periodic: PeriodicJob,
                      now: datetime | None = None) -> Job | None:
     """The next run of a periodic job that just ended, `every_seconds` from now; None when
     its host is gone or no longer in one of the periodic job's statuses."""
-    if job.host_id is None or q.host_status(session, job.host_id) not in periodic.host_statuses:
+    if periodic.per_host and (job.host_id is None
+                              or q.host_status(session, job.host_id) not in periodic.host_statuses):
         return None
     run_after = (now or utcnow()) + timedelta(seconds=periodic.every_seconds)
     return enqueue(session, kind=job.kind, host_id=job.host_id, payload=job.payload,

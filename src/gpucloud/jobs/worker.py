@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from gpucloud.clock import utcnow
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
-from gpucloud.jobs import host_jobs, instance_jobs, queue
+from gpucloud.jobs import billing_jobs, host_jobs, instance_jobs, queue
 from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
 from gpucloud.jobs.queue import Backoff, JobError, LeaseLost, PeriodicJob
@@ -44,17 +44,19 @@ INTERNAL_ERROR = "An internal error stopped the operation."
 
 def default_handlers() -> dict[str, Handler]:
     """The handlers of every job kind the product defines, as `gpucloud worker` and
-    `gpucloud serve` run them: the instance lifecycle, and the periodic host check and
-    reconciliation."""
-    return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS}
+    `gpucloud serve` run them: the instance lifecycle, the periodic host check and
+    reconciliation, and billing's product-wide sweep."""
+    return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS, **billing_jobs.HANDLERS}
 
 
 def default_periodic(settings: Settings) -> list[PeriodicJob]:
     """Per-host periodic jobs: health checks (down hosts too, so they can come back) and
-    reconciliation. A worker schedules only the kinds it has handlers for."""
+    reconciliation; and one product-wide: billing's sweep (closing last month, trials). A
+    worker schedules only the kinds it has handlers for."""
     return [
         PeriodicJob("host_check", settings.host_check_seconds, ("active", "draining", "down")),
         PeriodicJob("reconcile", settings.reconcile_seconds, ("active", "draining")),
+        PeriodicJob("billing_sweep", settings.billing_sweep_seconds, per_host=False),
     ]
 
 

@@ -1,6 +1,7 @@
-"""Billing use cases: this month's accrual of an account, its balance, and the figures
-`GET /v4/account` shows. The rules are `domain.billing`; the usage they price is the
-`usage_intervals` the lifecycle records (`store.usage`)."""
+"""Billing use cases: this month's accrual of an account, its balance, the figures
+`GET /v4/account` shows, closing a month into invoices, and payments. The rules are
+`domain.billing`; the usage they price is the `usage_intervals` the lifecycle records
+(`store.usage`)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
 from gpucloud.domain import billing as rules
 from gpucloud.domain.billing import Applied, Bill, Charge, Credit, Period, Price, Segment
-from gpucloud.errors import NotFound
+from gpucloud.errors import GpucloudError, NotFound
+from gpucloud.store import audit, usage
 from gpucloud.store import billing as q
-from gpucloud.store import usage
 from gpucloud.store.accounts import account_by_ref
 from gpucloud.store.db import Database
-from gpucloud.store.tables import AccountPromotion, UsageInterval
+from gpucloud.store.tables import AccountPromotion, Invoice, InvoiceItem, Payment, UsageInterval
 
 
 @cache
@@ -50,6 +52,11 @@ class ActivePromotion:
     promotion: AccountPromotion
     remaining: Decimal  # credit left after this month's accrual so far
     this_month: Decimal  # credit spent this month so far
+
+
+def fresh(p: AccountPromotion) -> ActivePromotion:
+    """A promotion just granted: nothing spent yet."""
+    return ActivePromotion(p, rules.from_cents(p.credit_cents - p.used_cents), rules.ZERO)
 
 
 @dataclass(frozen=True)
@@ -102,3 +109,130 @@ def figures(db: Database, account_id: int, now: datetime | None = None, tax_perc
                               spent.get(p.id, rules.ZERO))
               for p in promos if p.starts_at <= moment < p.expires_at]
     return Figures(balance, accrual.bill.total, active)
+
+
+# --- closing a month ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloseReport:
+    period: Period
+    created: list[int]  # invoice ids written by this run
+    already: int  # accounts whose invoice existed (an earlier or concurrent run)
+
+
+def close_account(db: Database, account_id: int, period: Period, tax_percent: float = 0.0,
+                  now: datetime | None = None) -> Invoice | None:
+    """Write the account's invoice for `period` with its items and the credit it spent, in
+    one transaction: None when it exists already (this run or another closer's, whose
+    insert the unique key (account, period) refused) or there was no usage."""
+    try:
+        with db.write() as s:
+            if q.invoice_for(s, account_id, str(period)) is not None:
+                return None
+            accrual, _ = accrue_in(s, account_id, period, None, tax_percent)
+            bill = accrual.bill
+            if not bill.lines:
+                return None
+            invoice = Invoice(account_id=account_id, period=str(period), label=f"Invoice {period}",
+                              date=period.end, subtotal_cents=rules.to_cents(bill.subtotal),
+                              tax_cents=rules.to_cents(bill.tax), total_cents=rules.to_cents(bill.total),
+                              created_at=now or utcnow())
+            s.add(invoice)
+            s.flush()  # the unique key decides here, before any credit is spent
+            s.add_all(InvoiceItem(invoice_id=invoice.id, position=i, label=line.label, type=line.type,
+                                  amount_cents=rules.to_cents(line.amount), quantity=line.quantity,
+                                  unit_price=line.unit_price, from_at=line.start, to_at=line.end,
+                                  region=line.region, tax_cents=rules.to_cents(line.tax),
+                                  total_cents=rules.to_cents(line.total))
+                      for i, line in enumerate(bill.lines))
+            for applied in accrual.applied:
+                q.spend_promotion(s, applied.promotion_id, rules.to_cents(applied.amount))
+            return invoice
+    except IntegrityError:
+        return None  # another closer wrote it first; nothing of ours was kept
+
+
+def close_month(db: Database, period: Period, tax_percent: float = 0.0, now: datetime | None = None) -> CloseReport:
+    """Invoice every account with usage in `period`, one transaction per account: safe to
+    rerun, to run twice at once, and to kill at any moment (what committed stays, the rest
+    is written by the next run)."""
+    moment = now or utcnow()
+    if period.end > moment:
+        raise GpucloudError(f"{period} is not over yet: a month is closed from the 1st of the next one")
+    with db.read() as s:
+        wanted = usage.accounts_with_usage(s, period.start, period.end)
+        done = q.invoiced_accounts(s, str(period))
+    created = []
+    for account_id in wanted:
+        if account_id in done:
+            continue
+        invoice = close_account(db, account_id, period, tax_percent, moment)
+        if invoice is not None:
+            created.append(invoice.id)
+    return CloseReport(period, created, len(wanted) - len(created))
+
+
+def close_due(db: Database, tax_percent: float = 0.0, now: datetime | None = None) -> CloseReport:
+    """The periodic job's part: close last month (from the 1st on; a no-op once done)."""
+    moment = now or utcnow()
+    return close_month(db, Period.of(moment).previous(), tax_percent, moment)
+
+
+# --- invoices and payments, read by customers and operators ------------------------------------
+
+
+def invoices(db: Database, account_id: int) -> list[Invoice]:
+    with db.read() as s:
+        return q.invoices_of(s, account_id)
+
+
+def invoice(db: Database, account_id: int, invoice_id: int) -> Invoice:
+    with db.read() as s:
+        found = q.invoice_of(s, account_id, invoice_id)
+        if found is None:
+            raise NotFound()
+        return found
+
+
+def invoice_items(db: Database, account_id: int, invoice_id: int) -> list[InvoiceItem]:
+    with db.read() as s:
+        if q.invoice_of(s, account_id, invoice_id) is None:
+            raise NotFound()
+        return q.items_of(s, invoice_id)
+
+
+def all_invoices(db: Database, account_ref: str | int | None = None) -> list[Invoice]:
+    """Operators' view: one account's invoices, or every account's (newest first)."""
+    with db.read() as s:
+        if account_ref is None:
+            return q.all_invoices(s)
+        account = account_by_ref(s, account_ref)
+        if account is None:
+            raise NotFound(f"no account {account_ref}")
+        return q.invoices_of(s, account.id)
+
+
+def payments(db: Database, account_id: int) -> list[Payment]:
+    with db.read() as s:
+        return q.payments_of(s, account_id)
+
+
+def record_payment(db: Database, account_ref: str | int, amount: str, *, actor: str, note: str = "",
+                   date: datetime | None = None) -> Payment:
+    """A payment received outside the product (no card processing here), audited."""
+    try:
+        usd = rules.money(amount)
+    except ValueError as exc:
+        raise GpucloudError(str(exc)) from None
+    with db.write() as s:
+        account = account_by_ref(s, account_ref)
+        if account is None:
+            raise NotFound(f"no account {account_ref}")
+        payment = Payment(account_id=account.id, usd_cents=rules.to_cents(usd), note=note, recorded_by=actor,
+                          date=date or utcnow())
+        s.add(payment)
+        s.flush()
+        audit.record(s, actor=actor, action="billing.payment", target_type="account", target_id=account.id,
+                     after={"payment": payment.id, "usd": f"{usd:.2f}"}, why=note)
+        return payment

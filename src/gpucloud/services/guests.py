@@ -3,6 +3,7 @@ and the XML operators read with `gpucloud instance xml`."""
 
 from __future__ import annotations
 
+import base64
 import uuid as uuidlib
 
 from sqlalchemy.orm import Session
@@ -55,7 +56,8 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         image=instance.image,
         disk_mib=plan.disk_mib,
         cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
-                             authorized_keys=tuple(instance.authorized_keys or ())),
+                             authorized_keys=tuple(instance.authorized_keys or ()),
+                             user_data=base64.b64decode(instance.user_data) if instance.user_data else None),
         domain_type=host.settings.get("domain_type", "kvm"),
     )
 

@@ -18,6 +18,7 @@ from gpucloud.domain.lifecycle import TransitionError
 from gpucloud.domain.passwords import sha512_crypt
 from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
+from gpucloud.hypervisor import cloudinit
 from gpucloud.services import gating, placing, sshkeys
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.services.tokens import AccountRef
@@ -30,6 +31,7 @@ from gpucloud.store.tables import Instance
 BUSY = "Linode busy."
 LABEL_TAKEN = "Label must be unique among your Linodes"
 UPDATABLE = ("label", "group", "tags", "alerts", "watchdog_enabled")
+USER_DATA_FIELD = "metadata.user_data"
 NO_WAY_IN = ("root_pass, authorized_keys or authorized_users is required when deploying from an image: "
              "without a root password or an SSH key nobody could log in to the guest")
 DEFAULT_ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
@@ -47,6 +49,7 @@ class NewInstance:
     tags: tuple[str, ...] = ()
     group: str = ""
     booted: bool = True
+    user_data: str | None = None  # metadata.user_data: base64, for the guest's cloud-init
     host_id: int | None = None  # operators only: pin a host
     gpu_addresses: tuple[str, ...] = ()  # operators only: pin GPUs on that host
 
@@ -112,7 +115,8 @@ def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstan
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
                         image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
                         tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
-                        authorized_keys=list(keys), created_by=actor or username)
+                        authorized_keys=list(keys), created_by=actor or username,
+                        user_data=new.user_data)
     s.add(instance)
     s.flush()
     instance.ipv4 = _address(region.ipv4_pool, instance.id)
@@ -179,6 +183,8 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
             errors.append((f"tags[{i}]", problem))
     if problem := validation.group_problem(new.group):
         errors.append(("group", problem))
+    if new.user_data is not None:
+        errors += _user_data_problems(new.user_data)
     users_keys: list[str] = []
     if new.authorized_users:
         with db.read() as s:
@@ -190,6 +196,15 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
     if errors or plan is None:  # no plan is among the errors
         raise ValidationErrors(errors)
     return plan, tuple(keys)
+
+
+def _user_data_problems(text: str) -> list[tuple[str | None, str]]:
+    """Base64 within Linode's size; a cloud-config must pass cloud-init's own schema check."""
+    data, problem = validation.decode_user_data(text)
+    if problem is None and data is not None and validation.is_cloud_config(data):
+        problem = (f"user_data is not valid cloud-config: {complaint}"
+                   if (complaint := cloudinit.cloud_config_problem(data)) else None)
+    return [(USER_DATA_FIELD, problem)] if problem else []
 
 
 # --- read and update ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import AccountPromotion, Invoice, InvoiceItem, Payment
@@ -43,3 +43,21 @@ def items_of(s: Session, invoice_id: int) -> list[InvoiceItem]:
 
 def payments_of(s: Session, account_id: int) -> list[Payment]:
     return list(s.scalars(select(Payment).where(Payment.account_id == account_id).order_by(Payment.id)))
+
+
+def invoice_for(s: Session, account_id: int, period: str) -> Invoice | None:
+    return s.scalar(select(Invoice).where(Invoice.account_id == account_id, Invoice.period == period))
+
+
+def invoiced_accounts(s: Session, period: str) -> set[int]:
+    return set(s.scalars(select(Invoice.account_id).where(Invoice.period == period)))
+
+
+def spend_promotion(s: Session, promotion_id: int, amount_cents: int) -> None:
+    """Credit a closed invoice took (added in the database, so concurrent writers add up)."""
+    s.execute(update(AccountPromotion).where(AccountPromotion.id == promotion_id)
+              .values(used_cents=AccountPromotion.used_cents + amount_cents))
+
+
+def all_invoices(s: Session, limit: int = 200) -> list[Invoice]:
+    return list(s.scalars(select(Invoice).order_by(Invoice.id.desc()).limit(limit)))

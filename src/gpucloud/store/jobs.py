@@ -225,6 +225,11 @@ def hosts_without_job(session: Session, kind: str, host_statuses: Iterable[str])
     return list(session.scalars(stmt))
 
 
+def has_unfinished(session: Session, kind: str) -> bool:
+    """Whether a job of this kind is queued or running (a product-wide periodic job)."""
+    return session.scalar(select(Job.id).where(Job.kind == kind, Job.state.in_(UNFINISHED)).limit(1)) is not None
+
+
 def host_status(session: Session, host_id: int) -> str | None:
     return session.scalar(select(Host.status).where(Host.id == host_id))
 

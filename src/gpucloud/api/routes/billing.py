@@ -1,0 +1,68 @@
+"""The account's invoices, invoice items, payments and promo codes (Linode's shapes).
+Payments are recorded by operators (`gpucloud billing payment`): this product processes no
+cards."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from gpucloud.api import billing_bodies, billing_views
+from gpucloud.api.auth import scope
+from gpucloud.api.filters import Filterable
+from gpucloud.api.listing import ListRequest, ObjectId, list_request, respond
+from gpucloud.api.routing import LinodeRoute
+from gpucloud.errors import NotFound
+from gpucloud.services import billing, promotions
+from gpucloud.services.tokens import Identity
+
+router = APIRouter(route_class=LinodeRoute)
+
+INVOICE_FIELDS = Filterable.of("id", "date", "label", "subtotal", "tax", "total")
+ITEM_FIELDS = Filterable.of("label", "type", "amount", "quantity", "unit_price", "from", "to", "region", "tax",
+                            "total")
+PAYMENT_FIELDS = Filterable.of("id", "date", "usd")
+READ = Depends(scope("account", "read_only"))
+WRITE = Depends(scope("account", "read_write"))
+
+
+@router.get("/account/invoices", tags=["account"], summary="List invoices",
+            description="One invoice per closed calendar month with usage, oldest first.")
+def list_invoices(request: Request, who: Identity = READ, req: ListRequest = Depends(list_request)) -> dict:
+    found = billing.invoices(request.app.state.db, who.account_id)
+    return respond([billing_views.invoice(i) for i in found], req, INVOICE_FIELDS)
+
+
+@router.get("/account/invoices/{invoice_id}", tags=["account"], summary="View an invoice")
+def get_invoice(invoice_id: ObjectId, request: Request, who: Identity = READ) -> dict:
+    return billing_views.invoice(billing.invoice(request.app.state.db, who.account_id, invoice_id))
+
+
+@router.get("/account/invoices/{invoice_id}/items", tags=["account"], summary="List invoice items",
+            description="Per instance and plan (hourly), then promotion credit (negative); they sum to the total.")
+def list_invoice_items(invoice_id: ObjectId, request: Request, who: Identity = READ,
+                       req: ListRequest = Depends(list_request)) -> dict:
+    items = billing.invoice_items(request.app.state.db, who.account_id, invoice_id)
+    return respond([billing_views.invoice_item(i) for i in items], req, ITEM_FIELDS)
+
+
+@router.get("/account/payments", tags=["account"], summary="List payments",
+            description="Payments operators recorded; no card processing in this product.")
+def list_payments(request: Request, who: Identity = READ, req: ListRequest = Depends(list_request)) -> dict:
+    found = billing.payments(request.app.state.db, who.account_id)
+    return respond([billing_views.payment(p) for p in found], req, PAYMENT_FIELDS)
+
+
+@router.get("/account/payments/{payment_id}", tags=["account"], summary="View a payment")
+def get_payment(payment_id: ObjectId, request: Request, who: Identity = READ) -> dict:
+    found = next((p for p in billing.payments(request.app.state.db, who.account_id) if p.id == payment_id), None)
+    if found is None:
+        raise NotFound()
+    return billing_views.payment(found)
+
+
+@router.post("/account/promo-codes", tags=["account"], summary="Add a promo code",
+             description="Credit for the usage the code covers, from now for the code's duration; one "
+                         "redemption per account and code.")
+def add_promo_code(request: Request, body: billing_bodies.PromoCodeAdd = Body(...), who: Identity = WRITE) -> dict:
+    granted = promotions.redeem(request.app.state.db, who.account_id, body.promo_code)
+    return billing_views.active_promotion(billing.fresh(granted))
