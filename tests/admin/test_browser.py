@@ -97,7 +97,7 @@ def test_boot_a_gpu_instance_with_one_click_and_follow_it_through_the_pages(admi
         str(instance_id)]
 
     # its host's picture: 8 thread strips and one GPU in the instance's colour
-    page.click("tr[data-instance] td:nth-child(6) a")
+    page.click("tr[data-instance] a[href*='/hosts/']")
     page.wait_for_selector("svg[data-topology]")
     colour = page.eval_on_selector(f"[data-holder='{instance_id}'] .sw", "e => e.style.background")
     held = page.eval_on_selector_all("svg[data-topology] rect.thread",

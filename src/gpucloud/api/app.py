@@ -11,7 +11,7 @@ from gpucloud.admin.app import mount_admin
 from gpucloud.api import auth, errors, metrics
 from gpucloud.api.middleware import LinodeMiddleware, SecurityHeaders
 from gpucloud.api.ratelimit import RateLimiter
-from gpucloud.api.routes import account, billing, catalog, instances, sshkeys
+from gpucloud.api.routes import account, billing, catalog, instances, sshkeys, tags
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings, load_settings
 from gpucloud.console.app import mount_console
@@ -42,7 +42,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost: every page of every entry point mounted here
 
     api = APIRouter(responses={"default": {"model": errors.ErrorBody, "description": "A Linode-shaped error"}})
-    for module in (catalog, instances, account, sshkeys, billing):
+    for module in (catalog, instances, account, sshkeys, billing, tags):
         api.include_router(module.router)
     for prefix in PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == "/v4")

@@ -44,7 +44,7 @@ def _account_page(request: Request, ref: str, booted: instance_admin.Booted | No
         "plans": [p for p in catalog.plans if p.is_gpu],
         "regions": [r for r in catalog.regions if GPU_CAPABILITY in r.capabilities],
         "images": catalog.images, "default_image": DEFAULT_IMAGE, "sellable": sellable,
-        "audit": audit_trail.of_account(admin.db, account["id"], [i["id"] for i in account["instances"]]),
+        "activity": audit_trail.activity_of_account(admin.db, account["id"], [i["id"] for i in account["instances"]]),
     })
 
 
