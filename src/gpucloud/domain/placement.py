@@ -13,8 +13,10 @@ Rules, in the order they decide:
    gets two GPUs of one node whenever some host has them), then from the closest nodes by
    SLIT distance. Cores (whole, SMT siblings together) and memory come from those nodes, in
    proportion to the GPUs each gives; 1 GiB pages back the memory where the node has them.
-3. Standard and dedicated plans without GPUs go preferably to hosts, then nodes, without
-   free GPUs, so they do not strand GPUs.
+3. Standard and dedicated plans without GPUs go to CPU-only hosts first; GPU hosts take them
+   only as overflow, first where the placement leaves every GPU plan as sellable as before
+   (a node without free GPUs first), and where it costs GPU sales only when nothing else has
+   room (`numa_fit.keeps_gpu_sales`).
 4. The policy picks among what is left: `pack` (fragmentation-aware, default), `spread`,
    `first-fit`, `random` (a baseline: a uniform draw per decision among the hosts tied on
    rules 1-3, from the config's seeded generator).
