@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 
 from gpucloud.clock import utcnow
+from gpucloud.config import load_settings
+from gpucloud.services import trials
 from gpucloud.store.db import Database
 from gpucloud.store.tables import UsageInterval
 from tests.live import run_cli, start_server
@@ -178,3 +180,35 @@ def test_billing_close_and_payment(tmp_path):
     assert bad.returncode != 0 and "YYYY-MM" in bad.stderr
     future = run_cli(tmp_path, "billing", "close", "--period", "2999-01", check=False)
     assert future.returncode == 1 and "not over yet" in future.stderr
+
+
+def test_billing_promo_codes(tmp_path):
+    made = run_cli(tmp_path, "billing", "promo", "create", "welcome-gpu", "--credit", "100", "--days", "30",
+                   "--covers", "gpu,g6-nanode-1", "--redemptions", "5", "--description", "Welcome").stdout
+    assert "promo code WELCOME-GPU: 100.00 USD for 30 days on g6-nanode-1, gpu, 5 redemption(s)" in made
+    (listed,) = json.loads(run_cli(tmp_path, "billing", "promo", "list", "--json").stdout)
+    assert (listed["code"], listed["redeemed"], listed["redemptions"]) == ("WELCOME-GPU", 0, 5)
+    bad = run_cli(tmp_path, "billing", "promo", "create", "X2", "--credit", "1.001", "--days", "1", check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: code:")
+
+
+def test_billing_trials(tmp_path):
+    a = json.loads(run_cli(tmp_path, "account", "create", "t1@example.com", "--json").stdout)
+    b = json.loads(run_cli(tmp_path, "account", "create", "t2@example.com", "--json").stdout)
+    db = Database(f"sqlite:///{tmp_path / 'gpucloud.sqlite'}")
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+    first = trials.request(db, settings, a["id"], "training")
+    second = trials.request(db, settings, b["id"], "crypto mining")
+    db.dispose()
+    pending = json.loads(run_cli(tmp_path, "billing", "trial", "list", "--status", "pending", "--json").stdout)
+    assert [(t["id"], t["email"], t["reason"]) for t in pending] == [
+        (second.id, "t2@example.com", "crypto mining"), (first.id, "t1@example.com", "training")]
+    no_why = run_cli(tmp_path, "billing", "trial", "approve", str(first.id), check=False)
+    assert no_why.returncode == 1 and "--why" in no_why.stderr
+    assert "approved: account" in run_cli(tmp_path, "billing", "trial", "approve", str(first.id), "--why", "ok").stdout
+    run_cli(tmp_path, "billing", "trial", "decline", str(second.id), "--why", "not allowed")
+    listed = json.loads(run_cli(tmp_path, "billing", "trial", "list", "--json").stdout)
+    assert {t["id"]: (t["status"], t["decision"]) for t in listed} == {
+        first.id: ("active", "ok"), second.id: ("declined", "not allowed")}
+    twice = run_cli(tmp_path, "billing", "trial", "decline", str(second.id), "--why", "x", check=False)
+    assert twice.returncode == 1 and "not pending" in twice.stderr

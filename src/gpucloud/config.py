@@ -73,6 +73,7 @@ class Settings:
     billing_tax_percent: float = 0.0  # applied per invoice line; 0 unless configured
     billing_sweep_seconds: float = 300.0  # closes last month (from the 1st), ends trials, sends notices
     trial_days: int = 7
+    trial_credit_usd: float = 2500.0  # the trial's promotion: GPU usage covered up to this much
     trial_auto_approve: bool = False  # approve GPU trial requests as they arrive
     trial_end_policy: str = "shutdown"  # shutdown: stop GPU instances, release GPUs; keep: run on, billed
     trial_disk_keep_days: int = 14  # after a shutdown at trial end, instances (disks) kept this long

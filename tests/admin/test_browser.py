@@ -69,16 +69,45 @@ def test_boot_a_gpu_instance_with_one_click_and_follow_it_through_the_pages(admi
     page.goto(server.url + "/admin/accounts?q=customer@example.com")
     page.click("a:has-text('customer@example.com')")
     account_url = page.url
-    page.select_option("[data-boot-form] select[name=plan]", "g1-gpu-rtx6000-1")
+
+    # only plans sellable in the chosen region are offered (Mumbai has no H100)
+    page.select_option("[data-boot-form] select[name=region]", "ap-west")
+    offered = page.eval_on_selector_all("[data-boot-form] select[name=plan] option:not([disabled])",
+                                        "os => os.map(o => o.value)")
+    sellable_here = {p for r in capacity_json(server) if r["region"] == "ap-west" for p, n in r["sellable"].items() if n}
+    assert set(offered) == sellable_here and not any("h100" in p for p in offered)
+
+    # a refused boot keeps what was chosen
+    page.select_option("[data-boot-form] select[name=plan]", "g1-gpu-rtx6000-2")
+    page.fill("[data-boot-form] input[name=label]", "-bad label-")
+    page.click("[data-boot-button]")
+    assert "Nothing was created" in page.inner_text("[data-boot-refused]")
+    assert page.input_value("[data-boot-form] select[name=region]") == "ap-west"
+    assert page.input_value("[data-boot-form] select[name=plan]") == "g1-gpu-rtx6000-2"
+    assert page.input_value("[data-boot-form] input[name=label]") == "-bad label-"
+
     page.select_option("[data-boot-form] select[name=region]", "us-east")
+    page.select_option("[data-boot-form] select[name=plan]", "g1-gpu-rtx6000-1")
+    page.fill("[data-boot-form] input[name=label]", "")
     page.click("[data-boot-button]")
 
     booted = page.wait_for_selector("[data-booted]")
     instance_id = int(booted.get_attribute("data-booted"))
-    assert len(page.inner_text("[data-root-password]")) >= 16
+    password = page.inner_text("[data-root-password]")
+    assert len(password) >= 16
+    link = page.inner_text("[data-password-link]")
     assert page.url == account_url  # reloading the page does not boot again
     page.wait_for_selector(f"[data-progress='{instance_id}'] [data-status=running]", timeout=60_000)
     assert page.inner_text(f"[data-progress='{instance_id}'] [data-percent]") == "100%"
+    # the instance table under it says running too, without a reload
+    assert page.inner_text(f"tr[data-instance='{instance_id}'] [data-status-cell]") == "running"
+
+    # the customer opens the password link once
+    opened = page.context.new_page()
+    opened.goto(link)
+    assert opened.inner_text("[data-password]") == password
+    assert opened.goto(link).status == 410 and opened.locator("[data-password-gone]").count() == 1
+    opened.close()
     customer = LinodeClient(demo["customer_token"], base_url=server.api, retry=False)
     instance = customer.load(Instance, instance_id)
     assert (instance.status, instance.type.id, instance.region.id) == ("running", "g1-gpu-rtx6000-1", "us-east")
@@ -97,7 +126,7 @@ def test_boot_a_gpu_instance_with_one_click_and_follow_it_through_the_pages(admi
         str(instance_id)]
 
     # its host's picture: 8 thread strips and one GPU in the instance's colour
-    page.click("tr[data-instance] td:nth-child(6) a")
+    page.click("tr[data-instance] a[href*='/hosts/']")
     page.wait_for_selector("svg[data-topology]")
     colour = page.eval_on_selector(f"[data-holder='{instance_id}'] .sw", "e => e.style.background")
     held = page.eval_on_selector_all("svg[data-topology] rect.thread",
@@ -145,3 +174,33 @@ def test_flip_a_flag_and_the_account_sees_gpu_types(admin_page, server):
     history = json.loads(run_cli(server.data_dir, "flags", "history", "--json").stdout)[0]
     assert (history["actor"], history["why"], history["after"]) == ("admin:admin", "general availability",
                                                                     {"state": "on", "percent": 0})
+
+
+READ_SELLABLE = """sections => sections.map(s => ({model: s.dataset.sellableModel, regions: Array.from(
+  s.querySelectorAll('tr[data-region]')).map(tr => ({region: tr.dataset.region,
+    city: tr.querySelector('td strong').textContent,
+    sellable: Object.fromEntries(Array.from(tr.querySelectorAll('[data-plan]')).map(
+      td => [td.dataset.plan, parseInt(td.textContent, 10)])),
+    free: parseInt(tr.querySelector('[data-field=free]').textContent, 10),
+    hints: tr.querySelector('[data-hints]').innerText}))}))"""
+
+
+def test_sellable_answers_how_many_h100_in_mumbai_and_matches_capacity_json(admin_page, server):
+    admin_page.goto(server.url + "/admin/sellable")
+    shown = admin_page.eval_on_selector_all("[data-sellable-model]", READ_SELLABLE)
+    expected = {(r["region"], r["gpu_model"]): r for r in capacity_json(server)}
+    for model in shown:
+        for r in model["regions"]:
+            row = expected.get((r["region"], model["model"]))
+            assert r["sellable"] == {p: (row["sellable"][p] if row else 0) for p in r["sellable"]}
+            assert r["free"] == (row["free"] if row else 0)
+    h100 = {r["region"]: r for m in shown if m["model"] == "h100" for r in m["regions"]}
+    assert h100["ap-west"]["city"] == "Mumbai, IN"
+    assert set(h100["ap-west"]["sellable"].values()) == {0}  # zeros shown, not a missing row
+    assert h100["ap-west"]["hints"] == "no host has h100 GPUs"
+    assert h100["us-central"]["hints"] == "the region offers no GPU plans"
+
+    admin_page.fill("input[name=region]", "mumbai")
+    admin_page.click("form.filters button")
+    rows = admin_page.eval_on_selector_all("[data-sellable-model] tr[data-region]", "trs => trs.map(t => t.dataset.region)")
+    assert set(rows) == {"ap-west"}

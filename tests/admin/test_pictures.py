@@ -92,3 +92,16 @@ def test_chart_with_fewer_than_two_points_is_empty_and_says_since_when():
 
 def test_nice_steps():
     assert [nice_step(v) for v in (4, 10, 84, 130, 1000, 7)] == [1, 5, 50, 50, 500, 2]
+
+
+def test_chart_of_a_fresh_fleet_spans_only_the_time_with_data():
+    start = datetime(2026, 3, 1)
+    end = start + timedelta(hours=24)
+    recent = [{"at": end - timedelta(minutes=m), "claimed": 1, "free": 3, "unavailable": 0} for m in (40, 20, 0)]
+    chart = capacity_chart(recent, start, end, width=300, height=124)
+    xs = [float(pair.split()[0]) for pair in chart.lines[0][1][2:].split(" L ")]
+    assert xs == [chart.left, round(chart.left + (chart.right - chart.left) / 2, 1), chart.right]
+    assert chart.partial and chart.first_at == end - timedelta(minutes=40)
+    assert [t.label for t in chart.x_ticks] == ["23:25", "23:30", "23:35", "23:40", "23:45", "23:50", "23:55",
+                                                "00:00"]  # every 5 minutes of the 40 there are
+    assert all(chart.left <= t.at <= chart.right for t in chart.x_ticks)

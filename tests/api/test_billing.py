@@ -4,11 +4,12 @@ payments, promotions and notifications (linode_api4 here; linode-cli in test_lin
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import timedelta
 
 from gpucloud.clock import utcnow
 from gpucloud.domain.billing import Period
-from gpucloud.services import billing
+from gpucloud.services import billing, promotions, trials
 from gpucloud.store.tables import Invoice, UsageInterval
 
 
@@ -88,3 +89,71 @@ def test_linode_cli_reads_invoices(api_server, cli):
     items = read("account", "invoice-items", str(made.id))
     assert [i["type"] for i in items] == ["hourly", "hourly"] and sum(i["total"] for i in items) == 15.0
     assert [p["usd"] for p in read("account", "payments-list")] == [20]
+
+
+def test_promo_codes_through_linode_api4(any_api_server):
+    alice = any_api_server.customer()
+    code = f"TRY{secrets.token_hex(3)}"
+    promotions.create_code(any_api_server.db, code, credit="25", days=30, covers=["gpu"], redemptions=1,
+                           actor="tests", description="$25 of GPU time")
+    client = any_api_server.client(alice.token)
+    client.account.add_promo_code(code.lower())
+    (promo,) = client.account().active_promotions
+    assert (promo.summary, promo.credit_remaining, promo.this_month_credit_remaining) == (
+        "$25 of GPU time", "25.00", "25.00")
+    assert promo.expire_dt and promo.service_type == "linode"
+    add_usage(any_api_server, alice.account_id, 1.5)  # two GPU hours begun, one of them since the redemption
+    account = client.account()
+    assert account.balance_uninvoiced == 1.5 and account.active_promotions[0].credit_remaining == "23.50"
+    http = any_api_server.http(alice.token)
+    again = http.post("/account/promo-codes", json={"promo_code": code})
+    assert again.status_code == 400 and again.json()["errors"][0]["field"] == "promo_code"
+    unknown = http.post("/account/promo-codes", json={"promo_code": "NOPE-NOPE"})
+    assert unknown.status_code == 400 and "not found" in unknown.json()["errors"][0]["reason"]
+    extra = http.post("/account/promo-codes", json={"promo_code": code, "bonus": 1})
+    assert extra.status_code == 400 and "bonus" in extra.text
+
+
+def test_linode_cli_adds_a_promo_code(api_server, cli):
+    alice = api_server.customer()
+    code = f"CLI{secrets.token_hex(3)}"
+    promotions.create_code(api_server.db, code, credit="10", days=7, covers=["all"], redemptions=1, actor="tests")
+    status, out, err = cli("account", "promo-add", "--promo_code", code, "--json", token=alice.token)
+    assert status == 0, err
+    assert json.loads(out)[0]["credit_remaining"] == "10.00"
+
+
+def test_gpu_trial_request_and_notifications(any_api_server):
+    alice = any_api_server.customer(gpu=False)
+    http = any_api_server.http(alice.token)
+    assert http.get("/account/gpu-trial").json() == {"status": "none", "requested": None, "starts": None,
+                                                     "ends": None, "reason": None}
+    missing = http.post("/account/gpu-trial", json={})
+    assert missing.status_code == 400 and missing.json()["errors"][0]["field"] == "reason"
+    asked = http.post("/account/gpu-trial", json={"reason": "fine-tune a model"})
+    assert asked.status_code == 200
+    assert (asked.json()["status"], asked.json()["reason"], asked.json()["starts"]) == (
+        "pending", "fine-tune a model", None)
+    again = http.post("/account/gpu-trial", json={"reason": "please"})
+    assert again.status_code == 400 and "already has a GPU trial (pending)" in again.text
+    client = any_api_server.client(alice.token)
+    (notice,) = client.account.notifications()
+    assert notice.label == "GPU trial requested" and notice.type == "notice"
+    (row,) = [r for r in trials.listing(any_api_server.db, "pending") if r.trial.account_id == alice.account_id]
+    trials.approve(any_api_server.db, any_api_server.settings, row.trial.id, actor="tests", why="ok")
+    any_api_server.app.state.flags.refresh()
+    trial = http.get("/account/gpu-trial").json()
+    assert trial["status"] == "active" and trial["starts"] and trial["ends"]
+    (notice,) = client.account.notifications()
+    assert (notice.type, notice.label, notice.until) == ("promotion", "GPU trial started", trial["ends"])
+    assert "GPU Linodes" in client.account().capabilities
+    (promo,) = client.account().active_promotions
+    assert promo.summary == "GPU trial (7 days)" and promo.expire_dt == trial["ends"]
+
+
+def test_linode_cli_lists_notifications(api_server, cli):
+    alice = api_server.customer(gpu=False)
+    trials.request(api_server.db, api_server.settings, alice.account_id, "try it")
+    code, out, err = cli("account", "notifications-list", "--json", token=alice.token)
+    assert code == 0, err
+    assert [n["label"] for n in json.loads(out)] == ["GPU trial requested"]

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
+from gpucloud.services import promotions
 from tests.console.conftest import console_token, new_email, sign_up
+from tests.factories import ssh_public_key
 
 pytestmark = pytest.mark.browser
 
@@ -24,8 +27,11 @@ SHOTS = os.environ.get("GPUCLOUD_CONSOLE_SCREENSHOTS")  # a folder: also save ea
 def create_linode(page, label: str, plan: str = PLAN, region: str = "Newark, NJ") -> int:
     """On the create page: a refused try (weak password), then the real one; returns the id."""
     page.wait_for_selector("[data-create-form]")
-    page.locator("label.choice", has_text=region).click()
     page.get_by_role("tab", name="Shared CPU").click()
+    page.locator("label.choice", has_text="Frankfurt, DE").click()  # no hosts there: sold out, per /regions/availability
+    page.wait_for_selector(f"tr[data-plan='{plan}'].sold-out [data-sold-out]:visible")
+    assert page.locator(f"tr[data-plan='{plan}'] input").is_disabled()
+    page.locator("label.choice", has_text=region).click()
     page.locator(f"tr[data-plan='{plan}'] label").click()
     page.get_by_label("Root password", exact=True).fill("short")
     page.get_by_label("Label", exact=True).fill(label)
@@ -165,4 +171,60 @@ def _shot(page, width: str, path: str) -> None:
     if not SHOTS:
         return
     name = path.strip("/").replace("/", "-").replace(":", "") or "root"
-    page.screenshot(path=str(Path(SHOTS) / f"{name}-{width}.png"), full_page=True)
+    page.screenshot(path=str(Path(SHOTS) / f"console-{name}-{width}.png"), full_page=width == "phone")
+
+
+def test_ssh_keys_and_api_tokens_from_the_profile(api_server, tab):
+    page = tab
+    sign_up(page, api_server)
+    page.get_by_role("navigation").get_by_role("link", name="SSH keys").click()
+    page.get_by_label("Label", exact=True).fill("laptop")
+    page.get_by_label("SSH public key").fill("ssh-ed25519 not-base64!")
+    page.get_by_role("button", name="Add SSH key").click()
+    error = page.locator("[data-field=ssh_key] .field-error")
+    error.wait_for()  # the API's reason, at the field
+    page.get_by_label("SSH public key").fill(ssh_public_key("me@laptop"))
+    page.get_by_role("button", name="Add SSH key").click()
+    page.wait_for_selector("[data-keys] li:has-text('laptop')")
+    page.get_by_role("navigation").get_by_role("link", name="Linodes").click()
+    page.get_by_role("link", name="Create Linode").first.click()
+    page.wait_for_selector("[data-field=authorized_keys] label.choice:has-text('laptop')")  # offered on create
+
+    page.get_by_role("navigation").get_by_role("link", name="API tokens").click()
+    page.get_by_label("Label", exact=True).fill("ci")
+    for resource in ("account", "databases", "domains", "events", "firewall", "images", "ips", "lke", "longview",
+                     "nodebalancers", "object_storage", "stackscripts", "volumes", "vpc"):
+        page.get_by_label(f"Access to {resource.replace('_', ' ')}").select_option("none")
+    page.get_by_label("Access to linodes").select_option("read_only")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.locator("[data-secret]").inner_text()
+    page.wait_for_selector("[data-tokens] th:text-is('ci')")
+    with api_server.http(secret) as http:
+        assert http.get("/linode/instances").status_code == 200
+        assert http.post("/linode/instances", json={}).status_code == 403  # read-only, as chosen
+    page.reload()
+    page.wait_for_selector("[data-tokens] th:text-is('ci')")
+    assert page.locator("[data-secret]").count() == 0  # shown once
+    page.get_by_role("button", name="Revoke ci").click()
+    page.wait_for_selector("text=No personal access tokens yet.")
+    with api_server.http(secret) as http:
+        assert http.get("/linode/instances").status_code == 401
+
+
+def test_billing_shows_the_balance_and_applies_a_promo_code(api_server, tab):
+    code = f"WELCOME{secrets.token_hex(3).upper()}"
+    promotions.create_code(api_server.db, code, credit="50.00", days=30, covers=["all"], redemptions=1,
+                           actor="tests", description="Welcome credit")
+    page = tab
+    sign_up(page, api_server)
+    page.get_by_role("navigation").get_by_role("link", name="Billing").click()
+    page.wait_for_selector("[data-balance]")
+    page.get_by_label("Promo code").fill("NO-SUCH-CODE")
+    page.get_by_role("button", name="Apply promo code").click()
+    error = page.locator("[data-field=promo_code] .field-error")
+    error.wait_for()
+    assert "not found" in error.inner_text()
+    page.get_by_label("Promo code").fill(code)
+    page.get_by_role("button", name="Apply promo code").click()
+    page.wait_for_selector("[data-promotion]:has-text('Welcome credit')")
+    assert "$50.00 left" in page.inner_text("[data-promotion]")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gpucloud.domain.capacity import explain_refusal
+from gpucloud.domain.capacity import capacity_rows, explain_refusal, unlock_hints
 from gpucloud.domain.placement import NoRoom, PlacementConfig, place
-from tests.domain.test_placement import gpu_address, gpu_request, host, topology
+from tests.domain.test_placement import gpu_address, gpu_plan, gpu_request, host, topology
 
 CONFIG = PlacementConfig()
 
@@ -74,3 +74,17 @@ def test_pinned_and_cpu_requests_keep_placements_reason():
     refusal = place(pinned, [host(1)], CONFIG)
     assert isinstance(refusal, NoRoom)
     assert explain_refusal(pinned, [host(1)], CONFIG, refusal, where="r1", model_name="x") is refusal
+
+
+def test_unlock_hints_name_stranded_sizes_and_unplaceable_gpus():
+    plans = [gpu_plan(1, model="h100"), gpu_plan(2, model="h100")]
+    split = [host(1, topology((1, 0)), model="h100"), host(2, topology((1, 0)), model="h100",
+                                                        gpu_statuses={gpu_address(0, 0): "faulty"}),
+             host(3, topology((1, 0)), model="h100")]
+    [row] = capacity_rows(split, plans, CONFIG)
+    assert unlock_hints(row, plans, model_name="H100", gpu_region=True) == [
+        "1 unplaceable (faulty 1): fixing them unlocks more", "2 H100 GPUs free but stranded: no 2-GPU fit"]
+    claimed = [host(1, topology((1, 0)), model="h100", claimed_gpus=[gpu_address(0, 0)])]
+    [row] = capacity_rows(claimed, plans, CONFIG)
+    assert unlock_hints(row, plans, model_name="H100", gpu_region=True) == ["all 1 claimed"]
+    assert unlock_hints(None, plans, model_name="H100", gpu_region=True) == ["no host has H100 GPUs"]

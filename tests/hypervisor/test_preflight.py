@@ -132,3 +132,15 @@ def test_memory_only_nodes_are_counted_apart_and_need_no_hugepages(tmp_path):
     assert not_passing(checks) == {}
     assert checks["NUMA"].detail.startswith("2 NUMA nodes (+2 memory-only): node0 64 CPUs, node1 64 CPUs; memory-only")
     assert "1 GiB hugepages node2" not in checks
+
+
+def test_a_gpu_on_a_memory_only_node_is_a_warning_with_no_local_cores(tmp_path):
+    from dataclasses import replace
+
+    from tests.fixtures.sysfs import make_trees
+
+    host = replace(make_trees.GOOD, nodes={0: "0-31,64-95", 1: "32-63,96-127", 2: ""})
+    make_trees.write(tmp_path / "host", make_trees._retarget(host, "0000:99:00.0", numa=2))
+    checks = {c.name: c for c in run_preflight(tmp_path / "host")}
+    assert not_passing(checks) == {"GPU 0000:99:00.0 NUMA node": WARN}
+    assert checks["GPU 0000:99:00.0 NUMA node"].detail == "node 2, a memory-only node: no cores are local to it"

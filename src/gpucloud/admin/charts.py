@@ -58,10 +58,16 @@ def nice_step(top: float, ticks: int = 4) -> int:
 def capacity_chart(points: list[dict], start: datetime, end: datetime, *, width: int = 760,
                    height: int = 220) -> AreaChart:
     """`points`: [{at, claimed, free, unavailable}] oldest first; those outside start..end are
-    left out. Fewer than two points draw no area (`empty`)."""
+    left out. Fewer than two points draw no area (`empty`). The x axis spans only the time
+    there is data for: on a fresh fleet, samples since its first one fill the width instead
+    of a sliver at the right edge of the window (`partial` says so)."""
     left, top, right, bottom = 44, 10, width - 10, height - 24
-    span = max((end - start).total_seconds(), 1)
+    window = max((end - start).total_seconds(), 1)
     points = [p for p in points if start <= p["at"] <= end]
+    partial = bool(points) and (points[0]["at"] - start).total_seconds() > window / 10
+    if len(points) >= 2 and partial:
+        start = points[0]["at"]
+    span = max((end - start).total_seconds(), 1)
     peak = max((p["claimed"] + p["free"] + p["unavailable"] for p in points), default=0)
     step = nice_step(peak or 4)
     y_max = max(step * -(-peak // step), step)
@@ -97,13 +103,13 @@ def capacity_chart(points: list[dict], start: datetime, end: datetime, *, width:
                               f"unavailable {p['unavailable']}"))
     first_at = points[0]["at"] if points else None
     return AreaChart(width, height, left, top, right, bottom, areas, lines, x_ticks, y_ticks, columns,
-                     empty=len(points) < 2, first_at=first_at,
-                     partial=first_at is not None and (first_at - start).total_seconds() > span / 10)
+                     empty=len(points) < 2, first_at=first_at, partial=partial)
 
 
 def _time_ticks(start: datetime, end: datetime, x_of) -> list[Tick]:
     span = end - start
-    for step in (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6),
+    for step in (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
+                 timedelta(hours=3), timedelta(hours=6),
                  timedelta(hours=12), timedelta(days=1)):
         if span / step <= 8:
             break

@@ -48,7 +48,7 @@ class GpuCard:
     address: str
     model: str
     line2: str
-    state: str  # available, reserved, faulty, blocked
+    state: str  # free, claimed, or why placement cannot use it (services.hosts: the GPU's `state`)
     title: str
     href: str | None = None
 
@@ -240,16 +240,20 @@ def _node_box(node, x, y, w, h, colours, holders, counts, memory_by_instance, in
 
 
 def _gpu_card(gpu: dict, x: float, y: float, colours: dict, counts: dict, instance_url) -> GpuCard:
+    """A GPU is drawn free only when placement may hand it out (`gpu["state"]`, the rule
+    capacity counts by); otherwise it is hatched and says why."""
     model = gpu["model"] or gpu["product"] or "unknown"
-    if gpu["blocker"]:
-        state, fill, line2 = "blocked", ".blocked", "unplaceable: IOMMU group"
-    elif gpu["status"] != "available":
-        state, fill, line2 = gpu["status"], f".{gpu['status']}", gpu["status"] + (
-            f": {gpu['status_reason']}" if gpu["status_reason"] else "")
+    state = gpu["state"]
+    if state == "free":
+        fill, line2 = ".free", f"IOMMU group {gpu['iommu_group']} · free"
+    elif state == "claimed":
+        fill, line2 = ".free", "claimed"
     else:
-        state, fill, line2 = "available", ".free", f"IOMMU group {gpu['iommu_group']} · free"
+        fill = {"faulty": ".faulty", "iommu-blocker": ".blocked", "reserved": ".reserved",
+                "not-sold": ".reserved"}.get(state, ".out")
+        line2 = gpu["state_words"].removeprefix("unplaceable: ")
     href = None
-    title = f"GPU {gpu['address']} {model} · IOMMU group {gpu['iommu_group']} · {gpu['status']}"
+    title = f"GPU {gpu['address']} {model} · IOMMU group {gpu['iommu_group']} · {gpu['state_words']}"
     if gpu["status_reason"]:
         title += f" ({gpu['status_reason']})"
     if gpu["blocker"]:

@@ -156,6 +156,28 @@ class SshKeyUpdate(Body):
     label: str | None = Field(None, max_length=64)
 
 
+class TagCreate(Body):
+    label: str = Field(description="3-50 characters.")
+    linodes: list[int] | None = Field(None, description="Ids of the account's instances to tag.")
+    domains: list[int] | None = None  # refused unless empty: not offered here
+    nodebalancers: list[int] | None = None
+    volumes: list[int] | None = None
+    reserved_ipv4_addresses: list[str] | None = None
+
+
+class AccountSettingsUpdate(Body):
+    """Every field Linode has; each may only be set to the value we serve (api/unoffered.py)."""
+
+    backups_enabled: bool | None = None
+    interfaces_for_new_linodes: str | None = None
+    longview_subscription: str | None = None
+    maintenance_policy: str | None = None
+    managed: bool | None = None
+    network_helper: bool | None = None
+    object_storage: str | None = None
+    tfa_enforced: bool | None = None
+
+
 class TokenCreate(Body):
     label: str | None = Field(None, max_length=100)
     scopes: str | None = Field(None, description="Space-separated, e.g. 'linodes:read_write'; '*' or omitted "

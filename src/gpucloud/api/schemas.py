@@ -4,6 +4,8 @@ plain JSON in views.py; these models are never used to serialise."""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -26,3 +28,41 @@ class SshKey(Shape):
 
 class SshKeyPage(Page):
     data: list[SshKey]
+
+
+class Availability(Shape):
+    region: str
+    plan: str
+    available: bool
+
+
+class AvailabilityPage(Page):
+    data: list[Availability]
+
+
+class Tag(Shape):
+    label: str
+
+
+class TagPage(Page):
+    data: list[Tag]
+
+
+class TaggedObject(Shape):
+    type: Literal["linode"]
+    data: dict[str, Any]  # the instance, as GET /linode/instances/{id} shows it
+
+
+class TaggedObjectPage(Page):
+    data: list[TaggedObject]
+
+
+class AccountSettings(Shape):
+    backups_enabled: bool
+    interfaces_for_new_linodes: str
+    longview_subscription: str | None
+    maintenance_policy: str
+    managed: bool
+    network_helper: bool
+    object_storage: str
+    tfa_enforced: bool

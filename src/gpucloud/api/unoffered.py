@@ -19,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from gpucloud.api.views import KERNEL, MAINTENANCE_POLICY
+from gpucloud.errors import ValidationErrors
 
 SUFFIX = "not offered by this cloud"
 VERSION_PREFIXES = ("/v4beta/", "/v4/")
@@ -54,7 +57,7 @@ LOGINS = "Login histories are"
 DISKS = "Managing disks (each instance has one disk, sized by its plan) is"
 CONFIGS = "Editing configuration profiles (each instance has one, managed for it) is"
 IPS = "Adding, changing or sharing IP addresses is"
-BILLING = "Billing details are"
+BILLING = "Stored payment methods are"
 
 # Most specific first is not needed: the longest matching path wins.
 ROUTES: tuple[Unoffered, ...] = (
@@ -128,6 +131,7 @@ ROUTES: tuple[Unoffered, ...] = (
     _entry(ANY, "/account/agreements", "Agreements are"),
     _entry(ANY, "/account/betas", "Beta programs are"),
     _entry(ANY, "/account/payment-methods", BILLING),
+    _entry("POST", "/account/payments", "Card payments through the API are"),
     # profile
     _entry("PUT", "/profile", "Editing profile settings through the API is"),
     _entry(ANY, "/profile/apps", "Authorized OAuth apps are"),
@@ -227,6 +231,7 @@ RESIZE_FIELDS: dict[str, FieldRule] = {
 }
 
 
+<<<<<<< HEAD
 REBUILD_FIELDS: dict[str, FieldRule] = {
     "stackscript_id": CREATE_FIELDS["stackscript_id"],
     "stackscript_data": CREATE_FIELDS["stackscript_data"],
@@ -239,3 +244,44 @@ def refused_fields(body: dict[str, Any], rules: dict[str, FieldRule]) -> list[tu
     """(field, reason) for each field of `body` asking for a feature we do not offer."""
     return [(name, rule.reason) for name, rule in rules.items()
             if name in body and not rule.allowed(body[name])]
+=======
+def refuse(body: BaseModel, rules: dict[str, FieldRule]) -> None:
+    """A field of `body` asking for a feature we do not have is a 400 naming it (all such fields
+    at once), never silently dropped."""
+    sent = body.model_dump(exclude_unset=True)
+    refused: list[tuple[str | None, str]] = [(name, rule.reason) for name, rule in rules.items()
+                                             if name in sent and not rule.allowed(sent[name])]
+    if refused:
+        raise ValidationErrors(refused)
+
+TAG_FIELDS: dict[str, FieldRule] = {
+    "domains": FieldRule("DNS domains are", _empty),
+    "nodebalancers": FieldRule(NODEBALANCERS, _empty),
+    "volumes": FieldRule(VOLUMES, _empty),
+    "reserved_ipv4_addresses": CREATE_FIELDS["ipv4"],
+}
+
+# GET /account/settings: what this cloud does, fixed for every account. PUT may send these
+# values (linode_api4's save() sends them all back); any other is refused by SETTINGS_FIELDS.
+ACCOUNT_SETTINGS: dict[str, Any] = {
+    "backups_enabled": False,
+    "interfaces_for_new_linodes": "legacy_config_only",
+    "longview_subscription": None,
+    "maintenance_policy": MAINTENANCE_POLICY,
+    "managed": False,
+    "network_helper": True,
+    "object_storage": "disabled",
+    "tfa_enforced": False,
+}
+
+SETTINGS_FIELDS: dict[str, FieldRule] = {
+    "backups_enabled": FieldRule(BACKUPS, _falsy),
+    "interfaces_for_new_linodes": FieldRule(INTERFACES, _one_of("legacy_config_only")),
+    "longview_subscription": FieldRule("Longview is", _absent),
+    "maintenance_policy": CREATE_FIELDS["maintenance_policy"],
+    "managed": FieldRule("Linode Managed is", _falsy),
+    "network_helper": CREATE_FIELDS["network_helper"],
+    "object_storage": FieldRule("Object Storage is", _one_of("disabled")),
+    "tfa_enforced": FieldRule("Two-factor authentication is", _falsy),
+}
+>>>>>>> main

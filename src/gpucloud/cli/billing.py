@@ -9,6 +9,8 @@ from gpucloud.cli.output import cli_actor, emit_json, emit_table, json_option, p
 from gpucloud.clock import linode_time
 from gpucloud.domain.billing import Period, from_cents
 from gpucloud.services import billing as service
+from gpucloud.services import promotions, trials
+from gpucloud.store.tables import PromoCode
 
 
 @click.group("billing")
@@ -92,6 +94,107 @@ def _period(text: str) -> Period:
         return Period.parse(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--period") from None
+
+
+
+
+@billing.group("promo")
+def promo() -> None:
+    """Promo codes customers redeem (`linode-cli account promo-add --promo_code CODE`)."""
+
+
+@promo.command("create")
+@click.argument("code")
+@click.option("--credit", required=True, help="US dollars of credit, e.g. 100.00.")
+@click.option("--days", type=int, required=True, help="How long the credit lasts after redemption.")
+@click.option("--covers", default="all", show_default=True,
+              help="Comma separated: all, gpu, or plan ids (e.g. g1-gpu-rtx6000-1).")
+@click.option("--redemptions", type=int, default=1, show_default=True, help="How many accounts may redeem it.")
+@click.option("--redeem-by", help="Last moment it can be redeemed (UTC date or time).")
+@click.option("--description", default="", help="What customers see as the promotion's summary.")
+@json_option
+@pass_ctx
+def promo_create(ctx: Context, code: str, credit: str, days: int, covers: str, redemptions: int,
+                 redeem_by: str | None, description: str, as_json: bool) -> None:
+    """Create a promo code (audited)."""
+    row = promotions.create_code(ctx.db, code, credit=credit, days=days,
+                                 covers=[c.strip() for c in covers.split(",") if c.strip()],
+                                 redemptions=redemptions, actor=cli_actor(), description=description,
+                                 redeem_by=parse_moment("--redeem-by", redeem_by))
+    if as_json:
+        emit_json(_promo_row(row))
+    else:
+        click.echo(f"promo code {row.code}: {from_cents(row.credit_cents):.2f} USD for {row.duration_days} days "
+                   f"on {', '.join(row.covers)}, {row.max_redemptions} redemption(s)")
+
+
+@promo.command("list")
+@json_option
+@pass_ctx
+def promo_list(ctx: Context, as_json: bool) -> None:
+    """Every promo code and how often it was redeemed."""
+    rows = [_promo_row(p) for p in promotions.list_codes(ctx.db)]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, [("code", "code"), ("credit", "credit"), ("days", "days"), ("covers", "covers"),
+                          ("redeemed", "redeemed"), ("redemptions", "of"), ("redeem_by", "redeem by")])
+
+
+def _promo_row(p: PromoCode) -> dict:
+    return {"code": p.code, "credit": f"{from_cents(p.credit_cents):.2f}", "days": p.duration_days,
+            "covers": p.covers, "redeemed": p.redemptions, "redemptions": p.max_redemptions,
+            "redeem_by": linode_time(p.redeem_by), "description": p.description}
+
+
+
+@billing.group("trial")
+def trial() -> None:
+    """One-week GPU trial requests: list, approve, decline (audited)."""
+
+
+@trial.command("list")
+@click.option("--status", type=click.Choice(["pending", "active", "declined", "ended"]), help="Only these.")
+@json_option
+@pass_ctx
+def trial_list(ctx: Context, status: str | None, as_json: bool) -> None:
+    """Trial requests, newest first, with the GPUs their accounts hold now."""
+    rows = [_trial_row(r) for r in trials.listing(ctx.db, status)]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, [("id", "id"), ("account", "account"), ("email", "e-mail"), ("status", "status"),
+                          ("requested", "requested"), ("ends", "ends"), ("gpus_held", "GPUs held"),
+                          ("reason", "reason")])
+
+
+@trial.command("approve")
+@click.argument("trial_id", type=int)
+@click.option("--why", default="", help="The reason, kept in the audit log (required).")
+@pass_ctx
+def trial_approve(ctx: Context, trial_id: int, why: str) -> None:
+    """Open GPU plans to the account and cover its GPU usage for the trial, in one step."""
+    done = trials.approve(ctx.db, ctx.settings, trial_id, actor=cli_actor(), why=why)
+    click.echo(f"GPU trial {done.id} approved: account {done.account_id} until {linode_time(done.ends_at)} UTC")
+
+
+@trial.command("decline")
+@click.argument("trial_id", type=int)
+@click.option("--why", default="", help="The reason; the customer reads it (required).")
+@pass_ctx
+def trial_decline(ctx: Context, trial_id: int, why: str) -> None:
+    """Decline a request; the customer may ask again."""
+    done = trials.decline(ctx.db, trial_id, actor=cli_actor(), why=why)
+    click.echo(f"GPU trial {done.id} declined")
+
+
+def _trial_row(r: trials.TrialRow) -> dict:
+    t = r.trial
+    return {"id": t.id, "account": t.account_id, "email": r.email, "status": t.status,
+            "requested": linode_time(t.requested_at), "starts": linode_time(t.starts_at),
+            "ends": linode_time(t.ends_at), "reason": t.reason, "decision": t.decision_reason,
+            "decided_by": t.decided_by, "disks_until": linode_time(t.disks_until), "gpu_instances": r.gpu_instances,
+            "gpus_held": r.gpus_held}
 
 
 COMMANDS = [billing]

@@ -67,7 +67,7 @@ def add(ctx: Context, profile: str | None, uri: str | None, region: str, name: s
         name = name or _name_from_uri(uri)
         ref = service.register_host(ctx.db, ctx.settings, name=name, region=region, topology=topology,
                                     driver="libvirt", uri=uri, host_settings=options, gpu_nodes=given)
-    detail = service.host_detail(ctx.db, ref.id)
+    detail = service.host_detail(ctx.db, ref.id, ctx.settings)
     if as_json:
         emit_json(detail)
         return
@@ -110,7 +110,7 @@ def _next_name(ctx: Context, region: str, profile: str) -> str:
 @pass_ctx
 def list_(ctx: Context, region: str | None, as_json: bool) -> None:
     """Every host with its status and GPU use."""
-    rows = service.list_hosts(ctx.state, region)
+    rows = service.list_hosts(ctx.state, region, ctx.settings)
     if as_json:
         emit_json(rows)
         return
@@ -127,7 +127,7 @@ def list_(ctx: Context, region: str | None, as_json: bool) -> None:
 @pass_ctx
 def show(ctx: Context, ref: str, as_json: bool) -> None:
     """A host's topology: NUMA nodes, their cores, memory and GPUs, and who holds what."""
-    detail = service.host_detail(ctx.state, ref)
+    detail = service.host_detail(ctx.state, ref, ctx.settings)
     if as_json:
         emit_json(detail)
         return

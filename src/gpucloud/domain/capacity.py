@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from gpucloud.domain import numa_fit
 from gpucloud.domain.catalog import Plan
@@ -27,6 +28,33 @@ UNAVAILABLE_REASONS = (
     "iommu-blocker",
     "numa-unknown",
 )
+
+
+CLAIMED, FREE = "claimed", "free"
+
+
+class GpuState(NamedTuple):
+    address: str
+    model: str
+    state: str  # CLAIMED, FREE (placement may hand it out now), or one of UNAVAILABLE_REASONS
+    staff: bool = False  # claimed by a staff account
+
+
+def gpu_states(host: HostState, config: PlacementConfig) -> list[GpuState]:
+    """Every GPU placement knows on the host, and whether it is claimed, free, or why not.
+
+    The one rule every view uses (capacity, hosts, a host's page, the dashboard): a GPU is
+    free only when placement may hand it out now. Otherwise it is counted under its first
+    reason: the GPU's own (faulty, reserved, IOMMU blocker), then the host's status, then an
+    unknown NUMA node under the policy 'required'. Claimed GPUs stay claimed whatever the host."""
+    cfg = config.for_host(host)
+    host_reason = None if host.status == numa_fit.ACTIVE else f"host-{host.status}"
+    out = [GpuState(g.address, g.model, CLAIMED, g.staff) for g in host.claimed_gpus]
+    out += [GpuState(g.address, g.model, g.reason) for g in host.unavailable_gpus]
+    out += [GpuState(g.address, g.model, host_reason or FREE) for n in host.nodes for g in n.gpus]
+    unknown = host_reason or ("numa-unknown" if cfg.numa_unknown_policy == "required" else FREE)
+    out += [GpuState(g.address, g.model, unknown) for g in host.numa_unknown_gpus]
+    return sorted(out)
 
 
 def fill_count(host: HostState, request: PlacementRequest, config: PlacementConfig) -> int:
@@ -50,9 +78,8 @@ def capacity_rows(
 ) -> list[dict]:
     """One row per region and GPU model, shaped for `gpucloud capacity --json` and the admin UI.
 
-    total = claimed + free + unavailable. Unavailable GPUs are counted under their first reason:
-    the GPU's own (faulty, reserved, IOMMU blocker), then the host's status, then an unknown
-    NUMA node under the policy 'required'. Stranded GPUs are free GPUs that stay idle whichever
+    total = claimed + free + unavailable, each GPU counted as `gpu_states` says (unavailable
+    ones under their first reason). Stranded GPUs are free GPUs that stay idle whichever
     single plan of their model the host is filled with (no cores or memory left beside them).
     """
     plans = [p for p in plans if p.is_gpu]
@@ -83,27 +110,15 @@ def capacity_rows(
 
     shapes: Counter = Counter()
     for host in hosts:
-        cfg = config.for_host(host)
-        for claimed in host.claimed_gpus:
-            r = row(host.region, claimed.model)
-            r["claimed"] += 1
-            r["claimed_staff" if claimed.staff else "claimed_customer"] += 1
-        for gone in host.unavailable_gpus:
-            unavailable(row(host.region, gone.model), gone.reason)
-        for gpu in (g for n in host.nodes for g in n.gpus):
+        for gpu in gpu_states(host, config):
             r = row(host.region, gpu.model)
-            if host.status == numa_fit.ACTIVE:
+            if gpu.state == CLAIMED:
+                r["claimed"] += 1
+                r["claimed_staff" if gpu.staff else "claimed_customer"] += 1
+            elif gpu.state == FREE:
                 r["free"] += 1
             else:
-                unavailable(r, f"host-{host.status}")
-        for gpu in host.numa_unknown_gpus:
-            r = row(host.region, gpu.model)
-            if host.status != numa_fit.ACTIVE:
-                unavailable(r, f"host-{host.status}")
-            elif cfg.numa_unknown_policy == "required":
-                unavailable(r, "numa-unknown")
-            else:
-                r["free"] += 1
+                unavailable(r, gpu.state)
         if host.status == numa_fit.ACTIVE:
             shapes[host.shape] += 1
 
@@ -186,3 +201,26 @@ def explain_refusal(request: PlacementRequest, hosts: Sequence[HostState], confi
                   f"memory free on the NUMA node(s) beside {wanted} of them ({ran_out} ran out)")
     return NoRoom("stranded", f"{_gpus(free, model_name)} {'is' if free == 1 else 'are'} free in {where} "
                               f"({held}), but stranded: {detail}.")
+
+
+def unlock_hints(row: Mapping | None, plans: Sequence[Plan], *, model_name: str, gpu_region: bool) -> list[str]:
+    """What stands between a region's GPUs of one model and more sales, from its capacity row
+    (None: no GPU of the model there): no such GPUs, all claimed, unplaceable ones and why,
+    free GPUs that are stranded (and for which plan sizes no fit is left)."""
+    if not gpu_region:
+        return ["the region offers no GPU plans"]
+    if row is None or not row["total"]:
+        return [f"no host has {model_name} GPUs"]
+    hints = []
+    if not row["free"] and not row["unavailable"]:
+        hints.append(f"all {row['total']} claimed")
+    if row["unavailable"]:
+        hints.append(f"{row['unavailable']} unplaceable ({reason_words(row['unavailable_reasons'])}): "
+                     "fixing them unlocks more")
+    sizes = sorted({p.gpus for p in plans if p.gpus <= row["free"] and not row["sellable"].get(p.id, 0)})
+    if sizes:
+        fits = " or ".join(f"{n}-GPU" for n in sizes)
+        hints.append(f"{_gpus(row['free'], model_name)} free but stranded: no {fits} fit")
+    elif row["stranded"]:
+        hints.append(f"{row['stranded']} free but stranded: no cores or memory beside them")
+    return hints

@@ -235,6 +235,23 @@ def _single_part(node: NodeShape, need: Need, tpc: int, ratio: float) -> Part | 
     return Part(node.index, 0, cores, taken[0], taken[1], 0 if need.dedicated else need.vcpus)
 
 
+# Where a plan without GPUs goes, best first: a CPU-only host; then, as overflow, a GPU host
+# where it leaves every GPU plan as sellable as before (a node without free GPUs first); a GPU
+# host where it costs GPU sales only when nothing else has room.
+CPU_HOST, GPU_HOST_NODE_WITHOUT_GPUS, GPU_HOST_NODE_WITH_GPUS, GPU_HOST_COSTS_SALES = 0, 1, 2, 3
+
+
+def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bool:
+    """Whether the host, once `a` (an instance without GPUs) is claimed, still takes as many
+    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure)."""
+    free = placeable_free(shape, cfg.numa_unknown_policy)
+    if not free:
+        return True
+    later = after(shape, a)
+    return all(fill_count(later, gpu_need, cfg) >= fill_count(shape, gpu_need, cfg)
+               for model in free for gpu_need, _ in cfg.mix_for(model))
+
+
 def candidates(
     shape: HostShape, need: Need, cfg: PlacementConfig, *, every_span: bool = False, lacking: set[str] | None = None
 ) -> Iterator[tuple[int, int, int, Assignment]]:
@@ -245,15 +262,21 @@ def candidates(
     """
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
     if not need.gpus:
-        host_has_gpus = bool(placeable_free(shape, cfg.numa_unknown_policy))
+        gpu_host = bool(shape.installed)
         for node in shape.nodes:
             part = _single_part(node, need, tpc, ratio)
             if isinstance(part, set):
                 if lacking is not None:
                     lacking |= part
                 continue
-            preference = 0 if not host_has_gpus else 2 if node.gpus else 1
-            yield preference, 1, 0, Assignment(None, (part,))
+            a = Assignment(None, (part,))
+            if not gpu_host:
+                preference = CPU_HOST
+            elif keeps_gpu_sales(shape, a, cfg):
+                preference = GPU_HOST_NODE_WITH_GPUS if node.gpus else GPU_HOST_NODE_WITHOUT_GPUS
+            else:
+                preference = GPU_HOST_COSTS_SALES
+            yield preference, 1, 0, a
         return
 
     model, wanted = need.gpu_model, need.gpus
@@ -363,9 +386,7 @@ def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int,
     an index may leave a host unscored while its floor is above the best rank it holds.
     """
     if not need.gpus:
-        if not placeable_free(shape, cfg.numa_unknown_policy):
-            return (0,)
-        return (1,) if any(not n.gpus for n in shape.nodes) else (2,)
+        return (CPU_HOST,) if not shape.installed else (GPU_HOST_NODE_WITHOUT_GPUS,)
     counts = sorted((count_of(n.gpus, need.gpu_model) for n in shape.nodes), reverse=True)
     total, span = 0, FALLBACK_SPAN
     for k, c in enumerate(counts, start=1):

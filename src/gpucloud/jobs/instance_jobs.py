@@ -26,7 +26,7 @@ from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import domain_name
 from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.queue import PermanentJobError, RetryableJobError
-from gpucloud.services import provisioning
+from gpucloud.services import parking, provisioning
 from gpucloud.services.provisioning import InstanceDeleted, enter
 from gpucloud.store.tables import Instance
 
@@ -91,6 +91,7 @@ def create(ctx: JobContext) -> None:
 
 @instance_job
 def boot(ctx: JobContext) -> None:
+    parking.unpark(ctx.db, ctx.settings, ctx.instance)  # a parked instance claims on its host again
     _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
     ctx.driver().define(spec)  # picks up anything that changed since the last boot
     _boot(ctx, spec.name, 30)

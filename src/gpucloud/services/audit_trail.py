@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gpucloud.store import audit_trail as q
+from gpucloud.store import events
 from gpucloud.store.db import Database
 
 
@@ -23,6 +24,18 @@ def of_account(db: Database, account_id: int, instance_ids: list[int], limit: in
     targets = [("account", str(account_id))] + [("instance", str(i)) for i in instance_ids]
     with db.read() as s:
         return [_view(e) for e in q.entries_about(s, targets, limit=limit)]
+
+
+def activity_of_account(db: Database, account_id: int, instance_ids: list[int], limit: int = 50) -> list[dict]:
+    """What happened to an account, newest first: operators' audited changes and the
+    customer's own actions (the events the API records: creates, boots, deletes...)."""
+    audited = [{**entry, "source": "operator"} for entry in of_account(db, account_id, instance_ids, limit)]
+    with db.read() as s:
+        actions = [{"id": e.id, "at": e.created_at, "actor": e.username or "system", "action": e.action,
+                    "target_type": e.entity_type, "target_id": f"{e.entity_id} {e.entity_label}".strip(),
+                    "status": e.status, "message": e.message, "source": "customer"}
+                   for e in events.recent_of_account(s, account_id, limit)]
+    return sorted(audited + actions, key=lambda e: e["at"], reverse=True)[:limit]
 
 
 def _view(e) -> dict:

@@ -54,6 +54,11 @@ class ActivePromotion:
     this_month: Decimal  # credit spent this month so far
 
 
+def fresh(p: AccountPromotion) -> ActivePromotion:
+    """A promotion just granted: nothing spent yet."""
+    return ActivePromotion(p, rules.from_cents(p.credit_cents - p.used_cents), rules.ZERO)
+
+
 @dataclass(frozen=True)
 class Figures:
     balance: Decimal  # invoiced and not paid (negative: paid ahead)

@@ -3,9 +3,13 @@ interface (the same numbers from the same function)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
-from gpucloud.domain.capacity import capacity_rows
+from gpucloud.domain.capacity import capacity_rows, sellable, unlock_hints
+from gpucloud.domain.catalog import GPU_CAPABILITY, Plan
+from gpucloud.domain.placement import PlacementRequest
 from gpucloud.services.placement_config import placement_config
 from gpucloud.store.db import Database
 from gpucloud.store.host_states import all_states
@@ -17,3 +21,39 @@ def capacity(db: Database, settings: Settings, region: str | None = None) -> lis
     with db.read() as s:
         states = all_states(s, placement_config(settings), region)
     return capacity_rows(states, load_catalog().plans, placement_config(settings), region)
+
+
+def available(db: Database, settings: Settings, plans: Iterable[Plan], region: str | None = None) -> dict[
+        tuple[str, str], bool]:
+    """(region, plan id) -> whether one more instance of the plan can be created there now: the
+    sellable figure `capacity` shows operators, > 0. Every region of the catalog (or `region`)."""
+    config = placement_config(settings)
+    with db.read() as s:
+        states = all_states(s, config, region)
+    regions = [r.id for r in load_catalog().regions if region is None or r.id == region]
+    return {(r, p.id): sellable(PlacementRequest.for_plan(p, r), states, config) > 0 for r in regions for p in plans}
+
+
+def sellable_table(db: Database, settings: Settings) -> list[dict]:
+    """The admin's Sellable view: for each GPU model, every region (its city too, zeros shown)
+    and every plan of the model, how many more can be sold now, and what would unlock more.
+    The numbers are `capacity`'s, unchanged."""
+    catalog = load_catalog()
+    rows = {(r["region"], r["gpu_model"]): r for r in capacity(db, settings)}
+    table = []
+    for model in catalog.gpu_models:
+        plans = catalog.gpu_plans(model.id)
+        regions = []
+        for region in catalog.regions:
+            row = rows.get((region.id, model.id))
+            regions.append({
+                "region": region.id, "city": region.label,
+                "sellable": {p.id: row["sellable"].get(p.id, 0) if row else 0 for p in plans},
+                **{k: row[k] if row else 0 for k in ("total", "claimed", "free", "unavailable", "stranded")},
+                "hints": unlock_hints(row, plans, model_name=model.id,
+                                      gpu_region=GPU_CAPABILITY in region.capabilities),
+            })
+        table.append({"model": model.id, "name": model.name,
+                      "plans": [{"id": p.id, "label": p.label, "gpus": p.gpus} for p in plans],
+                      "regions": regions})
+    return table

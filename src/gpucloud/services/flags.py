@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
 from gpucloud.domain import flags as rules
@@ -195,23 +197,31 @@ def retire(db: Database, key: str, *, why: str, actor: str) -> Change:
 
 def _set_override(db: Database, key: str, account: str | int, allow_: bool, until: datetime | None,
                   why: str, actor: str) -> Change:
-    spec, why, actor = _known(key), _required("why", why), _required("actor", actor)
+    _known(key)
+    why, actor = _required("why", why), _required("actor", actor)
     until = _future_utc(until)
     with db.write() as s:
-        account_id = _account(s, account).id
-        q.insert_flag_if_missing(s, key, spec.description)  # overrides hang off the flag's row
-        q.flag(s, key, lock=True)
-        found = q.override(s, key, account_id)
-        before = _override_state(found) if found else None
-        after = {"account_id": account_id, "allow": allow_, "expires_at": _iso(until)}
-        if before == after:
-            return Change(key, before, before)
-        if found is None:
-            s.add(FlagOverride(flag_key=key, account_id=account_id, allow=allow_, expires_at=until))
-        else:
-            found.allow, found.expires_at, found.created_at = allow_, until, utcnow()
-        _audit_and_bump(s, "flag.allow" if allow_ else "flag.deny", key, before, after, why, actor)
-        return Change(key, before, after)
+        return set_override_in(s, key, _account(s, account).id, allow_, until, why=why, actor=actor)
+
+
+def set_override_in(s: Session, key: str, account_id: int, allow_: bool, until: datetime | None, *, why: str,
+                    actor: str) -> Change:
+    """An account's override (allow or deny, until `until`), audited, in the caller's
+    transaction (a GPU trial's approval writes it with the trial's promotion)."""
+    spec = _known(key)
+    q.insert_flag_if_missing(s, key, spec.description)  # overrides hang off the flag's row
+    q.flag(s, key, lock=True)
+    found = q.override(s, key, account_id)
+    before = _override_state(found) if found else None
+    after = {"account_id": account_id, "allow": allow_, "expires_at": _iso(until)}
+    if before == after:
+        return Change(key, before, before)
+    if found is None:
+        s.add(FlagOverride(flag_key=key, account_id=account_id, allow=allow_, expires_at=until))
+    else:
+        found.allow, found.expires_at, found.created_at = allow_, until, utcnow()
+    _audit_and_bump(s, "flag.allow" if allow_ else "flag.deny", key, before, after, why, actor)
+    return Change(key, before, after)
 
 
 def _audit_and_bump(s, action: str, key: str, before: dict | None, after: dict | None, why: str,

@@ -3,7 +3,7 @@ who holds which core and GPU."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import linode_time, utcnow
 from gpucloud.config import Settings
+from gpucloud.domain.capacity import CLAIMED, FREE, REASON_WORDS, gpu_states, reason_words
+from gpucloud.domain.host_state import HostState
+from gpucloud.domain.placement import PlacementConfig
 from gpucloud.domain.topology import (
     FROM_FIRMWARE,
     FROM_OPERATOR,
@@ -22,7 +25,8 @@ from gpucloud.domain.topology import (
     with_gpu_locality,
 )
 from gpucloud.errors import Conflict, GpucloudError, NotFound
-from gpucloud.store import audit
+from gpucloud.services.placement_config import placement_config
+from gpucloud.store import audit, host_states
 from gpucloud.store import claims as claim_store
 from gpucloud.store import fleet as q
 from gpucloud.store.db import Database
@@ -223,11 +227,14 @@ def set_gpu_status(db: Database, host_ref: str | int, address: str, status: str,
                      before=before, after={"status": status, "reason": why}, why=why)
 
 
-def list_hosts(db: Database, region: str | None = None) -> list[dict]:
+def list_hosts(db: Database, region: str | None = None, settings: Settings | None = None) -> list[dict]:
+    """Every host (of `region`), with its GPUs counted as capacity counts them: claimed, free
+    (placement may hand them out now) and unavailable with the reasons (`gpu_availability`)."""
+    config = _config(settings)
     with db.read() as s:
         hosts = q.list_hosts(s, region)
-        held = q.claimed_gpu_ids(s, [h.id for h in hosts]) if hosts else set()
-        return [
+        states = {h.id: h for h in host_states.all_states(s, config, region)} if hosts else {}
+        return [{**_gpu_counts(states.get(h.id), config), **summary} for h in hosts for summary in [
             {
                 "id": h.id,
                 "name": h.name,
@@ -237,21 +244,53 @@ def list_hosts(db: Database, region: str | None = None) -> list[dict]:
                 "profile": h.profile,
                 "status": h.status,
                 "status_reason": h.status_reason,
-                "gpus": len(h.gpus),
-                "gpus_claimed": sum(1 for g in h.gpus if g.id in held),
                 "gpu_models": sorted({g.gpu_model_id for g in h.gpus if g.gpu_model_id}),
                 "last_seen": linode_time(h.last_seen_at),
-            }
-            for h in hosts
-        ]
+            }]]
 
 
-def host_detail(db: Database, ref: str | int) -> dict:
-    """Everything an operator wants on one page: nodes, their cores, memory and GPUs, and holders."""
+def _config(settings: Settings | None) -> PlacementConfig:
+    return placement_config(settings) if settings is not None else PlacementConfig()
+
+
+def gpu_availability(state: HostState | None, config: PlacementConfig) -> dict[str, str]:
+    """PCI address -> 'claimed', 'free' or why placement cannot use it (`domain.capacity.gpu_states`)."""
+    return {g.address: g.state for g in gpu_states(state, config)} if state is not None else {}
+
+
+NOT_SOLD = "not-sold"
+
+
+def state_words(state: str) -> str:
+    """A GPU's placement state as the host page says it: 'free', 'claimed', or
+    'unplaceable: NUMA node unknown' (and so on)."""
+    if state in (CLAIMED, FREE):
+        return state
+    if state == NOT_SOLD:
+        return "not sold: no GPU model of the catalog"
+    return f"unplaceable: {REASON_WORDS.get(state, state)}"
+
+
+def _gpu_counts(state: HostState | None, config: PlacementConfig) -> dict:
+    counts = Counter(gpu_availability(state, config).values())
+    claimed, free = counts.pop(CLAIMED, 0), counts.pop(FREE, 0)
+    return {"gpus": claimed + free + sum(counts.values()), "gpus_claimed": claimed, "gpus_free": free,
+            "gpus_unavailable": sum(counts.values()), "unavailable_reasons": dict(sorted(counts.items())),
+            "unavailable_words": reason_words(counts)}
+
+
+def host_detail(db: Database, ref: str | int, settings: Settings | None = None) -> dict:
+    """Everything an operator wants on one page: nodes, their cores, memory and GPUs, and
+    holders; each GPU's `state` is 'claimed', 'free' or why placement cannot use it
+    ('not-sold' for a device that is no GPU model of the catalog)."""
+    config = _config(settings)
     with db.read() as s:
         host = q.host_by_ref(s, ref)
         if not host:
             raise NotFound(f"no host {ref}")
+        states = host_states.build_states(s, [host.id])
+        availability = gpu_availability(states[0] if states else None, config)
+        counts = _gpu_counts(states[0] if states else None, config)
         host = q.load_hosts_full(s, [host.id])[0]
         topology = q.topology_of(host)
         gpu_held = q.gpu_holders(s, [host.id])
@@ -285,6 +324,8 @@ def host_detail(db: Database, ref: str | int) -> dict:
                 "companions": g.companions,
                 "status": g.status,
                 "status_reason": g.status_reason,
+                "state": availability.get(g.pci_address, NOT_SOLD),
+                "state_words": state_words(availability.get(g.pci_address, NOT_SOLD)),
                 "blocker": topo_gpus[g.pci_address].passthrough_blocker,
                 "holder": holder(held[0].id) if held else None,
             })
@@ -318,6 +359,7 @@ def host_detail(db: Database, ref: str | int) -> dict:
             "profile": host.profile,
             "status": host.status,
             "status_reason": host.status_reason,
+            **counts,
             "cpu_model": host.cpu_model,
             "threads_per_core": topology.threads_per_core,
             "last_seen": linode_time(host.last_seen_at),

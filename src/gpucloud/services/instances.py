@@ -322,12 +322,19 @@ def delete_instance(db: Database, account_id: int, instance_id: int, username: s
         instance = q.owned(s, account_id, instance_id, lock=True)
         if instance is None:
             raise NotFound()
-        if instance.status == lifecycle.DELETING:
-            return
-        for _, event_id in q.cancel_queued_jobs(s, instance.id, "superseded by delete"):
-            if event_id is not None:
-                events.mark_failed(s, event_id, "Cancelled: the Linode is being deleted.")
-        _start(s, instance, lifecycle.ACTIONS["delete"], username)
+        delete_in(s, instance, username)
+
+
+def delete_in(s: Session, instance: Instance, username: str) -> bool:
+    """`delete_instance` in the caller's transaction (a policy's delete: a GPU trial's disks
+    past their keep date); False when it is being deleted already."""
+    if instance.status == lifecycle.DELETING:
+        return False
+    for _, event_id in q.cancel_queued_jobs(s, instance.id, "superseded by delete"):
+        if event_id is not None:
+            events.mark_failed(s, event_id, "Cancelled: the Linode is being deleted.")
+    _start(s, instance, lifecycle.ACTIONS["delete"], username)
+    return True
 
 
 @dataclass(frozen=True)
@@ -423,13 +430,29 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
         return instance
 
 
+def stop_in(s: Session, instance: Instance, username: str, message: str) -> bool:
+    """Shut the instance down for a policy (a GPU trial's end), in the caller's transaction,
+    with an event whose message says why. False when it is busy or not running (then the
+    caller tries again later)."""
+    if q.has_unfinished_job(s, instance.id):
+        return False
+    try:
+        action = lifecycle.action_for("shutdown", instance.status)
+    except TransitionError:
+        return False
+    instance.booted = False
+    _start(s, instance, action, username, message=message)
+    return True
+
+
 def _start(s: Session, instance: Instance, action: lifecycle.Action, username: str,
-           payload: dict | None = None, secondary_entity: dict | None = None) -> None:
+           payload: dict | None = None, secondary_entity: dict | None = None, message: str = "") -> None:
     lifecycle.check_transition(instance.status, action.enters)
     instance.status = action.enters
     instance.status_reason = ""
     event = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
-                          entity_label=instance.label, username=username, secondary_entity=secondary_entity)
+                          entity_label=instance.label, username=username, secondary_entity=secondary_entity,
+                          message=message)
     enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
                   payload=payload or {})
 

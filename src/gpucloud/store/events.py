@@ -81,6 +81,12 @@ def reopen(session: Session, event_id: int) -> None:
 # --- reading, as the account's event feed (the public API) ---------------------------------
 
 
+def recent_of_account(session: Session, account_id: int, limit: int) -> list[Event]:
+    """The account's newest `limit` events."""
+    return list(session.scalars(select(Event).where(Event.account_id == account_id)
+                                .order_by(Event.id.desc()).limit(limit)))
+
+
 def of_account(session: Session, account_id: int, *, since: datetime | None = None,
                entity_id: int | None = None, entity_type: str | None = None,
                action: str | None = None) -> list[Event]:

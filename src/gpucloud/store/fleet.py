@@ -87,10 +87,6 @@ def companions_json(gpu: Gpu) -> list[dict]:
     ]
 
 
-def claimed_gpu_ids(session: Session, host_ids: list[int]) -> set[int]:
-    return set(session.scalars(select(GpuClaim.gpu_id).where(GpuClaim.host_id.in_(host_ids))))
-
-
 def gpu_holders(session: Session, host_ids: list[int]) -> dict[int, tuple[Instance, Account]]:
     """GPU row id -> (instance, account) holding it."""
     rows = session.execute(

@@ -15,7 +15,7 @@ from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
 from gpucloud.domain.catalog import Plan
 from gpucloud.services import capacity_samples
-from gpucloud.services.capacity import capacity
+from gpucloud.services.capacity import capacity, sellable_table
 from gpucloud.services.hosts import list_hosts
 
 router = APIRouter()
@@ -49,6 +49,22 @@ def dashboard(request: Request, range: str = "24h", region: str = "", model: str
         "ranges": list(RANGES), "region": region, "model": model, "plans": plans,
         "models": {m.id: m.name for m in catalog.gpu_models},
         "sample_minutes": admin.sampler.every_seconds // 60,
+    })
+
+
+@router.get("/sellable")
+def sellable(request: Request, region: str = "", _: Viewer = Depends(viewer)) -> Response:
+    """Region (city) × plan: how many more can be sold now, zeros shown, and what would unlock
+    more. `region` narrows it to one region, named by id or city ('Mumbai')."""
+    admin = request.app.state.admin
+    table = sellable_table(admin.db, admin.settings)
+    found = load_catalog().find_region(region) if region.strip() else None
+    if found is not None:
+        for model in table:
+            model["regions"] = [r for r in model["regions"] if r["region"] == found.id]
+    return page(request, "sellable.html", {
+        "nav": "sellable", "table": table, "region": region, "found": found,
+        "unknown": bool(region.strip()) and found is None,
     })
 
 

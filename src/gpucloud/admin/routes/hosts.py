@@ -27,19 +27,20 @@ HOST_ACTIONS = {"drain": "draining", "maintenance": "maintenance", "activate": "
 def host_list(request: Request, region: str = "", status: str = "", q: str = "",
               _: Viewer = Depends(viewer)) -> Response:
     db = request.app.state.admin.db
-    every = service.list_hosts(db, region or None)
+    every = service.list_hosts(db, region or None, request.app.state.admin.settings)
     shown = [h for h in every if (not status or h["status"] == status) and q.lower() in h["name"].lower()]
     return page(request, "hosts.html", {
         "nav": "hosts", "hosts": shown, "count": len(every), "region": region, "status": status, "q": q,
         "regions": [r.id for r in load_catalog().regions], "statuses": HOST_STATUSES,
         "gpus": sum(h["gpus"] for h in shown), "claimed": sum(h["gpus_claimed"] for h in shown),
+        "free": sum(h["gpus_free"] for h in shown), "unavailable": sum(h["gpus_unavailable"] for h in shown),
     })
 
 
 @router.get("/hosts/{ref}")
 def host_page(request: Request, ref: str, _: Viewer = Depends(viewer)) -> Response:
     db = request.app.state.admin.db
-    detail = service.host_detail(db, ref)
+    detail = service.host_detail(db, ref, request.app.state.admin.settings)
     drawing = picture(detail, memory_by_instance(db, detail["id"]), lambda iid: f"{PATH}/instances/{iid}")
     gpus = [g for n in detail["nodes"] for g in n["gpus"]] + detail["gpus_unknown_node"]
     cpus = [c for n in detail["nodes"] for c in n["cpus"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from gpucloud.api import billing_views, bodies, views
+from gpucloud.api import billing_views, bodies, schemas, unoffered, views
 from gpucloud.api.auth import identity, scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
@@ -43,6 +43,27 @@ def list_users(request: Request, who: Identity = Depends(scope("account", "read_
     users = customer.account_users(db, who.account_id)
     labels = sshkeys.key_labels_by_username(db, who.account_id)
     return respond([views.user(u, labels.get(u.username, [])) for u in users], req, USER_FIELDS)
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+@router.get("/account/settings", tags=["account"], summary="View account settings",
+            response_model=schemas.AccountSettings,
+            description="What this cloud does for every account: no backups, legacy configuration interfaces, "
+                        "GPU guests powered off and on for maintenance, the Network Helper on.")
+def get_settings(_who: Identity = Depends(scope("account", "read_only"))) -> dict:
+    return dict(unoffered.ACCOUNT_SETTINGS)
+
+
+@router.put("/account/settings", tags=["account"], summary="Update account settings",
+            response_model=schemas.AccountSettings,
+            description="Each field may be sent with the value GET shows (linode_api4's save() sends them "
+                        "all); another value asks for a feature not offered here and is a 400 naming the field.")
+def update_settings(body: bodies.AccountSettingsUpdate,
+                    _who: Identity = Depends(scope("account", "read_write"))) -> dict:
+    unoffered.refuse(body, unoffered.SETTINGS_FIELDS)
+    return dict(unoffered.ACCOUNT_SETTINGS)
 
 
 # --- events ---------------------------------------------------------------------------------------

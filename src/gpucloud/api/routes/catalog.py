@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from gpucloud.api import errors, views
+from gpucloud.api import errors, schemas, views
 from gpucloud.api.auth import identity, maybe_identity
 from gpucloud.api.filters import Filterable
 from gpucloud.api.gating import gpu_access
-from gpucloud.api.listing import ListRequest, list_request, respond
+from gpucloud.api.listing import ListRequest, envelope, list_request, respond
 from gpucloud.api.routing import LinodeRoute
+from gpucloud.services import capacity
 from gpucloud.services.tokens import Identity
 
 router = APIRouter(route_class=LinodeRoute)
@@ -18,6 +19,7 @@ router = APIRouter(route_class=LinodeRoute)
 TYPE_FIELDS = Filterable.of("id", "accelerated_devices", "class", "disk", "gpus", "label", "memory",
                             "network_out", "transfer", "vcpus")
 REGION_FIELDS = Filterable.of("id", "country", "site_type", "label", "status", "capabilities")
+AVAILABILITY_FIELDS = Filterable.of("region", "plan", "available")
 IMAGE_FIELDS = Filterable.of("id", "label", "vendor", "deprecated", "is_public", "size", "status", "type",
                              "created", "eol")
 
@@ -44,6 +46,33 @@ def list_regions(request: Request, who: Identity | None = Depends(maybe_identity
     gpu_regions = gpu_access(request, who).regions
     regions = [views.region(r, show_gpus=r.id in gpu_regions) for r in request.app.state.catalog.regions]
     return respond(regions, req, REGION_FIELDS)
+
+
+@router.get("/regions/availability", tags=["regions"], summary="List plan availability in every region",
+            response_model=schemas.AvailabilityPage,
+            description="`available` is true exactly when one more instance of the plan can be created in the "
+                        "region now. GPU plans are listed for accounts that may see them.")
+def list_availability(request: Request, who: Identity | None = Depends(maybe_identity),
+                      req: ListRequest = Depends(list_request)) -> dict:
+    query = req.query(AVAILABILITY_FIELDS)  # a bad filter fails before any capacity work
+    return envelope(query.apply(_availability(request, who, None)), req)
+
+
+@router.get("/regions/{region_id}/availability", tags=["regions"], summary="List plan availability in a region",
+            response_model=list[schemas.Availability])
+def region_availability(region_id: str, request: Request, who: Identity | None = Depends(maybe_identity)) -> list:
+    if request.app.state.catalog.region(region_id) is None:
+        raise errors.not_found()
+    return _availability(request, who, region_id)
+
+
+def _availability(request: Request, who: Identity | None, region: str | None) -> list[dict]:
+    """A GPU plan in a region the account's flags keep it out of is not available to it."""
+    access = gpu_access(request, who)
+    plans = {p.id: p for p in request.app.state.catalog.plans if access.sees_plan(p.is_gpu)}
+    found = capacity.available(request.app.state.db, request.app.state.settings, plans.values(), region)
+    return [{"region": r, "plan": p, "available": sellable and (r in access.regions or not plans[p].is_gpu)}
+            for (r, p), sellable in found.items()]
 
 
 @router.get("/regions/{region_id}", tags=["regions"], summary="View a region")

@@ -9,15 +9,18 @@ instance is 404, exactly like one that does not exist.
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request
-from pydantic import BaseModel
 
 from gpucloud.api import bodies, guest_schemas, unoffered, views
 from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
+<<<<<<< HEAD
 from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
 from gpucloud.services import addresses, guest_stats
+=======
+from gpucloud.errors import GpucloudError, NotFound
+>>>>>>> main
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -55,7 +58,7 @@ def list_instances(request: Request, who: Identity = Depends(read), req: ListReq
              description="Places the instance and claims its GPUs, cores and memory at once: no capacity is an "
                          "immediate 400. Answers the instance in status `provisioning`.")
 def create_instance(body: bodies.InstanceCreate, request: Request, who: Identity = Depends(write)) -> dict:
-    _refuse_unoffered(body, unoffered.CREATE_FIELDS)
+    unoffered.refuse(body, unoffered.CREATE_FIELDS)
     new = service.NewInstance(
         type=body.type, region=body.region, label=body.label, image=body.image, root_pass=body.root_pass,
         authorized_keys=tuple(body.authorized_keys or ()), authorized_users=tuple(body.authorized_users or ()),
@@ -78,7 +81,7 @@ def get_instance(instance_id: ObjectId, request: Request, who: Identity = Depend
                         "field); asking for backups or another policy is a 400 naming the field.")
 def update_instance(instance_id: ObjectId, body: bodies.InstanceUpdate, request: Request,
                     who: Identity = Depends(write)) -> dict:
-    _refuse_unoffered(body, unoffered.UPDATE_FIELDS)
+    unoffered.refuse(body, unoffered.UPDATE_FIELDS)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in unoffered.UPDATE_FIELDS}
     if "alerts" in changes:
         changes["alerts"] = {k: v for k, v in (changes["alerts"] or {}).items() if v is not None}
@@ -123,12 +126,13 @@ def shutdown(instance_id: ObjectId, request: Request, who: Identity = Depends(wr
              description="Moves the instance to another type, cold, its disk growing with the type: "
                          "`allow_auto_disk_resize: false` and `migration_type: warm` are refused (400).")
 def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Identity = Depends(write)) -> dict:
-    _refuse_unoffered(body, unoffered.RESIZE_FIELDS)
+    unoffered.refuse(body, unoffered.RESIZE_FIELDS)
     service.resize_instance(request.app.state.db, request.app.state.settings, who.account_id, instance_id, body.type,
                             who.username)
     return {}
 
 
+<<<<<<< HEAD
 @router.post("/linode/instances/{instance_id}/rebuild", summary="Rebuild an instance",
              description="Wipes the disk and writes a fresh one from `image` on the same host: the same GPUs, "
                          "cores and addresses. Answers the instance, status `rebuilding`. `metadata.user_data` "
@@ -179,6 +183,8 @@ def _refuse_unoffered(body: BaseModel, rules: dict[str, unoffered.FieldRule]) ->
         raise ValidationErrors(list(refused))
 
 
+=======
+>>>>>>> main
 def _check_config(request: Request, who: Identity, instance_id: int, body: bodies.ConfigRef | None) -> None:
     """Each instance has one configuration profile, whose id is the instance's."""
     if body is not None and body.config_id is not None and body.config_id != instance_id:

@@ -18,6 +18,7 @@ export function mountBell(slot) {
   slot.replaceChildren(button, panel);
 
   async function refresh() {
+    if (document.hidden) return;  // a tab in the background asks nothing (and lets the session lapse)
     try {
       const notes = await optional('/account/notifications');
       const events = await get('/account/events?page_size=25', { 'X-Filter': JSON.stringify({ seen: false }) });

@@ -25,7 +25,7 @@ export async function trialOffer() {
     h('h2', { id: 'trial-heading' }, 'GPU plans'));
   if (trial.status !== 'none') {
     box.append(h('p', { dataset: { trialState: '' } }, trialState(trial)));
-    return box;
+    if (trial.status !== 'declined') return box;  // a declined request may be made again
   }
   const reason = h('textarea', { name: 'reason', rows: 3 });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Request GPU trial');

@@ -4,7 +4,7 @@ The MAC is a new column with a unique index (no table rebuild: on SQLite, rebuil
 `instances` would cascade into the claims).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-30 19:42:24.877527
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -7,15 +7,18 @@ import { trialOffer } from '../trial.js';
 
 export async function billing(main) {
   main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Billing')));
-  const account = await get('/account');
-  const hasBalance = 'balance' in account;
-  const overview = h('section', { class: 'card', 'aria-labelledby': 'balance-h' }, h('h2', { id: 'balance-h' }, 'Balance'),
-    hasBalance ? h('dl', { class: 'summary', dataset: { balance: '' } },
-      h('dt', {}, 'Balance'), h('dd', {}, money(account.balance)),
-      h('dt', {}, 'This month so far'), h('dd', { dataset: { accrued: '' } }, money(account.balance_uninvoiced || 0)),
-      ...(account.active_promotions || []).flatMap(p => [h('dt', {}, 'Promotion'),
-        h('dd', {}, `${p.summary || p.description || ''} (${money(p.credit_remaining || 0)} left)`)]))
+  const overview = h('section', { class: 'card', 'aria-labelledby': 'balance-h' });
+  async function drawOverview() {
+    const account = await get('/account');
+    overview.replaceChildren(h('h2', { id: 'balance-h' }, 'Balance'), 'balance' in account
+      ? h('dl', { class: 'summary', dataset: { balance: '' } },
+        h('dt', {}, 'Balance'), h('dd', {}, money(account.balance)),
+        h('dt', {}, 'This month so far'), h('dd', { dataset: { accrued: '' } }, money(account.balance_uninvoiced || 0)),
+        ...(account.active_promotions || []).flatMap(p => [h('dt', {}, 'Promotion'),
+          h('dd', { dataset: { promotion: '' } }, `${p.summary || p.description || ''} (${money(p.credit_remaining || 0)} left)`)]))
       : h('p', { class: 'muted' }, 'Billing is not enabled on this server yet.'));
+  }
+  await drawOverview();
   main.append(overview);
 
   const trial = await trialOffer();
@@ -58,6 +61,7 @@ export async function billing(main) {
       await post('/account/promo-codes', { promo_code: code.value.trim() });
       promoDone.textContent = 'Promo code applied.';
       promo.reset();
+      await drawOverview();
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       showErrors(promo, error.errors);

@@ -160,6 +160,7 @@ export async function detail(main, id) {
     timer = setTimeout(tick, busy ? FAST : SLOW);
   }
   async function tick() {
+    if (document.hidden) { timer = setTimeout(tick, FAST); return; }  // a tab in the background asks nothing
     try { await refresh(); } catch { timer = setTimeout(tick, SLOW); }
   }
   await refresh();

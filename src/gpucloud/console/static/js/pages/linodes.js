@@ -32,13 +32,14 @@ export async function list(main) {
     h('a', { class: 'button primary', href: '/linodes/create' }, 'Create Linode'));
   const body = h('div', { class: 'card' }, h('p', { class: 'muted' }, 'Loading…'));
   main.append(header, body);
+  const first = all('/linode/instances');  // asked beside the catalog, not after it
   const cat = await catalog();
   let timer = null;
   let stopped = false;
   let shown = null;
 
-  async function refresh() {
-    const linodes = await all('/linode/instances');
+  async function refresh(pending = null) {
+    const linodes = await (pending || all('/linode/instances'));
     if (stopped) return;
     const key = JSON.stringify(linodes.map(l => [l.id, l.label, l.status, l.type, l.ipv4]));
     if (key === shown) {
@@ -56,9 +57,10 @@ export async function list(main) {
   }
 
   async function tick() {
+    if (document.hidden) { timer = setTimeout(tick, FAST); return; }  // a tab in the background asks nothing
     try { await refresh(); } catch { timer = setTimeout(tick, SLOW); }
   }
 
-  await refresh();
+  await refresh(first);
   return () => { stopped = true; clearTimeout(timer); };
 }
