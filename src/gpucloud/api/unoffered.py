@@ -231,7 +231,6 @@ RESIZE_FIELDS: dict[str, FieldRule] = {
 }
 
 
-<<<<<<< HEAD
 REBUILD_FIELDS: dict[str, FieldRule] = {
     "stackscript_id": CREATE_FIELDS["stackscript_id"],
     "stackscript_data": CREATE_FIELDS["stackscript_data"],
@@ -240,11 +239,6 @@ REBUILD_FIELDS: dict[str, FieldRule] = {
 }
 
 
-def refused_fields(body: dict[str, Any], rules: dict[str, FieldRule]) -> list[tuple[str, str]]:
-    """(field, reason) for each field of `body` asking for a feature we do not offer."""
-    return [(name, rule.reason) for name, rule in rules.items()
-            if name in body and not rule.allowed(body[name])]
-=======
 def refuse(body: BaseModel, rules: dict[str, FieldRule]) -> None:
     """A field of `body` asking for a feature we do not have is a 400 naming it (all such fields
     at once), never silently dropped."""
@@ -284,4 +278,3 @@ SETTINGS_FIELDS: dict[str, FieldRule] = {
     "object_storage": FieldRule("Object Storage is", _one_of("disabled")),
     "tfa_enforced": FieldRule("Two-factor authentication is", _falsy),
 }
->>>>>>> main

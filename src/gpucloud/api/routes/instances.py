@@ -15,12 +15,8 @@ from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
-<<<<<<< HEAD
 from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
 from gpucloud.services import addresses, guest_stats
-=======
-from gpucloud.errors import GpucloudError, NotFound
->>>>>>> main
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -132,14 +128,13 @@ def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Id
     return {}
 
 
-<<<<<<< HEAD
 @router.post("/linode/instances/{instance_id}/rebuild", summary="Rebuild an instance",
              description="Wipes the disk and writes a fresh one from `image` on the same host: the same GPUs, "
                          "cores and addresses. Answers the instance, status `rebuilding`. `metadata.user_data` "
                          "replaces the instance's user data (left out: it has none). `disk_encryption` (other "
                          "than `disabled`), StackScripts and `type` (resize on its own) are refused (400).")
 def rebuild(instance_id: ObjectId, body: bodies.Rebuild, request: Request, who: Identity = Depends(write)) -> dict:
-    _refuse_unoffered(body, unoffered.REBUILD_FIELDS)
+    unoffered.refuse(body, unoffered.REBUILD_FIELDS)
     inst = service.rebuild_instance(request.app.state.db, who.account_id, instance_id, service.Rebuild(
         image=body.image, root_pass=body.root_pass, authorized_keys=tuple(body.authorized_keys or ()),
         authorized_users=tuple(body.authorized_users or ()), booted=True if body.booted is None else body.booted,
@@ -176,15 +171,6 @@ def reset_password(instance_id: ObjectId, body: bodies.RootPassword, request: Re
     return {}
 
 
-def _refuse_unoffered(body: BaseModel, rules: dict[str, unoffered.FieldRule]) -> None:
-    """A field asking for a feature we do not have is a 400 naming it, never silently dropped."""
-    refused = unoffered.refused_fields(body.model_dump(exclude_unset=True), rules)
-    if refused:
-        raise ValidationErrors(list(refused))
-
-
-=======
->>>>>>> main
 def _check_config(request: Request, who: Identity, instance_id: int, body: bodies.ConfigRef | None) -> None:
     """Each instance has one configuration profile, whose id is the instance's."""
     if body is not None and body.config_id is not None and body.config_id != instance_id:
