@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import count
+from typing import overload
 
 from gpucloud.domain.numa_fit import HostShape, Need, choose, may_fit, rank_floor
 from gpucloud.domain.placement import (
@@ -30,7 +31,7 @@ from gpucloud.domain.placement import (
     PlacementConfig,
     PlacementRequest,
     apply,
-    host_rand,
+    draw,
     materialise,
     no_room,
     place_pinned,
@@ -38,6 +39,25 @@ from gpucloud.domain.placement import (
 )
 
 MAX_LAG = 32
+
+
+class _Bucket(Sequence[HostState]):
+    """A bucket's host ids read as host states (only the drawn one is looked up)."""
+
+    def __init__(self, hosts: dict[int, HostState], ids: list[int]):
+        self._hosts, self._ids = hosts, ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, i: int) -> HostState: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[HostState]: ...
+    def __getitem__(self, i: int | slice) -> HostState | Sequence[HostState]:
+        if isinstance(i, slice):
+            return [self._hosts[k] for k in self._ids[i]]
+        return self._hosts[self._ids[i]]
 
 
 class Fleet:
@@ -216,11 +236,10 @@ class Fleet:
         return materialise(host, fit.assignment, request)
 
     def _pick(self, shapes: list[HostShape]) -> HostState:
-        """Among hosts whose shapes tie on rank: the lowest id (or the `random` draw, then id)."""
+        """Among hosts whose shapes tie on rank: the lowest id (`random`: a uniform draw)."""
         if self.config.policy != "random":
             return self._hosts[min(self._buckets[s][0] for s in shapes)]
-        hosts = (self._hosts[i] for s in shapes for i in self._buckets[s])
-        return min(hosts, key=lambda h: (host_rand(self.config.for_host(h), h), h.id))
+        return draw(self.config, [_Bucket(self._hosts, self._buckets[s]) for s in shapes])
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)
