@@ -8,7 +8,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from gpucloud.admin.app import mount_admin
-from gpucloud.api import auth, errors, metrics
+from gpucloud.api import auth, errors, metrics, password_link
 from gpucloud.api.middleware import LinodeMiddleware, SecurityHeaders
 from gpucloud.api.ratelimit import RateLimiter
 from gpucloud.api.routes import account, billing, catalog, instances, sshkeys, tags
@@ -53,6 +53,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         return {"status": "ok"}
 
     metrics.mount(app)
+    app.include_router(password_link.router)  # the one-time root password page (before the console's /)
     mount_admin(app, settings, db)  # the admin web interface under /admin
     mount_console(app)  # the customer console at /
     _document_optional_tokens(app)
