@@ -57,7 +57,7 @@ LOGINS = "Login histories are"
 DISKS = "Managing disks (each instance has one disk, sized by its plan) is"
 CONFIGS = "Editing configuration profiles (each instance has one, managed for it) is"
 IPS = "Adding, changing or sharing IP addresses is"
-BILLING = "Billing details are"
+BILLING = "Stored payment methods are"
 
 # Most specific first is not needed: the longest matching path wins.
 ROUTES: tuple[Unoffered, ...] = (
@@ -131,6 +131,7 @@ ROUTES: tuple[Unoffered, ...] = (
     _entry(ANY, "/account/agreements", "Agreements are"),
     _entry(ANY, "/account/betas", "Beta programs are"),
     _entry(ANY, "/account/payment-methods", BILLING),
+    _entry("POST", "/account/payments", "Card payments through the API are"),
     # profile
     _entry("PUT", "/profile", "Editing profile settings through the API is"),
     _entry(ANY, "/profile/apps", "Authorized OAuth apps are"),

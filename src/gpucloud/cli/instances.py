@@ -90,6 +90,9 @@ def boot(ctx: Context, account_ref: str, plan: str, region: str, image: str, lab
                    + (" (its account's flags alone would have refused it)" if booted.flags_bypassed else ""))
         if booted.root_password:
             click.echo(f"root password (shown once): {booted.root_password}")
+        if booted.password_link:
+            click.echo(f"or send the customer this link, which shows it once: "
+                       f"{ctx.settings.resolved_public_url}{booted.password_link}")
     progress = instance_admin.progress(ctx.db, booted.instance_id)
     deadline = time.monotonic() + timeout
     last = None
@@ -101,7 +104,9 @@ def boot(ctx: Context, account_ref: str, plan: str, region: str, image: str, lab
         time.sleep(0.5)
         progress = instance_admin.progress(ctx.db, booted.instance_id)
     if as_json:
+        link = ctx.settings.resolved_public_url + booted.password_link if booted.password_link else None
         emit_json({"id": booted.instance_id, "label": booted.label, "root_password": booted.root_password,
+                   "password_link": link,
                    "flags_bypassed": booted.flags_bypassed, "status": progress["status"],
                    "percent": progress["percent"], "done": progress["done"], "error": progress["error"]})
         return

@@ -590,3 +590,18 @@ class GpuTrial(Base):
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("account_promotions.id", ondelete="SET NULL"))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the end-of-trial sweep ran
     disks_until: Mapped[datetime | None] = mapped_column(DateTime)  # stopped instances kept until then
+
+
+class PasswordLink(Base):
+    """A root password an operator hands to a customer through a link that opens once. Only
+    the link token's hash and the password sealed with that token are kept; opening the link
+    erases the sealed copy."""
+
+    __tablename__ = "password_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    sealed: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime)
