@@ -221,6 +221,6 @@ export async function detail(main, id) {
     if (document.hidden) { timer = setTimeout(tick, FAST); return; }  // a tab in the background asks nothing
     try { await refresh(); } catch { timer = setTimeout(tick, SLOW); }
   }
-  await refresh();
+  try { await refresh(); } catch { timer = setTimeout(tick, FAST); }
   return () => { stopped = true; clearTimeout(timer); };
 }
