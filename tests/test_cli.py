@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 
 from gpucloud.clock import utcnow
+from gpucloud.config import load_settings
+from gpucloud.services import trials
 from gpucloud.store.db import Database
 from gpucloud.store.tables import UsageInterval
 from tests.live import run_cli, start_server
@@ -68,7 +70,7 @@ def test_serve_demo_lists_gpu_types_and_reuses_its_seed(tmp_path):
     server = start_server(tmp_path, "--demo")
     try:
         demo = server.demo()
-        assert set(demo) == {"api_url", "admin_user", "admin_password", "staff_token", "customer_token"}
+        assert set(demo) == {"api_url", "admin_user", "admin_password", "staff_token", "customer_token", "promo_code"}
         assert demo["api_url"] == server.api
         types = httpx.get(server.api + "/linode/types",
                           headers={"Authorization": f"Bearer {demo['staff_token']}"}).json()["data"]
@@ -188,3 +190,25 @@ def test_billing_promo_codes(tmp_path):
     assert (listed["code"], listed["redeemed"], listed["redemptions"]) == ("WELCOME-GPU", 0, 5)
     bad = run_cli(tmp_path, "billing", "promo", "create", "X2", "--credit", "1.001", "--days", "1", check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("error: code:")
+
+
+def test_billing_trials(tmp_path):
+    a = json.loads(run_cli(tmp_path, "account", "create", "t1@example.com", "--json").stdout)
+    b = json.loads(run_cli(tmp_path, "account", "create", "t2@example.com", "--json").stdout)
+    db = Database(f"sqlite:///{tmp_path / 'gpucloud.sqlite'}")
+    settings = load_settings({"data_dir": str(tmp_path)}, environ={})
+    first = trials.request(db, settings, a["id"], "training")
+    second = trials.request(db, settings, b["id"], "crypto mining")
+    db.dispose()
+    pending = json.loads(run_cli(tmp_path, "billing", "trial", "list", "--status", "pending", "--json").stdout)
+    assert [(t["id"], t["email"], t["reason"]) for t in pending] == [
+        (second.id, "t2@example.com", "crypto mining"), (first.id, "t1@example.com", "training")]
+    no_why = run_cli(tmp_path, "billing", "trial", "approve", str(first.id), check=False)
+    assert no_why.returncode == 1 and "--why" in no_why.stderr
+    assert "approved: account" in run_cli(tmp_path, "billing", "trial", "approve", str(first.id), "--why", "ok").stdout
+    run_cli(tmp_path, "billing", "trial", "decline", str(second.id), "--why", "not allowed")
+    listed = json.loads(run_cli(tmp_path, "billing", "trial", "list", "--json").stdout)
+    assert {t["id"]: (t["status"], t["decision"]) for t in listed} == {
+        first.id: ("active", "ok"), second.id: ("declined", "not allowed")}
+    twice = run_cli(tmp_path, "billing", "trial", "decline", str(second.id), "--why", "x", check=False)
+    assert twice.returncode == 1 and "not pending" in twice.stderr

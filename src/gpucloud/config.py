@@ -47,8 +47,16 @@ class Settings:
     reserved_memory_mib_per_node: int = 8192
     shared_cpu_overcommit: float = 4.0
     claim_retries: int = 5
-    # simulated hosts
-    sim_boot_seconds: float = 2.0
+    # simulated hosts: how long each step takes, long enough that a client polling every 3 s
+    # sees every transitional status (a reboot is a shutdown and a boot)
+    sim_provision_seconds: float = 5.0  # a new disk from its image (status provisioning)
+    sim_boot_seconds: float = 4.0  # booting
+    sim_shutdown_seconds: float = 4.0  # shutting_down (and the first half of rebooting)
+    sim_resize_seconds: float = 6.0  # growing the disk (resizing, after the shutdown)
+    sim_rebuild_seconds: float = 8.0  # re-imaging the disk (rebuilding)
+    # instance stats: a reading per instance this often (during host checks), this many kept (a ring)
+    stats_sample_seconds: float = 300.0
+    stats_samples_kept: int = 288
     # API
     rate_limit_per_minute: int = 1200
     max_body_bytes: int = 96 * 1024  # room for 64 KiB of base64 user data
@@ -65,6 +73,7 @@ class Settings:
     billing_tax_percent: float = 0.0  # applied per invoice line; 0 unless configured
     billing_sweep_seconds: float = 300.0  # closes last month (from the 1st), ends trials, sends notices
     trial_days: int = 7
+    trial_credit_usd: float = 2500.0  # the trial's promotion: GPU usage covered up to this much
     trial_auto_approve: bool = False  # approve GPU trial requests as they arrive
     trial_end_policy: str = "shutdown"  # shutdown: stop GPU instances, release GPUs; keep: run on, billed
     trial_disk_keep_days: int = 14  # after a shutdown at trial end, instances (disks) kept this long

@@ -69,16 +69,45 @@ def test_boot_a_gpu_instance_with_one_click_and_follow_it_through_the_pages(admi
     page.goto(server.url + "/admin/accounts?q=customer@example.com")
     page.click("a:has-text('customer@example.com')")
     account_url = page.url
-    page.select_option("[data-boot-form] select[name=plan]", "g1-gpu-rtx6000-1")
+
+    # only plans sellable in the chosen region are offered (Mumbai has no H100)
+    page.select_option("[data-boot-form] select[name=region]", "ap-west")
+    offered = page.eval_on_selector_all("[data-boot-form] select[name=plan] option:not([disabled])",
+                                        "os => os.map(o => o.value)")
+    sellable_here = {p for r in capacity_json(server) if r["region"] == "ap-west" for p, n in r["sellable"].items() if n}
+    assert set(offered) == sellable_here and not any("h100" in p for p in offered)
+
+    # a refused boot keeps what was chosen
+    page.select_option("[data-boot-form] select[name=plan]", "g1-gpu-rtx6000-2")
+    page.fill("[data-boot-form] input[name=label]", "-bad label-")
+    page.click("[data-boot-button]")
+    assert "Nothing was created" in page.inner_text("[data-boot-refused]")
+    assert page.input_value("[data-boot-form] select[name=region]") == "ap-west"
+    assert page.input_value("[data-boot-form] select[name=plan]") == "g1-gpu-rtx6000-2"
+    assert page.input_value("[data-boot-form] input[name=label]") == "-bad label-"
+
     page.select_option("[data-boot-form] select[name=region]", "us-east")
+    page.select_option("[data-boot-form] select[name=plan]", "g1-gpu-rtx6000-1")
+    page.fill("[data-boot-form] input[name=label]", "")
     page.click("[data-boot-button]")
 
     booted = page.wait_for_selector("[data-booted]")
     instance_id = int(booted.get_attribute("data-booted"))
-    assert len(page.inner_text("[data-root-password]")) >= 16
+    password = page.inner_text("[data-root-password]")
+    assert len(password) >= 16
+    link = page.inner_text("[data-password-link]")
     assert page.url == account_url  # reloading the page does not boot again
     page.wait_for_selector(f"[data-progress='{instance_id}'] [data-status=running]", timeout=60_000)
     assert page.inner_text(f"[data-progress='{instance_id}'] [data-percent]") == "100%"
+    # the instance table under it says running too, without a reload
+    assert page.inner_text(f"tr[data-instance='{instance_id}'] [data-status-cell]") == "running"
+
+    # the customer opens the password link once
+    opened = page.context.new_page()
+    opened.goto(link)
+    assert opened.inner_text("[data-password]") == password
+    assert opened.goto(link).status == 410 and opened.locator("[data-password-gone]").count() == 1
+    opened.close()
     customer = LinodeClient(demo["customer_token"], base_url=server.api, retry=False)
     instance = customer.load(Instance, instance_id)
     assert (instance.status, instance.type.id, instance.region.id) == ("running", "g1-gpu-rtx6000-1", "us-east")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from gpucloud.clock import utcnow
 from gpucloud.domain.billing import Period
-from gpucloud.services import billing, promotions
+from gpucloud.services import billing, promotions, trials
 from gpucloud.store.tables import Invoice, UsageInterval
 
 
@@ -121,3 +121,39 @@ def test_linode_cli_adds_a_promo_code(api_server, cli):
     status, out, err = cli("account", "promo-add", "--promo_code", code, "--json", token=alice.token)
     assert status == 0, err
     assert json.loads(out)[0]["credit_remaining"] == "10.00"
+
+
+def test_gpu_trial_request_and_notifications(any_api_server):
+    alice = any_api_server.customer(gpu=False)
+    http = any_api_server.http(alice.token)
+    assert http.get("/account/gpu-trial").json() == {"status": "none", "requested": None, "starts": None,
+                                                     "ends": None, "reason": None}
+    missing = http.post("/account/gpu-trial", json={})
+    assert missing.status_code == 400 and missing.json()["errors"][0]["field"] == "reason"
+    asked = http.post("/account/gpu-trial", json={"reason": "fine-tune a model"})
+    assert asked.status_code == 200
+    assert (asked.json()["status"], asked.json()["reason"], asked.json()["starts"]) == (
+        "pending", "fine-tune a model", None)
+    again = http.post("/account/gpu-trial", json={"reason": "please"})
+    assert again.status_code == 400 and "already has a GPU trial (pending)" in again.text
+    client = any_api_server.client(alice.token)
+    (notice,) = client.account.notifications()
+    assert notice.label == "GPU trial requested" and notice.type == "notice"
+    (row,) = [r for r in trials.listing(any_api_server.db, "pending") if r.trial.account_id == alice.account_id]
+    trials.approve(any_api_server.db, any_api_server.settings, row.trial.id, actor="tests", why="ok")
+    any_api_server.app.state.flags.refresh()
+    trial = http.get("/account/gpu-trial").json()
+    assert trial["status"] == "active" and trial["starts"] and trial["ends"]
+    (notice,) = client.account.notifications()
+    assert (notice.type, notice.label, notice.until) == ("promotion", "GPU trial started", trial["ends"])
+    assert "GPU Linodes" in client.account().capabilities
+    (promo,) = client.account().active_promotions
+    assert promo.summary == "GPU trial (7 days)" and promo.expire_dt == trial["ends"]
+
+
+def test_linode_cli_lists_notifications(api_server, cli):
+    alice = api_server.customer(gpu=False)
+    trials.request(api_server.db, api_server.settings, alice.account_id, "try it")
+    code, out, err = cli("account", "notifications-list", "--json", token=alice.token)
+    assert code == 0, err
+    assert [n["label"] for n in json.loads(out)] == ["GPU trial requested"]

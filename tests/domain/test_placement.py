@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -324,12 +325,47 @@ def test_random_is_a_seeded_draw():
     assert draws == again and len(set(draws)) > 1
 
 
+# Chi-square critical value for 9 degrees of freedom at p = 0.001: a fair draw over 10 hosts
+# exceeds it once in a thousand seeds; the draws are seeded, so the test is not flaky.
+CHI2_9_P001 = 27.88
+
+
+def test_random_is_uniform_over_identical_hosts_decision_after_decision():
+    hosts = [host(i) for i in range(1, 11)]
+    config = PlacementConfig(policy="random", seed=11)
+    counts = Counter(placed(place(gpu_request(1), hosts, config)).host_id for _ in range(5000))
+    expected = 5000 / len(hosts)
+    assert sum((counts[h.id] - expected) ** 2 / expected for h in hosts) < CHI2_9_P001
+
+
+def test_random_does_not_stick_to_the_host_it_just_used():
+    """Churn: create, then delete, on identical hosts; uniform: the previous host again 1 time in N."""
+    fleet = Fleet([host(i) for i in range(1, 11)], PlacementConfig(policy="random", seed=5))
+    previous, again, counts = None, 0, Counter()
+    for _ in range(3000):
+        got = placed(fleet.place(gpu_request(1)))
+        fleet.apply(got)
+        fleet.release(got)
+        again += got.host_id == previous
+        counts[got.host_id] += 1
+        previous = got.host_id
+    assert 0.07 < again / 3000 < 0.13  # 1/N = 0.10
+    assert sum((counts[i] - 300) ** 2 / 300 for i in range(1, 11)) < CHI2_9_P001
+
+
+def test_random_still_keeps_the_placement_rules():
+    """Uniform among the hosts tied on the rules, not among all hosts: one node before two."""
+    split = host(1, topology((1, 1)))
+    whole = [host(i, topology((2, 0))) for i in (2, 3)]
+    config = PlacementConfig(policy="random", seed=3)
+    assert {placed(place(gpu_request(2), [split, *whole], config)).host_id for _ in range(50)} == {2, 3}
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 def test_same_inputs_same_answer_and_ties_go_to_the_lowest_host_node_and_address(policy):
     hosts = [host(9), host(3), host(5)]
-    config = PlacementConfig(policy=policy, seed=7)
-    first = placed(place(gpu_request(1), hosts, config))
-    assert place(gpu_request(1), list(reversed(hosts)), config) == first
+    first = placed(place(gpu_request(1), hosts, PlacementConfig(policy=policy, seed=7)))
+    assert place(gpu_request(1), list(reversed(hosts)), PlacementConfig(policy=policy, seed=7)) == first
     if policy != "random":
         assert (first.host_id, first.nodes[0].node, gpus_of(first)) == (3, 0, [gpu_address(0, 0)])
 
@@ -494,14 +530,15 @@ def test_the_fleet_index_answers_like_place(policy):
     config = PlacementConfig(policy=policy, demand_mix=((gpu_plan(1), 3.0), (gpu_plan(2), 1.0)))
     hosts = [host(i, topology((2, 2) if i % 2 else (1, 3), cores=12)) for i in range(1, 7)] + [host(7, topology((0, 0)))]
     fleet = Fleet(hosts, config)
+    twin = replace(config)  # `random`: the same draws from a generator of its own
     requests = [gpu_request(1), gpu_request(2), cpu_request(4), gpu_request(3, vcpus=12), cpu_request(4, dedicated=True)] * 6
     for r in requests:
         got = fleet.place(r)
-        assert got == place(r, fleet.hosts(), config)
+        assert got == place(r, fleet.hosts(), twin)
         if got:
             fleet.apply(got)
     refusal = fleet.place(gpu_request(4))
-    assert refusal == place(gpu_request(4), fleet.hosts(), config) and not refusal
+    assert refusal == place(gpu_request(4), fleet.hosts(), twin) and not refusal
 
 
 def test_a_host_the_fleet_is_told_is_draining_gets_nothing_new():

@@ -8,7 +8,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from gpucloud.admin.app import mount_admin
-from gpucloud.api import auth, errors, metrics
+from gpucloud.api import auth, errors, metrics, password_link
 from gpucloud.api.middleware import LinodeMiddleware, SecurityHeaders
 from gpucloud.api.ratelimit import RateLimiter
 from gpucloud.api.routes import account, billing, catalog, instances, sshkeys, tags
@@ -20,11 +20,13 @@ from gpucloud.store.db import Database
 
 PREFIXES = ("/v4", "/v4beta")
 
-DESCRIPTION = """The subset of the Linode API v4 that gpucloud serves: types, regions, images,
-instances (with GPU plans), events, account, profile and personal access tokens. Point
-`linode-cli` or `linode_api4` at this server (see docs/api.md). Errors are
-`{"errors": [{"reason": ..., "field": ...}]}`; lists are paginated (`page`, `page_size` 25-500)
-and filterable with the `X-Filter` header."""
+DESCRIPTION = """The subset of the Linode API v4 that gpucloud serves: types, regions and plan
+availability, images, instances (with GPU plans and user data), events, account (settings,
+billing), profile, SSH keys, tags and personal access tokens. Point `linode-cli` or
+`linode_api4` at this server (see docs/api.md). Errors are
+`{"errors": [{"reason": ..., "field": ...}]}`; a Linode route or field for a feature we do not
+offer answers an error whose reason names it. Lists are paginated (`page`, `page_size`
+25-500) and filterable with the `X-Filter` header."""
 
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
@@ -53,6 +55,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         return {"status": "ok"}
 
     metrics.mount(app)
+    app.include_router(password_link.router)  # the one-time root password page (before the console's /)
     mount_admin(app, settings, db)  # the admin web interface under /admin
     mount_console(app)  # the customer console at /
     _document_optional_tokens(app)

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from gpucloud.clock import linode_time
 from gpucloud.domain.billing import from_cents
+from gpucloud.domain.trials import Notice
 from gpucloud.services.billing import ActivePromotion, Figures
-from gpucloud.store.tables import Invoice, InvoiceItem, Payment
+from gpucloud.store.tables import GpuTrial, Invoice, InvoiceItem, Payment
 
 
 def usd(amount: Decimal) -> float:
@@ -61,3 +62,17 @@ def payment(p: Payment) -> dict:
     amount = from_cents(p.usd_cents)
     whole = amount == amount.to_integral()  # Linode's spec says integer; cents when there are any
     return {"id": p.id, "date": linode_time(p.date), "usd": int(amount) if whole else usd(amount)}
+
+
+def gpu_trial(t: GpuTrial | None) -> dict:
+    """Our extension's shape: the latest request and what became of it. `reason`: the
+    operator's when declined, else the customer's."""
+    if t is None:
+        return {"status": "none", "requested": None, "starts": None, "ends": None, "reason": None}
+    return {"status": t.status, "requested": linode_time(t.requested_at), "starts": linode_time(t.starts_at),
+            "ends": linode_time(t.ends_at), "reason": t.decision_reason if t.status == "declined" else t.reason}
+
+
+def notification(n: Notice) -> dict:
+    return {"entity": None, "label": n.label, "message": n.message, "body": None, "type": n.type,
+            "severity": n.severity, "when": linode_time(n.when), "until": linode_time(n.until)}

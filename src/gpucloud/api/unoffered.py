@@ -57,7 +57,7 @@ LOGINS = "Login histories are"
 DISKS = "Managing disks (each instance has one disk, sized by its plan) is"
 CONFIGS = "Editing configuration profiles (each instance has one, managed for it) is"
 IPS = "Adding, changing or sharing IP addresses is"
-BILLING = "Billing details are"
+BILLING = "Stored payment methods are"
 
 # Most specific first is not needed: the longest matching path wins.
 ROUTES: tuple[Unoffered, ...] = (
@@ -131,6 +131,7 @@ ROUTES: tuple[Unoffered, ...] = (
     _entry(ANY, "/account/agreements", "Agreements are"),
     _entry(ANY, "/account/betas", "Beta programs are"),
     _entry(ANY, "/account/payment-methods", BILLING),
+    _entry("POST", "/account/payments", "Card payments through the API are"),
     # profile
     _entry("PUT", "/profile", "Editing profile settings through the API is"),
     _entry(ANY, "/profile/apps", "Authorized OAuth apps are"),
@@ -227,6 +228,14 @@ UPDATE_FIELDS: dict[str, FieldRule] = {
 RESIZE_FIELDS: dict[str, FieldRule] = {
     "allow_auto_disk_resize": FieldRule("Keeping the disk's size on resize (it follows the plan) is", _one_of(True)),
     "migration_type": FieldRule("Warm resizes (GPU guests are resized cold) are", _one_of("cold")),
+}
+
+
+REBUILD_FIELDS: dict[str, FieldRule] = {
+    "stackscript_id": CREATE_FIELDS["stackscript_id"],
+    "stackscript_data": CREATE_FIELDS["stackscript_data"],
+    "disk_encryption": CREATE_FIELDS["disk_encryption"],
+    "type": FieldRule("Resizing while rebuilding (resize the Linode on its own) is", _absent),
 }
 
 

@@ -9,7 +9,7 @@ from gpucloud.cli.output import cli_actor, emit_json, emit_table, json_option, p
 from gpucloud.clock import linode_time
 from gpucloud.domain.billing import Period, from_cents
 from gpucloud.services import billing as service
-from gpucloud.services import promotions
+from gpucloud.services import promotions, trials
 from gpucloud.store.tables import PromoCode
 
 
@@ -145,6 +145,56 @@ def _promo_row(p: PromoCode) -> dict:
     return {"code": p.code, "credit": f"{from_cents(p.credit_cents):.2f}", "days": p.duration_days,
             "covers": p.covers, "redeemed": p.redemptions, "redemptions": p.max_redemptions,
             "redeem_by": linode_time(p.redeem_by), "description": p.description}
+
+
+
+@billing.group("trial")
+def trial() -> None:
+    """One-week GPU trial requests: list, approve, decline (audited)."""
+
+
+@trial.command("list")
+@click.option("--status", type=click.Choice(["pending", "active", "declined", "ended"]), help="Only these.")
+@json_option
+@pass_ctx
+def trial_list(ctx: Context, status: str | None, as_json: bool) -> None:
+    """Trial requests, newest first, with the GPUs their accounts hold now."""
+    rows = [_trial_row(r) for r in trials.listing(ctx.db, status)]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, [("id", "id"), ("account", "account"), ("email", "e-mail"), ("status", "status"),
+                          ("requested", "requested"), ("ends", "ends"), ("gpus_held", "GPUs held"),
+                          ("reason", "reason")])
+
+
+@trial.command("approve")
+@click.argument("trial_id", type=int)
+@click.option("--why", default="", help="The reason, kept in the audit log (required).")
+@pass_ctx
+def trial_approve(ctx: Context, trial_id: int, why: str) -> None:
+    """Open GPU plans to the account and cover its GPU usage for the trial, in one step."""
+    done = trials.approve(ctx.db, ctx.settings, trial_id, actor=cli_actor(), why=why)
+    click.echo(f"GPU trial {done.id} approved: account {done.account_id} until {linode_time(done.ends_at)} UTC")
+
+
+@trial.command("decline")
+@click.argument("trial_id", type=int)
+@click.option("--why", default="", help="The reason; the customer reads it (required).")
+@pass_ctx
+def trial_decline(ctx: Context, trial_id: int, why: str) -> None:
+    """Decline a request; the customer may ask again."""
+    done = trials.decline(ctx.db, trial_id, actor=cli_actor(), why=why)
+    click.echo(f"GPU trial {done.id} declined")
+
+
+def _trial_row(r: trials.TrialRow) -> dict:
+    t = r.trial
+    return {"id": t.id, "account": t.account_id, "email": r.email, "status": t.status,
+            "requested": linode_time(t.requested_at), "starts": linode_time(t.starts_at),
+            "ends": linode_time(t.ends_at), "reason": t.reason, "decision": t.decision_reason,
+            "decided_by": t.decided_by, "disks_until": linode_time(t.disks_until), "gpu_instances": r.gpu_instances,
+            "gpus_held": r.gpus_held}
 
 
 COMMANDS = [billing]

@@ -24,6 +24,22 @@ def xml(ctx: Context, instance_id: int) -> None:
     click.echo(guests.domain_xml(ctx.db, instance_id))
 
 
+@instance.command("seed")
+@click.argument("instance_id", type=int)
+@json_option
+@pass_ctx
+def seed(ctx: Context, instance_id: int, as_json: bool) -> None:
+    """The cloud-init seed the instance's guest is given: meta-data, user-data and network-config
+    (`--json`: an object with those keys, each the file's text)."""
+    files = guests.seed_files(ctx.db, instance_id)
+    if as_json:
+        emit_json(files)
+        return
+    for name, text in files.items():
+        click.echo(f"--- {name}")
+        click.echo(text.rstrip("\n"))
+
+
 @instance.command("list")
 @click.argument("query", required=False, default="")
 @region_option("Only instances of this region.")
@@ -90,6 +106,9 @@ def boot(ctx: Context, account_ref: str, plan: str, region: str, image: str, lab
                    + (" (its account's flags alone would have refused it)" if booted.flags_bypassed else ""))
         if booted.root_password:
             click.echo(f"root password (shown once): {booted.root_password}")
+        if booted.password_link:
+            click.echo(f"or send the customer this link, which shows it once: "
+                       f"{ctx.settings.resolved_public_url}{booted.password_link}")
     progress = instance_admin.progress(ctx.db, booted.instance_id)
     deadline = time.monotonic() + timeout
     last = None
@@ -101,7 +120,9 @@ def boot(ctx: Context, account_ref: str, plan: str, region: str, image: str, lab
         time.sleep(0.5)
         progress = instance_admin.progress(ctx.db, booted.instance_id)
     if as_json:
+        link = ctx.settings.resolved_public_url + booted.password_link if booted.password_link else None
         emit_json({"id": booted.instance_id, "label": booted.label, "root_password": booted.root_password,
+                   "password_link": link,
                    "flags_bypassed": booted.flags_bypassed, "status": progress["status"],
                    "percent": progress["percent"], "done": progress["done"], "error": progress["error"]})
         return

@@ -6,9 +6,14 @@ heap orders the buckets by rank; a decision pops the best rank, takes the lowest
 among the buckets tied on it, and materialises the placement on that host. Only the host
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
+The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
+get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
+catalog ranks the whole region; a request of any other shape builds its heap on first use.
+
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
-  or once it lags MAX_LAG shapes behind (no decision pays for a long backlog);
+  or once it lags MAX_LAG shapes behind (no decision pays for a long backlog; the limits of
+  the requests are staggered, so one change does not make every heap catch up at once);
 - a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
   already worse than the best rank in the heap waits unscored in a second heap, and is scored
   once the best rank reaches its floor. A standard plan thus never scores GPU hosts while
@@ -19,8 +24,9 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import count
+from typing import overload
 
 from gpucloud.domain.numa_fit import HostShape, Need, choose, may_fit, rank_floor
 from gpucloud.domain.placement import (
@@ -30,14 +36,33 @@ from gpucloud.domain.placement import (
     PlacementConfig,
     PlacementRequest,
     apply,
-    host_rand,
+    draw,
     materialise,
     no_room,
     place_pinned,
     release,
 )
 
-MAX_LAG = 32
+MAX_LAG = 8
+
+
+class _Bucket(Sequence[HostState]):
+    """A bucket's host ids read as host states (only the drawn one is looked up)."""
+
+    def __init__(self, hosts: dict[int, HostState], ids: list[int]):
+        self._hosts, self._ids = hosts, ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, i: int) -> HostState: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[HostState]: ...
+    def __getitem__(self, i: int | slice) -> HostState | Sequence[HostState]:
+        if isinstance(i, slice):
+            return [self._hosts[k] for k in self._ids[i]]
+        return self._hosts[self._ids[i]]
 
 
 class Fleet:
@@ -88,8 +113,8 @@ class Fleet:
             self._shapes.setdefault(shape.region, set()).add(shape)
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
-            for need in self._needs.get(shape.region, ()):
-                if len(log) - self._read[(shape.region, need)] >= MAX_LAG:
+            for i, need in enumerate(self._needs.get(shape.region, ())):
+                if len(log) - self._read[(shape.region, need)] >= MAX_LAG + i % MAX_LAG:
                     self._catch_up((shape.region, need))
         else:
             insort(bucket, host.id)
@@ -101,6 +126,11 @@ class Fleet:
         if not bucket:
             del self._buckets[shape]
             self._shapes[shape.region].discard(shape)
+
+    def warm(self, region: str) -> None:
+        """Rank the region's hosts now for the requests of every plan of the config."""
+        for plan in self.config.plans:
+            self._heap(region, PlacementRequest.for_plan(plan, region).need)
 
     def _queue(self, key: tuple[str, Need], shape: HostShape) -> None:
         queued = self._queued[key]
@@ -216,11 +246,10 @@ class Fleet:
         return materialise(host, fit.assignment, request)
 
     def _pick(self, shapes: list[HostShape]) -> HostState:
-        """Among hosts whose shapes tie on rank: the lowest id (or the `random` draw, then id)."""
+        """Among hosts whose shapes tie on rank: the lowest id (`random`: a uniform draw)."""
         if self.config.policy != "random":
             return self._hosts[min(self._buckets[s][0] for s in shapes)]
-        hosts = (self._hosts[i] for s in shapes for i in self._buckets[s])
-        return min(hosts, key=lambda h: (host_rand(self.config.for_host(h), h), h.id))
+        return draw(self.config, [_Bucket(self._hosts, self._buckets[s]) for s in shapes])
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)

@@ -18,7 +18,8 @@ Rules, in the order they decide:
    (a node without free GPUs first), and where it costs GPU sales only when nothing else has
    room (`numa_fit.keeps_gpu_sales`).
 4. The policy picks among what is left: `pack` (fragmentation-aware, default), `spread`,
-   `first-fit`, `random` (a seeded baseline).
+   `first-fit`, `random` (a baseline: a uniform draw per decision among the hosts tied on
+   rules 1-3, from the config's seeded generator).
 
 GPUs whose NUMA node is unknown (-1) follow `numa_unknown_policy`, after Nova's
 `hw:pci_numa_affinity_policy`: `required` never places them; `legacy` treats them as local
@@ -30,8 +31,9 @@ and its cores and memory from one node with room.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,6 +78,7 @@ __all__ = [
     "apply",
     "build_host_state",
     "demand_mix",
+    "draw",
     "place",
     "release",
 ]
@@ -152,7 +155,12 @@ class PlacementConfig:
     reserved_cores_per_node: int = DEFAULT_RESERVED_CORES
     reserved_memory_mib_per_node: int = DEFAULT_RESERVED_MEMORY_MIB
     seed: int = 0  # for the `random` baseline
+    # Plans whose requests a `fleet_index.Fleet` keeps ranked from the moment it loads a region
+    # (the catalog's): a decision for one of them never pays for ranking the region's hosts.
+    plans: tuple[Plan, ...] = ()
     memo: FitMemo = field(default_factory=FitMemo, init=False, repr=False, compare=False)
+    # `random`'s generator: one draw per decision, so a sequence of decisions replays from the seed
+    rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -161,6 +169,7 @@ class PlacementConfig:
             raise ValueError(f"numa_unknown_policy must be one of {', '.join(NUMA_UNKNOWN_POLICIES)}")
         if self.shared_cpu_overcommit < 1:
             raise ValueError("shared_cpu_overcommit must be at least 1")
+        object.__setattr__(self, "rng", random.Random(self.seed))
         mix: dict[str | None, list[tuple[Need, float]]] = {}
         for plan, weight in self.demand_mix:
             if plan.is_gpu and weight > 0:
@@ -253,16 +262,18 @@ class StalePlacement(ValueError):
 # --- the decision ---------------------------------------------------------------------------
 
 
-def host_rand(cfg: PlacementConfig, host: HostState) -> int:
-    """The `random` baseline's draw for a host: seeded, and new whenever the host changes."""
-    if cfg.policy != "random":
-        return 0
-    x = (
-        cfg.seed * 0x9E3779B97F4A7C15 + host.id * 0xBF58476D1CE4E5B9 + host.generation * 0x94D049BB133111EB
-    ) & (2**64 - 1)
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
-    return x ^ (x >> 31)
+def draw(config: PlacementConfig, buckets: Sequence[Sequence[HostState]]) -> HostState:
+    """`random`'s pick: one host, uniformly, among buckets of hosts tied on the best rank.
+
+    Buckets go in the order of their lowest host id and hosts in id order inside a bucket, so
+    `place` and `fleet_index.Fleet` draw the same host from the same generator state."""
+    ordered = sorted(buckets, key=lambda b: b[0].id)
+    i = config.rng.randrange(sum(len(b) for b in ordered))
+    for bucket in ordered:
+        if i < len(bucket):
+            return bucket[i]
+        i -= len(bucket)
+    raise AssertionError("unreachable")
 
 
 def place(
@@ -278,17 +289,26 @@ def place(
         return place_pinned(request, hosts, config)
     need = request.need
     best = None
-    for host in hosts:
+    tied: dict[HostShape, list[HostState]] = {}  # `random`: the hosts on the best rank, per shape
+    for host in sorted(hosts, key=lambda h: h.id):
         cfg = config.for_host(host)
         fit = best_fit(host.shape, need, cfg)
         if fit is None:
             continue
-        key = (fit.rank, host_rand(cfg, host), host.id, fit.tail)
+        key = (fit.rank, host.id, fit.tail)
+        if best is None or fit.rank < best[0][0]:
+            tied = {}
         if best is None or key < best[0]:
             best = (key, host, fit)
+        if fit.rank == best[0][0]:
+            tied.setdefault(host.shape, []).append(host)
     if best is None:
         return no_room(request, Counter(h.shape for h in hosts), config)
-    return materialise(best[1], best[2].assignment, request)
+    host, fit = best[1], best[2]
+    if config.policy == "random":
+        host = draw(config, list(tied.values()))
+        fit = best_fit(host.shape, need, config.for_host(host)) or fit  # memoised: its shape was scored above
+    return materialise(host, fit.assignment, request)
 
 
 def place_pinned(request: PlacementRequest, hosts: Iterable[HostState], config: PlacementConfig) -> Placement | NoRoom:

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
 from gpucloud.domain import flags as rules
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit
 from gpucloud.store import flags as q
-from gpucloud.store.accounts import account_by_ref
+from gpucloud.store.accounts import account_by_ref, search_accounts
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Account, FeatureFlag, FlagOverride
 
@@ -91,6 +93,23 @@ def get_flag(db: Database, key: str) -> FlagView:
         if view.key == key:
             return view
     raise UnknownFlag(key)
+
+
+def rollout(db: Database, key: str, limit: int = 10_000) -> list[dict]:
+    """Every account (up to `limit`) with whether the flag is on for it now and why: who a
+    percent rollout holds (its place 0..99 below the percentage), staff, overrides."""
+    _known(key)
+    now = utcnow()
+    with db.read() as s:
+        row = q.flag(s, key)
+        flag = rules.Flag(key, row.state, row.percent) if row else rules.Flag(key)
+        overrides = [rules.Override(a, allow, until) for k, a, allow, until in q.override_tuples(s) if k == key]
+        out = []
+        for account in search_accounts(s, "", limit):
+            on, why = rules.decide(flag, account.id, account.is_staff, overrides, now)
+            out.append({"id": account.id, "email": account.email, "is_staff": account.is_staff, "on": on,
+                        "why": why})
+    return sorted(out, key=lambda a: a["id"])
 
 
 def unknown_flags_in_db(db: Database) -> list[str]:
@@ -195,23 +214,31 @@ def retire(db: Database, key: str, *, why: str, actor: str) -> Change:
 
 def _set_override(db: Database, key: str, account: str | int, allow_: bool, until: datetime | None,
                   why: str, actor: str) -> Change:
-    spec, why, actor = _known(key), _required("why", why), _required("actor", actor)
+    _known(key)
+    why, actor = _required("why", why), _required("actor", actor)
     until = _future_utc(until)
     with db.write() as s:
-        account_id = _account(s, account).id
-        q.insert_flag_if_missing(s, key, spec.description)  # overrides hang off the flag's row
-        q.flag(s, key, lock=True)
-        found = q.override(s, key, account_id)
-        before = _override_state(found) if found else None
-        after = {"account_id": account_id, "allow": allow_, "expires_at": _iso(until)}
-        if before == after:
-            return Change(key, before, before)
-        if found is None:
-            s.add(FlagOverride(flag_key=key, account_id=account_id, allow=allow_, expires_at=until))
-        else:
-            found.allow, found.expires_at, found.created_at = allow_, until, utcnow()
-        _audit_and_bump(s, "flag.allow" if allow_ else "flag.deny", key, before, after, why, actor)
-        return Change(key, before, after)
+        return set_override_in(s, key, _account(s, account).id, allow_, until, why=why, actor=actor)
+
+
+def set_override_in(s: Session, key: str, account_id: int, allow_: bool, until: datetime | None, *, why: str,
+                    actor: str) -> Change:
+    """An account's override (allow or deny, until `until`), audited, in the caller's
+    transaction (a GPU trial's approval writes it with the trial's promotion)."""
+    spec = _known(key)
+    q.insert_flag_if_missing(s, key, spec.description)  # overrides hang off the flag's row
+    q.flag(s, key, lock=True)
+    found = q.override(s, key, account_id)
+    before = _override_state(found) if found else None
+    after = {"account_id": account_id, "allow": allow_, "expires_at": _iso(until)}
+    if before == after:
+        return Change(key, before, before)
+    if found is None:
+        s.add(FlagOverride(flag_key=key, account_id=account_id, allow=allow_, expires_at=until))
+    else:
+        found.allow, found.expires_at, found.created_at = allow_, until, utcnow()
+    _audit_and_bump(s, "flag.allow" if allow_ else "flag.deny", key, before, after, why, actor)
+    return Change(key, before, after)
 
 
 def _audit_and_bump(s, action: str, key: str, before: dict | None, after: dict | None, why: str,

@@ -11,9 +11,11 @@ import weakref
 
 from sqlalchemy.orm import Session
 
+from gpucloud.domain import trials
 from gpucloud.domain.catalog import Plan
-from gpucloud.errors import NotFound
+from gpucloud.errors import GpucloudError, NotFound
 from gpucloud.services.flag_cache import AccountLike, FlagCache
+from gpucloud.store import trials as trial_q
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Account
 
@@ -32,8 +34,17 @@ def flags_for(db: Database) -> FlagCache:
 
 def require_gpu_access(db: Database, account: AccountLike, region_id: str) -> None:
     """A customer-facing 400 unless GPU plans are open to this account in this region
-    (decided in memory: the account is already in hand, no transaction of its own)."""
-    flags_for(db).require_gpu(account, region_id)
+    (decided in memory: the account is already in hand, no transaction of its own). The
+    reason names the real cause: an account whose GPU trial ended is told so, and what to
+    do, rather than "not available to this account" (one read, on refusals only)."""
+    try:
+        flags_for(db).require_gpu(account, region_id)
+    except GpucloudError as refused:
+        with db.read() as s:
+            trial = trial_q.latest(s, account.id)
+        if trial is None or trial.status != trials.ENDED or trial.ends_at is None:
+            raise
+        raise GpucloudError(trials.ended_reason(trial.ends_at, trial.disks_until), field=refused.field) from None
 
 
 def account_in(s: Session, account_id: int) -> Account:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings
 from gpucloud.errors import NotFound
-from gpucloud.services import accounts, guests
+from gpucloud.services import accounts, guests, password_links
 from gpucloud.services.gating import flags_for
 from gpucloud.services.instances import NewInstance, create_instance
 from gpucloud.services.job_board import attempt_view, job_view
@@ -125,14 +125,17 @@ class Booted:
     label: str
     root_password: str | None  # shown once to the operator; only its hash is kept
     flags_bypassed: bool  # the account's flags alone would have refused this plan here
+    password_link: str | None = None  # a path that shows the customer the password once (services.password_links)
 
 
 def boot_for_account(db: Database, settings: Settings, account_ref: str | int, *, plan: str, region: str,
-                     image: str | None, label: str | None, actor: str) -> Booted:
+                     image: str | None, label: str | None, actor: str, ssh_users: tuple[str, ...] = ()) -> Booted:
     """Create (and so boot) an instance for an account exactly as the API does: same
     validation, placement, claims, job and event. Operators are not held back by feature
     flags (booting for a trial or a test before a rollout is what this is for); when a
-    flag would have refused the account, the audit entry says so."""
+    flag would have refused the account, the audit entry says so. `ssh_users`: the account's
+    users whose SSH keys root gets (as the API's authorized_users). The root password comes
+    with a link that shows it to the customer once."""
     info = accounts.get_account(db, account_ref)
     with db.read() as s:
         account = s.get(Account, info.id)
@@ -140,14 +143,17 @@ def boot_for_account(db: Database, settings: Settings, account_ref: str | int, *
     password = secrets.token_urlsafe(18) if image else None
     instance = create_instance(db, settings, info.id, info.username,
                                NewInstance(type=plan, region=region, image=image or None, root_pass=password,
-                                           label=label or None),
+                                           label=label or None, authorized_users=tuple(ssh_users)),
                                bypass_flags=True, actor=actor)
     with db.write() as s:
         audit.record(s, actor=actor, action="instance.create", target_type="instance", target_id=instance.id,
                      after={"account_id": info.id, "type": plan, "region": region, "image": image,
-                            "host_id": instance.host_id, "flags_bypassed": not allowed},
+                            "host_id": instance.host_id, "flags_bypassed": not allowed,
+                            "ssh_users": list(ssh_users)},
                      why="booted from the admin interface")
-    return Booted(instance.id, instance.label, password, not allowed)
+    link = password_links.PATH + password_links.create_link(db, instance.id, password, actor=actor) \
+        if password else None
+    return Booted(instance.id, instance.label, password, not allowed, link)
 
 
 def cpu_ranges(cpus: list[int]) -> str:

@@ -25,6 +25,7 @@ from datetime import timedelta
 
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
+from gpucloud.domain import lifecycle
 from gpucloud.domain.catalog import Plan
 from gpucloud.domain.guest import domain_name, instance_id_from_domain
 from gpucloud.store import invariants as q
@@ -88,7 +89,7 @@ def _claims(s, report: Report) -> None:
         wanted = _needs(plan) if host_id is not None else (0, 0, 0, 0)
         if plan is None:
             report.add("unknown-plan", f"instance {instance_id} has the unknown plan {type_id}")
-        elif held != wanted:
+        elif held != wanted and not (status == lifecycle.OFFLINE and held == (0, 0, 0, 0)):  # parked (off, released)
             report.add("claims-not-plan", f"instance {instance_id} ({type_id}, {status}, host {host_id}) holds "
                                           f"{_describe(held)}; it should hold {_describe(wanted)}")
     for host, node, claimed, has in q.overfull_nodes(s):

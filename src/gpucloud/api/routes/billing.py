@@ -12,7 +12,7 @@ from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, list_request, respond
 from gpucloud.api.routing import LinodeRoute
 from gpucloud.errors import NotFound
-from gpucloud.services import billing, promotions
+from gpucloud.services import billing, promotions, trials
 from gpucloud.services.tokens import Identity
 
 router = APIRouter(route_class=LinodeRoute)
@@ -21,6 +21,7 @@ INVOICE_FIELDS = Filterable.of("id", "date", "label", "subtotal", "tax", "total"
 ITEM_FIELDS = Filterable.of("label", "type", "amount", "quantity", "unit_price", "from", "to", "region", "tax",
                             "total")
 PAYMENT_FIELDS = Filterable.of("id", "date", "usd")
+NOTIFICATION_FIELDS = Filterable.of("type", "severity", "label", "when", "until")
 READ = Depends(scope("account", "read_only"))
 WRITE = Depends(scope("account", "read_write"))
 
@@ -66,3 +67,29 @@ def get_payment(payment_id: ObjectId, request: Request, who: Identity = READ) ->
 def add_promo_code(request: Request, body: billing_bodies.PromoCodeAdd = Body(...), who: Identity = WRITE) -> dict:
     granted = promotions.redeem(request.app.state.db, who.account_id, body.promo_code)
     return billing_views.active_promotion(billing.fresh(granted))
+
+
+@router.get("/account/notifications", tags=["account"], summary="List notifications",
+            description="The account's current notices: its GPU trial (requested, started, ending in 2 days, "
+                        "ending tomorrow, ended).")
+def list_notifications(request: Request, who: Identity = READ, req: ListRequest = Depends(list_request)) -> dict:
+    found = trials.notices(request.app.state.db, who.account_id)
+    return respond([billing_views.notification(n) for n in found], req, NOTIFICATION_FIELDS)
+
+
+@router.get("/account/gpu-trial", tags=["account"], summary="View the GPU trial (gpucloud extension)",
+            description="The account's latest one-week GPU trial request: status none, pending, active, declined "
+                        "or ended; reason is the operator's when declined, else yours.")
+def get_gpu_trial(request: Request, who: Identity = READ) -> dict:
+    return billing_views.gpu_trial(trials.latest(request.app.state.db, who.account_id))
+
+
+@router.post("/account/gpu-trial", tags=["account"], summary="Request the GPU trial (gpucloud extension)",
+             description="Seven days of GPU plans with their usage covered by credit, once approved. 400 while "
+                         "a request is pending, active or ended; a declined one may be asked again.")
+def request_gpu_trial(request: Request, body: billing_bodies.GpuTrialRequest = Body(...),
+                      who: Identity = WRITE) -> dict:
+    state = request.app.state
+    trial = trials.request(state.db, state.settings, who.account_id, body.reason)
+    state.flags.refresh()  # an auto-approved trial opens GPU plans in this process at once
+    return billing_views.gpu_trial(trial)
