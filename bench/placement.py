@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.capacity import capacity_rows
 from gpucloud.domain.fleet_index import Fleet
-from gpucloud.domain.numa_fit import cores_for, fill_count, shared_threads
+from gpucloud.domain.numa_fit import Need, choose, cores_for, fill_count, may_fit, shared_threads
 from gpucloud.domain.placement import (
     HostState,
     Placement,
@@ -159,75 +159,115 @@ def percentile(values: list[float], q: float) -> float:
 # --- speed -------------------------------------------------------------------------------------
 
 
-def speed(size: int, churn: int, seed: int = 1) -> dict:
-    """Fill to ~80 % of GPUs, then churn (delete one, create one); time every decision."""
+def first_fit_scan(hosts: list[HostState], need: Need, config: PlacementConfig) -> bool:
+    """The baseline: a plain scan in host id order that stops at the first host that fits (no index,
+    no memo, no ranking; it does not even keep NUMA spans minimal across hosts)."""
+    return any(may_fit(host.shape, need) and choose(host.shape, need, config) is not None for host in hosts)
+
+
+def filled(size: int, seed: int) -> tuple[list[HostState], list[Placement], Workload]:
+    """A fleet filled to ~80 % of its GPUs with the workload's plan mix (by `pack`)."""
     hosts = make_fleet(size, seed)
     fleet = Fleet(hosts, config_for("pack"))
     total_gpus = sum(len(n.gpus) for h in hosts for n in h.nodes)
     work = Workload(hosts, 1.0, seed)
     plans = {i: PlacementRequest.for_plan(p, REGION) for i, p in work.plans.items()}
-    rng = random.Random(seed)
     live: list[Placement] = []
-    used_gpus = 0
-    decide_wall, decide_cpu, upkeep_cpu = [], [], []
+    used = 0
+    while used < 0.8 * total_gpus:
+        result = fleet.place(plans[work.draw()])
+        if isinstance(result, Placement):
+            fleet.apply(result)
+            live.append(result)
+            used += len(result.gpu_addresses)
+    return fleet.hosts(), live, work
 
-    def create() -> bool:
-        nonlocal used_gpus
-        request = plans[work.draw()]
-        w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-        result = fleet.place(request)
-        decide_cpu.append(time.thread_time_ns() - c0)
-        decide_wall.append(time.perf_counter_ns() - w0)
+
+def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Workload, churn: int,
+          seed: int = 1) -> dict:
+    """Load the filled fleet into a new index (as a process does), then churn: delete one, create one.
+
+    Every decision is timed, the first of each plan included. Beside it, in the same loop, the
+    plain first-fit scan answers the same request on the same hosts (`baseline_*`), and a
+    request of a shape no plan has (a GPU plan with 2 more vCPUs) is asked every 50 operations:
+    its first call builds its heap (`new_shape_*`)."""
+    config = config_for(policy, seed)
+    config = replace(config, plans=tuple(work.plans.values()))
+    scan_config = config_for("first-fit")
+    c0 = time.thread_time()
+    fleet = Fleet(hosts, config)
+    fleet.warm(REGION)
+    load_cpu = time.thread_time() - c0
+    live = list(live)
+    total_gpus = sum(len(n.gpus) for h in hosts for n in h.nodes) + sum(len(g.gpu_addresses) for g in live)
+    used_gpus = sum(len(g.gpu_addresses) for g in live)
+    plans = {i: PlacementRequest.for_plan(p, REGION) for i, p in work.plans.items()}
+    odd = [replace(r, vcpus=r.vcpus + 2 + k) for k, r in enumerate(r for r in plans.values() if r.gpus)]
+    rng, draws = random.Random(seed), random.Random(seed + 1)
+    decide_cpu, baseline_cpu, upkeep_cpu, new_shape_cpu = [], [], [], []
+    gc.collect()
+    gc.freeze()  # what a long-running service does once its state is loaded
+    placed = 0
+    c_loop = time.thread_time()
+    for op in range(churn):
+        gone = live.pop(rng.randrange(len(live)))
+        c0 = time.thread_time_ns()
+        fleet.release(gone)
+        upkeep_cpu.append(time.thread_time_ns() - c0)
+        used_gpus -= len(gone.gpu_addresses)
+        request = plans[draws.choices(work.ids, work.weights)[0]]
+        if op % 50 == 0 and odd:
+            request = odd.pop()
+            c0 = time.thread_time_ns()
+            result = fleet.place(request)
+            new_shape_cpu.append(time.thread_time_ns() - c0)
+        else:
+            c0 = time.thread_time_ns()
+            result = fleet.place(request)
+            decide_cpu.append(time.thread_time_ns() - c0)
+        if op % 10 == 0:
+            scan_hosts = fleet.hosts()
+            c0 = time.thread_time_ns()
+            first_fit_scan(scan_hosts, request.need, scan_config)
+            baseline_cpu.append(time.thread_time_ns() - c0)
         if isinstance(result, Placement):
             c0 = time.thread_time_ns()
             fleet.apply(result)
             upkeep_cpu.append(time.thread_time_ns() - c0)
             live.append(result)
             used_gpus += len(result.gpu_addresses)
-        return isinstance(result, Placement)
-
-    while used_gpus < 0.8 * total_gpus:
-        create()
-    gc.collect()
-    gc.freeze()  # what a long-running service does once its state is loaded
-    decide_wall.clear()
-    decide_cpu.clear()
-    upkeep_cpu.clear()
-
-    placed = 0
-    w0, c0 = time.perf_counter(), time.thread_time()
-    for _ in range(churn):
-        gone = live.pop(rng.randrange(len(live)))
-        c1 = time.thread_time_ns()
-        fleet.release(gone)
-        upkeep_cpu.append(time.thread_time_ns() - c1)
-        used_gpus -= len(gone.gpu_addresses)
-        placed += create()
-    churn_wall, churn_cpu = time.perf_counter() - w0, time.thread_time() - c0
-
-    catalog = load_catalog()
-    c0 = time.thread_time()
-    capacity_rows(fleet.hosts(), catalog.plans, config_for("pack"))  # a fresh config: nothing memoised
-    capacity_cold = time.thread_time() - c0
-    c0 = time.thread_time()
-    capacity_rows(fleet.hosts(), catalog.plans, fleet.config)
-    capacity_warm = time.thread_time() - c0
+            placed += 1
+    loop_cpu = time.thread_time() - c_loop - sum(baseline_cpu) / 1e9
     gc.unfreeze()
     return {
-        "hosts": size,
+        "policy": policy,
+        "hosts": len(hosts),
         "gpus": total_gpus,
         "churn_ops": churn,
-        "placed_per_cpu_s": placed / churn_cpu,
-        "placed_per_wall_s": placed / churn_wall,
+        "load_s": load_cpu,
+        "placed_per_cpu_s": placed / loop_cpu,
         "p50_ms": percentile(decide_cpu, 0.5) / 1e6,
         "p99_ms": percentile(decide_cpu, 0.99) / 1e6,
         "max_ms": max(decide_cpu) / 1e6,
-        "wall_p99_ms": percentile(decide_wall, 0.99) / 1e6,
+        "new_shape_p50_ms": percentile(new_shape_cpu, 0.5) / 1e6,
+        "new_shape_max_ms": max(new_shape_cpu) / 1e6,
+        "baseline_p50_ms": percentile(baseline_cpu, 0.5) / 1e6,
+        "baseline_p99_ms": percentile(baseline_cpu, 0.99) / 1e6,
         "upkeep_p99_ms": percentile(upkeep_cpu, 0.99) / 1e6,
         "gpu_use": used_gpus / total_gpus,
-        "capacity_cold_s": capacity_cold,
-        "capacity_warm_s": capacity_warm,
     }
+
+
+def capacity_speed(hosts: list[HostState]) -> tuple[float, float]:
+    """`capacity_rows` over the whole fleet for every plan: cold (a new config) and warm."""
+    catalog = load_catalog()
+    config = config_for("pack")
+    c0 = time.thread_time()
+    capacity_rows(hosts, catalog.plans, config)
+    cold = time.thread_time() - c0
+    c0 = time.thread_time()
+    capacity_rows(hosts, catalog.plans, config)
+    return cold, time.thread_time() - c0
 
 
 # --- quality -----------------------------------------------------------------------------------
@@ -358,23 +398,35 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (smaller fleets, fewer seeds)")
+    parser.add_argument("--hosts", type=int, nargs="*", help="fleet sizes of the speed run (default 1,000 and 10,000)")
+    parser.add_argument("--no-quality", action="store_true", help="the speed run only")
     args = parser.parse_args()
     quick = args.quick
-    sizes, churn = ((1000, 10000), 20000) if not quick else ((1000, 10000), 3000)
+    parser_sizes = args.hosts or ((1000, 10000) if not quick else (1000,))
+    sizes, churn = parser_sizes, (5000 if not quick else 1000)
     q_size, q_lifetimes, seeds = (300, 5.0, 5) if not quick else (150, 4.0, 2)
 
     print(f"# placement benchmark ({'quick' if quick else 'full'}) on {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}\n")
-    print("## Speed (policy pack, Fleet index, churn at ~80 % of GPUs; CPU time of this thread)\n")
+    print("## Speed (churn at ~80 % of GPUs; CPU time of this thread; every decision timed, first calls included)\n")
     rows = []
     for size in sizes:
-        r = speed(size, churn)
-        rows.append([f"{r['hosts']:,}", f"{r['gpus']:,}", f"{r['churn_ops']:,}", f"{r['placed_per_cpu_s']:,.0f}",
-                     f"{r['placed_per_wall_s']:,.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.2f}", f"{r['max_ms']:.1f}",
-                     f"{r['wall_p99_ms']:.2f}", f"{r['upkeep_p99_ms']:.2f}", f"{r['gpu_use']:.0%}", f"{r['capacity_cold_s']:.2f}", f"{r['capacity_warm_s']:.2f}"])
-    print(table(["hosts", "GPUs", "churn ops", "placements/s (CPU)", "placements/s (wall)", "p50 ms", "p99 ms",
-                 "max ms", "p99 ms (wall)", "apply/release p99 ms", "GPUs used", "capacity cold s", "capacity warm s"], rows))
+        hosts, live, work = filled(size, 1)
+        cold, warm = capacity_speed(hosts)
+        for policy in POLICIES:
+            r = speed(policy, hosts, live, work, churn)
+            rows.append([f"{r['hosts']:,}", f"{r['gpus']:,}", policy, f"{r['churn_ops']:,}", f"{r['load_s']:.2f}",
+                         f"{r['placed_per_cpu_s']:,.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+                         f"{r['max_ms']:.2f}", f"{r['new_shape_p50_ms']:.2f} / {r['new_shape_max_ms']:.2f}",
+                         f"{r['baseline_p50_ms']:.3f}", f"{r['baseline_p99_ms']:.3f}",
+                         f"{r['baseline_p99_ms'] / r['p99_ms']:.1f}x", f"{r['upkeep_p99_ms']:.3f}",
+                         f"{r['gpu_use']:.0%}", f"{cold:.2f} / {warm:.2f}"])
+    print(table(["hosts", "GPUs", "policy", "churn ops", "load + warm s", "placements/s (CPU)", "p50 ms", "p99 ms",
+                 "max ms", "new shape p50 / max ms", "first-fit scan p50 ms", "scan p99 ms", "scan p99 / p99",
+                 "apply/release p99 ms", "GPUs used", "capacity cold / warm s"], rows))
 
+    if args.no_quality:
+        return
     print(f"\n## Quality ({q_size} hosts, load {QUALITY_LOAD}x, {q_lifetimes:g} mean lifetimes, seeds 1-{seeds}; medians)\n")
     results = {p: [quality(p, q_size, q_lifetimes, seed) for seed in range(1, seeds + 1)] for p in POLICIES}
     med = {p: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for p, rs in results.items()}

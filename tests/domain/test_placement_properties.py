@@ -46,11 +46,13 @@ def fresh_hosts(statuses: dict[int, str]) -> list[HostState]:
 
 
 configs = st.builds(
-    lambda policy, numa, seed: PlacementConfig(policy=policy, numa_unknown_policy=numa, seed=seed,
-                                               demand_mix=tuple((p, 1.0) for p in PLANS)),
+    lambda policy, numa, seed, warm: PlacementConfig(policy=policy, numa_unknown_policy=numa, seed=seed,
+                                                     demand_mix=tuple((p, 1.0) for p in PLANS),
+                                                     plans=tuple(PLANS) if warm else ()),
     st.sampled_from(["pack", "spread", "first-fit", "random"]),
     st.sampled_from(["required", "preferred", "legacy"]),
     st.integers(0, 3),
+    st.booleans(),  # the index ranks the plans' requests from the start (as the product's does)
 )
 operations = st.lists(st.one_of(
     st.tuples(st.just("create"), st.integers(0, len(REQUESTS) - 1)),
@@ -110,6 +112,7 @@ def _sum_by_node(placements: list[Placement], value) -> dict[int, int]:
 @given(config=configs, ops=operations, statuses=statuses)
 def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_counted(config, ops, statuses):
     fleet = Fleet(fresh_hosts(statuses), config)
+    fleet.warm("r1")
     twin = replace(config)  # `random` draws from the config's generator: the scan gets its own, same seed
     live: list[Placement] = []
     for op, arg in ops:

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gpucloud.admin import secret
 from gpucloud.admin.rendering import make_templates, page
-from gpucloud.admin.routes import accounts, auth, dashboard, flags, hosts, instances, jobs
+from gpucloud.admin.routes import accounts, auth, dashboard, flags, hosts, instances, jobs, trials
 from gpucloud.admin.session import PATH, LoginRequired, Refused, Sessions, current_viewer
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
@@ -51,7 +51,7 @@ def mount_admin(app: FastAPI, settings: Settings, db: Database, *, sample_second
                           secure=settings.resolved_public_url.startswith("https://")),
         templates=make_templates(), sampler=Sampler(db, settings, sample_seconds))
     admin.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    for module in (auth, dashboard, hosts, accounts, instances, jobs, flags):
+    for module in (auth, dashboard, hosts, accounts, instances, jobs, flags, trials):
         admin.include_router(module.router)
     _install_error_pages(admin)
     app.mount(PATH, admin)

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from gpucloud.admin import billing
 from gpucloud.admin.session import FLASH_COOKIE, PATH
 from gpucloud.clock import utcnow
 
@@ -54,6 +55,7 @@ def make_templates() -> Jinja2Templates:
     env = templates.env
     env.filters.update(ago=ago, when=when, gib=gib, num=num)
     env.globals.update(percent=percent, url=lambda path="/": PATH + path)
+    env.globals.update(billing_account_panel=billing.account_panel, billing_dashboard_panel=billing.dashboard_panel)
     env.trim_blocks = True
     env.lstrip_blocks = True
     return templates

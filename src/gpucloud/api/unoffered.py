@@ -235,6 +235,14 @@ RESIZE_FIELDS: dict[str, FieldRule] = {
 }
 
 
+REBUILD_FIELDS: dict[str, FieldRule] = {
+    "stackscript_id": CREATE_FIELDS["stackscript_id"],
+    "stackscript_data": CREATE_FIELDS["stackscript_data"],
+    "disk_encryption": CREATE_FIELDS["disk_encryption"],
+    "type": FieldRule("Resizing while rebuilding (resize the Linode on its own) is", _absent),
+}
+
+
 def refuse(body: BaseModel, rules: dict[str, FieldRule]) -> None:
     """A field of `body` asking for a feature we do not have is a 400 naming it (all such fields
     at once), never silently dropped."""

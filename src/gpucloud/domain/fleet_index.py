@@ -6,9 +6,14 @@ heap orders the buckets by rank; a decision pops the best rank, takes the lowest
 among the buckets tied on it, and materialises the placement on that host. Only the host
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
+The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
+get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
+catalog ranks the whole region; a request of any other shape builds its heap on first use.
+
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
-  or once it lags MAX_LAG shapes behind (no decision pays for a long backlog);
+  or once it lags MAX_LAG shapes behind (no decision pays for a long backlog; the limits of
+  the requests are staggered, so one change does not make every heap catch up at once);
 - a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
   already worse than the best rank in the heap waits unscored in a second heap, and is scored
   once the best rank reaches its floor. A standard plan thus never scores GPU hosts while
@@ -38,7 +43,7 @@ from gpucloud.domain.placement import (
     release,
 )
 
-MAX_LAG = 32
+MAX_LAG = 8
 
 
 class _Bucket(Sequence[HostState]):
@@ -108,8 +113,8 @@ class Fleet:
             self._shapes.setdefault(shape.region, set()).add(shape)
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
-            for need in self._needs.get(shape.region, ()):
-                if len(log) - self._read[(shape.region, need)] >= MAX_LAG:
+            for i, need in enumerate(self._needs.get(shape.region, ())):
+                if len(log) - self._read[(shape.region, need)] >= MAX_LAG + i % MAX_LAG:
                     self._catch_up((shape.region, need))
         else:
             insort(bucket, host.id)
@@ -121,6 +126,11 @@ class Fleet:
         if not bucket:
             del self._buckets[shape]
             self._shapes[shape.region].discard(shape)
+
+    def warm(self, region: str) -> None:
+        """Rank the region's hosts now for the requests of every plan of the config."""
+        for plan in self.config.plans:
+            self._heap(region, PlacementRequest.for_plan(plan, region).need)
 
     def _queue(self, key: tuple[str, Need], shape: HostShape) -> None:
         queued = self._queued[key]

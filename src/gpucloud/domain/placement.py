@@ -155,6 +155,9 @@ class PlacementConfig:
     reserved_cores_per_node: int = DEFAULT_RESERVED_CORES
     reserved_memory_mib_per_node: int = DEFAULT_RESERVED_MEMORY_MIB
     seed: int = 0  # for the `random` baseline
+    # Plans whose requests a `fleet_index.Fleet` keeps ranked from the moment it loads a region
+    # (the catalog's): a decision for one of them never pays for ranking the region's hosts.
+    plans: tuple[Plan, ...] = ()
     memo: FitMemo = field(default_factory=FitMemo, init=False, repr=False, compare=False)
     # `random`'s generator: one draw per decision, so a sequence of decisions replays from the seed
     rng: random.Random = field(init=False, repr=False, compare=False)

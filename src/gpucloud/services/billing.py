@@ -236,3 +236,54 @@ def record_payment(db: Database, account_ref: str | int, amount: str, *, actor: 
         audit.record(s, actor=actor, action="billing.payment", target_type="account", target_id=account.id,
                      after={"payment": payment.id, "usd": f"{usd:.2f}"}, why=note)
         return payment
+
+
+# --- operators' figures ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRate:
+    region: str
+    gpu_model: str  # "cpu" for plans without GPUs
+    accrued: Decimal  # this month so far, before promotion credit
+    run_rate: Decimal  # accrued, scaled to the whole month
+
+
+def run_rates(db: Database, now: datetime | None = None) -> list[RunRate]:
+    """Revenue this month per region and GPU model, and the month's run-rate at this pace."""
+    moment = now or utcnow()
+    period = Period.of(moment)
+    with db.read() as s:
+        rows = usage.all_overlapping(s, period.start, moment)
+    catalog = load_catalog()
+    totals: dict[tuple[str, str], Decimal] = {}
+    for charge in rules.charges(segments(rows), prices(), period, until=moment):
+        plan = catalog.plan(charge.type_id)
+        key = (charge.region, (plan.gpu_model or "cpu") if plan else "cpu")
+        totals[key] = totals.get(key, rules.ZERO) + charge.amount
+    elapsed = (moment - period.start) / (period.end - period.start)
+    scale = Decimal(1) / Decimal(str(elapsed)) if elapsed > 0 else Decimal(0)
+    return [RunRate(region, model, amount, rules.cents(amount * scale))
+            for (region, model), amount in sorted(totals.items())]
+
+
+@dataclass(frozen=True)
+class AccountBilling:
+    """The admin account page's billing panel."""
+
+    accrual: Accrual
+    figures: Figures
+    invoices: list[Invoice]
+    payments: list[Payment]
+    promotions: list[AccountPromotion]
+
+
+def account_billing(db: Database, account_id: int, tax_percent: float = 0.0,
+                    now: datetime | None = None) -> AccountBilling:
+    moment = now or utcnow()
+    with db.read() as s:
+        accrual = accrue_in(s, account_id, Period.of(moment), moment, tax_percent)[0]
+        found = q.invoices_of(s, account_id)
+        paid = q.payments_of(s, account_id)
+        held = q.promotions_of(s, account_id)
+    return AccountBilling(accrual, figures(db, account_id, moment, tax_percent), found, paid, held)

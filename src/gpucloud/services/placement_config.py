@@ -24,6 +24,7 @@ def placement_config(settings: Settings) -> PlacementConfig:
                 numa_unknown_policy=settings.numa_unknown_policy,
                 shared_cpu_overcommit=settings.shared_cpu_overcommit,
                 demand_mix=demand_mix(load_catalog().plans),
+                plans=tuple(load_catalog().plans),
                 reserved_cores_per_node=settings.reserved_cores_per_node,
                 reserved_memory_mib_per_node=settings.reserved_memory_mib_per_node,
             )

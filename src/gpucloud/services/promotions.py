@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
 from gpucloud.domain import billing as rules
-from gpucloud.errors import GpucloudError, NotFound
+from gpucloud.errors import GpucloudError
 from gpucloud.store import audit
 from gpucloud.store.db import Database
 from gpucloud.store.tables import AccountPromotion, PromoCode
@@ -101,16 +101,3 @@ def redeem(db: Database, account_id: int, code: str, now: datetime | None = None
     except IntegrityError:
         raise GpucloudError("This promo code has already been applied to your account", field="promo_code") from None
 
-
-def of_account(db: Database, account_ref: int) -> list[AccountPromotion]:
-    with db.read() as s:
-        return list(s.scalars(select(AccountPromotion).where(AccountPromotion.account_id == account_ref)
-                              .order_by(AccountPromotion.id)))
-
-
-def get_code(db: Database, code: str) -> PromoCode:
-    with db.read() as s:
-        found = s.scalar(select(PromoCode).where(PromoCode.code == code.strip().upper()))
-        if found is None:
-            raise NotFound(f"no promo code {code}")
-        return found

@@ -61,3 +61,8 @@ def spend_promotion(s: Session, promotion_id: int, amount_cents: int) -> None:
 
 def all_invoices(s: Session, limit: int = 200) -> list[Invoice]:
     return list(s.scalars(select(Invoice).order_by(Invoice.id.desc()).limit(limit)))
+
+
+def promotions_of(s: Session, account_id: int) -> list[AccountPromotion]:
+    return list(s.scalars(select(AccountPromotion).where(AccountPromotion.account_id == account_id)
+                          .order_by(AccountPromotion.id)))

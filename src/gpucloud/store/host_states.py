@@ -252,9 +252,12 @@ def _sync(session: Session, view: _RegionView, region: str) -> None:
                               .where(Host.region_id == region, Host.generation > view.newest)).all()
     if not changed:
         return
+    loading = view.newest == -1
     for state in build_states(session, [host_id for host_id, _ in changed]):
         view.fleet.update(state)
     view.newest = max(view.newest, max(generation for _, generation in changed))
+    if loading:
+        view.fleet.warm(region)  # the catalog's plans ranked now: their first decision is not a build
 
 
 def all_states(session: Session, config: PlacementConfig, region: str | None = None) -> list[HostState]:
