@@ -13,7 +13,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from gpucloud.services import promotions
-from tests.console.conftest import console_token, new_email, sign_up
+from tests.console.conftest import PASSWORD, console_token, new_email, sign_up
 from tests.factories import ssh_public_key
 
 pytestmark = pytest.mark.browser
@@ -69,13 +69,13 @@ def test_journey_sign_up_create_watch_reboot_resize_delete(any_api_server, tab):
 
     row.get_by_role("link", name="journey-1").click()
     wait_status(page, "running")
-    page.get_by_role("button", name="Reboot").click()
+    page.get_by_role("button", name="Reboot", exact=True).click()
     page.wait_for_selector("[data-events] [data-event=linode_reboot][data-event-status=finished]", timeout=60_000)
     wait_status(page, "running")
 
     page.get_by_label("New plan").select_option(
         page.locator("[data-resize-form] option", has_text=BIGGER).first.get_attribute("value"))
-    page.get_by_role("button", name="Resize").click()
+    page.get_by_role("button", name="Resize", exact=True).click()
     page.wait_for_selector("[data-events] [data-event=linode_resize][data-event-status=finished]", timeout=60_000)
     page.wait_for_selector(f"[data-summary] dd:text-is('{BIGGER}')", timeout=30_000)
     wait_status(page, "running")
@@ -131,6 +131,15 @@ def test_logged_out_goes_to_login_and_logging_out_revokes_the_token(api_server, 
     error = page.locator("[data-field=password] .field-error")
     error.wait_for()
     assert error.inner_text() == "Wrong e-mail address or password"
+    assert page.evaluate("document.activeElement.name") == "password"  # the focus goes to the field at fault
+
+    page.goto(api_server.url + "/login")  # keyboard only: the e-mail field has the focus, Tab, Enter
+    page.wait_for_selector("h1:has-text('Log in')")
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:has-text('Linodes')")
 
 
 def _axe_problems(page) -> list[str]:
