@@ -237,3 +237,35 @@ def test_billing_shows_the_balance_and_applies_a_promo_code(api_server, tab):
     page.get_by_role("button", name="Apply promo code").click()
     page.wait_for_selector("[data-promotion]:has-text('Welcome credit')")
     assert "$50.00 left" in page.inner_text("[data-promotion]")
+
+
+def test_rebuild_and_reset_the_root_password_from_the_detail_page(api_server, tab):
+    page = tab
+    sign_up(page, api_server)
+    with api_server.http(console_token(page)) as http:
+        made = http.post("/linode/instances", json={"type": "g6-standard-1", "region": "us-east", "label": "guest-1",
+                                                    "image": "linode/ubuntu24.04",
+                                                    "root_pass": "Quiet-Harbor-Lantern-42"}).json()
+    page.goto(f"{api_server.url}/linodes/{made['id']}")
+    wait_status(page, "running")
+    rebuild = page.locator("[data-guest-form=rebuild]")
+    rebuild.get_by_label("Root password", exact=True).fill("short")
+    rebuild.get_by_role("button", name="Rebuild").click()
+    rebuild.locator("[data-field=root_pass] .field-error").wait_for()  # the API's reason at the field
+    rebuild.get_by_label("Root password", exact=True).fill("Amber-Tundra-Violin-77")
+    rebuild.get_by_role("button", name="Rebuild").click()
+    rebuild.get_by_text("Rebuild started.").wait_for()
+    page.wait_for_selector("[data-events] [data-event=linode_rebuild][data-event-status=finished]", timeout=60_000)
+    wait_status(page, "running")
+
+    reset = page.locator("[data-guest-form=password]")
+    reset.get_by_label("New root password", exact=True).fill("Copper-Meadow-Lantern-19")
+    reset.get_by_role("button", name="Reset root password").click()
+    refusal = reset.locator(".form-alert")
+    refusal.wait_for()  # "Cannot ... this Linode while it is running.", announced (role=alert)
+    assert "while it is running" in refusal.inner_text()
+    page.get_by_role("button", name="Power off").click()
+    wait_status(page, "offline")
+    reset.get_by_label("New root password", exact=True).fill("Copper-Meadow-Lantern-19")
+    reset.get_by_role("button", name="Reset root password").click()
+    reset.get_by_text("Root password changed.").wait_for()
