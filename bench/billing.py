@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import machine, scratch, table  # noqa: E402
+from _store import machine, scratch, table
 
-from gpucloud.domain.billing import Period  # noqa: E402
-from gpucloud.services import billing  # noqa: E402
-from gpucloud.store.db import Database  # noqa: E402
-from gpucloud.store.tables import Account, AccountPromotion, Invoice, InvoiceItem, UsageInterval  # noqa: E402
+from gpucloud.domain.billing import Period
+from gpucloud.services import billing
+from gpucloud.store.db import Database
+from gpucloud.store.tables import Account, AccountPromotion, Invoice, InvoiceItem, UsageInterval
 
 OCT = Period(2026, 10)
 
