@@ -224,3 +224,12 @@ def test_unplaceable_gpus_never_look_free_and_a_rollout_shows_its_accounts(admin
     assert int(page.inner_text(f"{rollout} [data-rollout-count]")) == len(who)
     assert sorted(int(r.get_attribute("data-member")) for r in page.query_selector_all(f"{rollout} tr[data-member]")) \
         == sorted(a["id"] for a in who)
+
+
+def test_cli_boot_follows_the_instance_until_it_runs(server):
+    proc = run_cli(server.data_dir, "instance", "boot", "--account", "customer@example.com", "--plan",
+                   "g1-gpu-rtx6000-1", "--region", "Mumbai", "--label", "cli-boot", "--timeout", "90")
+    assert "instance" in proc.stdout and "cli-boot" in proc.stdout and proc.stdout.rstrip().endswith("is running")
+    assert "root password (shown once)" in proc.stdout and "/password/" in proc.stdout
+    [row] = json.loads(run_cli(server.data_dir, "instance", "list", "cli-boot", "--json").stdout)
+    assert (row["status"], row["region"], row["gpu_model"], row["gpu_count"]) == ("running", "ap-west", "rtx6000", 1)
