@@ -64,6 +64,9 @@ class Fleet:
         # best rank: per request, the shapes scored for each rank, to find them without the heap
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._ties: dict[tuple[str, Need], dict[tuple, set[HostShape]]] = {}
+        # first-fit: per request and rank, a heap of (lowest host id, shape), checked when read
+        self._lowest: dict[tuple[str, Need], dict[tuple, list]] = {}
+        self._rank_of: dict[tuple[str, Need], dict[HostShape, tuple]] = {}
         for host in hosts:
             self.update(host)
 
@@ -102,6 +105,16 @@ class Fleet:
                     self._catch_up((shape.region, need))
         else:
             insort(bucket, host.id)
+        if self.config.policy == "first-fit" and self._buckets[shape][0] == host.id:
+            self._new_lowest(shape, host.id)
+
+    def _new_lowest(self, shape: HostShape, host_id: int) -> None:
+        """first-fit: the shape's lowest host id went down; its entries must say so."""
+        for need in self._needs.get(shape.region, ()):
+            key = (shape.region, need)
+            rank = self._rank_of[key].get(shape)
+            if rank is not None:
+                heapq.heappush(self._lowest[key].setdefault(rank, []), (host_id, shape))
 
     def _unindex(self, host: HostState) -> None:
         shape = host.shape
@@ -136,7 +149,10 @@ class Fleet:
             self._queued[key].discard(shape)
         else:
             heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
-            if self._by_rank:
+            if self.config.policy == "first-fit":
+                self._rank_of[key][shape] = fit.rank
+                heapq.heappush(self._lowest[key].setdefault(fit.rank, []), (self._buckets[shape][0], shape))
+            elif self._by_rank:
                 self._ties[key].setdefault(fit.rank, set()).add(shape)
 
     def _heap(self, region: str, need: Need) -> list:
@@ -148,6 +164,8 @@ class Fleet:
             self._waiting[key] = []
             self._queued[key] = set()
             self._ties[key] = {}
+            self._lowest[key] = {}
+            self._rank_of[key] = {}
             self._needs.setdefault(region, []).append(need)
             self._read[key] = len(self._log.setdefault(region, []))
             for shape in self._shapes.get(region, ()):
@@ -180,6 +198,11 @@ class Fleet:
             for rank, _, shape in self._heaps[key]:
                 ties.setdefault(rank, set()).add(shape)
             self._ties[key] = ties
+            self._rank_of[key] = {shape: rank for rank, group in ties.items() for shape in group}
+            self._lowest[key] = {rank: [(self._buckets[shape][0], shape) for shape in group]
+                                 for rank, group in ties.items()}
+            for entries in self._lowest[key].values():
+                heapq.heapify(entries)
 
     def _compact(self, region: str) -> None:
         """Drop log entries every heap has read, or whose shape is gone."""
@@ -206,6 +229,8 @@ class Fleet:
             if not waiting or (heap and waiting[0][0] > heap[0][0][: len(waiting[0][0])]):
                 break
             self._score(key, heapq.heappop(waiting)[2])
+        if self.config.policy == "first-fit":
+            return self._lowest_of_best_rank(key)
         if self._by_rank:
             return self._tied_by_rank(key)
         tied: list = []
@@ -218,6 +243,29 @@ class Fleet:
         for entry in tied:
             heapq.heappush(heap, entry)
         return [entry[2] for entry in tied]
+
+    def _lowest_of_best_rank(self, key: tuple[str, Need]) -> list[HostShape]:
+        """first-fit: the shape holding the lowest host id among the shapes on the best rank.
+        Entries whose shape is gone, or whose lowest id moved up, are dropped (the shape pushed
+        again with its lowest id); a gone shape that comes back is queued and scored again."""
+        heap = self._heaps[key]
+        if not heap:
+            return []
+        top = heap[0][2]  # live: checked by `_best`
+        lowest = self._lowest[key].setdefault(heap[0][0], [])
+        while lowest:
+            first, shape = lowest[0]
+            bucket = self._buckets.get(shape)
+            if bucket is not None and bucket[0] == first:
+                break
+            heapq.heappop(lowest)
+            if bucket is None:
+                self._queued[key].discard(shape)
+            else:
+                heapq.heappush(lowest, (bucket[0], shape))
+        if not lowest or self._buckets[top][0] < lowest[0][0]:
+            return [top]
+        return [lowest[0][1]]
 
     def _tied_by_rank(self, key: tuple[str, Need]) -> list[HostShape]:
         """The live shapes on the best rank, from the rank's set (its dead shapes dropped: one
