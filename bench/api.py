@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from _store import INSTANT_STEPS
 
 from gpucloud.catalog import load_catalog
 from gpucloud.config import load_settings
@@ -202,7 +203,7 @@ class Target:
     cleanup: list = field(default_factory=list)
 
     def env(self) -> dict:
-        return {**os.environ, "GPUCLOUD_DATA_DIR": str(self.data_dir), "GPUCLOUD_DATABASE_URL": self.database_url,
+        return {**os.environ, **INSTANT_STEPS, "GPUCLOUD_DATA_DIR": str(self.data_dir), "GPUCLOUD_DATABASE_URL": self.database_url,
                 "GPUCLOUD_RATE_LIMIT_PER_MINUTE": "0"}
 
 

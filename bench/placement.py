@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.capacity import capacity_rows
 from gpucloud.domain.fleet_index import Fleet
-from gpucloud.domain.numa_fit import Need, choose, cores_for, fill_count, may_fit, shared_threads
+from gpucloud.domain.numa_fit import Need, best_fit, choose, cores_for, fill_count, may_fit, shared_threads
 from gpucloud.domain.placement import (
     HostState,
     Placement,
@@ -330,8 +330,9 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
     departures: list = []
     first_refusal_rate = None
     per_node = {h.id: max(len(n.gpus) for n in h.nodes) for h in hosts}  # GPUs of the fullest node
+    cpu_only = [h.id for h in hosts if not h.shape.installed]
     n = dict.fromkeys(("single", "single_refused", "multi", "multi_refused", "multi_refused_with_room", "gpus",
-                       "gpus_refused", "could_be_local", "split"), 0)
+                       "gpus_refused", "could_be_local", "split", "std", "std_on_gpu_host", "std_cpu_had_room"), 0)
     samples, allocation = [], []
     next_sample = 0.0
     for k, arrival in enumerate(work.arrivals(lifetimes)):
@@ -343,6 +344,11 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
         request = requests[arrival.plan_id]
         result = fleet.place(request)
         placed = isinstance(result, Placement)
+        if placed and not request.gpus and arrival.at >= STEADY_AFTER * work.mean_lifetime:
+            n["std"] += 1
+            if fleet.host(result.host_id).shape.installed:  # a plan without GPUs on a GPU host
+                n["std_on_gpu_host"] += 1
+                n["std_cpu_had_room"] += any(best_fit(fleet.host(i).shape, request.need, config) for i in cpu_only)
         if placed:
             fleet.apply(result)
             heapq.heappush(departures, (arrival.at + arrival.lifetime, k, result, request.gpu_model))
@@ -380,6 +386,8 @@ def quality(policy: str, size: int, lifetimes: float, seed: int) -> dict:
         "stranded_gpus_pct": g / total["gpus"],
         "stranded_cores_pct": c / total["cores"],
         "stranded_gib_pct": m / total["gib"],
+        "std_on_gpu_host": n["std_on_gpu_host"] / max(n["std"], 1),
+        "std_cpu_had_room": n["std_cpu_had_room"],
     }
 
 
@@ -439,10 +447,12 @@ def main() -> None:
              f"{m['single_refused']:.1%}", f"{m['multi_refused']:.1%}", f"{m['multi_refused_with_room']:.0f}",
              f"{m['multi_refused_with_room_pct']:.1%}", ratio(p, "multi_refused_with_room"), f"{m['split']:.1%}",
              f"{m['stranded_gpus_pct']:.2%}",
-             f"{m['stranded_cores_pct']:.2%}", f"{m['stranded_gib_pct']:.2%}"] for p, m in med.items()]
+             f"{m['stranded_cores_pct']:.2%}", f"{m['stranded_gib_pct']:.2%}", f"{m['std_on_gpu_host']:.1%}",
+             f"{m['std_cpu_had_room']:.0f}"] for p, m in med.items()]
     print(table(["policy", "alloc at 1st refusal", "mean GPU alloc", "GPUs refused", "1-GPU reqs refused",
                  "multi-GPU reqs refused", "multi-GPU refused with room", "% of multi-GPU", "vs first-fit",
-                 "split over NUMA nodes", "stranded GPUs", "stranded cores", "stranded GiB"], rows))
+                 "split over NUMA nodes", "stranded GPUs", "stranded cores", "stranded GiB",
+                 "plans without GPUs on GPU hosts", "... while a CPU-only host had room"], rows))
     per_seed = {p: [r["multi_refused_with_room"] for r in rs] for p, rs in results.items()}
     print("\nmulti-GPU refused with room, per seed: " + "; ".join(f"{p} {v}" for p, v in per_seed.items()))
 

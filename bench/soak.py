@@ -40,6 +40,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from _store import INSTANT_STEPS
 
 from gpucloud.catalog import load_catalog
 from gpucloud.config import load_settings
@@ -291,7 +292,7 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="gpucloud-soak-"))
     url, token = prepare(data_dir)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")},
-           "GPUCLOUD_DATABASE_URL": url, "GPUCLOUD_DATA_DIR": str(data_dir), "GPUCLOUD_SIM_BOOT_SECONDS": "0.5",
+           "GPUCLOUD_DATABASE_URL": url, "GPUCLOUD_DATA_DIR": str(data_dir), **INSTANT_STEPS, "GPUCLOUD_SIM_BOOT_SECONDS": "0.5",
            "GPUCLOUD_RATE_LIMIT_PER_MINUTE": "0", "GPUCLOUD_JOB_LEASE_SECONDS": "6",
            "GPUCLOUD_HOST_CHECK_SECONDS": "3", "GPUCLOUD_HOST_DOWN_AFTER_MISSED": "2",
            "GPUCLOUD_RECONCILE_SECONDS": "15", "GPUCLOUD_DATABASE_POOL_SIZE": "5"}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs: libvirt (test driver, schemas, virsh, headers for
 # libvirt-python), a real libvirtd with QEMU for software-emulated guests, and Chromium for the
-# admin UI tests, and cloud-init, whose schema validator checks customers' cloud-config.
+# admin UI tests, and cloud-init, whose schema validator checks customers' cloud-config (and whose
+# parsers check the network-config we write).
 # Installs only what is missing; needs root (or sudo) when something is.
 set -euo pipefail
 packages=(libvirt-dev libvirt-clients libxml2-utils pkg-config gcc libvirt-daemon libvirt-daemon-driver-qemu

@@ -169,6 +169,8 @@ def shoot(demo: Demo, out: Path) -> None:
         page.click("button[type=submit]")
 
         shot("dashboard", "/admin/")
+        shot("sellable", "/admin/sellable")
+        shot("instances", "/admin/instances?model=h100")
         shot("hosts", "/admin/hosts?region=us-east")
         shot("host-topology", "/admin/hosts/us-east-h100-nps4-8g-01")
         busiest = max(httpx.get(demo.url + "/v4/linode/instances", headers={
@@ -181,8 +183,8 @@ def shoot(demo: Demo, out: Path) -> None:
 
         page.goto(demo.url + "/admin/accounts?q=customer@example.com")
         page.click("a:has-text('customer@example.com')")
-        page.select_option("[data-boot-form] select[name=plan]", "g3-gpu-h100-1")
         page.select_option("[data-boot-form] select[name=region]", "ap-south")
+        page.select_option("[data-boot-form] select[name=plan]", "g3-gpu-h100-1")
         page.click("[data-boot-button]")
         page.wait_for_selector("[data-booted]")
         time.sleep(2.5)  # mid-way: the progress bar moving

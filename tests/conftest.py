@@ -68,10 +68,18 @@ def _reset_postgres(db: Database) -> None:
     tables = [t.name for t in Base.metadata.sorted_tables if t.name not in _KEEP_ON_RESET]
     with db.write() as s:
         s.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        sync_catalog(s, load_catalog())  # the regions' address pools, as a fresh database has them
+
+
+# The simulated fleet's steps take seconds by default (so the demo shows each status); tests
+# that do not ask for a step's time get it at once, and the boot time the suite was written for.
+FAST_SIM = {"sim_provision_seconds": 0, "sim_boot_seconds": 2.0, "sim_shutdown_seconds": 0, "sim_resize_seconds": 0,
+            "sim_rebuild_seconds": 0}
 
 
 def make_settings(data_dir: Path, database_url: str, **overrides) -> Settings:
-    return load_settings({"data_dir": str(data_dir), "database_url": database_url, **overrides}, environ={})
+    return load_settings({"data_dir": str(data_dir), "database_url": database_url, **FAST_SIM, **overrides},
+                         environ={})
 
 
 @pytest.fixture

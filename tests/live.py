@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import FAST_SIM
+
 GPUCLOUD = [sys.executable, "-m", "gpucloud"]
 
 
@@ -24,9 +26,11 @@ def free_port() -> int:
 
 
 def clean_env(extra: dict | None = None) -> dict:
-    """The test's environment without GPUCLOUD_* settings leaking in from the developer's shell."""
+    """The test's environment without GPUCLOUD_* settings leaking in from the developer's shell
+    (the simulated fleet's steps as quick as `tests.conftest.make_settings` makes them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
-    return {**env, **(extra or {})}
+    fast = {"GPUCLOUD_" + k.upper(): str(v) for k, v in FAST_SIM.items()}
+    return {**env, **fast, **(extra or {})}
 
 
 def run_cli(data_dir: Path, *args: str, env: dict | None = None, check: bool = True,

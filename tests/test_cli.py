@@ -70,7 +70,7 @@ def test_serve_demo_lists_gpu_types_and_reuses_its_seed(tmp_path):
     server = start_server(tmp_path, "--demo")
     try:
         demo = server.demo()
-        assert set(demo) == {"api_url", "admin_user", "admin_password", "staff_token", "customer_token"}
+        assert set(demo) == {"api_url", "admin_user", "admin_password", "staff_token", "customer_token", "promo_code"}
         assert demo["api_url"] == server.api
         types = httpx.get(server.api + "/linode/types",
                           headers={"Authorization": f"Bearer {demo['staff_token']}"}).json()["data"]

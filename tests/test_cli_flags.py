@@ -5,9 +5,14 @@ from __future__ import annotations
 import getpass
 import json
 
+from gpucloud.domain.flags import bucket
+from gpucloud.services.flag_cache import DEFAULT_POLL_SECONDS
 from gpucloud.store.db import Database
 from gpucloud.store.tables import FeatureFlag
 from tests.live import run_cli
+
+SEEN = (f" (every API and worker process sees it within {DEFAULT_POLL_SECONDS:g} s: each polls the flags "
+        "version that often)\n")
 
 
 def _flags(data_dir) -> dict:
@@ -25,15 +30,20 @@ def test_a_rollout_from_the_command_line(tmp_path):
     assert _flags(tmp_path)["gpu-instances"]["state"] == "off"
 
     out = run_cli(tmp_path, "flags", "set", "gpu-instances", "staff", "--why", "staff dogfood").stdout
-    assert out == "gpu-instances: off -> staff\n"
+    assert out == "gpu-instances: off -> staff" + SEEN
     out = run_cli(tmp_path, "flags", "set", "gpu-instances", "percent", "--percent", "10", "--why", "canary").stdout
-    assert out == "gpu-instances: staff -> percent 10\n"
+    assert out == "gpu-instances: staff -> percent 10" + SEEN
+    who = json.loads(run_cli(tmp_path, "flags", "who", "gpu-instances", "--all", "--json").stdout)
+    [customer] = [a for a in who if a["email"] == "customer@example.com"]
+    place = bucket("gpu-instances", customer["id"])
+    assert customer["on"] == (place < 10) and f"place {place}" in customer["why"]
+    assert "accounts" in run_cli(tmp_path, "flags", "who", "gpu-instances").stdout
     assert run_cli(tmp_path, "flags", "set", "gpu-instances", "percent", "--percent", "10",
                    "--why", "again").stdout == "gpu-instances: nothing to change\n"
 
     out = run_cli(tmp_path, "flags", "allow", "gpu-region-ap-south", "customer@example.com", "--until", "2099-01-01",
                   "--why", "one-week trial").stdout
-    assert out == "gpu-region-ap-south: allowed for account customer@example.com until 2099-01-01\n"
+    assert out == "gpu-region-ap-south: allowed for account customer@example.com until 2099-01-01" + SEEN
     run_cli(tmp_path, "flags", "deny", "gpu-instances", "1", "--why", "asked to wait")
     flags = _flags(tmp_path)
     assert (flags["gpu-instances"]["state"], flags["gpu-instances"]["percent"]) == ("percent", 10)
@@ -42,7 +52,7 @@ def test_a_rollout_from_the_command_line(tmp_path):
     assert "+customer@example.com until 2099-01-01T00:00:00" in run_cli(tmp_path, "flags", "list").stdout
 
     out = run_cli(tmp_path, "flags", "clear", "gpu-instances", "customer@example.com", "--why", "ready now").stdout
-    assert out == "gpu-instances: override of account customer@example.com removed\n"
+    assert out == "gpu-instances: override of account customer@example.com removed" + SEEN
     assert _flags(tmp_path)["gpu-instances"]["overrides"] == []
 
     trail = _history(tmp_path)

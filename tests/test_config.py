@@ -53,3 +53,10 @@ def test_bad_environment_value_names_the_variable():
 def test_missing_config_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings({"config": str(Path(tmp_path) / "absent.toml")}, environ={})
+
+
+def test_simulated_steps_outlast_a_3_second_poll_by_default(tmp_path):
+    """The demo's hosts take seconds per step, so a client polling every 3 s sees each status."""
+    s = load_settings({"data_dir": str(tmp_path)}, environ={})
+    steps = (s.sim_provision_seconds, s.sim_boot_seconds, s.sim_shutdown_seconds, s.sim_rebuild_seconds)
+    assert min(steps) > 3 and s.sim_shutdown_seconds + s.sim_resize_seconds > 3

@@ -47,8 +47,16 @@ class Settings:
     reserved_memory_mib_per_node: int = 8192
     shared_cpu_overcommit: float = 4.0
     claim_retries: int = 5
-    # simulated hosts
-    sim_boot_seconds: float = 2.0
+    # simulated hosts: how long each step takes, long enough that a client polling every 3 s
+    # sees every transitional status (a reboot is a shutdown and a boot)
+    sim_provision_seconds: float = 5.0  # a new disk from its image (status provisioning)
+    sim_boot_seconds: float = 4.0  # booting
+    sim_shutdown_seconds: float = 4.0  # shutting_down (and the first half of rebooting)
+    sim_resize_seconds: float = 6.0  # growing the disk (resizing, after the shutdown)
+    sim_rebuild_seconds: float = 8.0  # re-imaging the disk (rebuilding)
+    # instance stats: a reading per instance this often (during host checks), this many kept (a ring)
+    stats_sample_seconds: float = 300.0
+    stats_samples_kept: int = 288
     # API
     rate_limit_per_minute: int = 1200
     max_body_bytes: int = 96 * 1024  # room for 64 KiB of base64 user data

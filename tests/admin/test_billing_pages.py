@@ -44,3 +44,14 @@ def test_trials_page_approves_and_declines_with_a_reason(server):
         assert "thesis" in seen and "Approve</button>" not in seen
     finally:
         db.dispose()
+
+
+def test_the_demo_has_billing_history(server):
+    demo = server.demo()
+    assert demo["promo_code"] == "WELCOME-GPU"
+    assert "promo code     WELCOME-GPU" in server.log.read_text()
+    client = admin_client(server)
+    trial_page = client.get("/admin/trials").text
+    assert 'data-status="active"' in trial_page and 'data-status="pending"' in trial_page
+    customer = client.get("/admin/accounts/customer@example.com").text
+    assert customer.count("<tr><td>#") >= 3  # three closed months

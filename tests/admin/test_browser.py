@@ -204,3 +204,32 @@ def test_sellable_answers_how_many_h100_in_mumbai_and_matches_capacity_json(admi
     admin_page.click("form.filters button")
     rows = admin_page.eval_on_selector_all("[data-sellable-model] tr[data-region]", "trs => trs.map(t => t.dataset.region)")
     assert set(rows) == {"ap-west"}
+
+
+def test_unplaceable_gpus_never_look_free_and_a_rollout_shows_its_accounts(admin_page, server):
+    page, host = admin_page, "us-east-rtx6000-numa-unknown-01"
+    page.goto(server.url + "/admin/hosts?region=us-east")
+    cell = page.locator(f"tr[data-host='{host}'] [data-free]")
+    assert (cell.get_attribute("data-free"), cell.get_attribute("data-unavailable")) == ("0", "4")
+    assert "NUMA node unknown 4" in page.inner_text(f"tr[data-host='{host}'] [data-unplaceable]")
+    page.goto(server.url + f"/admin/hosts/{host}")
+    cards = page.eval_on_selector_all("svg[data-topology] .gpu .gpu-line2", "ts => ts.map(t => t.textContent)")
+    assert cards == ["NUMA node unknown"] * 4
+    assert page.get_attribute("[data-gpu-tile] [data-free]", "data-free") == "0"
+
+    run_cli(server.data_dir, "flags", "set", "gpu-region-ap-west", "percent", "--percent", "50", "--why", "stage 2")
+    who = json.loads(run_cli(server.data_dir, "flags", "who", "gpu-region-ap-west", "--json").stdout)
+    page.goto(server.url + "/admin/flags")
+    rollout = "[data-rollout=gpu-region-ap-west]"
+    assert int(page.inner_text(f"{rollout} [data-rollout-count]")) == len(who)
+    assert sorted(int(r.get_attribute("data-member")) for r in page.query_selector_all(f"{rollout} tr[data-member]")) \
+        == sorted(a["id"] for a in who)
+
+
+def test_cli_boot_follows_the_instance_until_it_runs(server):
+    proc = run_cli(server.data_dir, "instance", "boot", "--account", "customer@example.com", "--plan",
+                   "g1-gpu-rtx6000-1", "--region", "Mumbai", "--label", "cli-boot", "--timeout", "90")
+    assert "instance" in proc.stdout and "cli-boot" in proc.stdout and proc.stdout.rstrip().endswith("is running")
+    assert "root password (shown once)" in proc.stdout and "/password/" in proc.stdout
+    [row] = json.loads(run_cli(server.data_dir, "instance", "list", "cli-boot", "--json").stdout)
+    assert (row["status"], row["region"], row["gpu_model"], row["gpu_count"]) == ("running", "ap-west", "rtx6000", 1)

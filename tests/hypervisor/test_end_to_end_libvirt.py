@@ -15,6 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from gpucloud.hypervisor.cloudinit import read_nocloud_iso
 from tests.live import run_cli, start_server
 
 pytestmark = pytest.mark.libvirtd
@@ -50,6 +51,23 @@ def _domain_state(uri: str, name: str) -> str | None:
         return "running" if names[name].isActive() else "shut off"
     finally:
         conn.close()
+
+
+def _the_seed_on_the_host_names_the_domains_interface(uri: str, name: str, instance: dict, tmp_path: Path) -> None:
+    """The seed volume libvirtd holds is what `gpucloud instance seed` shows, and its
+    network-config gives the domain's own interface (by MAC) the address the API reports."""
+    conn = libvirt.open(uri)
+    try:
+        mac = re.search(r"<mac address='([0-9a-f:]+)'/>", conn.lookupByName(name).XMLDesc(0)).group(1)
+    finally:
+        conn.close()
+    shown = json.loads(run_cli(tmp_path, "instance", "seed", str(instance["id"]), "--json", env=SMALL_HOST).stdout)
+    network = json.loads(shown["network-config"])["ethernets"]["eth0"]
+    assert network["match"]["macaddress"] == mac and network["addresses"][0].split("/")[0] == instance["ipv4"][0]
+    iso = tmp_path / "seed.iso"
+    subprocess.run(["virsh", "-c", uri, "vol-download", "--pool", "gpucloud", f"{name}-seed.iso", str(iso)],
+                   check=True, capture_output=True, timeout=60)
+    assert read_nocloud_iso(iso.read_bytes())["network-config"] == shown["network-config"]
 
 
 def _linode_cli(server, token: str, home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -94,6 +112,7 @@ def test_linode_cli_creates_a_real_qemu_guest_and_deletes_it(libvirtd, tmp_path)
 
         _until(lambda: status() == "running", "the instance to be reported running")
         assert _domain_state(uri, name) == "running"  # QEMU really runs it
+        _the_seed_on_the_host_names_the_domains_interface(uri, name, instance, tmp_path)
 
         deleted = _linode_cli(server, token, home, "linodes", "delete", str(instance["id"]))
         assert deleted.returncode == 0, deleted.stderr

@@ -95,6 +95,39 @@ def test_redefining_replaces_the_definition_and_keeps_the_disk(test_host_uri, tw
     assert driver._conn.storagePoolLookupByName("gpucloud").storageVolLookupByName(f"{spec.name}-disk.qcow2").key() == disk_key
 
 
+def test_reimage_wipes_the_disk_and_writes_it_from_the_new_image(test_host_uri, two_gpu_spec, caplog):
+    driver = LibvirtDriver(test_host_uri)
+    spec = two_gpu_spec()
+    driver.define(spec)
+
+    def backing() -> str | None:
+        pool = driver._conn.storagePoolLookupByName("gpucloud")
+        return etree.fromstring(pool.storageVolLookupByName(f"{spec.name}-disk.qcow2").XMLDesc(0)).findtext(
+            "backingStore/path")
+
+    assert backing().endswith("linode-debian12.qcow2")
+    with caplog.at_level(logging.WARNING):
+        driver.reimage(replace(spec, image="linode/ubuntu24.04"))  # no base image in this pool: an empty disk
+    assert backing() is None and "no base image for linode/ubuntu24.04" in caplog.text
+    driver.reimage(spec)
+    assert backing().endswith("linode-debian12.qcow2")
+    driver.start(spec.name)
+    with pytest.raises(DriverError, match="the domain is running"):
+        driver.reimage(spec)
+    assert backing().endswith("linode-debian12.qcow2")
+
+
+def test_rescue_boots_the_rescue_image_first_with_the_disk_beside_it(test_host_uri, two_gpu_spec):
+    driver, spec = LibvirtDriver(test_host_uri), two_gpu_spec()
+    xml = etree.fromstring(driver.domain_xml(replace(spec, rescue=True)))
+    boots = {d.find("source").get("volume"): d.find("boot").get("order") for d in xml.iterfind("devices/disk")
+             if d.find("boot") is not None}
+    assert boots == {"gpucloud-rescue.iso": "1", f"{spec.name}-disk.qcow2": "2"}
+    normal = etree.fromstring(driver.domain_xml(spec))
+    assert [d.find("source").get("volume") for d in normal.iterfind("devices/disk")] == [
+        f"{spec.name}-disk.qcow2", f"{spec.name}-seed.iso"]
+
+
 def test_a_refused_define_leaves_no_volumes_behind(test_host_uri, two_gpu_spec):
     driver = LibvirtDriver(test_host_uri)
     first = two_gpu_spec()

@@ -112,6 +112,41 @@ class Resize(Body):
     migration_type: Literal["warm", "cold"] | None = None
 
 
+class Rebuild(Body):
+    image: str = Field(description="An image id from GET /images: the disk is wiped and written from it.")
+    root_pass: str | None = None
+    authorized_keys: list[str] | None = None
+    authorized_users: list[str] | None = None
+    booted: bool | None = Field(None, description="Boot the rebuilt instance (default true).")
+    metadata: Metadata | None = None
+    # refused with a reason (api/unoffered.py) when they ask for what we do not have
+    disk_encryption: str | None = None
+    stackscript_id: int | None = None
+    stackscript_data: dict[str, Any] | None = None
+    type: str | None = Field(None, description="Refused: resize the instance on its own.")
+
+
+class RescueDevice(Body):
+    disk_id: int | None = None
+    volume_id: int | None = None
+
+
+class RescueDevices(Body):
+    sda: RescueDevice | None = None
+    sdb: RescueDevice | None = None
+    sdc: RescueDevice | None = None
+    sdd: RescueDevice | None = None
+    sde: RescueDevice | None = None
+    sdf: RescueDevice | None = None
+    sdg: RescueDevice | None = None
+
+
+class Rescue(Body):
+    devices: RescueDevices | None = None
+
+
+class RootPassword(Body):
+    root_pass: str = Field(description="The new root password; the guest takes it at its next boot.")
 class SshKeyCreate(Body):
     ssh_key: str = Field(description="An OpenSSH public key, e.g. 'ssh-ed25519 AAAA... me@laptop'.")
     label: str | None = Field(None, max_length=64)

@@ -159,7 +159,9 @@ def install(app: FastAPI) -> None:
     """Every handled failure becomes a Linode body; the ASGI layer catches the rest (500)."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.status == 404 and (reason := unoffered.route_reason(request.method, request.url.path)):
+            return response(404, [(None, reason)])  # e.g. /regions/vpc-availability read as a region's id
         return response(exc.status, [(exc.field, exc.reason)], exc.headers)
 
     @app.exception_handler(GpucloudError)

@@ -34,6 +34,7 @@ class Unoffered:
     path: tuple[str, ...]  # segments after /v4; ANY matches one segment
     subject: str  # "Block Storage volumes are"
     methods: frozenset[str] | None = None  # None: every method
+    exact: bool = False  # this path only, not the paths below it
 
     @property
     def reason(self) -> str:
@@ -41,8 +42,9 @@ class Unoffered:
 
 
 def _entry(methods: str, path: str, subject: str) -> Unoffered:
+    """`path` covers the paths below it too, unless it ends in `$`."""
     chosen = None if methods == ANY else frozenset(methods.split(","))
-    return Unoffered(tuple(path.strip("/").split("/")), subject, chosen)
+    return Unoffered(tuple(path.strip("/").rstrip("$").split("/")), subject, chosen, exact=path.endswith("$"))
 
 
 BACKUPS = "Backups are"
@@ -59,7 +61,7 @@ CONFIGS = "Editing configuration profiles (each instance has one, managed for it
 IPS = "Adding, changing or sharing IP addresses is"
 BILLING = "Stored payment methods are"
 
-# Most specific first is not needed: the longest matching path wins.
+# Order does not matter: the longest matching path wins.
 ROUTES: tuple[Unoffered, ...] = (
     # whole products
     _entry(ANY, "/volumes", VOLUMES),
@@ -107,14 +109,14 @@ ROUTES: tuple[Unoffered, ...] = (
     # regions, images
     _entry(ANY, "/regions/vpc-availability", "VPCs are"),
     _entry(ANY, "/regions/*/vpc-availability", "VPCs are"),
-    _entry("POST", "/images", CUSTOM_IMAGES),
+    _entry("POST", "/images$", CUSTOM_IMAGES),
     _entry(ANY, "/images/upload", CUSTOM_IMAGES),
     _entry(ANY, "/images/sharegroups", CUSTOM_IMAGES),
     _entry("PUT,POST", "/images/*/*", CUSTOM_IMAGES),
     _entry(ANY, "/images/*/*/regions", CUSTOM_IMAGES),
     _entry(ANY, "/images/*/*/sharegroups", CUSTOM_IMAGES),
     # account
-    _entry("PUT", "/account", "Editing account contact details through the API is"),
+    _entry("PUT", "/account$", "Editing account contact details through the API is"),
     _entry(ANY, "/account/availability", "Per-account service availability is (see GET /regions/availability)"),
     _entry(ANY, "/account/cancel", "Closing an account through the API is"),
     _entry(ANY, "/account/logins", LOGINS),
@@ -131,9 +133,9 @@ ROUTES: tuple[Unoffered, ...] = (
     _entry(ANY, "/account/agreements", "Agreements are"),
     _entry(ANY, "/account/betas", "Beta programs are"),
     _entry(ANY, "/account/payment-methods", BILLING),
-    _entry("POST", "/account/payments", "Card payments through the API are"),
+    _entry("POST", "/account/payments$", "Card payments through the API are"),
     # profile
-    _entry("PUT", "/profile", "Editing profile settings through the API is"),
+    _entry("PUT", "/profile$", "Editing profile settings through the API is"),
     _entry(ANY, "/profile/apps", "Authorized OAuth apps are"),
     _entry(ANY, "/profile/devices", "Trusted devices are"),
     _entry(ANY, "/profile/logins", LOGINS),
@@ -156,7 +158,9 @@ def _segments(path: str) -> tuple[str, ...] | None:
 def _matches(entry: Unoffered, segments: tuple[str, ...], method: str) -> bool:
     if entry.methods is not None and method not in entry.methods:
         return False
-    return len(segments) >= len(entry.path) and all(
+    if len(segments) < len(entry.path) or (entry.exact and len(segments) != len(entry.path)):
+        return False
+    return all(
         want in (ANY, got) for want, got in zip(entry.path, segments, strict=False))
 
 
@@ -228,6 +232,14 @@ UPDATE_FIELDS: dict[str, FieldRule] = {
 RESIZE_FIELDS: dict[str, FieldRule] = {
     "allow_auto_disk_resize": FieldRule("Keeping the disk's size on resize (it follows the plan) is", _one_of(True)),
     "migration_type": FieldRule("Warm resizes (GPU guests are resized cold) are", _one_of("cold")),
+}
+
+
+REBUILD_FIELDS: dict[str, FieldRule] = {
+    "stackscript_id": CREATE_FIELDS["stackscript_id"],
+    "stackscript_data": CREATE_FIELDS["stackscript_data"],
+    "disk_encryption": CREATE_FIELDS["disk_encryption"],
+    "type": FieldRule("Resizing while rebuilding (resize the Linode on its own) is", _absent),
 }
 
 

@@ -13,6 +13,7 @@ import uuid
 
 from gpucloud.clock import linode_time
 from gpucloud.domain.catalog import GPU_CAPABILITY, Image, Plan, Region
+from gpucloud.domain.guest import GuestNetwork
 
 MAINTENANCE_POLICY = "linode/power_off_on"  # passthrough GPUs cannot live-migrate
 KERNEL = "linode/grub2"
@@ -136,25 +137,27 @@ def _ipv6_with_prefix(address: str | None) -> str | None:
     return address if "/" in address else f"{address}/128"
 
 
-def instance_ips(inst, r: Region | None) -> dict:
+def instance_ips(inst, network: GuestNetwork) -> dict:
     """GET …/ips: linode_api4 reads ipv4.{public,private,shared,reserved} and
-    ipv6.{slaac,link_local,global} and raises KeyError when one is missing."""
+    ipv6.{slaac,link_local,global} and raises KeyError when one is missing. Gateways and
+    prefixes are those of the pools the addresses come from (what the guest configures)."""
     public = []
     if inst.ipv4:
-        net = ipaddress.ip_network(r.ipv4_pool if r else f"{inst.ipv4}/24", strict=False)
-        gateway = net.broadcast_address - 1 if net.num_addresses > 2 else net.network_address  # never a guest's
-        public.append({"address": inst.ipv4, "gateway": str(gateway), "subnet_mask": str(net.netmask),
+        net = ipaddress.ip_network(f"{inst.ipv4}/{network.ipv4_prefix}", strict=False)
+        public.append({"address": inst.ipv4, "gateway": network.ipv4_gateway, "subnet_mask": str(net.netmask),
                        "prefix": net.prefixlen, "type": "ipv4", "public": True, "rdns": None,
                        "linode_id": inst.id, "region": inst.region_id, "vpc_nat_1_1": None, "reserved": False})
     v6 = (inst.ipv6 or "").split("/")[0]
     slaac = None
     link_local = None
     if v6:
-        slaac = {"address": v6, "gateway": "fe80::1", "subnet_mask": "ffff:ffff:ffff:ffff::", "prefix": 64,
+        prefix = network.ipv6_prefix if network.ipv6 else 64
+        mask = str(ipaddress.ip_network(f"{v6}/{prefix}", strict=False).netmask)
+        slaac = {"address": v6, "gateway": network.ipv6_gateway, "subnet_mask": mask, "prefix": prefix,
                  "type": "ipv6", "public": True, "rdns": None, "linode_id": inst.id, "region": inst.region_id}
-        interface_id = (int(ipaddress.IPv6Address(v6)) & 0xFFFF_FFFF) | 0x0200_00FF_FE00_0000  # EUI-64 style
+        interface_id = int(ipaddress.IPv6Address(v6)) & 0xFFFF_FFFF_FFFF_FFFF  # the SLAAC address's lower half
         link_local = {**slaac, "address": str(ipaddress.IPv6Address((0xFE80 << 112) | interface_id)),
-                      "gateway": "fe80::1", "public": False}
+                      "gateway": None, "subnet_mask": "ffff:ffff:ffff:ffff::", "prefix": 64, "public": False}
     return {"ipv4": {"public": public, "private": [], "shared": [], "reserved": [], "vpc": []},
             "ipv6": {"slaac": slaac, "link_local": link_local, "global": []}}
 

@@ -88,9 +88,9 @@ def cli(ctx: click.Context, data_dir: str | None, database_url: str | None, conf
 
 
 def _register_commands() -> None:
-    from gpucloud.cli import accounts, api, billing, capacity, check, flags, hosts, instances, server, worker
+    from gpucloud.cli import accounts, api, billing, capacity, check, flags, hosts, instances, ips, server, worker
 
-    for module in (server, api, hosts, instances, capacity, accounts, flags, worker, check, billing):
+    for module in (server, api, hosts, instances, ips, capacity, accounts, flags, worker, check, billing):
         for command in module.COMMANDS:
             cli.add_command(command)
 

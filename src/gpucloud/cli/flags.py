@@ -10,6 +10,7 @@ from gpucloud.cli.output import cli_actor, emit_json, emit_table, json_option, p
 from gpucloud.clock import linode_time
 from gpucloud.domain.flags import STATES
 from gpucloud.services import flags as service
+from gpucloud.services.flag_cache import DEFAULT_POLL_SECONDS
 
 why_option = click.option("--why", default="", help="The reason, kept in the audit log (required).")
 
@@ -24,7 +25,8 @@ def _report(change: service.Change, done: str) -> None:
     if not change.changed:
         click.echo(f"{change.key}: nothing to change")
     else:
-        click.echo(f"{change.key}: {done}")
+        click.echo(f"{change.key}: {done} (every API and worker process sees it within "
+                   f"{DEFAULT_POLL_SECONDS:g} s: each polls the flags version that often)")
 
 
 @click.group("flags")
@@ -58,6 +60,22 @@ def _overrides_text(view: service.FlagView) -> str:
             text += f" until {linode_time(o.expires_at)}" + ("" if o.active else " (expired)")
         parts.append(text)
     return " ".join(parts)
+
+
+@flags.command("who")
+@click.argument("key")
+@click.option("--all", "everyone", is_flag=True, help="Every account, also those the flag is off for.")
+@json_option
+@pass_ctx
+def who(ctx: Context, key: str, everyone: bool, as_json: bool) -> None:
+    """Which accounts a flag is on for now, and why (a percent rollout's place 0-99, staff, overrides)."""
+    rows = service.rollout(ctx.state, key)
+    shown = rows if everyone else [r for r in rows if r["on"]]
+    if as_json:
+        emit_json(shown)
+        return
+    click.echo(f"{key}: on for {sum(r['on'] for r in rows)} of {len(rows)} accounts")
+    emit_table(shown, [("id", "ID"), ("email", "E-MAIL"), ("on", "ON"), ("why", "WHY")])
 
 
 @flags.command("set")

@@ -24,6 +24,22 @@ def xml(ctx: Context, instance_id: int) -> None:
     click.echo(guests.domain_xml(ctx.db, instance_id))
 
 
+@instance.command("seed")
+@click.argument("instance_id", type=int)
+@json_option
+@pass_ctx
+def seed(ctx: Context, instance_id: int, as_json: bool) -> None:
+    """The cloud-init seed the instance's guest is given: meta-data, user-data and network-config
+    (`--json`: an object with those keys, each the file's text)."""
+    files = guests.seed_files(ctx.db, instance_id)
+    if as_json:
+        emit_json(files)
+        return
+    for name, text in files.items():
+        click.echo(f"--- {name}")
+        click.echo(text.rstrip("\n"))
+
+
 @instance.command("list")
 @click.argument("query", required=False, default="")
 @region_option("Only instances of this region.")

@@ -33,6 +33,7 @@ gpucloud demo is up at {settings.resolved_public_url}
   admin          {settings.resolved_public_url}/admin   user {info.admin_user}   password {info.admin_password}
   staff token    {info.staff_token}
   customer token {info.customer_token}
+  promo code     {info.promo_code}   (linode-cli account promo-add --promo_code {info.promo_code})
   (all of this is in {demo_file(settings)})
 
   GPU plans start dark (flag gpu-instances in state `staff`): the staff token sees them, the

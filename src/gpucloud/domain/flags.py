@@ -108,17 +108,29 @@ def evaluate(flag: Flag, account_id: int | None, is_staff: bool, overrides: Iter
     """Whether `flag` is on for the account. `account_id` None is an anonymous caller (e.g. an
     unauthenticated GET /v4/linode/types): it gets `on` flags only. An active override of this
     account beats the state; expired ones and other accounts' are ignored."""
+    return decide(flag, account_id, is_staff, overrides, now)[0]
+
+
+def decide(flag: Flag, account_id: int | None, is_staff: bool, overrides: Iterable[Override],
+           now: datetime) -> tuple[bool, str]:
+    """`evaluate`'s answer and why, in words ('in the first 10 %: place 7', 'staff', ...):
+    what shows an operator which accounts a rollout holds."""
     if account_id is not None:
         for override in overrides:
             if override.account_id == account_id and override.active(now):
-                return override.allow
+                return override.allow, "allowed by override" if override.allow else "denied by override"
     if flag.state == "on":
-        return True
+        return True, "on for everyone"
     if account_id is None or flag.state == "off":
-        return False
+        return False, "off" if flag.state == "off" else "anonymous"
     if is_staff:  # staff state, and percent state too: rollout stages only ever add accounts
-        return True
-    return flag.state == "percent" and bucket(flag.key, account_id) < flag.percent
+        return True, "staff"
+    if flag.state != "percent":
+        return False, "staff only"
+    place = bucket(flag.key, account_id)
+    if place < flag.percent:
+        return True, f"in the first {flag.percent} %: place {place}"
+    return False, f"place {place}, not in the first {flag.percent} %"
 
 
 # --- what the GPU flags gate ----------------------------------------------------------------

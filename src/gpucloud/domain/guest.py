@@ -32,11 +32,27 @@ class GuestGpu:
 
 
 @dataclass(frozen=True)
+class GuestNetwork:
+    """The guest's one interface as it configures it (cloud-init network-config v2): matched by
+    MAC, static addresses with their pools' prefix and gateway, the region's resolvers."""
+
+    mac: str
+    ipv4: str | None = None
+    ipv4_prefix: int = 32
+    ipv4_gateway: str | None = None
+    ipv6: str | None = None
+    ipv6_prefix: int = 128
+    ipv6_gateway: str | None = None
+    resolvers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CloudInit:
     hostname: str
     root_pass_hash: str | None = None  # crypt(3) SHA-512 hash, never the password
     authorized_keys: tuple[str, ...] = ()
     user_data: bytes | None = None  # the customer's `metadata.user_data`, decoded
+    network: GuestNetwork | None = None  # None: the image's own default (DHCP)
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,8 @@ class DomainSpec:
     disk_mib: int = 0
     cloud_init: CloudInit | None = None
     domain_type: str = "kvm"  # "qemu" for software emulation (CI, hosts without KVM)
+    rescue: bool = False  # boot the rescue image, the instance's own disk attached beside it
+    mac: str | None = None  # the interface's MAC; None: derived from the uuid (instances from before MACs were kept)
 
     @property
     def vcpus(self) -> int:

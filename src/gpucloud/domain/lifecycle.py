@@ -17,26 +17,29 @@ SHUTTING_DOWN = "shutting_down"
 OFFLINE = "offline"
 REBOOTING = "rebooting"
 RESIZING = "resizing"
+REBUILDING = "rebuilding"
 DELETING = "deleting"
 FAILED = "failed"
 
-STATUSES = (PROVISIONING, BOOTING, RUNNING, SHUTTING_DOWN, OFFLINE, REBOOTING, RESIZING, DELETING, FAILED)
+STATUSES = (PROVISIONING, BOOTING, RUNNING, SHUTTING_DOWN, OFFLINE, REBOOTING, RESIZING, REBUILDING, DELETING,
+            FAILED)
 
 # status -> the statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
     PROVISIONING: frozenset({BOOTING, OFFLINE, FAILED, DELETING}),
     BOOTING: frozenset({RUNNING, OFFLINE, FAILED, DELETING}),
-    RUNNING: frozenset({SHUTTING_DOWN, REBOOTING, RESIZING, OFFLINE, DELETING, FAILED}),
+    RUNNING: frozenset({SHUTTING_DOWN, REBOOTING, RESIZING, REBUILDING, OFFLINE, DELETING, FAILED}),
     SHUTTING_DOWN: frozenset({OFFLINE, RUNNING, FAILED, DELETING}),
-    OFFLINE: frozenset({BOOTING, RESIZING, RUNNING, DELETING, FAILED}),
+    OFFLINE: frozenset({BOOTING, REBOOTING, RESIZING, REBUILDING, RUNNING, DELETING, FAILED}),
     REBOOTING: frozenset({RUNNING, OFFLINE, FAILED, DELETING}),
     RESIZING: frozenset({BOOTING, OFFLINE, RUNNING, FAILED, DELETING}),
+    REBUILDING: frozenset({BOOTING, OFFLINE, RUNNING, FAILED, DELETING}),
     DELETING: frozenset(),
-    FAILED: frozenset({BOOTING, OFFLINE, RUNNING, DELETING}),
+    FAILED: frozenset({BOOTING, REBOOTING, REBUILDING, OFFLINE, RUNNING, DELETING}),
 }
 
 # Statuses in which the instance's guest may be running on its host.
-MAY_RUN = frozenset({BOOTING, RUNNING, SHUTTING_DOWN, REBOOTING, RESIZING, DELETING, FAILED})
+MAY_RUN = frozenset({BOOTING, RUNNING, SHUTTING_DOWN, REBOOTING, RESIZING, REBUILDING, DELETING, FAILED})
 
 
 class TransitionError(ValueError):
@@ -59,6 +62,7 @@ class Action:
     event_action: str
     allowed_from: frozenset[str]
     enters: str
+    verb: str = ""  # how a refusal names it ("Cannot <verb> this Linode while it is <status>."); name if empty
 
 
 ACTIONS: dict[str, Action] = {
@@ -67,6 +71,13 @@ ACTIONS: dict[str, Action] = {
     "shutdown": Action("shutdown", "shutdown", "linode_shutdown", frozenset({RUNNING, FAILED}), SHUTTING_DOWN),
     "reboot": Action("reboot", "reboot", "linode_reboot", frozenset({RUNNING}), REBOOTING),
     "resize": Action("resize", "resize", "linode_resize", frozenset({RUNNING, OFFLINE}), RESIZING),
+    # a new disk from an image on the same host (same addresses, same GPUs), booted unless asked not to
+    "rebuild": Action("rebuild", "rebuild", "linode_rebuild", frozenset({RUNNING, OFFLINE, FAILED}), REBUILDING),
+    # (re)boot from the rescue image, the instance's disk attached beside it
+    "rescue": Action("rescue", "rescue", "linode_boot", frozenset({RUNNING, OFFLINE, FAILED}), REBOOTING),
+    # the new root password goes into the seed; the guest takes it at its next boot
+    "password": Action("password", "password", "password_reset", frozenset({OFFLINE}), OFFLINE,
+                       "reset the root password of"),
     "delete": Action("delete", "delete", "linode_delete", frozenset(set(STATUSES) - {DELETING}), DELETING),
 }
 

@@ -53,12 +53,29 @@ class DomainInfo:
     state: str  # one of the constants above
 
 
+@dataclass(frozen=True)
+class DomainStats:
+    """A running domain's counters, cumulative since its guest started."""
+
+    name: str
+    vcpus: int
+    cpu_seconds: float
+    disk_ops: int  # read and write requests, all disks
+    disk_bytes: int  # read and written, all disks
+    net_rx_bytes: int
+    net_tx_bytes: int
+
+
 class HypervisorDriver(Protocol):
     def discover(self) -> HostTopology:
         """Read the host's NUMA topology and GPUs."""
 
     def define(self, spec: DomainSpec) -> None:
         """Create or replace the persistent definition (disk and cloud-init seed included)."""
+
+    def reimage(self, spec: DomainSpec) -> None:
+        """Wipe the stopped domain's disk and write a fresh one from `spec.image`, then define it
+        as `define` does (seed included). A running domain is refused."""
 
     def start(self, name: str) -> None:
         """Start a defined domain; a running one is left alone."""
@@ -74,6 +91,9 @@ class HypervisorDriver(Protocol):
 
     def list_domains(self) -> list[DomainInfo]:
         """Every domain this host knows, ours or not."""
+
+    def domain_stats(self) -> list[DomainStats]:
+        """The counters of every running domain."""
 
     def close(self) -> None:
         """Release connections."""

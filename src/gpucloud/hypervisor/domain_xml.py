@@ -22,6 +22,7 @@ from gpucloud.domain.topology import TopologyError, format_cpu_list, normalise_p
 DOMAIN_TYPES = ("kvm", "qemu")
 MAX_FUNCTIONS_PER_GPU = 8  # a PCI slot has functions 0-7
 _TOP_BUS = 254  # highest bus number a pxb-pcie may take; expanders are stacked downwards from it
+RESCUE_VOLUME = "gpucloud-rescue.iso"  # the rescue system (e.g. Finnix), put in each host's pool by operators
 
 
 class DomainSpecError(ValueError):
@@ -57,6 +58,7 @@ class Volumes:
     pool: str
     disk: str | None  # qcow2 system disk, None for a diskless guest
     seed: str | None  # NoCloud seed ISO, None without cloud-init
+    rescue: str | None = None  # the rescue ISO, booted first, when the spec asks for rescue mode
 
 
 def volume_names(domain_name: str) -> tuple[str, str]:
@@ -68,11 +70,13 @@ def volumes_for(spec: DomainSpec, pool: str) -> Volumes:
     """The volumes a spec uses: a disk when it has an image or a size, a seed with cloud-init."""
     disk, seed = volume_names(spec.name)
     has_disk = spec.disk_mib > 0 or spec.image is not None
-    return Volumes(pool=pool, disk=disk if has_disk else None, seed=seed if spec.cloud_init is not None else None)
+    return Volumes(pool=pool, disk=disk if has_disk else None, seed=seed if spec.cloud_init is not None else None,
+                   rescue=RESCUE_VOLUME if spec.rescue else None)
 
 
 def mac_address(domain_uuid: str) -> str:
-    """A stable locally administered MAC per domain, so redefining keeps the guest's address."""
+    """A stable locally administered MAC per domain, for specs that carry none (instances made
+    before MACs were recorded): redefining keeps the guest's interface."""
     digest = hashlib.sha256(domain_uuid.encode()).digest()
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
@@ -259,13 +263,24 @@ def _pci_topology(spec: DomainSpec, stand_in_gpus: bool) -> list[etree._Element]
 
 def _disks(volumes: Volumes) -> list[etree._Element]:
     disks = []
+    if volumes.rescue:
+        disks.append(
+            E.disk(
+                E.driver(name="qemu", type="raw"),
+                E.source(pool=volumes.pool, volume=volumes.rescue),
+                E.target(dev="sdb", bus="sata"),
+                E.readonly(),
+                E.boot(order="1"),
+                type="volume", device="cdrom",
+            )
+        )  # fmt: skip
     if volumes.disk:
         disks.append(
             E.disk(
                 E.driver(name="qemu", type="qcow2", discard="unmap"),
                 E.source(pool=volumes.pool, volume=volumes.disk),
                 E.target(dev="vda", bus="virtio"),
-                E.boot(order="1"),
+                E.boot(order="2" if volumes.rescue else "1"),
                 type="volume", device="disk",
             )
         )  # fmt: skip
@@ -282,8 +297,8 @@ def _disks(volumes: Volumes) -> list[etree._Element]:
     return disks
 
 
-def _interface(nic: Nic, domain_uuid: str) -> etree._Element:
-    iface = E.interface(E.mac(address=mac_address(domain_uuid)), type=nic.kind)
+def _interface(nic: Nic, mac: str) -> etree._Element:
+    iface = E.interface(E.mac(address=mac), type=nic.kind)
     if nic.kind == "network":
         iface.append(E.source(network=nic.source))
     elif nic.kind == "bridge":
@@ -343,7 +358,7 @@ def build_domain_xml(
         devices.append(element)
     for disk in _disks(volumes):
         devices.append(disk)
-    devices.append(_interface(nic, spec.uuid))
+    devices.append(_interface(nic, spec.mac or mac_address(spec.uuid)))
     devices.append(E.serial(E.target(port="0"), type="pty"))
     devices.append(E.console(E.target(type="serial", port="0"), type="pty"))
     devices.append(E.video(E.model(type="none")))

@@ -57,6 +57,9 @@ def _new_driver(host, settings: Settings) -> HypervisorDriver:
         from gpucloud.hypervisor.sim import SimDriver
 
         return SimDriver(settings.data_dir, host.name, host.profile, boot_seconds=settings.sim_boot_seconds,
+                         shutdown_seconds=settings.sim_shutdown_seconds,
+                         provision_seconds=settings.sim_provision_seconds,
+                         resize_seconds=settings.sim_resize_seconds, rebuild_seconds=settings.sim_rebuild_seconds,
                          timeout_s=settings.driver_timeout_seconds)
     if host.driver == "libvirt":
         if not host.uri:

@@ -26,6 +26,7 @@ from gpucloud.hypervisor.base import (
     RUNNING,
     SHUTOFF,
     DomainInfo,
+    DomainStats,
     DriverError,
     DriverTimeout,
     HostUnreachable,
@@ -81,6 +82,25 @@ libvirt.registerErrorHandler(_quiet, None)
 def base_image_volume(image: str) -> str:
     """The pool volume holding an image's base disk: 'linode/debian12' → 'linode-debian12.qcow2'."""
     return image.replace("/", "-") + ".qcow2"
+
+
+def stats_from_record(name: str, record: dict[str, Any]) -> DomainStats:
+    """`virConnectGetAllDomainStats`'s flat record (`cpu.time` in ns, `vcpu.current`,
+    `block.N.rd.reqs`, `net.N.tx.bytes`...) as counters summed over disks and interfaces."""
+
+    def total(prefix: str, count_key: str, *fields: str) -> int:
+        return sum(int(record.get(f"{prefix}.{i}.{field}", 0)) for i in range(int(record.get(count_key, 0)))
+                   for field in fields)
+
+    return DomainStats(
+        name=name,
+        vcpus=int(record.get("vcpu.current", 0)),
+        cpu_seconds=int(record.get("cpu.time", 0)) / 1e9,
+        disk_ops=total("block", "block.count", "rd.reqs", "wr.reqs"),
+        disk_bytes=total("block", "block.count", "rd.bytes", "wr.bytes"),
+        net_rx_bytes=total("net", "net.count", "rx.bytes"),
+        net_tx_bytes=total("net", "net.count", "tx.bytes"),
+    )
 
 
 def _code(exc: libvirt.libvirtError) -> int:
@@ -357,6 +377,14 @@ class LibvirtDriver:
             raise PermanentDriverError(f"{spec.name}: {exc}") from None
 
     def define(self, spec: DomainSpec) -> None:
+        self._define(spec, fresh_disk=False)
+
+    def reimage(self, spec: DomainSpec) -> None:
+        self._define(spec, fresh_disk=True)
+
+    def _define(self, spec: DomainSpec, *, fresh_disk: bool) -> None:
+        """Define the domain, its disk created from the image when missing (or, `fresh_disk`,
+        deleted first: the domain must be off) and its seed written."""
         xml = self.domain_xml(spec)
         volumes = volumes_for(spec, self.pool)
         seed = b""
@@ -369,6 +397,13 @@ class LibvirtDriver:
         def work(conn: libvirt.virConnect) -> None:
             pool = self._storage_pool(conn)
             created: list[libvirt.virStorageVol] = []
+            if fresh_disk and volumes.disk:
+                domain = self._domain(conn, spec.name)
+                if domain is not None and domain.isActive():
+                    raise DriverError(f"reimage {spec.name} on {self.uri}: the domain is running")
+                old_disk = self._volume(pool, volumes.disk)
+                if old_disk is not None:
+                    old_disk.delete(0)
             try:
                 if volumes.disk and self._volume(pool, volumes.disk) is None:
                     created.append(self._create_disk(pool, volumes.disk, spec))  # an existing disk is kept
@@ -387,7 +422,7 @@ class LibvirtDriver:
                         log.warning("could not remove volume %s after a failed define: %s", volume.name(), exc)
                 raise
 
-        self._call(f"define {spec.name}", work)
+        self._call(f"{'reimage' if fresh_disk else 'define'} {spec.name}", work)
 
     @staticmethod
     def _domain(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
@@ -512,6 +547,23 @@ class LibvirtDriver:
             return found
 
         return self._call("list domains", work)
+
+    def domain_stats(self) -> list[DomainStats]:
+        """One `virConnectGetAllDomainStats` call for every running domain's counters."""
+        wanted = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU
+                  | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE)
+
+        def work(conn: libvirt.virConnect) -> list[DomainStats]:
+            found = []
+            for domain, record in conn.getAllDomainStats(wanted, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE):
+                try:
+                    found.append(stats_from_record(domain.name(), record))
+                except libvirt.libvirtError as exc:
+                    if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise  # undefined while we asked
+            return found
+
+        return self._call("domain stats", work)
 
     def close(self) -> None:
         with self._conn_lock:

@@ -9,6 +9,11 @@ Behaviour follows libvirt's where it matters to the control plane: operations ar
 idempotent, `start` launches the guest at once and then takes `boot_seconds` to come up
 (a repeated start waits only for what is left), a GPU that a running domain holds cannot
 be started in a second one, and shutdown is ACPI first, then forced after its timeout.
+Steps take the time they take on a real host, so each transitional status lasts long enough
+for a polling client to see it: defining a new domain writes its disk from the image
+(`provision_seconds`), a definition with a bigger disk grows it (`resize_seconds`), a
+shutdown takes `shutdown_seconds`, a rebuild writes a fresh disk (`rebuild_seconds`). A
+retried step that already happened takes no time (a rebuild always rewrites the disk).
 
 Faults (`inject_fault`): `fail` (DriverError, retryable), `permanent` (PermanentDriverError),
 `hang` (the call blocks for the driver's `timeout_s`, then DriverTimeout), `unreachable`
@@ -22,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import random
 import re
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,13 +43,15 @@ from gpucloud.hypervisor.base import (
     RUNNING,
     SHUTOFF,
     DomainInfo,
+    DomainStats,
     DriverError,
     DriverTimeout,
     HostUnreachable,
     PermanentDriverError,
 )
 
-OPERATIONS = ("discover", "define", "start", "shutdown", "destroy", "undefine", "list_domains")
+OPERATIONS = ("discover", "define", "reimage", "start", "shutdown", "destroy", "undefine", "list_domains",
+              "domain_stats")
 FAULT_KINDS = ("fail", "permanent", "hang", "unreachable", "ignore_acpi")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -101,16 +111,24 @@ def read_state(data_dir: str | Path, host_name: str) -> dict:
         return json.loads(json.dumps(state))
 
 
+def _zero_counters(now: float) -> dict:
+    return {"at": now, "cpu_seconds": 0.0, "disk_ops": 0, "disk_bytes": 0, "net_rx_bytes": 0, "net_tx_bytes": 0}
+
+
 class SimDriver:
     """`HypervisorDriver` for a simulated host built from a profile (see `hypervisor.profile`)."""
 
     def __init__(self, data_dir: str | Path, host_name: str, profile: str | None, *, boot_seconds: float = 2.0,
-                 shutdown_seconds: float = 0.0, timeout_s: float = 30.0):
+                 shutdown_seconds: float = 0.0, provision_seconds: float = 0.0, resize_seconds: float = 0.0,
+                 rebuild_seconds: float = 0.0, timeout_s: float = 30.0):
         self.path = state_path(data_dir, host_name)
         self.host_name = host_name
         self.profile = profile
         self.boot_seconds = boot_seconds
         self.shutdown_seconds = shutdown_seconds
+        self.provision_seconds = provision_seconds
+        self.resize_seconds = resize_seconds
+        self.rebuild_seconds = rebuild_seconds
         self.timeout_s = timeout_s
         self._topology: HostTopology | None = None
 
@@ -159,20 +177,47 @@ class SimDriver:
         self._fault("discover")
         return self._topology_or_fail()
 
-    def define(self, spec: DomainSpec) -> None:
-        self._fault("define")
+    def _check_devices(self, what: str, spec: DomainSpec) -> None:
         known = {g.address for g in self._topology_or_fail().gpus}
         missing = [g.address for g in spec.gpus if g.address not in known]
         if missing:
-            raise PermanentDriverError(f"define {spec.name} on sim host {self.host_name}: "
+            raise PermanentDriverError(f"{what} {spec.name} on sim host {self.host_name}: "
                                        f"no PCI device {', '.join(missing)} on this host")
+
+    @staticmethod
+    def _definition(spec: DomainSpec) -> dict:
+        """What the host keeps of a definition (the seed's password hash, for tests to read)."""
+        cloud_init = spec.cloud_init
+        return {"uuid": spec.uuid, "title": spec.title, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
+                "gpus": [g.address for g in spec.gpus], "rescue": spec.rescue,
+                "root_pass_hash": cloud_init.root_pass_hash if cloud_init else None,
+                "authorized_keys": list(cloud_init.authorized_keys) if cloud_init else []}
+
+    def define(self, spec: DomainSpec) -> None:
+        self._fault("define")
+        self._check_devices("define", spec)
         with _locked(self.path) as state:
-            current = state["domains"].get(spec.name, {})
+            current = state["domains"].get(spec.name)
+            disk_mib = spec.disk_mib if current is None else current.get("disk_mib", spec.disk_mib)
             state["domains"][spec.name] = {
-                "uuid": spec.uuid, "title": spec.title, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
-                "gpus": [g.address for g in spec.gpus],
-                "state": current.get("state", SHUTOFF), "ready_at": current.get("ready_at"),
+                **(current or {"state": SHUTOFF, "ready_at": None, "image": spec.image, "disk_writes": 1}),
+                **self._definition(spec), "disk_mib": max(disk_mib, spec.disk_mib),
             }
+        if current is None:
+            time.sleep(self.provision_seconds)  # the disk, written from the image
+        elif spec.disk_mib > disk_mib:
+            time.sleep(self.resize_seconds)  # the disk, grown
+
+    def reimage(self, spec: DomainSpec) -> None:
+        self._fault("reimage")
+        self._check_devices("reimage", spec)
+        with _locked(self.path) as state:
+            current = state["domains"].get(spec.name) or {"state": SHUTOFF, "ready_at": None, "disk_writes": 0}
+            if current["state"] == RUNNING:
+                raise DriverError(f"reimage {spec.name} on sim host {self.host_name}: the domain is running")
+            state["domains"][spec.name] = {**current, **self._definition(spec), "image": spec.image,
+                                           "disk_mib": spec.disk_mib, "disk_writes": current.get("disk_writes", 1) + 1}
+        time.sleep(self.rebuild_seconds)  # the old disk wiped, the image written
 
     def start(self, name: str) -> None:
         self._fault("start")
@@ -187,6 +232,7 @@ class SimDriver:
                         raise DriverError(f"start {name} on sim host {self.host_name}: PCI device "
                                           f"{min(shared)} is in use by domain {other_name}")
                 domain["state"], domain["ready_at"] = RUNNING, time.time() + self.boot_seconds
+                domain["counters"] = _zero_counters(time.time())
             ready_at = domain["ready_at"] or 0.0
         time.sleep(max(0.0, ready_at - time.time()))  # the guest coming up
 
@@ -218,6 +264,31 @@ class SimDriver:
         with _locked(self.path) as state:
             return [DomainInfo(n, d["uuid"], d["state"]) for n, d in sorted(state["domains"].items())]
 
+    def domain_stats(self) -> list[DomainStats]:
+        """Counters that grow as a busy guest's would: a load that swings over half an hour
+        (its phase differs per domain) with some noise, driving CPU, disk and network alike."""
+        self._fault("domain_stats")
+        now = time.time()
+        found = []
+        with _locked(self.path) as state:
+            for name, domain in sorted(state["domains"].items()):
+                if domain["state"] != RUNNING:
+                    continue
+                counters = domain.setdefault("counters", _zero_counters(now))
+                seconds = max(0.0, now - counters["at"])
+                phase = zlib.crc32(name.encode()) % 1000 / 1000 * 2 * math.pi
+                load = min(1.0, max(0.02, 0.5 + 0.4 * math.sin(2 * math.pi * now / 1800 + phase)
+                                    + random.uniform(-0.05, 0.05)))
+                counters["at"] = now
+                counters["cpu_seconds"] += domain["vcpus"] * load * seconds
+                counters["disk_ops"] += int(120 * load * seconds)
+                counters["disk_bytes"] += int(8 * 2**20 * load * seconds)
+                counters["net_rx_bytes"] += int(2 * 2**20 * load * seconds)
+                counters["net_tx_bytes"] += int(512 * 2**10 * load * seconds)
+                found.append(DomainStats(name, domain["vcpus"], counters["cpu_seconds"], counters["disk_ops"],
+                                         counters["disk_bytes"], counters["net_rx_bytes"], counters["net_tx_bytes"]))
+        return found
+
     def close(self) -> None:
         """Nothing to release: every call opens and closes the state file."""
 
@@ -226,3 +297,4 @@ class SimDriver:
             domain = state["domains"].get(name)
             if domain is not None:
                 domain["state"], domain["ready_at"] = SHUTOFF, None
+                domain.pop("counters", None)  # a guest's counters start again with its next boot

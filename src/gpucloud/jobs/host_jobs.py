@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
+
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import instance_id_from_domain
 from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DriverError
 from gpucloud.jobs.context import JobContext
-from gpucloud.services import guests, host_health
+from gpucloud.services import guest_stats, guests, host_health
 from gpucloud.store import events
 from gpucloud.store.instances import has_unfinished_job, on_host
 from gpucloud.store.jobs import enqueue
@@ -30,6 +32,20 @@ def host_check(ctx: JobContext) -> None:
     if host_health.record_seen(ctx.db, ctx.host):
         with ctx.db.write() as s:
             enqueue(s, kind="reconcile", host_id=ctx.host, max_attempts=1)
+    _sample(ctx)
+
+
+def _sample(ctx: JobContext) -> None:
+    """Read the guests' counters when a reading is due. A host that answers but gives no
+    counters is still up: the miss is logged, not counted."""
+    if not guest_stats.due(ctx.db, ctx.settings, ctx.host):
+        return
+    try:
+        guest_stats.record(ctx.db, ctx.settings, ctx.host, ctx.driver(ctx.host).domain_stats())
+    except DriverError as exc:
+        log.warning("host %s: no guest counters this time: %s", ctx.host_id, exc.reason)
+    except IntegrityError:  # an instance removed meanwhile; the next check reads again
+        log.info("host %s: an instance went away while its counters were written", ctx.host_id)
 
 
 def reconcile(ctx: JobContext) -> None:

@@ -1,4 +1,5 @@
-"""Handlers of the instance lifecycle jobs: create, boot, shutdown, reboot, resize, delete.
+"""Handlers of the instance lifecycle jobs: create, boot, shutdown, reboot, resize, rebuild,
+rescue, password, delete.
 
 Each handler drives the host's hypervisor and records where the instance stands through
 `services.provisioning`; it may run again after a crash at any point, so each step is
@@ -13,6 +14,7 @@ of log.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -105,13 +107,53 @@ def shutdown(ctx: JobContext) -> None:
 
 @instance_job
 def reboot(ctx: JobContext) -> None:
-    instance = provisioning.wanted(ctx.db, ctx.instance)
-    name = domain_name(instance.id)
+    """Off, then on from the instance's own definition (which also ends rescue mode)."""
+    _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
     ctx.progress(20, "Shutting down")
-    ctx.driver().shutdown(name, SHUTDOWN_TIMEOUT_S)
+    ctx.driver().shutdown(spec.name, SHUTDOWN_TIMEOUT_S)
     ctx.progress(50, "Booting")
-    ctx.driver().start(name)
+    ctx.driver().define(spec)
+    ctx.driver().start(spec.name)
     _settle(ctx, lifecycle.RUNNING)
+
+
+@instance_job
+def rebuild(ctx: JobContext) -> None:
+    """Stop the guest, wipe its disk and write a fresh one from the image on the same host (the
+    same claims: the same GPUs, cores and addresses), the new root password and keys in its
+    seed; then boot it unless the customer asked for it off."""
+    instance, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
+    ctx.progress(10, "Shutting down")
+    ctx.driver().shutdown(spec.name, SHUTDOWN_TIMEOUT_S)
+    ctx.progress(30, f"Writing a fresh disk from {instance.image}")
+    ctx.driver().reimage(spec)
+    if instance.booted:
+        _boot(ctx, spec.name, 80)
+    else:
+        ctx.progress(90, "Rebuilt")
+        _settle(ctx, lifecycle.OFFLINE)
+
+
+@instance_job
+def rescue(ctx: JobContext) -> None:
+    """Reboot from the rescue system, the instance's disk attached beside it."""
+    _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
+    ctx.progress(20, "Shutting down")
+    ctx.driver().shutdown(spec.name, SHUTDOWN_TIMEOUT_S)
+    ctx.progress(50, "Booting the rescue system")
+    ctx.driver().define(dataclasses.replace(spec, rescue=True))
+    ctx.driver().start(spec.name)
+    _settle(ctx, lifecycle.RUNNING)
+
+
+@instance_job
+def password(ctx: JobContext) -> None:
+    """Rewrite the stopped instance's seed with the new root password's hash: the guest takes it
+    at its next boot."""
+    _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
+    ctx.progress(50, "Writing the new root password")
+    ctx.driver().define(spec)
+    _settle(ctx, lifecycle.OFFLINE)
 
 
 @instance_job
@@ -174,5 +216,8 @@ HANDLERS: dict[str, Callable[[JobContext], None]] = {
     "shutdown": shutdown,
     "reboot": reboot,
     "resize": resize,
+    "rebuild": rebuild,
+    "rescue": rescue,
+    "password": password,
     "delete": delete,
 }

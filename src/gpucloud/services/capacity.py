@@ -54,6 +54,15 @@ def sellable_table(db: Database, settings: Settings) -> list[dict]:
                                       gpu_region=GPU_CAPABILITY in region.capabilities),
             })
         table.append({"model": model.id, "name": model.name,
-                      "plans": [{"id": p.id, "label": p.label, "gpus": p.gpus} for p in plans],
+                      "plans": [{"id": p.id, "label": p.label, "gpus": p.gpus, "short": plan_words(p)} for p in plans],
                       "regions": regions})
     return table
+
+
+SIZES = {"s": "Small", "m": "Medium", "l": "Large"}
+
+
+def plan_words(plan: Plan) -> str:
+    """A GPU plan in a few words beside its model: '2 GPUs', '1 GPU · Medium'."""
+    size = SIZES.get(plan.id.rsplit("-", 1)[-1], "")
+    return f"{plan.gpus} GPU{'' if plan.gpus == 1 else 's'}" + (f" · {size}" if size else "")

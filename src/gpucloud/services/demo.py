@@ -12,7 +12,8 @@ from gpucloud.config import Settings
 from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.errors import NotFound
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.services import accounts, flags, hosts
+from gpucloud.services import accounts, billing_demo, flags, hosts
+from gpucloud.services.billing_demo import seed_billing_demo
 from gpucloud.store import accounts as account_queries
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import host_by_ref
@@ -41,6 +42,7 @@ class DemoInfo:
     admin_password: str
     staff_token: str
     customer_token: str
+    promo_code: str = ""  # billing's demo: redeem with linode-cli account promo-add
 
 
 def demo_file(settings: Settings) -> Path:
@@ -82,8 +84,9 @@ def seed_demo(db: Database, settings: Settings) -> DemoInfo:
                                     company="gpucloud" if staff else "Example Corp")
         tokens[email] = accounts.create_token(db, email, scopes="*", label="demo").secret
     _open_gpu_flag_for_staff(db)
+    promo = seed_billing_demo(db, settings, CUSTOMER_EMAIL) if not _billing_seeded(db) else billing_demo.PROMO_CODE
     info = DemoInfo(api_url=settings.resolved_public_url + "/v4", admin_user=ADMIN_USER, admin_password=password,
-                    staff_token=tokens[STAFF_EMAIL], customer_token=tokens[CUSTOMER_EMAIL])
+                    staff_token=tokens[STAFF_EMAIL], customer_token=tokens[CUSTOMER_EMAIL], promo_code=promo)
     path = demo_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(info), indent=2) + "\n")
@@ -104,6 +107,14 @@ def _reusable(db: Database, settings: Settings) -> DemoInfo | None:
     if not found:
         return None
     return DemoInfo(**{**asdict(info), "api_url": settings.resolved_public_url + "/v4"})
+
+
+def _billing_seeded(db: Database) -> bool:
+    try:
+        accounts.get_account(db, billing_demo.TRIAL_EMAIL)
+    except NotFound:
+        return False
+    return True
 
 
 def _open_gpu_flag_for_staff(db: Database) -> None:

@@ -20,7 +20,7 @@ from gpucloud.domain import flags as rules
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit
 from gpucloud.store import flags as q
-from gpucloud.store.accounts import account_by_ref
+from gpucloud.store.accounts import account_by_ref, search_accounts
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Account, FeatureFlag, FlagOverride
 
@@ -93,6 +93,23 @@ def get_flag(db: Database, key: str) -> FlagView:
         if view.key == key:
             return view
     raise UnknownFlag(key)
+
+
+def rollout(db: Database, key: str, limit: int = 10_000) -> list[dict]:
+    """Every account (up to `limit`) with whether the flag is on for it now and why: who a
+    percent rollout holds (its place 0..99 below the percentage), staff, overrides."""
+    _known(key)
+    now = utcnow()
+    with db.read() as s:
+        row = q.flag(s, key)
+        flag = rules.Flag(key, row.state, row.percent) if row else rules.Flag(key)
+        overrides = [rules.Override(a, allow, until) for k, a, allow, until in q.override_tuples(s) if k == key]
+        out = []
+        for account in search_accounts(s, "", limit):
+            on, why = rules.decide(flag, account.id, account.is_staff, overrides, now)
+            out.append({"id": account.id, "email": account.email, "is_staff": account.is_staff, "on": on,
+                        "why": why})
+    return sorted(out, key=lambda a: a["id"])
 
 
 def unknown_flags_in_db(db: Database) -> list[str]:

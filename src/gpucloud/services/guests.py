@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import uuid as uuidlib
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
 from gpucloud.errors import NotFound
-from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml
+from gpucloud.hypervisor import cloudinit
+from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml, mac_address
+from gpucloud.services import addresses
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.host_states import topologies
@@ -42,7 +45,8 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
     plan = load_catalog().plan(instance.type_id)
     if plan is None:
         raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")
-    return spec_from_claims(
+    mac = instance.mac or mac_address(instance_uuid(instance))
+    spec = spec_from_claims(
         name=domain_name(instance.id),
         uuid=instance_uuid(instance),
         title=instance.label,
@@ -57,9 +61,20 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         disk_mib=plan.disk_mib,
         cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
                              authorized_keys=tuple(instance.authorized_keys or ()),
-                             user_data=base64.b64decode(instance.user_data) if instance.user_data else None),
+                             user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
+                             network=addresses.network_in(s, instance, mac)),
         domain_type=host.settings.get("domain_type", "kvm"),
     )
+    return replace(spec, mac=mac)
+
+
+def seed_files(db: Database, instance_id: int) -> dict[str, str]:
+    """The cloud-init seed's files the instance's guest is given (meta-data, user-data and, with
+    addresses, network-config), as text."""
+    spec = domain_spec(db, instance_id)
+    if spec.cloud_init is None:
+        raise NotFound(f"instance {instance_id} has no cloud-init seed")
+    return cloudinit.seed_files(spec.cloud_init, spec.uuid)
 
 
 def domain_xml(db: Database, instance_id: int) -> str:

@@ -4,7 +4,7 @@ one transaction, so a crash leaves either all of them or none."""
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +19,7 @@ from gpucloud.domain.passwords import sha512_crypt
 from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.errors import Conflict, GpucloudError, NotFound, ValidationErrors
 from gpucloud.hypervisor import cloudinit
-from gpucloud.services import gating, placing, sshkeys
+from gpucloud.services import addresses, gating, placing, sshkeys
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.services.tokens import AccountRef
 from gpucloud.store import events, usage
@@ -102,25 +102,24 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
                     raise ValidationErrors([("label", LABEL_TAKEN)]) from None
                 last = "another create took the same default label first"  # the next try picks another
                 continue
-            last = "another instance claimed the same GPU or core first"
+            last = "another instance claimed the same GPU, core or address first"
     raise placing.LostRaces(f"{NO_CAPACITY_PREFIX}: placement lost {settings.claim_retries} races in a row "
                             f"({last}); try again", field="type")
 
 
 def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
                       host_id: int, root_hash: str | None, keys: tuple[str, ...], actor: str | None) -> Instance:
-    """The instance row of a create, its id and addresses known (flushed). The one place a new
-    instance is written: what a create records goes here."""
+    """The instance row of a create, its id, MAC and addresses known (flushed). The one place a
+    new instance is written: what a create records goes here."""
     label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
                         image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
                         tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
                         authorized_keys=list(keys), created_by=actor or username,
                         user_data=new.user_data)
+    addresses.assign(s, instance)
     s.add(instance)
     s.flush()
-    instance.ipv4 = _address(region.ipv4_pool, instance.id)
-    instance.ipv6 = f"{_address(region.ipv6_pool, instance.id)}/128"
     usage.opened(s, instance)  # billing: the instance accrues from now
     s.flush()
     return instance
@@ -129,13 +128,6 @@ def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstan
 def _label_conflict(exc: IntegrityError) -> bool:
     text = str(exc.orig).lower()
     return "label" in text
-
-
-def _address(pool: str, n: int) -> str:
-    network = ipaddress.ip_network(pool)
-    if n >= network.num_addresses - 1:
-        raise GpucloudError(f"the address pool {pool} is exhausted")
-    return str(network.network_address + n)
 
 
 def _image_entity(image: str | None) -> dict | None:
@@ -173,11 +165,6 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
         errors.append(("label", problem))
     if new.image is not None and catalog.image(new.image) is None:
         errors.append(("image", "image is not valid"))
-    if new.root_pass is not None and (problem := validation.root_pass_problem(new.root_pass)):
-        errors.append(("root_pass", problem))
-    for i, key in enumerate(new.authorized_keys):
-        if problem := validation.ssh_key_problem(key):
-            errors.append((f"authorized_keys[{i}]", problem))
     for i, tag in enumerate(new.tags):
         if problem := validation.tag_problem(tag):
             errors.append((f"tags[{i}]", problem))
@@ -185,17 +172,35 @@ def _validate_new(db: Database, account_id: int, new: NewInstance, *, hide: bool
         errors.append(("group", problem))
     if new.user_data is not None:
         errors += _user_data_problems(new.user_data)
-    users_keys: list[str] = []
-    if new.authorized_users:
-        with db.read() as s:
-            users_keys, user_errors = sshkeys.authorized_users_keys(s, account_id, new.authorized_users)
-        errors += user_errors
-    keys = list(dict.fromkeys([*(k.strip() for k in new.authorized_keys), *users_keys]))
-    if new.image and not new.root_pass and not keys and not new.authorized_users:
-        errors.append(("root_pass", NO_WAY_IN))
+    keys, access_errors = _way_in(db, account_id, new.root_pass, new.authorized_keys, new.authorized_users,
+                                  required=bool(new.image))
+    errors += access_errors
     if errors or plan is None:  # no plan is among the errors
         raise ValidationErrors(errors)
-    return plan, tuple(keys)
+    return plan, keys
+
+
+def _way_in(db: Database, account_id: int, root_pass: str | None, authorized_keys: tuple[str, ...],
+            authorized_users: tuple[str, ...], *,
+            required: bool) -> tuple[tuple[str, ...], list[tuple[str | None, str]]]:
+    """The public keys root is given (`authorized_keys`, then the keys of `authorized_users`)
+    and the field errors: a weak root password, a malformed key, an unknown user or one without
+    keys, and (`required`: a guest from an image) neither a password nor a key."""
+    errors: list[tuple[str | None, str]] = []
+    if root_pass is not None and (problem := validation.root_pass_problem(root_pass)):
+        errors.append(("root_pass", problem))
+    for i, key in enumerate(authorized_keys):
+        if problem := validation.ssh_key_problem(key):
+            errors.append((f"authorized_keys[{i}]", problem))
+    users_keys: list[str] = []
+    if authorized_users:
+        with db.read() as s:
+            users_keys, user_errors = sshkeys.authorized_users_keys(s, account_id, authorized_users)
+        errors += user_errors
+    keys = tuple(dict.fromkeys([*(k.strip() for k in authorized_keys), *users_keys]))
+    if required and not root_pass and not keys and not authorized_users:
+        errors.append(("root_pass", NO_WAY_IN))
+    return keys, errors
 
 
 def _user_data_problems(text: str) -> list[tuple[str | None, str]]:
@@ -332,8 +337,73 @@ def delete_in(s: Session, instance: Instance, username: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Rebuild:
+    """A rebuild's request: a fresh disk from `image`, with a new way in (and user data: an
+    instance rebuilt without it has none, as on Linode)."""
+
+    image: str | None
+    root_pass: str | None = None
+    authorized_keys: tuple[str, ...] = ()
+    authorized_users: tuple[str, ...] = ()
+    booted: bool = True
+    user_data: str | None = None
+
+
+def rebuild_instance(db: Database, account_id: int, instance_id: int, rebuild: Rebuild, username: str) -> Instance:
+    """Wipe the disk and write a fresh one from the image on the same host (same claims: the
+    same GPUs, cores and addresses), with the new root password, keys and user data in the
+    seed. The instance is `rebuilding` at once; the job boots it unless `booted` is false."""
+    catalog = load_catalog()
+    errors: list[tuple[str | None, str]] = []
+    if not isinstance(rebuild.image, str) or catalog.image(rebuild.image) is None:
+        errors.append(("image", "image is not valid" if rebuild.image else "image is required"))
+    keys, access_errors = _way_in(db, account_id, rebuild.root_pass, rebuild.authorized_keys,
+                                  rebuild.authorized_users, required=True)
+    errors += access_errors
+    if rebuild.user_data is not None:
+        errors += _user_data_problems(rebuild.user_data)
+    if errors:
+        raise ValidationErrors(errors)
+    root_hash = sha512_crypt(rebuild.root_pass) if rebuild.root_pass else None
+
+    def change(instance: Instance) -> None:
+        instance.image = rebuild.image
+        instance.root_pass_hash = root_hash
+        instance.authorized_keys = list(keys)
+        instance.user_data = rebuild.user_data
+
+    return _act(db, account_id, instance_id, username, "rebuild", booted=rebuild.booted, change=change,
+                secondary_entity=_image_entity(rebuild.image))
+
+
+def rescue_instance(db: Database, account_id: int, instance_id: int, username: str) -> None:
+    """Reboot into the rescue system, the instance's disk attached beside it; the next boot or
+    reboot comes back to the instance's own disk."""
+    _act(db, account_id, instance_id, username, "rescue", booted=True)
+
+
+def reset_root_password(db: Database, account_id: int, instance_id: int, root_pass: str | None,
+                        username: str) -> None:
+    """The new password's hash goes into the instance's cloud-init seed (a job rewrites it on the
+    host); the guest takes it at its next boot. Only while the instance is offline, as on Linode."""
+    if not isinstance(root_pass, str) or not root_pass:
+        raise ValidationErrors([("root_pass", "root_pass is required")])
+    if problem := validation.root_pass_problem(root_pass):
+        raise ValidationErrors([("root_pass", problem)])
+    root_hash = sha512_crypt(root_pass)
+
+    def change(instance: Instance) -> None:
+        instance.root_pass_hash = root_hash
+
+    _act(db, account_id, instance_id, username, "password", change=change)
+
+
 def _act(db: Database, account_id: int, instance_id: int, username: str, name: str, *,
-         booted: bool | None = None, payload: dict | None = None) -> None:
+         booted: bool | None = None, payload: dict | None = None, change: Callable[[Instance], None] | None = None,
+         secondary_entity: dict | None = None) -> Instance:
+    """Start action `name` if the instance is idle and its status allows it: `change` applies
+    the request to the row, in the transaction that enqueues the job."""
     with db.write() as s:
         instance = q.owned(s, account_id, instance_id, lock=True)
         if instance is None:
@@ -349,10 +419,15 @@ def _act(db: Database, account_id: int, instance_id: int, username: str, name: s
         try:
             action = lifecycle.action_for(name, instance.status)
         except TransitionError as exc:
-            raise GpucloudError(f"Cannot {name} this Linode while it is {instance.status}.") from exc
+            verb = lifecycle.ACTIONS[name].verb or name
+            raise GpucloudError(f"Cannot {verb} this Linode while it is {instance.status}.") from exc
         if booted is not None:
             instance.booted = booted
-        _start(s, instance, action, username, payload)
+        if change is not None:
+            change(instance)
+        _start(s, instance, action, username, payload, secondary_entity)
+        s.flush()
+        return instance
 
 
 def stop_in(s: Session, instance: Instance, username: str, message: str) -> bool:
@@ -371,12 +446,13 @@ def stop_in(s: Session, instance: Instance, username: str, message: str) -> bool
 
 
 def _start(s: Session, instance: Instance, action: lifecycle.Action, username: str,
-           payload: dict | None = None, message: str = "") -> None:
+           payload: dict | None = None, secondary_entity: dict | None = None, message: str = "") -> None:
     lifecycle.check_transition(instance.status, action.enters)
     instance.status = action.enters
     instance.status_reason = ""
     event = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
-                          entity_label=instance.label, username=username, message=message)
+                          entity_label=instance.label, username=username, secondary_entity=secondary_entity,
+                          message=message)
     enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
                   payload=payload or {})
 

@@ -277,7 +277,7 @@ class Instance(Base):
     # ids are never reused (SQLite would otherwise hand out a deleted maximum again): they
     # name domains on hosts and appear in customers' event history
     __table_args__ = (UniqueConstraint("account_id", "label"), Index("ix_instances_host_id", "host_id"),
-                      {"sqlite_autoincrement": True})
+                      Index("uq_instances_mac", "mac", unique=True), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     label: Mapped[str] = mapped_column(String(64))
@@ -289,8 +289,11 @@ class Instance(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"))
     booted: Mapped[bool] = mapped_column(Boolean, default=True)  # the customer's wish: running or offline
-    ipv4: Mapped[str | None] = mapped_column(String(45), unique=True)  # set right after the id is known
+    # the guest's addresses, from the region's pools (ip_pools); unique, freed with the row (after the
+    # host confirmed the domain gone). ipv6 is SLAAC (EUI-64) from `mac` in the region's IPv6 pool
+    ipv4: Mapped[str | None] = mapped_column(String(45), unique=True)
     ipv6: Mapped[str | None] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(17))  # the interface's (unique); NULL: derived (older rows)
     tags: Mapped[list] = mapped_column(JSON, default=list)
     alerts: Mapped[dict] = mapped_column(JSON, default=dict)
     watchdog_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -590,6 +593,57 @@ class GpuTrial(Base):
     promotion_id: Mapped[int | None] = mapped_column(ForeignKey("account_promotions.id", ondelete="SET NULL"))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the end-of-trial sweep ran
     disks_until: Mapped[datetime | None] = mapped_column(DateTime)  # stopped instances kept until then
+
+
+# --- guest networks and usage ---------------------------------------------------------
+
+
+IP_FAMILIES = ("ipv4", "ipv6")
+
+
+class IpPool(Base):
+    """Addresses a region's guests may be given: `first`..`last` of `network`, on the hosts'
+    bridge, routed by `gateway`. IPv4 addresses are handed out one by one (the lowest free);
+    an IPv6 pool is a /64 from which each guest takes its SLAAC address."""
+
+    __tablename__ = "ip_pools"
+    __table_args__ = (UniqueConstraint("region_id", "network"), _enum_check("family", IP_FAMILIES))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_id: Mapped[str] = mapped_column(ForeignKey("regions.id"), index=True)
+    family: Mapped[str] = mapped_column(String(8))
+    network: Mapped[str] = mapped_column(String(64))  # CIDR: its prefix is the guests'
+    gateway: Mapped[str] = mapped_column(String(45))
+    first: Mapped[str] = mapped_column(String(45))
+    last: Mapped[str] = mapped_column(String(45))
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InstanceSample(Base):
+    """A ring of counter readings per instance (slot = sample number modulo the ring's size):
+    cumulative since the domain started, as the hypervisor reports them; rates are their
+    differences."""
+
+    __tablename__ = "instance_samples"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sampled_at: Mapped[datetime] = mapped_column(DateTime)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    cpu_seconds: Mapped[float] = mapped_column(Float)
+    disk_ops: Mapped[int] = mapped_column(BigInteger)
+    disk_bytes: Mapped[int] = mapped_column(BigInteger)
+    net_rx_bytes: Mapped[int] = mapped_column(BigInteger)
+    net_tx_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class InstanceTransfer(Base):
+    """Network transfer of an instance in one calendar month (UTC), from its samples."""
+
+    __tablename__ = "instance_transfer"
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class PasswordLink(Base):

@@ -13,9 +13,8 @@ from gpucloud.admin.rendering import page
 from gpucloud.admin.session import Viewer, viewer
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
-from gpucloud.domain.catalog import Plan
 from gpucloud.services import capacity_samples
-from gpucloud.services.capacity import capacity, sellable_table
+from gpucloud.services.capacity import capacity, plan_words, sellable_table
 from gpucloud.services.hosts import list_hosts
 
 router = APIRouter()
@@ -42,7 +41,7 @@ def dashboard(request: Request, range: str = "24h", region: str = "", model: str
     points.append({"at": now, **{f: sum(r[f] for r in chosen) for f in ("total", "claimed", "free", "unavailable")}})
 
     catalog = load_catalog()
-    plans = {p.id: {"label": p.label, "short": short_name(p)} for p in catalog.plans if p.is_gpu}
+    plans = {p.id: {"label": p.label, "short": plan_words(p)} for p in catalog.plans if p.is_gpu}
     return page(request, "dashboard.html", {
         "nav": "dashboard", "rows": rows, "totals": totals, "reasons": sorted(reasons.items()), "hosts": hosts,
         "chart": capacity_chart(points, now - span, now), "range": range if range in RANGES else "24h",
@@ -66,9 +65,3 @@ def sellable(request: Request, region: str = "", _: Viewer = Depends(viewer)) ->
         "nav": "sellable", "table": table, "region": region, "found": found,
         "unknown": bool(region.strip()) and found is None,
     })
-
-
-def short_name(plan: Plan) -> str:
-    """What a sellable chip calls a plan beside its model: '2×', or '1× S' for sized plans."""
-    size = plan.id.rsplit("-", 1)[-1]
-    return f"{plan.gpus}×" + (f" {size.upper()}" if size.isalpha() else "")

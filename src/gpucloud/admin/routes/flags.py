@@ -12,6 +12,7 @@ from gpucloud.admin.rendering import page
 from gpucloud.admin.session import Viewer, changer, viewer
 from gpucloud.domain.flags import STATES
 from gpucloud.services import flags as service
+from gpucloud.services.flag_cache import DEFAULT_POLL_SECONDS
 from gpucloud.services.gating import flags_for
 
 router = APIRouter()
@@ -20,8 +21,11 @@ router = APIRouter()
 @router.get("/flags")
 def flags_page(request: Request, _: Viewer = Depends(viewer)) -> Response:
     db = request.app.state.admin.db
-    return page(request, "flags.html", {"nav": "flags", "flags": service.list_flags(db), "states": STATES,
-                                        "history": service.history(db, limit=100)})
+    views = service.list_flags(db)
+    rollouts = {f.key: service.rollout(db, f.key) for f in views if f.known and f.state == "percent"}
+    return page(request, "flags.html", {"nav": "flags", "flags": views, "states": STATES,
+                                        "history": service.history(db, limit=100), "rollouts": rollouts,
+                                        "seen_within": f"{DEFAULT_POLL_SECONDS:g}"})
 
 
 def _changed(request: Request, message: str) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from gpucloud.api import bodies, unoffered, views
+from gpucloud.api import bodies, guest_schemas, unoffered, views
 from gpucloud.api.auth import scope
 from gpucloud.api.filters import Filterable
 from gpucloud.api.listing import ListRequest, ObjectId, envelope, list_request
 from gpucloud.api.routing import LinodeRoute
-from gpucloud.errors import GpucloudError, NotFound
+from gpucloud.errors import GpucloudError, NotFound, ValidationErrors
+from gpucloud.services import addresses, guest_stats
 from gpucloud.services import instances as service
 from gpucloud.services.tokens import Identity
 
@@ -127,6 +128,49 @@ def resize(instance_id: ObjectId, body: bodies.Resize, request: Request, who: Id
     return {}
 
 
+@router.post("/linode/instances/{instance_id}/rebuild", summary="Rebuild an instance",
+             description="Wipes the disk and writes a fresh one from `image` on the same host: the same GPUs, "
+                         "cores and addresses. Answers the instance, status `rebuilding`. `metadata.user_data` "
+                         "replaces the instance's user data (left out: it has none). `disk_encryption` (other "
+                         "than `disabled`), StackScripts and `type` (resize on its own) are refused (400).")
+def rebuild(instance_id: ObjectId, body: bodies.Rebuild, request: Request, who: Identity = Depends(write)) -> dict:
+    unoffered.refuse(body, unoffered.REBUILD_FIELDS)
+    inst = service.rebuild_instance(request.app.state.db, who.account_id, instance_id, service.Rebuild(
+        image=body.image, root_pass=body.root_pass, authorized_keys=tuple(body.authorized_keys or ()),
+        authorized_users=tuple(body.authorized_users or ()), booted=True if body.booted is None else body.booted,
+        user_data=body.metadata.user_data if body.metadata else None,
+    ), who.username)
+    return _shape(request, inst)
+
+
+@router.post("/linode/instances/{instance_id}/rescue", summary="Boot an instance into rescue mode",
+             description="Reboots from the rescue system with the instance's disk attached; the next boot or "
+                         "reboot comes back to the instance's own disk. `devices` may name only the instance's own "
+                         "disk (its id is the instance's); volumes are not offered.")
+def rescue(instance_id: ObjectId, request: Request, who: Identity = Depends(write),
+           body: bodies.Rescue | None = Body(None)) -> dict:
+    inst = _owned(request, who, instance_id)
+    refused: list[tuple[str | None, str]] = []
+    for slot, device in ((body.devices.model_dump(exclude_none=True) if body and body.devices else {}).items()):
+        if device.get("volume_id") is not None:
+            refused.append((f"devices.{slot}.volume_id", "Volumes are not offered here"))
+        if device.get("disk_id") not in (None, inst.id):
+            refused.append((f"devices.{slot}.disk_id", "Disk not found"))
+    if refused:
+        raise ValidationErrors(refused)
+    service.rescue_instance(request.app.state.db, who.account_id, instance_id, who.username)
+    return {}
+
+
+@router.post("/linode/instances/{instance_id}/password", summary="Reset an instance's root password",
+             description="The instance must be offline. The new password reaches the guest through its "
+                         "cloud-init seed at the next boot.")
+def reset_password(instance_id: ObjectId, body: bodies.RootPassword, request: Request,
+                   who: Identity = Depends(write)) -> dict:
+    service.reset_root_password(request.app.state.db, who.account_id, instance_id, body.root_pass, who.username)
+    return {}
+
+
 def _check_config(request: Request, who: Identity, instance_id: int, body: bodies.ConfigRef | None) -> None:
     """Each instance has one configuration profile, whose id is the instance's."""
     if body is not None and body.config_id is not None and body.config_id != instance_id:
@@ -140,7 +184,21 @@ def _check_config(request: Request, who: Identity, instance_id: int, body: bodie
 @router.get("/linode/instances/{instance_id}/ips", summary="List an instance's addresses")
 def ips(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
     inst = _owned(request, who, instance_id)
-    return views.instance_ips(inst, request.app.state.catalog.region(inst.region_id))
+    return views.instance_ips(inst, addresses.network_of(request.app.state.db, inst))
+
+
+@router.get("/linode/instances/{instance_id}/stats", summary="An instance's statistics, last 24 hours",
+            response_model=guest_schemas.InstanceStats,
+            description="CPU, disk and network series from the hypervisor's counters (a reading every 5 minutes, "
+                        "taken during host checks). The interface's traffic is reported as public IPv4.")
+def stats(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    return guest_stats.stats(request.app.state.db, who.account_id, instance_id)
+
+
+@router.get("/linode/instances/{instance_id}/transfer", summary="An instance's network transfer this month",
+            response_model=guest_schemas.InstanceTransfer)
+def transfer(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
+    return guest_stats.transfer(request.app.state.db, who.account_id, instance_id)
 
 
 @router.get("/linode/instances/{instance_id}/configs", summary="List an instance's configuration profiles")

@@ -19,6 +19,7 @@ const ROUTES = [
 ];
 
 let leave = null;
+let navigation = 0;  // a page still loading when the next navigation starts is stopped, never shown
 
 export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', path);
@@ -37,15 +38,27 @@ async function route() {
   for (const [pattern, load] of ROUTES) {
     const match = path.match(pattern);
     if (!match) continue;
+    const mine = ++navigation;
     const page = await load();
-    main.replaceChildren();
-    const stop = await page(main, ...match.slice(1));
+    if (mine !== navigation) return;
+    const view = h('div', { class: 'view' });  // each page draws into its own element
+    main.replaceChildren(view);
+    let stop = null;
+    try {
+      stop = await page(view, ...match.slice(1));
+    } catch (error) {
+      if (mine === navigation) view.append(h('div', { class: 'form-alert', role: 'alert' }, `This page could not load: ${error.message}. `,
+        h('a', { href: location.pathname }, 'Try again')));
+      return;
+    }
+    if (mine !== navigation) { if (typeof stop === 'function') stop(); return; }
     leave = typeof stop === 'function' ? stop : null;
-    const heading = main.querySelector('h1');
+    const heading = view.querySelector('h1');
     document.title = heading ? `${heading.textContent} · gpucloud` : 'gpucloud';
-    main.focus({ preventScroll: true });
+    if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });  // a page may focus a field
     return;
   }
+  navigation += 1;
   main.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. ',
     h('a', { href: '/linodes' }, 'Go to your Linodes')));
 }

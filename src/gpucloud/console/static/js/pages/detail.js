@@ -1,10 +1,12 @@
 // /linodes/:id: summary, power, resize, delete (type the label), live events with progress.
 
-import { ApiError, all, get, post, del } from '../api.js';
+import { ApiError, all, get, optional, post, del } from '../api.js';
 import { catalog } from '../catalog.js';
 import { clearErrors, field, formAlert, gib, h, money, showErrors, statusBadge, TRANSITIONAL, announce, when } from '../dom.js';
 import { navigate } from '../main.js';
 import { describe } from '../bell.js';
+import { lineChart } from '../charts.js';
+import { strengthMeter } from '../password.js';
 
 const FAST = 1500;
 const SLOW = 10000;
@@ -42,6 +44,39 @@ function eventList(events) {
       : h('progress', { max: 100, value: e.percent_complete || 0, 'aria-label': `${e.action.replace(/_/g, ' ')} progress` }))));
 }
 
+// Rebuild (image + root password) and reset root password: POSTs whose refusals show at their fields.
+function guestForm({ id, name, button, cat, linode, hint }) {
+  const password = h('input', { type: 'password', name: 'root_pass', autocomplete: 'new-password' });
+  const submit = h('button', { type: 'submit' }, button);
+  const done = h('p', { role: 'status' });
+  const parts = [formAlert()];
+  let image = null;
+  if (name === 'rebuild') {
+    image = h('select', { name: 'image' }, cat.images.filter(i => !i.deprecated).map(i => h('option', { value: i.id }, i.label)));
+    image.value = linode.image || (cat.images[0] && cat.images[0].id) || '';
+    parts.push(field('Image', image));
+  }
+  parts.push(field(name === 'rebuild' ? 'Root password' : 'New root password', password, { hint }), strengthMeter(password), submit, done);
+  const form = h('form', { novalidate: true, dataset: { guestForm: name } }, parts);
+  form.addEventListener('submit', async event => {
+    event.preventDefault();
+    clearErrors(form);
+    done.textContent = '';
+    submit.disabled = true;
+    try {
+      await post(`/linode/instances/${id}/${name}`, image ? { image: image.value, root_pass: password.value } : { root_pass: password.value });
+      done.textContent = name === 'rebuild' ? 'Rebuild started.' : 'Root password changed.';
+      form.reset();
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      showErrors(form, error.status === 404 ? [{ reason: 'This server does not offer this yet.' }] : error.errors);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
 export async function detail(main, id) {
   const cat = await catalog();
   let linode;
@@ -61,18 +96,18 @@ export async function detail(main, id) {
   const power = h('div', { class: 'actions' });
   const powerAlert = formAlert();
 
-  const action = (text, path) => h('button', { type: 'button', dataset: { action: path }, onclick: async event => {
+  const action = (text, path, alert = powerAlert) => h('button', { type: 'button', dataset: { action: path }, onclick: async event => {
     const button = event.currentTarget;
     button.disabled = true;
-    powerAlert.hidden = true;
+    alert.hidden = true;
     try {
       await post(`/linode/instances/${id}/${path}`);
       announce(`${text}: requested`);
       await refresh();
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      powerAlert.textContent = error.message;
-      powerAlert.hidden = false;
+      alert.textContent = error.status === 404 ? 'This server does not offer this yet.' : error.message;
+      alert.hidden = false;
     } finally {
       button.disabled = false;
     }
@@ -118,13 +153,36 @@ export async function detail(main, id) {
     }
   });
 
+  const statsCard = h('section', { class: 'card', 'aria-labelledby': 'stats-h' }, h('h2', { id: 'stats-h' }, 'Last 24 hours'));
+  const rebuildCard = h('section', { class: 'card', 'aria-labelledby': 'rebuild-h' }, h('h2', { id: 'rebuild-h' }, 'Rebuild'),
+    guestForm({ id, name: 'rebuild', button: 'Rebuild', cat, linode,
+      hint: 'Wipes the disk and writes the image anew. Plan, GPUs and addresses stay.' }));
+  const passwordCard = h('section', { class: 'card', 'aria-labelledby': 'password-h' }, h('h2', { id: 'password-h' }, 'Reset root password'),
+    guestForm({ id, name: 'password', button: 'Reset root password', cat, linode, hint: 'The Linode must be powered off.' }));
+  const rescueAlert = formAlert();
+  const rescueCard = h('section', { class: 'card', 'aria-labelledby': 'rescue-h' }, h('h2', { id: 'rescue-h' }, 'Rescue'),
+    h('p', { class: 'muted' }, 'Reboot from a rescue system with this Linode\'s disk attached; the next boot is normal again.'),
+    rescueAlert, h('div', { class: 'actions' }, action('Reboot into rescue mode', 'rescue', rescueAlert)));
+
   main.append(h('div', { class: 'page-head' }, title, h('a', { href: '/linodes' }, 'All Linodes')),
     h('div', { class: 'grid2' },
-      h('div', {}, summaryCard, eventsCard),
+      h('div', {}, summaryCard, statsCard, eventsCard),
       h('div', {},
         h('section', { class: 'card', 'aria-labelledby': 'power-h' }, h('h2', { id: 'power-h' }, 'Power'), powerAlert, power),
         h('section', { class: 'card', 'aria-labelledby': 'resize-h' }, h('h2', { id: 'resize-h' }, 'Resize'), resizeForm),
+        rebuildCard, passwordCard, rescueCard,
         h('section', { class: 'card danger-zone', 'aria-labelledby': 'delete-h' }, h('h2', { id: 'delete-h' }, 'Delete'), deleteForm))));
+
+  async function drawStats() {
+    const stats = await optional(`/linode/instances/${id}/stats`);
+    if (stats === null) { statsCard.hidden = true; return; }
+    const d = stats.data;
+    statsCard.replaceChildren(h('h2', { id: 'stats-h' }, 'Last 24 hours'),
+      lineChart('CPU', '%', [{ name: 'CPU', points: d.cpu, className: 's1' }]),
+      lineChart('Network (IPv4)', 'bits/s', [{ name: 'In', points: d.netv4.in, className: 's1' }, { name: 'Out', points: d.netv4.out, className: 's2' }]),
+      lineChart('Disk I/O', 'ops/s', [{ name: 'I/O', points: d.io.io, className: 's1' }]));
+  }
+  drawStats();
 
   let timer = null;
   let stopped = false;
@@ -163,6 +221,6 @@ export async function detail(main, id) {
     if (document.hidden) { timer = setTimeout(tick, FAST); return; }  // a tab in the background asks nothing
     try { await refresh(); } catch { timer = setTimeout(tick, SLOW); }
   }
-  await refresh();
+  try { await refresh(); } catch { timer = setTimeout(tick, FAST); }
   return () => { stopped = true; clearTimeout(timer); };
 }

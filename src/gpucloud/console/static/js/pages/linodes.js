@@ -58,9 +58,14 @@ export async function list(main) {
 
   async function tick() {
     if (document.hidden) { timer = setTimeout(tick, FAST); return; }  // a tab in the background asks nothing
-    try { await refresh(); } catch { timer = setTimeout(tick, SLOW); }
+    try { await refresh(); } catch { timer = setTimeout(tick, FAST); }
   }
 
-  await refresh(first);
+  try {
+    await refresh(first);
+  } catch {
+    body.replaceChildren(h('p', { class: 'muted', role: 'status' }, 'Could not reach the API; trying again…'));
+    timer = setTimeout(tick, FAST);
+  }
   return () => { stopped = true; clearTimeout(timer); };
 }

@@ -1,0 +1,118 @@
+"""Guest addresses, as arithmetic: what a pool may hand out, the lowest free IPv4 address, the
+SLAAC IPv6 address of an interface, and MACs. Pure: the store keeps pools and assignments,
+and the database's unique keys have the last word on who holds what."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAC_PREFIX = "52:54:00"  # QEMU's locally administered prefix: what libvirt itself would pick
+SLAAC_PREFIX_LENGTH = 64
+
+
+class PoolError(ValueError):
+    """A pool that cannot be: the message names the part and why."""
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """A pool as arithmetic: addresses `first`..`last` of `network`, routed by `gateway`."""
+
+    family: str  # "ipv4" or "ipv6"
+    network: Network
+    gateway: Address
+    first: Address
+    last: Address
+
+    @property
+    def prefix(self) -> int:
+        return self.network.prefixlen
+
+    @property
+    def size(self) -> int:
+        """How many addresses it hands out (IPv4: the range less the gateway; IPv6: one per MAC)."""
+        count = int(self.last) - int(self.first) + 1
+        return count - (1 if int(self.first) <= int(self.gateway) <= int(self.last) else 0)
+
+    def __contains__(self, address: object) -> bool:
+        try:
+            parsed = ipaddress.ip_address(str(address).split("/")[0])
+        except ValueError:
+            return False
+        return parsed.version == self.network.version and int(self.first) <= int(parsed) <= int(self.last)
+
+
+def pool_shape(network: str, gateway: str | None = None, first: str | None = None,
+               last: str | None = None) -> PoolShape:
+    """Check and complete a pool: by default the gateway is the network's first host address and
+    the range is every host address after it. IPv6 pools are a /64 (SLAAC)."""
+    try:
+        net = ipaddress.ip_network(network, strict=True)
+    except ValueError as exc:
+        raise PoolError(f"network {network!r} is not a network in CIDR form ({exc})") from None
+    family = "ipv4" if net.version == 4 else "ipv6"
+    if family == "ipv6" and net.prefixlen != SLAAC_PREFIX_LENGTH:
+        raise PoolError(f"an IPv6 pool is a /64 (guests take SLAAC addresses in it), not a /{net.prefixlen}")
+    if family == "ipv4" and net.prefixlen > 30:
+        raise PoolError(f"an IPv4 pool needs room for a gateway and guests: /{net.prefixlen} is too small")
+    hosts_first = net.network_address + 1
+    hosts_last = net.broadcast_address - (1 if family == "ipv4" else 0)
+    gw = _address_in(net, gateway, "gateway") if gateway else hosts_first
+    lo = _address_in(net, first, "first") if first else (gw + 1 if gw == hosts_first else hosts_first)
+    hi = _address_in(net, last, "last") if last else hosts_last
+    if family == "ipv4" and (int(lo) < int(hosts_first) or int(hi) > int(hosts_last)):
+        raise PoolError(f"the range {lo}-{hi} includes {net}'s network or broadcast address")
+    if int(lo) > int(hi):
+        raise PoolError(f"first address {lo} comes after last address {hi}")
+    shape = PoolShape(family, net, gw, lo, hi)
+    if shape.size < 1:
+        raise PoolError(f"the range {lo}-{hi} holds no address besides the gateway")
+    return shape
+
+
+def _address_in(net: Network, text: str, what: str) -> Address:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise PoolError(f"{what} {text!r} is not an address") from None
+    if address not in net:
+        raise PoolError(f"{what} {address} is not in {net}")
+    return address
+
+
+def overlaps(a: PoolShape, b: PoolShape) -> bool:
+    """Whether two pools share addresses: one network is one pool (its range says which of its
+    addresses guests get), so networks may not overlap at all."""
+    return a.network.version == b.network.version and a.network.overlaps(b.network)
+
+
+def lowest_free(pools: Iterable[PoolShape], taken: set[str]) -> tuple[PoolShape, str] | None:
+    """The lowest IPv4 address of the first pool with one free (not taken, not a gateway)."""
+    for pool in pools:
+        if pool.family != "ipv4":
+            continue
+        for number in range(int(pool.first), int(pool.last) + 1):
+            text = str(ipaddress.IPv4Address(number))
+            if number != int(pool.gateway) and text not in taken:
+                return pool, text
+    return None
+
+
+def new_mac() -> str:
+    """A random locally administered MAC; the database's unique key refuses a repeat."""
+    return MAC_PREFIX + ":" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+
+
+def slaac_address(pool: PoolShape, mac: str) -> str:
+    """The address a guest configures for itself in an IPv6 /64 from its MAC (modified EUI-64)."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    if len(octets) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    octets[0] ^= 0x02
+    interface_id = int.from_bytes(bytes(octets[:3] + [0xFF, 0xFE] + octets[3:]), "big")
+    return str(ipaddress.IPv6Address(int(pool.network.network_address) | interface_id))

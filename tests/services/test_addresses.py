@@ -1,0 +1,120 @@
+"""Guest addresses: pools per region, the lowest free IPv4 at create, a MAC and a SLAAC IPv6
+per instance, never one address for two instances (racing creates, on both databases), a clear
+"no capacity" when a region's addresses run out, and an address free again only once the
+instance (and so its domain) is gone."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from gpucloud.errors import GpucloudError, ValidationErrors
+from gpucloud.hypervisor.domain_xml import build_domain_xml
+from gpucloud.hypervisor.profile import load_profile
+from gpucloud.services import accounts, addresses, guests, hosts, instances, provisioning
+from gpucloud.store.tables import Instance, IpPool
+from tests.conftest import make_settings
+
+PLAN = "g6-nanode-1"
+
+
+@pytest.fixture
+def lab(store_db, tmp_path):
+    settings = make_settings(tmp_path, store_db.url)
+    for n in range(2):
+        hosts.register_host(store_db, settings, name=f"addr-{n}", region="ap-west", topology=load_profile("cpu-2s"),
+                            driver="sim", profile="cpu-2s")
+    account = accounts.create_account(store_db, "addresses@example.com")
+    with store_db.write() as s:  # ap-west's addresses: only what this test gives it
+        s.execute(delete(IpPool).where(IpPool.region_id == "ap-west"))
+    return store_db, settings, account
+
+
+def create(lab, label=None):
+    db, settings, account = lab
+    return instances.create_instance(db, settings, account.id, account.username,
+                                     instances.NewInstance(type=PLAN, region="ap-west", label=label))
+
+
+def test_addresses_come_from_the_regions_pools_lowest_first(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", first="198.51.100.10", last="198.51.100.20", actor="t")
+    addresses.add_pool(db, "ap-west", "2400:8904:1::/64", actor="t")
+    first, second = create(lab), create(lab)
+    assert (first.ipv4, second.ipv4) == ("198.51.100.10", "198.51.100.11")
+    assert first.mac != second.mac and first.mac.startswith("52:54:00:")
+    assert first.ipv6.startswith("2400:8904:1:0:5054:ff") and first.ipv6.endswith("/128")
+    spec = guests.domain_spec(db, first.id)
+    network = spec.cloud_init.network
+    assert (network.mac, network.ipv4, network.ipv4_prefix, network.ipv4_gateway) == (
+        first.mac, "198.51.100.10", 24, "198.51.100.1")
+    assert network.ipv6 == first.ipv6.split("/")[0] and network.ipv6_gateway == "2400:8904:1::1"
+    assert f"<mac address=\"{first.mac}\"/>" in build_domain_xml(spec)  # the interface the seed names
+    (v4, v6) = sorted(addresses.pools(db, "ap-west"), key=lambda p: p.family)
+    assert (v4.size, v4.assigned, v4.free) == (11, 2, 9) and v6.assigned == 2
+
+
+def test_running_out_is_no_capacity_and_a_removed_instance_frees_its_address(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "192.0.2.0/29", first="192.0.2.2", last="192.0.2.3", actor="t")
+    kept, gone = create(lab), create(lab)
+    with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned") as refused:
+        create(lab)
+    assert refused.value.field == "region"
+    with db.read() as s:
+        assert s.query(Instance).count() == 2  # nothing half-written
+    instances.delete_instance(db, lab[2].id, gone.id, lab[2].username)
+    with pytest.raises(GpucloudError, match="No capacity"):
+        create(lab)  # being deleted: its domain may still run, the address stays taken
+    provisioning.remove_instance(db, gone.id)  # what the delete job does once the host confirms
+    assert create(lab).ipv4 == gone.ipv4 and kept.ipv4 == "192.0.2.2"
+
+
+def test_racing_creates_never_share_an_address(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", actor="t")
+    made, failed = [], []
+
+    def one(n: int) -> None:
+        try:
+            made.append(create(lab, label=f"race-{n}"))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            failed.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failed and len(made) == 12
+    assert len({i.ipv4 for i in made}) == 12 and len({i.mac for i in made}) == 12
+    assert len({i.ipv6 for i in made}) == 12 or all(i.ipv6 is None for i in made)
+
+
+def test_the_database_refuses_one_address_for_two_instances(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", actor="t")
+    a, b = create(lab), create(lab)
+    with pytest.raises(IntegrityError), db.write() as s:
+        s.get(Instance, b.id).ipv4 = a.ipv4
+    with pytest.raises(IntegrityError), db.write() as s:
+        s.get(Instance, b.id).mac = a.mac
+
+
+def test_pools_are_checked(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", actor="t")
+    for network, kw, why in [
+        ("198.51.100.128/25", {}, "overlaps pool"),
+        ("2400:8904:1::/48", {}, "an IPv6 pool is a /64"),
+        ("203.0.113.0/24", {"gateway": "192.0.2.1"}, "gateway 192.0.2.1 is not in 203.0.113.0/24"),
+        ("203.0.113.0/24", {"first": "203.0.113.9", "last": "203.0.113.5"}, "comes after"),
+        ("not-a-network", {}, "not a network"),
+    ]:
+        with pytest.raises(ValidationErrors, match=why):
+            addresses.add_pool(db, "ap-west", network, actor="t", **kw)
+    with pytest.raises(ValidationErrors, match="unknown region"):
+        addresses.add_pool(db, "mars-1", "203.0.113.0/24", actor="t")
