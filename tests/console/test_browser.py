@@ -12,22 +12,22 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from gpucloud.services import promotions
+from gpucloud.services import accounts, promotions
 from tests.console.conftest import PASSWORD, console_token, new_email, sign_up
 from tests.factories import ssh_public_key
 
 pytestmark = pytest.mark.browser
 
-PLAN, BIGGER = "g6-standard-2", "Linode 8GB"  # Linode 4GB, then resized to the next
+GPU_PLAN, GPU_BIGGER = "g1-gpu-rtx6000-1", "RTX6000 GPU x2"  # one GPU, then resized to two
 PAGES = ("/linodes", "/linodes/create", "/events", "/profile/tokens", "/profile/keys", "/account/billing")
 PHONE = {"width": 390, "height": 844}
 SHOTS = os.environ.get("GPUCLOUD_CONSOLE_SCREENSHOTS")  # a folder: also save each page's picture there
 
 
-def create_linode(page, label: str, plan: str = PLAN, region: str = "Newark, NJ") -> int:
+def create_linode(page, label: str, plan: str, plan_class: str, region: str = "Newark, NJ") -> int:
     """On the create page: a refused try (weak password), then the real one; returns the id."""
     page.wait_for_selector("[data-create-form]")
-    page.get_by_role("tab", name="Shared CPU").click()
+    page.get_by_role("tab", name=plan_class).click()
     page.locator("label.choice", has_text="Frankfurt, DE").click()  # no hosts there: sold out, per /regions/availability
     page.wait_for_selector(f"tr[data-plan='{plan}'].sold-out [data-sold-out]:visible")
     assert page.locator(f"tr[data-plan='{plan}'] input").is_disabled()
@@ -51,18 +51,51 @@ def wait_status(page, status: str, where: str = "[data-summary]") -> None:
     page.wait_for_selector(f"{where} [data-status={status}]", timeout=60_000)
 
 
-def test_journey_sign_up_create_watch_reboot_resize_delete(any_api_server, tab):
+def approve_trial_in_the_admin_interface(chromium, server, email: str) -> None:
+    """An operator, in a browser of their own, approves the account's pending GPU trial."""
+    name = f"ops{secrets.token_hex(3)}"
+    accounts.create_admin(server.db, name, "operator-password-1")
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(20_000)
+    admin = context.new_page()
+    admin.goto(server.url + "/admin/login")
+    admin.fill("input[name=username]", name)
+    admin.fill("input[name=password]", "operator-password-1")
+    admin.click("button[type=submit]")
+    admin.wait_for_url(re.compile(r"/admin/$"))
+    admin.goto(server.url + "/admin/trials?status=pending")
+    row = admin.locator("tr[data-trial]", has_text=email)
+    row.get_by_label("Reason to approve").fill("journey test: a real workload")
+    row.get_by_role("button", name="Approve").click()
+    admin.wait_for_selector("text=approved until")
+    context.close()
+
+
+def test_journey_trial_approved_gpu_instance_running_reboot_resize_delete(any_api_server, tab, chromium):
     server, page = any_api_server, tab
     requests: list[str] = []
     page.goto(server.url + "/signup")
     page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
-    sign_up(page, server)
+    email = sign_up(page, server)
     page.evaluate("window.stillTheSamePage = true")  # gone if anything reloads the page
+
     page.get_by_role("link", name="Create your first Linode").click()
-    instance_id = create_linode(page, "journey-1")
+    page.wait_for_selector("[data-create-form]")
+    assert page.get_by_role("tab", name="GPU").count() == 0  # a new account starts with the standard plans
+    page.get_by_label("What will you run on the GPUs?").fill("fine-tuning a language model")
+    page.get_by_role("button", name="Request GPU trial").click()
+    page.wait_for_selector("[data-trial-state]:has-text('waiting for review')")
+
+    approve_trial_in_the_admin_interface(chromium, server, email)
+    page.get_by_role("navigation").get_by_role("link", name="Linodes").click()
+    page.get_by_role("link", name="Create your first Linode").click()
+    page.wait_for_selector("[data-trial-state]:has-text('active until')")  # the trial's state on the plans page
+    assert page.get_by_role("tab", name="GPU").get_attribute("aria-selected") == "true"
+    instance_id = create_linode(page, "journey-1", GPU_PLAN, "GPU")
     page.get_by_role("navigation").get_by_role("link", name="Linodes").click()
     row = page.locator(f"tr[data-linode='{instance_id}']")
     row.wait_for()
+    assert row.locator("td").nth(2).inner_text() == "1"  # GPUs
     assert row.locator("td").nth(3).inner_text() == "Newark, NJ"
     row.locator("[data-status=running]").wait_for(timeout=60_000)  # live, without reloading
     assert re.fullmatch(r"[\d.]+", row.locator("td").nth(4).inner_text())
@@ -74,10 +107,10 @@ def test_journey_sign_up_create_watch_reboot_resize_delete(any_api_server, tab):
     wait_status(page, "running")
 
     page.get_by_label("New plan").select_option(
-        page.locator("[data-resize-form] option", has_text=BIGGER).first.get_attribute("value"))
+        page.locator("[data-resize-form] option", has_text=GPU_BIGGER).first.get_attribute("value"))
     page.get_by_role("button", name="Resize", exact=True).click()
     page.wait_for_selector("[data-events] [data-event=linode_resize][data-event-status=finished]", timeout=60_000)
-    page.wait_for_selector(f"[data-summary] dd:text-is('{BIGGER}')", timeout=30_000)
+    page.wait_for_selector("[data-summary] dd:text-is('2 × RTX6000')", timeout=30_000)
     wait_status(page, "running")
 
     delete = page.get_by_role("button", name="Delete Linode")
@@ -237,3 +270,35 @@ def test_billing_shows_the_balance_and_applies_a_promo_code(api_server, tab):
     page.get_by_role("button", name="Apply promo code").click()
     page.wait_for_selector("[data-promotion]:has-text('Welcome credit')")
     assert "$50.00 left" in page.inner_text("[data-promotion]")
+
+
+def test_rebuild_and_reset_the_root_password_from_the_detail_page(api_server, tab):
+    page = tab
+    sign_up(page, api_server)
+    with api_server.http(console_token(page)) as http:
+        made = http.post("/linode/instances", json={"type": "g6-standard-1", "region": "us-east", "label": "guest-1",
+                                                    "image": "linode/ubuntu24.04",
+                                                    "root_pass": "Quiet-Harbor-Lantern-42"}).json()
+    page.goto(f"{api_server.url}/linodes/{made['id']}")
+    wait_status(page, "running")
+    rebuild = page.locator("[data-guest-form=rebuild]")
+    rebuild.get_by_label("Root password", exact=True).fill("short")
+    rebuild.get_by_role("button", name="Rebuild").click()
+    rebuild.locator("[data-field=root_pass] .field-error").wait_for()  # the API's reason at the field
+    rebuild.get_by_label("Root password", exact=True).fill("Amber-Tundra-Violin-77")
+    rebuild.get_by_role("button", name="Rebuild").click()
+    rebuild.get_by_text("Rebuild started.").wait_for()
+    page.wait_for_selector("[data-events] [data-event=linode_rebuild][data-event-status=finished]", timeout=60_000)
+    wait_status(page, "running")
+
+    reset = page.locator("[data-guest-form=password]")
+    reset.get_by_label("New root password", exact=True).fill("Copper-Meadow-Lantern-19")
+    reset.get_by_role("button", name="Reset root password").click()
+    refusal = reset.locator(".form-alert")
+    refusal.wait_for()  # "Cannot ... this Linode while it is running.", announced (role=alert)
+    assert "while it is running" in refusal.inner_text()
+    page.get_by_role("button", name="Power off").click()
+    wait_status(page, "offline")
+    reset.get_by_label("New root password", exact=True).fill("Copper-Meadow-Lantern-19")
+    reset.get_by_role("button", name="Reset root password").click()
+    reset.get_by_text("Root password changed.").wait_for()

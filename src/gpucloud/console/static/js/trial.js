@@ -15,17 +15,17 @@ export function trialState(trial) {
   }
 }
 
-// A card with the trial's state, or the request form when there is none; null when the
-// server does not offer trials.
-export async function trialOffer() {
+// A card with the trial's state, and the request form when there is none (or it was
+// declined) and `offer`; null when the server does not offer trials or there is nothing to say.
+export async function trialOffer({ offer = true } = {}) {
   let trial;
   try { trial = await optional('/account/gpu-trial'); } catch { return null; }
-  if (!trial) return null;
+  if (!trial || (!offer && trial.status === 'none')) return null;
   const box = h('section', { class: 'card notice', dataset: { trial: trial.status }, 'aria-labelledby': 'trial-heading' },
     h('h2', { id: 'trial-heading' }, 'GPU plans'));
   if (trial.status !== 'none') {
     box.append(h('p', { dataset: { trialState: '' } }, trialState(trial)));
-    if (trial.status !== 'declined') return box;  // a declined request may be made again
+    if (trial.status !== 'declined' || !offer) return box;  // a declined request may be made again
   }
   const reason = h('textarea', { name: 'reason', rows: 3 });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Request GPU trial');

@@ -128,7 +128,7 @@ export async function create(main) {
   image.addEventListener('change', update);
 
   const hasGpu = cat.types.some(t => t.class === 'gpu');
-  const trial = hasGpu ? null : await trialOffer();
+  const trial = await trialOffer({ offer: !hasGpu });  // its state shows on the plans page either way
   if (trial) main.append(trial);
   form.append(
     formAlert(),
