@@ -102,7 +102,7 @@ def create_floor_app(url: str) -> FastAPI:
                          .values(generation=Host.generation + 1))
             n = next(addresses)
             ipv4 = str(ipaddress.ip_network(region.ipv4_pool).network_address + n)
-            mac = "52:54:00:%02x:%02x:%02x" % (n >> 16 & 255, n >> 8 & 255, n & 255)
+            mac = f"52:54:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}"
             row = {"account_id": account_id, "label": body.label, "group_name": "", "region_id": region.id,
                    "type_id": plan.id, "image": None, "status": "provisioning", "status_reason": "", "host_id": host,
                    "booted": bool(body.booted), "tags": [], "alerts": dict(ALERTS), "watchdog_enabled": True,
