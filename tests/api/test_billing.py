@@ -31,6 +31,8 @@ def test_account_shows_balance_and_this_months_accrual(any_api_server):
     add_usage(any_api_server, alice.account_id, 0.5)
     account = client.account()
     assert account.balance == 0 and account.balance_uninvoiced == 1.5  # one started hour at 1.50
+    pool = client.account.transfer()  # the plan of the instance used this month gives the pool
+    assert (pool.used, pool.quota, pool.billable) == (0, 16000, 0)
 
 
 def closed_month(server, account_id: int) -> Invoice:

@@ -192,5 +192,13 @@ def test_stats_and_transfer_come_from_the_hosts_counters(server, client):
     assert t0 < t1 and abs(t1 / 1000 - time.time()) < 60  # milliseconds since the epoch, recent
     transfer = inst.transfer  # linode_api4: GET …/transfer
     assert transfer.used > 0 and transfer.quota == 1000 and transfer.billable == 0
+    now = time.gmtime()
+    month = inst.transfer_year_month(now.tm_year, now.tm_mon)  # GET …/transfer/{year}/{month}
+    assert month.bytes_out >= transfer.used and month.bytes_total == month.bytes_in + month.bytes_out
+    assert inst.transfer_year_month(2020, 1).bytes_total == 0
+    with server.http(client.token) as http:
+        assert http.get(f"/linode/instances/{inst.id}/transfer/2026/13").status_code == 404  # no such path
+        monthly = http.get(f"/linode/instances/{inst.id}/stats/2026/11")
+        assert monthly.status_code == 404 and "not offered" in monthly.json()["errors"][0]["reason"]
     with server.db.read() as s:  # the ring is bounded: at most stats_samples_kept rows
         assert s.query(InstanceSample).filter_by(instance_id=inst.id).count() <= server.settings.stats_samples_kept

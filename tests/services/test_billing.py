@@ -9,10 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
+from gpucloud.catalog import load_catalog
+from gpucloud.clock import utcnow
 from gpucloud.errors import NotFound
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, billing, hosts, instances, provisioning
-from gpucloud.store.tables import UsageInterval
+from gpucloud.store.tables import InstanceTransfer, UsageInterval
 from tests.conftest import make_settings
 
 GPU1, GPU2 = "g1-gpu-rtx6000-1", "g1-gpu-rtx6000-2"
@@ -92,3 +94,14 @@ def test_deleted_instances_still_bill_their_month(env):
         s.execute(update(UsageInterval).values(started_at=datetime(2026, 11, 1, 8),
                                                ended_at=datetime(2026, 11, 1, 8) + timedelta(minutes=61)))
     assert billing.current_usage(db, account.id, now=datetime(2026, 11, 30)).bill.total == Decimal("3.00")
+
+
+def test_account_transfer_pools_the_plans_used_this_month(env):
+    db, settings, account = env
+    vm = create(db, settings, account, label="xfer-1")
+    month = utcnow().strftime("%Y-%m")
+    with db.write() as s:
+        s.add(InstanceTransfer(instance_id=vm.id, month=month, rx_bytes=5 * 1024**3, tx_bytes=3 * 1024**3 + 1))
+    pool = billing.account_transfer(db, account.id)
+    plan = load_catalog().plan(GPU1)
+    assert pool == {"used": 4, "quota": plan.transfer_gb, "billable": 0}  # outbound only, whole GB up

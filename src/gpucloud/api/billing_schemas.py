@@ -89,3 +89,9 @@ class GpuTrial(Shape):
     starts: str | None
     ends: str | None
     reason: str | None
+
+
+class AccountTransfer(Shape):
+    used: int = Field(description="GB the account's instances sent this month (rounded up).")
+    quota: int = Field(description="GB: the monthly transfer of every plan an instance used this month.")
+    billable: int = Field(description="GB over the quota.")

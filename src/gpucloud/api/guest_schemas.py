@@ -41,3 +41,9 @@ class InstanceTransfer(_Shape):
     used: int = Field(description="Bytes sent this month.")
     quota: int = Field(description="The plan's monthly transfer, GB.")
     billable: int = Field(description="GB over the quota.")
+
+
+class TransferMonth(_Shape):
+    bytes_in: int
+    bytes_out: int
+    bytes_total: int

@@ -106,6 +106,7 @@ ROUTES: tuple[Unoffered, ...] = (
     _entry(ANY, "/linode/instances/*/mutate", "Plan upgrades (mutate) are"),
     _entry(ANY, "/linode/instances/*/nodebalancers", NODEBALANCERS),
     _entry(ANY, "/linode/instances/*/volumes", VOLUMES),
+    _entry(ANY, "/linode/instances/*/stats/*", "Statistics by month (the last 24 hours are kept: GET …/stats) are"),
     # regions, images
     _entry(ANY, "/regions/vpc-availability", "VPCs are"),
     _entry(ANY, "/regions/*/vpc-availability", "VPCs are"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -92,14 +93,16 @@ def overlaps(a: PoolShape, b: PoolShape) -> bool:
 
 
 def lowest_free(pools: Iterable[PoolShape], taken: set[str]) -> tuple[PoolShape, str] | None:
-    """The lowest IPv4 address of the first pool with one free (not taken, not a gateway)."""
+    """The lowest IPv4 address of the first pool with one free (not taken, not a gateway). As
+    integers (`inet_aton`): a region with 60,000 guests costs milliseconds, not seconds."""
+    held = {int.from_bytes(socket.inet_aton(a), "big") for a in taken if "." in a}
     for pool in pools:
         if pool.family != "ipv4":
             continue
+        gateway = int(pool.gateway)
         for number in range(int(pool.first), int(pool.last) + 1):
-            text = str(ipaddress.IPv4Address(number))
-            if number != int(pool.gateway) and text not in taken:
-                return pool, text
+            if number != gateway and number not in held:
+                return pool, str(ipaddress.IPv4Address(number))
     return None
 
 

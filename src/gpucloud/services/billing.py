@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,9 +18,11 @@ from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
 from gpucloud.domain import billing as rules
 from gpucloud.domain.billing import Applied, Bill, Charge, Credit, Period, Price, Segment
+from gpucloud.domain.guest_stats import GIB
 from gpucloud.errors import GpucloudError, NotFound
 from gpucloud.store import audit, usage
 from gpucloud.store import billing as q
+from gpucloud.store import guest_stats as stats_q
 from gpucloud.store.accounts import account_by_ref
 from gpucloud.store.db import Database
 from gpucloud.store.tables import AccountPromotion, Invoice, InvoiceItem, Payment, UsageInterval
@@ -287,3 +290,23 @@ def account_billing(db: Database, account_id: int, tax_percent: float = 0.0,
         paid = q.payments_of(s, account_id)
         held = q.promotions_of(s, account_id)
     return AccountBilling(accrual, figures(db, account_id, moment, tax_percent), found, paid, held)
+
+
+def account_transfer(db: Database, account_id: int, now: datetime | None = None) -> dict:
+    """GET /account/transfer: the account's pool this month. `quota`: the monthly transfer of
+    every plan an instance of the account used this month (deleted ones included, not
+    prorated); `used`: what those instances sent this month, whole GB rounded up; `billable`:
+    GB over the pool."""
+    moment = now or utcnow()
+    period = Period.of(moment)
+    catalog = load_catalog()
+    with db.read() as s:
+        rows = usage.of_account(s, account_id, period.start, moment)
+        quotas: dict[int, int] = {}
+        for row in rows:
+            plan = catalog.plan(row.type_id)
+            quotas[row.instance_id] = max(quotas.get(row.instance_id, 0), plan.transfer_gb if plan else 0)
+        sent = sum(t.tx_bytes for i in quotas if (t := stats_q.transfer(s, i, str(period))) is not None)
+    used = math.ceil(sent / GIB)
+    quota = sum(quotas.values())
+    return {"used": used, "quota": quota, "billable": max(used - quota, 0)}

@@ -81,3 +81,14 @@ def transfer(db: Database, account_id: int, instance_id: int, now: datetime | No
         row = q.transfer(s, instance.id, now.strftime("%Y-%m"))
         plan = load_catalog().plan(instance.type_id)
     return guest_stats.transfer(row.tx_bytes if row else 0, plan.transfer_gb if plan else 0)
+
+
+def transfer_month(db: Database, account_id: int, instance_id: int, year: int, month: int) -> dict:
+    """GET …/transfer/{year}/{month}: bytes in and out in that month (zero before readings began)."""
+    with db.read() as s:
+        instance = instance_store.owned(s, account_id, instance_id)
+        if instance is None:
+            raise NotFound()
+        row = q.transfer(s, instance.id, f"{year:04d}-{month:02d}")
+        rx, tx = (row.rx_bytes, row.tx_bytes) if row else (0, 0)
+    return {"bytes_in": rx, "bytes_out": tx, "bytes_total": rx + tx}

@@ -100,3 +100,9 @@ def request_gpu_trial(request: Request, body: billing_bodies.GpuTrialRequest = B
     trial = trials.request(state.db, state.settings, who.account_id, body.reason)
     state.flags.refresh()  # an auto-approved trial opens GPU plans in this process at once
     return billing_views.gpu_trial(trial)
+
+
+@router.get("/account/transfer", tags=["account"], summary="View the account's network transfer pool",
+            response_model=S.AccountTransfer)
+def get_transfer(request: Request, who: Identity = READ) -> dict:
+    return billing.account_transfer(request.app.state.db, who.account_id)

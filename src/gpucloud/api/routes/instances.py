@@ -8,7 +8,9 @@ instance is 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Request
 
 from gpucloud.api import bodies, guest_schemas, unoffered, views
 from gpucloud.api.auth import scope
@@ -199,6 +201,13 @@ def stats(instance_id: ObjectId, request: Request, who: Identity = Depends(read)
             response_model=guest_schemas.InstanceTransfer)
 def transfer(instance_id: ObjectId, request: Request, who: Identity = Depends(read)) -> dict:
     return guest_stats.transfer(request.app.state.db, who.account_id, instance_id)
+
+
+@router.get("/linode/instances/{instance_id}/transfer/{year}/{month}",
+            summary="An instance's network transfer in one month", response_model=guest_schemas.TransferMonth)
+def transfer_month(instance_id: ObjectId, year: Annotated[int, Path(ge=2000, le=9999)],
+                   month: Annotated[int, Path(ge=1, le=12)], request: Request, who: Identity = Depends(read)) -> dict:
+    return guest_stats.transfer_month(request.app.state.db, who.account_id, instance_id, year, month)
 
 
 @router.get("/linode/instances/{instance_id}/configs", summary="List an instance's configuration profiles")
