@@ -262,17 +262,16 @@ class StalePlacement(ValueError):
 # --- the decision ---------------------------------------------------------------------------
 
 
-def draw(config: PlacementConfig, buckets: Sequence[Sequence[HostState]]) -> HostState:
-    """`random`'s pick: one host, uniformly, among buckets of hosts tied on the best rank.
-
-    Buckets go in the order of their lowest host id and hosts in id order inside a bucket, so
-    `place` and `fleet_index.Fleet` draw the same host from the same generator state."""
-    ordered = sorted(buckets, key=lambda b: b[0].id)
-    i = config.rng.randrange(sum(len(b) for b in ordered))
-    for bucket in ordered:
-        if i < len(bucket):
-            return bucket[i]
-        i -= len(bucket)
+def draw(config: PlacementConfig, sizes: Sequence[int]) -> tuple[int, int]:
+    """`random`'s pick among buckets of hosts tied on the best rank: (bucket, position in it),
+    uniform over the hosts, one draw from the config's generator. Callers order the buckets by
+    their lowest host id and the hosts of a bucket by id, so `place` and `fleet_index.Fleet`
+    draw the same host from the same generator state."""
+    i = config.rng.randrange(sum(sizes))
+    for bucket, size in enumerate(sizes):
+        if i < size:
+            return bucket, i
+        i -= size
     raise AssertionError("unreachable")
 
 
@@ -306,7 +305,9 @@ def place(
         return no_room(request, Counter(h.shape for h in hosts), config)
     host, fit = best[1], best[2]
     if config.policy == "random":
-        host = draw(config, list(tied.values()))
+        buckets = sorted(tied.values(), key=lambda b: b[0].id)
+        bucket, i = draw(config, [len(b) for b in buckets])
+        host = buckets[bucket][i]
         fit = best_fit(host.shape, need, config.for_host(host)) or fit  # memoised: its shape was scored above
     return materialise(host, fit.assignment, request)
 
