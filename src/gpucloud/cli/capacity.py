@@ -8,6 +8,7 @@ import click
 from gpucloud.cli import Context, pass_ctx
 from gpucloud.cli.output import emit_json, emit_table, json_option, region_option
 from gpucloud.services.capacity import capacity as capacity_rows
+from gpucloud.services.placement_config import demand_mix_in_use
 
 
 @click.command("capacity")
@@ -27,6 +28,12 @@ def capacity(ctx: Context, region: str | None, as_json: bool) -> None:
     emit_table(rows, [("region", "REGION"), ("gpu_model", "GPU"), ("total", "TOTAL"), ("claimed_split", "CLAIMED"),
                       ("free", "FREE"), ("unavailable", "UNAVAILABLE"), ("why_unavailable", "WHY"),
                       ("stranded", "STRANDED"), ("sell", "SELLABLE NOW")])
+    if rows and ctx.settings.placement_policy == "pack":
+        source = "placement_demand_mix" if ctx.settings.placement_demand_mix else "every GPU plan of the catalog alike"
+        click.echo(f"\npack keeps room for this demand mix ({source}):")
+        mix = demand_mix_in_use(ctx.settings)
+        for model in sorted({r["gpu_model"] for r in rows} & set(mix)):
+            click.echo(f"  {model}: " + ", ".join(f"{plan} {share:.0%}" for plan, share in mix[model]))
 
 
 COMMANDS = [capacity]

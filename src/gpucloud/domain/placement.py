@@ -78,6 +78,7 @@ __all__ = [
     "apply",
     "build_host_state",
     "demand_mix",
+    "parse_demand_mix",
     "draw",
     "place",
     "release",
@@ -130,10 +131,45 @@ class PlacementRequest:
         return Need(self.gpus, self.gpu_model, self.vcpus, self.memory_mib, self.dedicated)
 
 
+# In pack's demand mix, a multi-GPU plan never weighs less than this share of its GPU model's
+# plans: a mix dominated by 1-GPU plans would otherwise break up the nodes 4-GPU plans need.
+MULTI_GPU_FLOOR = 0.05
+
+
 def demand_mix(plans: Iterable[Plan], weights: Mapping[str, float] | None = None) -> tuple[tuple[Plan, float], ...]:
-    """The GPU plans that sell, with their weights (default 1 each), for `pack`."""
-    weights = weights or {}
-    return tuple((p, float(weights.get(p.id, 1.0))) for p in plans if p.is_gpu and weights.get(p.id, 1.0) > 0)
+    """The GPU plans that sell, with their weights (default 1 each; with `weights`, the plans it
+    names), for `pack`; every multi-GPU plan of a model in the mix at least MULTI_GPU_FLOOR of
+    the model's weight."""
+    gpu_plans = [p for p in plans if p.is_gpu]
+    mix = {p.id: float(weights.get(p.id, 0.0)) if weights else 1.0 for p in gpu_plans}
+    totals: dict[str | None, float] = {}
+    for p in gpu_plans:
+        totals[p.gpu_model] = totals.get(p.gpu_model, 0.0) + mix[p.id]
+    for p in gpu_plans:
+        if p.gpus > 1 and totals[p.gpu_model] > 0:
+            mix[p.id] = max(mix[p.id], MULTI_GPU_FLOOR * totals[p.gpu_model])
+    return tuple((p, mix[p.id]) for p in gpu_plans if mix[p.id] > 0)
+
+
+def parse_demand_mix(text: str, plans: Iterable[Plan]) -> dict[str, float]:
+    """An operator's mix, "plan=weight,plan=weight", checked against the GPU plans of the catalog."""
+    known = {p.id for p in plans if p.is_gpu}
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        plan, sep, raw = item.partition("=")
+        plan = plan.strip()
+        if plan not in known:
+            raise ValueError(f"{plan!r} is not a GPU plan of the catalog")
+        try:
+            weight = float(raw) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"the weight of {plan} must be a number >= 0, not {raw.strip()!r}")
+        weights[plan] = weight
+    if text.strip() and not any(weights.values()):
+        raise ValueError("give at least one plan a weight above 0")
+    return weights
 
 
 @dataclass(frozen=True)
