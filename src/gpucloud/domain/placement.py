@@ -78,6 +78,7 @@ __all__ = [
     "apply",
     "build_host_state",
     "demand_mix",
+    "learned_weights",
     "parse_demand_mix",
     "draw",
     "place",
@@ -172,6 +173,14 @@ def parse_demand_mix(text: str, plans: Iterable[Plan]) -> dict[str, float]:
     return weights
 
 
+def learned_weights(created: Iterable[tuple[str, float]], half_life_s: float) -> dict[str, float]:
+    """Plan id -> weight from creates (plan id, age in seconds): each counts 0.5 ** (age / half life)."""
+    weights: dict[str, float] = {}
+    for plan_id, age in created:
+        weights[plan_id] = weights.get(plan_id, 0.0) + 0.5 ** (max(age, 0.0) / half_life_s)
+    return weights
+
+
 @dataclass(frozen=True)
 class PlacementConfig:
     """Placement settings; regions get their own config, hosts may override some fields.
@@ -188,6 +197,8 @@ class PlacementConfig:
     numa_unknown_policy: str = "required"
     shared_cpu_overcommit: float = 4.0
     demand_mix: tuple[tuple[Plan, float], ...] = ()
+    # Per region, a mix that replaces `demand_mix` there (learnt from the plans created there).
+    region_mix: tuple[tuple[str, tuple[tuple[Plan, float], ...]], ...] = ()
     reserved_cores_per_node: int = DEFAULT_RESERVED_CORES
     reserved_memory_mib_per_node: int = DEFAULT_RESERVED_MEMORY_MIB
     seed: int = 0  # for the `random` baseline
@@ -211,8 +222,20 @@ class PlacementConfig:
             if plan.is_gpu and weight > 0:
                 mix.setdefault(plan.gpu_model, []).append((PlacementRequest.for_plan(plan, "").need, weight))
         object.__setattr__(self, "_mix", {m: _normalised(entries) for m, entries in mix.items()})
+        regional: dict[tuple[str, str | None], list[tuple[Need, float]]] = {}
+        for region, plans in self.region_mix:
+            for plan, weight in plans:
+                if plan.is_gpu and weight > 0:
+                    need = PlacementRequest.for_plan(plan, "").need
+                    regional.setdefault((region, plan.gpu_model), []).append((need, weight))
+        object.__setattr__(self, "_region_mix", {k: _normalised(entries) for k, entries in regional.items()})
 
-    def mix_for(self, model: str) -> tuple[tuple[Need, float], ...]:
+    def mix_for(self, model: str, region: str = "") -> tuple[tuple[Need, float], ...]:
+        """The demand mix of a GPU model `pack` keeps room for (the region's, if it has one)."""
+        if self.region_mix:
+            mine = self._region_mix.get((region, model))  # type: ignore[attr-defined]
+            if mine is not None:
+                return mine
         mix = self._mix.get(model)  # type: ignore[attr-defined]
         if mix is None:
             mix = _normalised([(Need(g, model, 2 * g, 1024 * g, True), 1.0) for g in (1, 2, 3, 4)])
