@@ -85,3 +85,17 @@ def test_accounts_and_instances_and_one_click_boot(gc):
     account = gc("account", "show", "erin@example.com").out
     assert "instances: 1" in account and "2× rtx6000" in account and "gpu-instances off" in account
     assert json.loads(gc("account", "show", "erin@example.com", "--json").out)["instances"][0]["id"] == booted["id"]
+
+
+def test_capacity_shows_packs_demand_mix_and_an_operator_can_set_it(gc, monkeypatch):
+    gc("host", "add", "--profile", "rtx6000-2s4g", "--region", "us-east")
+    out = gc("capacity").out
+    assert "pack keeps room for this demand mix (per region: learnt from its creates; elsewhere: every GPU plan" in out
+    assert "rtx6000: g1-gpu-rtx6000-1 25%, g1-gpu-rtx6000-2 25%" in out
+    monkeypatch.setenv("GPUCLOUD_PLACEMENT_DEMAND_MIX", "g1-gpu-rtx6000-1=18,g1-gpu-rtx6000-2=2")
+    out = gc("capacity").out
+    # the 3- and 4-GPU plans the operator left out keep the floor: 5 % of the model's weight each
+    assert "elsewhere: placement_demand_mix)" in out
+    assert "rtx6000: g1-gpu-rtx6000-1 82%, g1-gpu-rtx6000-2 9%, g1-gpu-rtx6000-3 5%, g1-gpu-rtx6000-4 5%" in out
+    monkeypatch.setenv("GPUCLOUD_PLACEMENT_DEMAND_MIX", "g1-gpu-h200-1=1")
+    assert "placement_demand_mix: 'g1-gpu-h200-1' is not a GPU plan of the catalog" in gc("capacity", code=1).err

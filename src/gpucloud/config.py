@@ -46,6 +46,8 @@ class Settings:
     reserved_cores_per_node: int = 2
     reserved_memory_mib_per_node: int = 8192
     shared_cpu_overcommit: float = 4.0
+    # pack's demand mix, "plan=weight,plan=weight" (empty: every GPU plan of the catalog, weight 1)
+    placement_demand_mix: str = ""
     claim_retries: int = 5
     # simulated hosts: how long each step takes, long enough that a client polling every 3 s
     # sees every transitional status (a reboot is a shutdown and a boot)

@@ -88,6 +88,10 @@ def test_journey_trial_approved_gpu_instance_running_reboot_resize_delete(any_ap
 
     approve_trial_in_the_admin_interface(chromium, server, email)
     page.get_by_role("navigation").get_by_role("link", name="Linodes").click()
+    bell = page.get_by_role("button", name=re.compile(r"^Notifications \(\d+ new\)$"))
+    bell.click()  # the account's notifications: the trial has started
+    page.wait_for_selector("#bell-panel li:has-text('GPU trial started')")
+    page.keyboard.press("Escape")
     page.get_by_role("link", name="Create your first Linode").click()
     page.wait_for_selector("[data-trial-state]:has-text('active until')")  # the trial's state on the plans page
     assert page.get_by_role("tab", name="GPU").get_attribute("aria-selected") == "true"

@@ -20,6 +20,8 @@ from gpucloud.domain.placement import (
     StalePlacement,
     apply,
     build_host_state,
+    demand_mix,
+    parse_demand_mix,
     place,
     release,
 )
@@ -548,3 +550,14 @@ def test_a_host_the_fleet_is_told_is_draining_gets_nothing_new():
     assert placed(fleet.place(gpu_request(1))).host_id == 2
     fleet.remove(2)
     refused(fleet.place(gpu_request(1)), "hosts-unavailable")
+
+
+def test_demand_mix_keeps_a_floor_for_multi_gpu_plans_and_an_operators_mix_is_checked():
+    plans = [gpu_plan(1), gpu_plan(2), gpu_plan(4)]
+    mix = dict((p.gpus, w) for p, w in demand_mix(plans, parse_demand_mix("test-rtx6000-1=100", plans)))
+    assert mix == {1: 100.0, 2: 5.0, 4: 5.0}
+    assert dict((p.gpus, w) for p, w in demand_mix(plans)) == {1: 1.0, 2: 1.0, 4: 1.0}
+    for bad, words in [("test-h200-1=1", "not a GPU plan"), ("test-rtx6000-1=-1", "a number >= 0"),
+                       ("test-rtx6000-1", "a number >= 0"), ("test-rtx6000-1=0", "above 0")]:
+        with pytest.raises(ValueError, match=words):
+            parse_demand_mix(bad, plans)

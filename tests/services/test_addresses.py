@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from gpucloud.catalog import load_catalog
 from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.hypervisor.domain_xml import build_domain_xml
 from gpucloud.hypervisor.profile import load_profile
-from gpucloud.services import accounts, addresses, guests, hosts, instances, provisioning
+from gpucloud.services import accounts, addresses, capacity, guests, hosts, instances, provisioning
 from gpucloud.store.tables import Instance, IpPool
 from tests.conftest import make_settings
 
@@ -60,7 +61,11 @@ def test_addresses_come_from_the_regions_pools_lowest_first(lab):
 def test_running_out_is_no_capacity_and_a_removed_instance_frees_its_address(lab):
     db = lab[0]
     addresses.add_pool(db, "ap-west", "192.0.2.0/29", first="192.0.2.2", last="192.0.2.3", actor="t")
+    plan = load_catalog().plan(PLAN)
+    assert capacity.available(db, lab[1], [plan], "ap-west") == {("ap-west", PLAN): True}
     kept, gone = create(lab), create(lab)
+    assert capacity.free_ipv4(db, "ap-west") == {"ap-west": 0}
+    assert capacity.available(db, lab[1], [plan], "ap-west") == {("ap-west", PLAN): False}  # what regions/availability says
     with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned") as refused:
         create(lab)
     assert refused.value.field == "region"

@@ -149,3 +149,31 @@ def test_a_closer_killed_mid_close_leaves_whole_invoices_and_a_rerun_finishes(po
     check_invoices(postgres_db, ids)
     with postgres_db.read() as s:
         assert set(s.scalars(select(AccountPromotion.used_cents))) == {10000}
+
+
+@pytest.mark.postgres
+def test_two_months_of_one_account_closed_at_once_spend_its_credit_once(postgres_db):
+    account = accounts.create_account(postgres_db, "twomonths@example.com")
+    with postgres_db.write() as s:
+        s.add_all([UsageInterval(account_id=account.id, instance_id=77, label="gpu", region_id="us-east",
+                                 type_id="g1-gpu-rtx6000-1", started_at=datetime(2026, 9, 20), ended_at=None),
+                   AccountPromotion(account_id=account.id, summary="$300 off", credit_cents=30000, covers=["all"],
+                                    starts_at=datetime(2026, 9, 1), expires_at=datetime(2026, 12, 1))])
+    start, errors = threading.Barrier(2), []
+
+    def close(period):
+        try:
+            start.wait()
+            billing.close_month(postgres_db, period, now=datetime(2026, 11, 2))
+        except Exception as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close, args=(p,)) for p in (Period(2026, 9), OCT)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    with postgres_db.read() as s:
+        spent = -sum(s.scalars(select(InvoiceItem.amount_cents).where(InvoiceItem.type == "promotion")))
+        assert spent == 30000 == s.scalar(select(AccountPromotion.used_cents))

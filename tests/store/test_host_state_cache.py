@@ -3,11 +3,14 @@ host's free state must move its generation, so the cached view always equals a f
 
 from __future__ import annotations
 
+from gpucloud.catalog import load_catalog
+from gpucloud.domain.placement import PlacementRequest, place
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, host_health, hosts, instances
 from gpucloud.services.account_admin import set_staff
 from gpucloud.services.placement_config import placement_config
 from gpucloud.services.provisioning import remove_instance
+from gpucloud.store import host_states
 from gpucloud.store.host_states import all_states, build_states
 from tests.conftest import make_settings
 
@@ -65,3 +68,22 @@ def test_a_claim_applied_by_this_process_equals_a_fresh_read(store_db, tmp_path)
             viewed = {h.id: h for h in all_states(s, placement_config(settings), "us-east")}
         with store_db.read() as s:
             assert list(viewed.values()) == build_states(s, list(viewed))
+
+
+def test_the_view_warmed_for_every_plan_decides_like_a_scan_of_a_fresh_read(store_db, tmp_path):
+    """The view ranks every plan of the catalog when it loads the region (no decision for a plan
+    builds a ranking); its decisions are those of `place()` over the hosts read afresh."""
+    settings = make_settings(tmp_path, store_db.url)
+    for name, profile in (("h1", "rtx6000-2s4g"), ("h2", "h100-nps4-8g"), ("h3", "cpu-2s")):
+        hosts.register_host(store_db, settings, name=name, region="us-east", topology=load_profile(profile),
+                            driver="sim", profile=profile)
+    account = accounts.create_account(store_db, "warm@example.com")
+    instances.create_instance(store_db, settings, account.id, "warm",
+                              instances.NewInstance(type="g3-gpu-h100-1", region="us-east"), bypass_flags=True)
+    config = placement_config(settings)
+    assert config.plans == tuple(load_catalog().plans)
+    with store_db.read() as s:
+        fresh = build_states(s, [h.id for h in all_states(s, config, "us-east")])
+        for plan in load_catalog().plans:
+            request = PlacementRequest.for_plan(plan, "us-east")
+            assert host_states.place(s, request, config) == place(request, fresh, config), plan.id

@@ -9,6 +9,7 @@ answers every path the console routes on the client side; other paths stay 404.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -70,9 +71,9 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _answer(open_session) -> dict:
+def _answer(open_session: Callable[[], ConsoleSession]) -> dict:
     try:
-        session: ConsoleSession = open_session()
+        session = open_session()
     except TooMany as exc:
         raise errors.ApiError(429, exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
     return {"token": session.token, "token_id": session.token_id, "expiry": session.expiry.isoformat(),

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from itertools import count
-from typing import overload
 
 from gpucloud.domain.numa_fit import HostShape, Need, choose, may_fit, rank_floor
 from gpucloud.domain.placement import (
@@ -46,25 +45,6 @@ from gpucloud.domain.placement import (
 MAX_LAG = 8
 
 
-class _Bucket(Sequence[HostState]):
-    """A bucket's host ids read as host states (only the drawn one is looked up)."""
-
-    def __init__(self, hosts: dict[int, HostState], ids: list[int]):
-        self._hosts, self._ids = hosts, ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    @overload
-    def __getitem__(self, i: int) -> HostState: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[HostState]: ...
-    def __getitem__(self, i: int | slice) -> HostState | Sequence[HostState]:
-        if isinstance(i, slice):
-            return [self._hosts[k] for k in self._ids[i]]
-        return self._hosts[self._ids[i]]
-
-
 class Fleet:
     """An indexed, mutable set of host states with `place`, `apply` and `release`."""
 
@@ -80,6 +60,13 @@ class Fleet:
         self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
         self._read: dict[tuple[str, Need], int] = {}  # how far each request's heap has read the log
         self._order = count()
+        # first-fit and random rank hosts by the placement rules alone, so many shapes tie on the
+        # best rank: per request, the shapes scored for each rank, to find them without the heap
+        self._by_rank = self.config.policy in ("first-fit", "random")
+        self._ties: dict[tuple[str, Need], dict[tuple, set[HostShape]]] = {}
+        # first-fit: per request and rank, a heap of (lowest host id, shape), checked when read
+        self._lowest: dict[tuple[str, Need], dict[tuple, list]] = {}
+        self._rank_of: dict[tuple[str, Need], dict[HostShape, tuple]] = {}
         for host in hosts:
             self.update(host)
 
@@ -118,6 +105,16 @@ class Fleet:
                     self._catch_up((shape.region, need))
         else:
             insort(bucket, host.id)
+        if self.config.policy == "first-fit" and self._buckets[shape][0] == host.id:
+            self._new_lowest(shape, host.id)
+
+    def _new_lowest(self, shape: HostShape, host_id: int) -> None:
+        """first-fit: the shape's lowest host id went down; its entries must say so."""
+        for need in self._needs.get(shape.region, ()):
+            key = (shape.region, need)
+            rank = self._rank_of[key].get(shape)
+            if rank is not None:
+                heapq.heappush(self._lowest[key].setdefault(rank, []), (host_id, shape))
 
     def _unindex(self, host: HostState) -> None:
         shape = host.shape
@@ -152,6 +149,11 @@ class Fleet:
             self._queued[key].discard(shape)
         else:
             heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+            if self.config.policy == "first-fit":
+                self._rank_of[key][shape] = fit.rank
+                heapq.heappush(self._lowest[key].setdefault(fit.rank, []), (self._buckets[shape][0], shape))
+            elif self._by_rank:
+                self._ties[key].setdefault(fit.rank, set()).add(shape)
 
     def _heap(self, region: str, need: Need) -> list:
         """The heap for this request, brought up to date with the shapes logged since last time."""
@@ -161,6 +163,9 @@ class Fleet:
             heap = self._heaps[key] = []
             self._waiting[key] = []
             self._queued[key] = set()
+            self._ties[key] = {}
+            self._lowest[key] = {}
+            self._rank_of[key] = {}
             self._needs.setdefault(region, []).append(need)
             self._read[key] = len(self._log.setdefault(region, []))
             for shape in self._shapes.get(region, ()):
@@ -188,6 +193,16 @@ class Fleet:
             heap[:] = [entry for entry in heap if entry[2] in self._buckets]
             heapq.heapify(heap)
         self._queued[key] = {entry[2] for heap in (self._heaps[key], self._waiting[key]) for entry in heap}
+        if self._by_rank:
+            ties: dict[tuple, set[HostShape]] = {}
+            for rank, _, shape in self._heaps[key]:
+                ties.setdefault(rank, set()).add(shape)
+            self._ties[key] = ties
+            self._rank_of[key] = {shape: rank for rank, group in ties.items() for shape in group}
+            self._lowest[key] = {rank: [(self._buckets[shape][0], shape) for shape in group]
+                                 for rank, group in ties.items()}
+            for entries in self._lowest[key].values():
+                heapq.heapify(entries)
 
     def _compact(self, region: str) -> None:
         """Drop log entries every heap has read, or whose shape is gone."""
@@ -203,8 +218,8 @@ class Fleet:
             self._read[k] = live_before[self._read[k] - done]
         self._log[region] = kept
 
-    def _best(self, key: tuple[str, Need]) -> list:
-        """The live heap entries that tie on the best rank (waiting shapes scored as needed)."""
+    def _best(self, key: tuple[str, Need]) -> list[HostShape]:
+        """The live shapes that tie on the best rank (waiting shapes scored as needed)."""
         heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
         while True:
             while heap and heap[0][2] not in self._buckets:
@@ -214,6 +229,10 @@ class Fleet:
             if not waiting or (heap and waiting[0][0] > heap[0][0][: len(waiting[0][0])]):
                 break
             self._score(key, heapq.heappop(waiting)[2])
+        if self.config.policy == "first-fit":
+            return self._lowest_of_best_rank(key)
+        if self._by_rank:
+            return self._tied_by_rank(key)
         tied: list = []
         while heap and (not tied or heap[0][0] == tied[0][0]):
             entry = heapq.heappop(heap)
@@ -223,7 +242,44 @@ class Fleet:
                 queued.discard(entry[2])
         for entry in tied:
             heapq.heappush(heap, entry)
-        return tied
+        return [entry[2] for entry in tied]
+
+    def _lowest_of_best_rank(self, key: tuple[str, Need]) -> list[HostShape]:
+        """first-fit: the shape holding the lowest host id among the shapes on the best rank.
+        Entries whose shape is gone, or whose lowest id moved up, are dropped (the shape pushed
+        again with its lowest id); a gone shape that comes back is queued and scored again."""
+        heap = self._heaps[key]
+        if not heap:
+            return []
+        top = heap[0][2]  # live: checked by `_best`
+        lowest = self._lowest[key].setdefault(heap[0][0], [])
+        while lowest:
+            first, shape = lowest[0]
+            bucket = self._buckets.get(shape)
+            if bucket is not None and bucket[0] == first:
+                break
+            heapq.heappop(lowest)
+            if bucket is None:
+                self._queued[key].discard(shape)
+            else:
+                heapq.heappush(lowest, (bucket[0], shape))
+        if not lowest or self._buckets[top][0] < lowest[0][0]:
+            return [top]
+        return [lowest[0][1]]
+
+    def _tied_by_rank(self, key: tuple[str, Need]) -> list[HostShape]:
+        """The live shapes on the best rank, from the rank's set (its dead shapes dropped: one
+        that comes back is queued and scored again)."""
+        heap = self._heaps[key]
+        if not heap:
+            return []
+        group = self._ties[key].setdefault(heap[0][0], set())
+        group.add(heap[0][2])  # live: checked by `_best`
+        dead = [shape for shape in group if shape not in self._buckets]
+        if dead:
+            group.difference_update(dead)
+            self._queued[key].difference_update(dead)
+        return list(group)
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -239,7 +295,7 @@ class Fleet:
         if not tied:
             shapes = {s: len(self._buckets[s]) for s in self._shapes.get(request.region, ())}
             return no_room(request, shapes, self.config)
-        host = self._pick([entry[2] for entry in tied])
+        host = self._pick(tied)
         fit = choose(host.shape, key[1], self.config.for_host(host))
         if fit is None:
             raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
@@ -249,7 +305,9 @@ class Fleet:
         """Among hosts whose shapes tie on rank: the lowest id (`random`: a uniform draw)."""
         if self.config.policy != "random":
             return self._hosts[min(self._buckets[s][0] for s in shapes)]
-        return draw(self.config, [_Bucket(self._hosts, self._buckets[s]) for s in shapes])
+        buckets = sorted((self._buckets[s] for s in shapes), key=lambda ids: ids[0])
+        bucket, i = draw(self.config, [len(ids) for ids in buckets])
+        return self._hosts[buckets[bucket][i]]
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)

@@ -249,7 +249,7 @@ def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bo
         return True
     later = after(shape, a)
     return all(fill_count(later, gpu_need, cfg) >= fill_count(shape, gpu_need, cfg)
-               for model in free for gpu_need, _ in cfg.mix_for(model))
+               for model in free for gpu_need, _ in cfg.mix_for(model, shape.region))
 
 
 def candidates(
@@ -425,7 +425,7 @@ def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
     total = 0.0
     if shape.status == ACTIVE:
         for model, free in placeable_free(shape, cfg.numa_unknown_policy).items():
-            for plan, weight in cfg.mix_for(model):
+            for plan, weight in cfg.mix_for(model, shape.region):
                 local, spanning = _usable(shape, plan, cfg)
                 total += weight * (free - plan.gpus * (local + (1 - SPAN_PENALTY) * spanning))
     memo[shape] = total

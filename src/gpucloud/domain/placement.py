@@ -78,6 +78,8 @@ __all__ = [
     "apply",
     "build_host_state",
     "demand_mix",
+    "learned_weights",
+    "parse_demand_mix",
     "draw",
     "place",
     "release",
@@ -130,10 +132,53 @@ class PlacementRequest:
         return Need(self.gpus, self.gpu_model, self.vcpus, self.memory_mib, self.dedicated)
 
 
+# In pack's demand mix, a multi-GPU plan never weighs less than this share of its GPU model's
+# plans: a mix dominated by 1-GPU plans would otherwise break up the nodes 4-GPU plans need.
+MULTI_GPU_FLOOR = 0.05
+
+
 def demand_mix(plans: Iterable[Plan], weights: Mapping[str, float] | None = None) -> tuple[tuple[Plan, float], ...]:
-    """The GPU plans that sell, with their weights (default 1 each), for `pack`."""
-    weights = weights or {}
-    return tuple((p, float(weights.get(p.id, 1.0))) for p in plans if p.is_gpu and weights.get(p.id, 1.0) > 0)
+    """The GPU plans that sell, with their weights (default 1 each; with `weights`, the plans it
+    names), for `pack`; every multi-GPU plan of a model in the mix at least MULTI_GPU_FLOOR of
+    the model's weight."""
+    gpu_plans = [p for p in plans if p.is_gpu]
+    mix = {p.id: float(weights.get(p.id, 0.0)) if weights else 1.0 for p in gpu_plans}
+    totals: dict[str | None, float] = {}
+    for p in gpu_plans:
+        totals[p.gpu_model] = totals.get(p.gpu_model, 0.0) + mix[p.id]
+    for p in gpu_plans:
+        if p.gpus > 1 and totals[p.gpu_model] > 0:
+            mix[p.id] = max(mix[p.id], MULTI_GPU_FLOOR * totals[p.gpu_model])
+    return tuple((p, mix[p.id]) for p in gpu_plans if mix[p.id] > 0)
+
+
+def parse_demand_mix(text: str, plans: Iterable[Plan]) -> dict[str, float]:
+    """An operator's mix, "plan=weight,plan=weight", checked against the GPU plans of the catalog."""
+    known = {p.id for p in plans if p.is_gpu}
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        plan, sep, raw = item.partition("=")
+        plan = plan.strip()
+        if plan not in known:
+            raise ValueError(f"{plan!r} is not a GPU plan of the catalog")
+        try:
+            weight = float(raw) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"the weight of {plan} must be a number >= 0, not {raw.strip()!r}")
+        weights[plan] = weight
+    if text.strip() and not any(weights.values()):
+        raise ValueError("give at least one plan a weight above 0")
+    return weights
+
+
+def learned_weights(created: Iterable[tuple[str, float]], half_life_s: float) -> dict[str, float]:
+    """Plan id -> weight from creates (plan id, age in seconds): each counts 0.5 ** (age / half life)."""
+    weights: dict[str, float] = {}
+    for plan_id, age in created:
+        weights[plan_id] = weights.get(plan_id, 0.0) + 0.5 ** (max(age, 0.0) / half_life_s)
+    return weights
 
 
 @dataclass(frozen=True)
@@ -152,6 +197,8 @@ class PlacementConfig:
     numa_unknown_policy: str = "required"
     shared_cpu_overcommit: float = 4.0
     demand_mix: tuple[tuple[Plan, float], ...] = ()
+    # Per region, a mix that replaces `demand_mix` there (learnt from the plans created there).
+    region_mix: tuple[tuple[str, tuple[tuple[Plan, float], ...]], ...] = ()
     reserved_cores_per_node: int = DEFAULT_RESERVED_CORES
     reserved_memory_mib_per_node: int = DEFAULT_RESERVED_MEMORY_MIB
     seed: int = 0  # for the `random` baseline
@@ -175,8 +222,20 @@ class PlacementConfig:
             if plan.is_gpu and weight > 0:
                 mix.setdefault(plan.gpu_model, []).append((PlacementRequest.for_plan(plan, "").need, weight))
         object.__setattr__(self, "_mix", {m: _normalised(entries) for m, entries in mix.items()})
+        regional: dict[tuple[str, str | None], list[tuple[Need, float]]] = {}
+        for region, plans in self.region_mix:
+            for plan, weight in plans:
+                if plan.is_gpu and weight > 0:
+                    need = PlacementRequest.for_plan(plan, "").need
+                    regional.setdefault((region, plan.gpu_model), []).append((need, weight))
+        object.__setattr__(self, "_region_mix", {k: _normalised(entries) for k, entries in regional.items()})
 
-    def mix_for(self, model: str) -> tuple[tuple[Need, float], ...]:
+    def mix_for(self, model: str, region: str = "") -> tuple[tuple[Need, float], ...]:
+        """The demand mix of a GPU model `pack` keeps room for (the region's, if it has one)."""
+        if self.region_mix:
+            mine = self._region_mix.get((region, model))  # type: ignore[attr-defined]
+            if mine is not None:
+                return mine
         mix = self._mix.get(model)  # type: ignore[attr-defined]
         if mix is None:
             mix = _normalised([(Need(g, model, 2 * g, 1024 * g, True), 1.0) for g in (1, 2, 3, 4)])
@@ -262,17 +321,16 @@ class StalePlacement(ValueError):
 # --- the decision ---------------------------------------------------------------------------
 
 
-def draw(config: PlacementConfig, buckets: Sequence[Sequence[HostState]]) -> HostState:
-    """`random`'s pick: one host, uniformly, among buckets of hosts tied on the best rank.
-
-    Buckets go in the order of their lowest host id and hosts in id order inside a bucket, so
-    `place` and `fleet_index.Fleet` draw the same host from the same generator state."""
-    ordered = sorted(buckets, key=lambda b: b[0].id)
-    i = config.rng.randrange(sum(len(b) for b in ordered))
-    for bucket in ordered:
-        if i < len(bucket):
-            return bucket[i]
-        i -= len(bucket)
+def draw(config: PlacementConfig, sizes: Sequence[int]) -> tuple[int, int]:
+    """`random`'s pick among buckets of hosts tied on the best rank: (bucket, position in it),
+    uniform over the hosts, one draw from the config's generator. Callers order the buckets by
+    their lowest host id and the hosts of a bucket by id, so `place` and `fleet_index.Fleet`
+    draw the same host from the same generator state."""
+    i = config.rng.randrange(sum(sizes))
+    for bucket, size in enumerate(sizes):
+        if i < size:
+            return bucket, i
+        i -= size
     raise AssertionError("unreachable")
 
 
@@ -306,7 +364,9 @@ def place(
         return no_room(request, Counter(h.shape for h in hosts), config)
     host, fit = best[1], best[2]
     if config.policy == "random":
-        host = draw(config, list(tied.values()))
+        buckets = sorted(tied.values(), key=lambda b: b[0].id)
+        bucket, i = draw(config, [len(b) for b in buckets])
+        host = buckets[bucket][i]
         fit = best_fit(host.shape, need, config.for_host(host)) or fit  # memoised: its shape was scored above
     return materialise(host, fit.assignment, request)
 

@@ -79,12 +79,12 @@ def credit(p: AccountPromotion) -> Credit:
 
 
 def accrue_in(s: Session, account_id: int, period: Period, until: datetime | None = None,
-              tax_percent: float = 0.0) -> tuple[Accrual, list[AccountPromotion]]:
+              tax_percent: float = 0.0, *, lock: bool = False) -> tuple[Accrual, list[AccountPromotion]]:
     """The accrual of `period` (up to `until`; the whole month when None), read in the
-    caller's transaction, and the promotions it drew on."""
+    caller's transaction, and the promotions it drew on (`lock`: held until commit)."""
     end = min(period.end, until) if until is not None else period.end
     rows = usage.of_account(s, account_id, period.start, end)
-    promos = q.promotions_overlapping(s, account_id, period.start, end)
+    promos = q.promotions_overlapping(s, account_id, period.start, end, lock=lock)
     found, applied, bill = rules.accrue(segments(rows), prices(), period, [credit(p) for p in promos],
                                         tax_rate(tax_percent), until=end)
     return Accrual(account_id, period, end, found, applied, bill), promos
@@ -133,7 +133,7 @@ def close_account(db: Database, account_id: int, period: Period, tax_percent: fl
         with db.write() as s:
             if q.invoice_for(s, account_id, str(period)) is not None:
                 return None
-            accrual, _ = accrue_in(s, account_id, period, None, tax_percent)
+            accrual, _ = accrue_in(s, account_id, period, None, tax_percent, lock=True)
             bill = accrual.bill
             if not bill.lines:
                 return None

@@ -10,28 +10,52 @@ from gpucloud.config import Settings
 from gpucloud.domain.capacity import capacity_rows, sellable, unlock_hints
 from gpucloud.domain.catalog import GPU_CAPABILITY, Plan
 from gpucloud.domain.placement import PlacementRequest
-from gpucloud.services.placement_config import placement_config
+from gpucloud.services import addresses
+from gpucloud.services.placement_config import demand_mix_in_use, learn_demand
 from gpucloud.store.db import Database
 from gpucloud.store.host_states import all_states
 
 
 def capacity(db: Database, settings: Settings, region: str | None = None) -> list[dict]:
     """One row per region and GPU model: total, claimed (staff and customers apart), free,
-    unavailable (with reasons), stranded, and for each plan how many more can be sold now."""
+    unavailable (with reasons), stranded, and for each plan how many more can be sold now
+    (never more than the region has free IPv4 addresses: each instance takes one)."""
     with db.read() as s:
-        states = all_states(s, placement_config(settings), region)
-    return capacity_rows(states, load_catalog().plans, placement_config(settings), region)
+        config = learn_demand(s, settings)
+        states = all_states(s, config, region)
+    rows = capacity_rows(states, load_catalog().plans, config, region)
+    addresses_free = free_ipv4(db, region)
+    for row in rows:
+        row["sellable"] = {plan: min(n, addresses_free.get(row["region"], 0)) for plan, n in row["sellable"].items()}
+    return rows
+
+
+def free_ipv4(db: Database, region: str | None = None) -> dict[str, int]:
+    """Region -> IPv4 addresses its pools have free."""
+    free: dict[str, int] = {}
+    for pool in addresses.pools(db, region):
+        if pool.family == "ipv4":
+            free[pool.region] = free.get(pool.region, 0) + pool.free
+    return free
+
+
+def pack_mix(db: Database, settings: Settings) -> dict[tuple[str, str], list[tuple[str, float]]]:
+    """The demand mix `pack` keeps room for now, per (region, GPU model); region '' = the default."""
+    with db.read() as s:
+        return demand_mix_in_use(learn_demand(s, settings))
 
 
 def available(db: Database, settings: Settings, plans: Iterable[Plan], region: str | None = None) -> dict[
         tuple[str, str], bool]:
     """(region, plan id) -> whether one more instance of the plan can be created there now: the
     sellable figure `capacity` shows operators, > 0. Every region of the catalog (or `region`)."""
-    config = placement_config(settings)
     with db.read() as s:
+        config = learn_demand(s, settings)
         states = all_states(s, config, region)
     regions = [r.id for r in load_catalog().regions if region is None or r.id == region]
-    return {(r, p.id): sellable(PlacementRequest.for_plan(p, r), states, config) > 0 for r in regions for p in plans}
+    addresses_free = free_ipv4(db, region)
+    return {(r, p.id): addresses_free.get(r, 0) > 0 and sellable(PlacementRequest.for_plan(p, r), states, config) > 0
+            for r in regions for p in plans}
 
 
 def sellable_table(db: Database, settings: Settings) -> list[dict]:

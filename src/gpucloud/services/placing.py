@@ -26,7 +26,7 @@ from gpucloud.domain.capacity import explain_refusal
 from gpucloud.domain.catalog import GPU_CAPABILITY, Plan
 from gpucloud.domain.placement import NoRoom, Placement, PlacementConfig, PlacementRequest, place
 from gpucloud.errors import GpucloudError
-from gpucloud.services.placement_config import placement_config
+from gpucloud.services.placement_config import learn_demand
 from gpucloud.store import claims as claim_store
 from gpucloud.store import host_states
 from gpucloud.store.tables import Host, Instance
@@ -54,8 +54,9 @@ def no_capacity(s: Session, settings: Settings, request: PlacementRequest, refus
     if refusal.reason != STAYS_ON_ITS_HOST:
         catalog = load_catalog()
         model = catalog.gpu_model(request.gpu_model) if request.gpu_model else None
-        refusal = explain_refusal(request, host_states.region_states(s, request.region, placement_config(settings)),
-                                  placement_config(settings), refusal, where=region_words(request.region),
+        config = learn_demand(s, settings)
+        refusal = explain_refusal(request, host_states.region_states(s, request.region, config),
+                                  config, refusal, where=region_words(request.region),
                                   model_name=model_words(model.name) if model else str(request.gpu_model))
     return GpucloudError(f"{NO_CAPACITY_PREFIX}: {refusal.reason}", field="type")
 
@@ -86,7 +87,7 @@ def lock_region(s: Session, region: str) -> None:
 
 def place_new(s: Session, settings: Settings, request: PlacementRequest) -> Placement | NoRoom:
     """Where a new instance goes (an operator's pin of host and GPUs included)."""
-    return host_states.place(s, request, placement_config(settings))
+    return host_states.place(s, request, learn_demand(s, settings))
 
 
 def place_resized(s: Session, settings: Settings, instance: Instance, plan: Plan) -> Placement | NoRoom:
@@ -94,7 +95,7 @@ def place_resized(s: Session, settings: Settings, instance: Instance, plan: Plan
 
     Its own host first: a move costs the customer the copy of their disk. Another host only
     when its host's disk can move (not from a libvirt host yet); the refusal says so."""
-    config = placement_config(settings)
+    config = learn_demand(s, settings)
     anywhere = PlacementRequest.for_plan(plan, instance.region_id)
     if instance.host_id is None:
         return host_states.place(s, anywhere, config)
@@ -115,7 +116,7 @@ def claim(s: Session, settings: Settings, region: str, instance_id: int, placeme
     generation = _take_host(s, region, placement)
     claim_store.write_claims(s, instance_id, placement, host_states.host_rows(s, placement.host_id))
     event.listen(s, "after_commit", partial(_committed, host_states.pool_of(s), region,
-                                             placement_config(settings), placement, generation, staff), once=True)
+                                             learn_demand(s, settings), placement, generation, staff), once=True)
 
 
 def reclaim(s: Session, instance: Instance, placement: Placement) -> None:

@@ -20,12 +20,15 @@ def paid_cents(s: Session, account_id: int) -> int:
                         .where(Payment.account_id == account_id)) or 0)
 
 
-def promotions_overlapping(s: Session, account_id: int, since: datetime, until: datetime) -> list[AccountPromotion]:
-    """The account's promotions valid at some moment of [since, until) with credit left."""
-    return list(s.scalars(select(AccountPromotion).where(
+def promotions_overlapping(s: Session, account_id: int, since: datetime, until: datetime, *,
+                           lock: bool = False) -> list[AccountPromotion]:
+    """The account's promotions valid at some moment of [since, until) with credit left;
+    `lock`: held until commit (a close spends them: two closes of one account's months queue)."""
+    stmt = select(AccountPromotion).where(
         AccountPromotion.account_id == account_id, AccountPromotion.starts_at < until,
-        AccountPromotion.expires_at > since, AccountPromotion.used_cents < AccountPromotion.credit_cents)
-        .order_by(AccountPromotion.expires_at, AccountPromotion.id)))
+        AccountPromotion.expires_at > since, AccountPromotion.used_cents < AccountPromotion.credit_cents
+    ).order_by(AccountPromotion.expires_at, AccountPromotion.id)
+    return list(s.scalars(stmt.with_for_update() if lock else stmt))
 
 
 def invoices_of(s: Session, account_id: int) -> list[Invoice]:

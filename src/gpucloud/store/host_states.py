@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -241,8 +241,16 @@ def _view(session: Session, region: str, config: PlacementConfig) -> _RegionView
         views = _views.setdefault(pool_of(session), {})
         view = views.get((region, id(config)))
         if view is None or view.config is not config:
+            for key in [k for k, v in views.items() if k[0] == region and _succeeds(config, v.config)]:
+                del views[key]  # a config whose learnt mix was replaced: its view is not asked again
             view = views[(region, id(config))] = _RegionView(Fleet((), config), config)
     return view
+
+
+def _succeeds(new: PlacementConfig, old: PlacementConfig) -> bool:
+    """`new` is `old` with other learnt mixes (`services.placement_config.learn_demand`)."""
+    return all(getattr(new, f.name) == getattr(old, f.name) for f in fields(PlacementConfig)
+               if f.compare and f.name != "region_mix")
 
 
 def _sync(session: Session, view: _RegionView, region: str) -> None:

@@ -51,3 +51,10 @@ def all_overlapping(s: Session, since: datetime, until: datetime) -> list[UsageI
     return list(s.scalars(select(UsageInterval).where(
         UsageInterval.started_at < until, or_(UsageInterval.ended_at.is_(None), UsageInterval.ended_at > since))
         .order_by(UsageInterval.account_id, UsageInterval.id)))
+
+
+def started_since(s: Session, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(region, plan, started) of every interval opened since `since`: each create and plan change."""
+    rows = s.execute(select(UsageInterval.region_id, UsageInterval.type_id, UsageInterval.started_at)
+                     .where(UsageInterval.started_at >= since))
+    return [(r.region_id, r.type_id, r.started_at) for r in rows]

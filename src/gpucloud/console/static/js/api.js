@@ -14,8 +14,8 @@ export class ApiError extends Error {
 export function session() {
   try { return JSON.parse(localStorage.getItem(KEY)); } catch { return null; }
 }
-export function saveSession(value) { localStorage.setItem(KEY, JSON.stringify(value)); }
-export function dropSession() { localStorage.removeItem(KEY); }
+function saveSession(value) { localStorage.setItem(KEY, JSON.stringify(value)); }
+function dropSession() { localStorage.removeItem(KEY); }
 
 let onExpired = () => {};
 export function whenExpired(callback) { onExpired = callback; }

@@ -37,7 +37,8 @@ export function mountBell(slot) {
 
   function draw() {
     panel.replaceChildren(h('h2', {}, 'Notifications'), items.length
-      ? h('ul', {}, items.map(item => h('li', { class: `note note-${item.kind}` }, h('span', {}, item.text),
+      ? h('ul', {}, items.map(item => h('li', { class: `note note-${item.kind}` }, h('strong', {}, item.text),
+        item.detail && item.detail !== item.text ? h('span', { class: 'note-detail' }, item.detail) : null,
         item.when ? h('time', {}, when(item.when)) : null)))
       : h('p', { class: 'muted' }, 'Nothing new.'), h('a', { href: '/events' }, 'All events'));
   }

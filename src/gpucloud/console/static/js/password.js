@@ -6,7 +6,7 @@ import { h } from './dom.js';
 const COMMON = /(password|passw0rd|qwerty|asdf|zxcv|letmein|welcome|admin|iloveyou|monkey|dragon|12345|abc123|111111)/i;
 const WORDS = ['Very weak', 'Weak', 'Fair', 'Strong', 'Very strong'];
 
-export function estimate(password) {
+function estimate(password) {
   if (!password) return 0;
   let pool = 0;
   if (/[a-z]/.test(password)) pool += 26;

@@ -5,7 +5,7 @@ import { ApiError, optional, post } from './api.js';
 import { clearErrors, field, formAlert, h, showErrors, when } from './dom.js';
 import { forgetCatalog } from './catalog.js';
 
-export function trialState(trial) {
+function trialState(trial) {
   switch (trial.status) {
     case 'pending': return `Your GPU trial request (sent ${when(trial.requested)}) is waiting for review.`;
     case 'active': return `Your GPU trial is active until ${when(trial.ends)}.`;

@@ -12,7 +12,7 @@ const FAST = 1500;
 const SLOW = 10000;
 
 // "2 × RTX6000" from a GPU plan's label ("Dedicated 64GB + RTX6000 GPU x2").
-export function gpuText(count, plan) {
+function gpuText(count, plan) {
   const model = plan && plan.label.match(/\+\s*(.+?)\s+GPU/);
   return count && model ? `${count} × ${model[1]}` : String(count);
 }

@@ -7,7 +7,7 @@ import { h, statusBadge, TRANSITIONAL } from '../dom.js';
 const FAST = 2000;
 const SLOW = 15000;
 
-export function instanceRows(linodes, cat) {
+function instanceRows(linodes, cat) {
   return linodes.map(l => {
     const plan = cat.type(l.type);
     return h('tr', { dataset: { linode: String(l.id) } },

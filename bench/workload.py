@@ -1,0 +1,242 @@
+"""Workload benchmark: how full each policy gets a GPU fleet, and what it refuses under churn.
+
+    .venv/bin/python bench/workload.py                 # 150 hosts, seeds 1-3, every mix
+    .venv/bin/python bench/workload.py --hosts 60 --seeds 1 --mix mixed   # a quick look
+
+Its own generator: GPU plans drawn from the catalog (each with the vCPUs and memory per GPU
+its plan defines), in one of three size mixes (1-GPU heavy, mixed, multi-GPU heavy); each GPU
+model gets a share of the demand equal to its share of the fleet's GPUs, and the plans of one
+size of a model share that size's weight evenly. Poisson arrivals; lifetimes are log-normal
+(sigma 1.5: heavy-tailed, a few instances live ten times the mean). The fleet is GPU hosts of
+the shipped profiles (4 and 8 GPUs, 2 and 4 NUMA nodes), one region.
+
+Two experiments, every policy on the very same arrivals (fixed seeds), medians over seeds:
+- fill-until-full: arrivals without departures until 300 in a row are refused; the GPU
+  allocation when the first request of each size is refused, and at the end;
+- churn at 1.1x the fleet's GPUs offered: from 2 mean lifetimes on (steady state), mean GPU
+  allocation, multi-GPU (and 4-GPU) requests refused while at least that many GPUs of their
+  model were free in the region ("with room"), and stranded GPUs (free, but idle whichever
+  single plan of the mix fills their host).
+
+`pack` runs twice: with the catalog's plans as its demand mix (what the product uses when no
+mix is learnt) and with the workload's own mix (what a mix learnt from creates would give).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import statistics
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from placement import stranded, table
+
+from gpucloud.catalog import load_catalog
+from gpucloud.domain.catalog import Plan
+from gpucloud.domain.fleet_index import Fleet
+from gpucloud.domain.placement import (
+    HostState,
+    Placement,
+    PlacementConfig,
+    PlacementRequest,
+    build_host_state,
+    demand_mix,
+)
+from gpucloud.hypervisor.profile import load_profile
+
+REGION = "bench"
+FLEET = {"rtx6000-2s4g": 0.35, "rtx4000ada-2s8g": 0.30, "h100-nps4-8g": 0.35}
+MIXES = {  # share of arrivals per GPU count
+    "1-GPU heavy": {1: 0.75, 2: 0.15, 3: 0.03, 4: 0.07},
+    "mixed": {1: 0.45, 2: 0.25, 3: 0.05, 4: 0.25},
+    "multi-GPU heavy": {1: 0.15, 2: 0.35, 3: 0.05, 4: 0.45},
+}
+POLICIES = ("pack", "pack (workload mix)", "first-fit", "spread", "random")
+LOAD = 1.1
+LIFETIMES = 6.0
+STEADY_AFTER = 2.0
+SIGMA = 1.5
+GIVE_UP = 300
+
+
+def fleet(size: int, seed: int) -> list[HostState]:
+    catalog, rng = load_catalog(), random.Random(seed)
+    states = {}
+    for name in FLEET:
+        topo = load_profile(name)
+        models = {g.address: m.id for g in topo.gpus if (m := catalog.model_for_device(g.vendor_id, g.device_id))}
+        states[name] = build_host_state(0, REGION, topo, models)
+    picks = rng.choices(list(FLEET), weights=list(FLEET.values()), k=size)
+    return [replace(states[name], id=i) for i, name in enumerate(picks, start=1)]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at: float
+    lifetime: float
+    plan: Plan
+
+
+class Generator:
+    """Seeded arrivals of the catalog's GPU plans in a size mix; rate set for `load` x the fleet's GPUs."""
+
+    def __init__(self, hosts: list[HostState], mix: dict[int, float], load: float, seed: int, mean: float = 100.0):
+        gpus: dict[str, int] = {}
+        for h in hosts:
+            for n in h.nodes:
+                for g in n.gpus:
+                    gpus[g.model] = gpus.get(g.model, 0) + 1
+        total = sum(gpus.values())
+        plans = [p for p in load_catalog().plans if p.is_gpu and p.gpu_model in gpus]
+        self.plans, self.weights = [], []
+        for model, count in gpus.items():
+            mine = [p for p in plans if p.gpu_model == model]
+            sizes = {p.gpus for p in mine}
+            share = {g: w for g, w in mix.items() if g in sizes}
+            per_gpu = sum(g * w for g, w in share.items())  # GPUs per arrival of this model
+            for p in mine:
+                same = sum(1 for q in mine if q.gpus == p.gpus)
+                # arrivals of this plan, so that the model's GPU demand is its share of the fleet's GPUs
+                self.plans.append(p)
+                self.weights.append(count / total * share[p.gpus] / same / per_gpu)
+        per_arrival = sum(p.gpus * w for p, w in zip(self.plans, self.weights)) / sum(self.weights)
+        self.rate = load * total / (mean * per_arrival)
+        self.mean, self.rng = mean, random.Random(seed)
+        self.mu = math.log(mean) - SIGMA**2 / 2  # log-normal with this mean
+
+    def mix(self) -> tuple[tuple[Plan, float], ...]:
+        return tuple(zip(self.plans, self.weights))
+
+    def arrivals(self, until: float | None = None):
+        now = 0.0
+        while until is None or now <= until:
+            now += self.rng.expovariate(self.rate)
+            yield Arrival(now, self.rng.lognormvariate(self.mu, SIGMA), self.rng.choices(self.plans, self.weights)[0])
+
+
+def config_for(policy: str, gen: Generator, seed: int) -> PlacementConfig:
+    if policy == "pack (workload mix)":
+        return PlacementConfig(policy="pack", demand_mix=gen.mix())
+    return PlacementConfig(policy=policy, seed=seed, demand_mix=demand_mix(load_catalog().plans))
+
+
+def free_by_model(hosts: list[HostState]) -> dict[str, int]:
+    free: dict[str, int] = {}
+    for h in hosts:
+        for n in h.nodes:
+            for g in n.gpus:
+                free[g.model] = free.get(g.model, 0) + 1
+    return free
+
+
+def fill(policy: str, size: int, mix: dict[int, float], seed: int) -> dict:
+    hosts = fleet(size, seed)
+    gen = Generator(hosts, mix, LOAD, seed)
+    index = Fleet(hosts, config_for(policy, gen, seed))
+    total = sum(free_by_model(hosts).values())
+    used, refused_in_a_row = 0, 0
+    first: dict[int, float] = {}
+    for arrival in gen.arrivals():
+        result = index.place(PlacementRequest.for_plan(arrival.plan, REGION))
+        if isinstance(result, Placement):
+            index.apply(result)
+            used += arrival.plan.gpus
+            refused_in_a_row = 0
+        else:
+            first.setdefault(arrival.plan.gpus, used / total)
+            refused_in_a_row += 1
+            if refused_in_a_row >= GIVE_UP:
+                break
+    out = {f"first_refusal_{g}": first.get(g, used / total) for g in sorted(mix)}
+    out["end"] = used / total
+    return out
+
+
+def churn(policy: str, size: int, mix: dict[int, float], seed: int) -> dict:
+    hosts = fleet(size, seed)
+    gen = Generator(hosts, mix, LOAD, seed)
+    config = config_for(policy, gen, seed)
+    index = Fleet(hosts, config)
+    free = free_by_model(hosts)
+    total = sum(free.values())
+    needs = [PlacementRequest.for_plan(p, REGION).need for p in gen.plans]
+    departures: list = []
+    n = dict.fromkeys(("multi", "multi_with_room", "four", "four_with_room"), 0)
+    allocation, strand = [], []
+    next_sample = next_strand = STEADY_AFTER * gen.mean
+    for k, arrival in enumerate(gen.arrivals(LIFETIMES * gen.mean)):
+        while departures and departures[0][0] <= arrival.at:
+            _, _, gone, model = heapq.heappop(departures)
+            index.release(gone)
+            free[model] += len(gone.gpu_addresses)
+        plan = arrival.plan
+        result = index.place(PlacementRequest.for_plan(plan, REGION))
+        placed = isinstance(result, Placement)
+        if placed:
+            index.apply(result)
+            heapq.heappush(departures, (arrival.at + arrival.lifetime, k, result, plan.gpu_model))
+            free[plan.gpu_model] -= plan.gpus
+        if arrival.at < STEADY_AFTER * gen.mean:
+            continue
+        if plan.gpus > 1:
+            n["multi"] += 1
+            n["four"] += plan.gpus == 4
+            if not placed and free[plan.gpu_model] >= plan.gpus:
+                n["multi_with_room"] += 1
+                n["four_with_room"] += plan.gpus == 4
+        if arrival.at >= next_sample:
+            allocation.append(1 - sum(free.values()) / total)
+            next_sample += gen.mean / 10
+        if arrival.at >= next_strand:
+            strand.append(stranded(index.hosts(), config, needs)[0] / total)
+            next_strand += gen.mean / 2
+    return {
+        "allocation": statistics.mean(allocation),
+        "multi_with_room": n["multi_with_room"],
+        "multi_with_room_pct": n["multi_with_room"] / max(n["multi"], 1),
+        "four_with_room": n["four_with_room"],
+        "stranded": statistics.mean(strand),
+    }
+
+
+def medians(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=150)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--mix", choices=list(MIXES), action="append", help="size mix(es) to run (default: all)")
+    args = parser.parse_args()
+    seeds = range(1, args.seeds + 1)
+    print(f"# workload benchmark: {args.hosts} GPU hosts, seeds 1-{args.seeds}, medians\n")
+    for name in args.mix or list(MIXES):
+        mix = MIXES[name]
+        print(f"## {name} ({', '.join(f'{g} GPU {w:.0%}' for g, w in mix.items())})\n")
+        filled = {p: medians([fill(p, args.hosts, mix, s) for s in seeds]) for p in POLICIES}
+        sizes = sorted(mix)
+        print("Fill until full: GPU allocation when the first request of each size is refused, and at the end\n")
+        print(table(["policy", *(f"1st {g}-GPU refusal" for g in sizes), "end"],
+                    [[p, *(f"{r[f'first_refusal_{g}']:.1%}" for g in sizes), f"{r['end']:.1%}"]
+                     for p, r in filled.items()]))
+        churned = {p: medians([churn(p, args.hosts, mix, s) for s in seeds]) for p in POLICIES}
+        base = churned["first-fit"]["multi_with_room"]
+        print(f"\nChurn at {LOAD}x load, {LIFETIMES:g} mean lifetimes, from {STEADY_AFTER:g} on\n")
+        print(table(["policy", "mean GPU alloc", "multi-GPU refused with room", "% of multi-GPU", "vs first-fit",
+                     "4-GPU refused with room", "stranded GPUs"],
+                    [[p, f"{r['allocation']:.1%}", f"{r['multi_with_room']:.0f}", f"{r['multi_with_room_pct']:.1%}",
+                      f"{r['multi_with_room'] / base:.2f}" if base else "-", f"{r['four_with_room']:.0f}",
+                      f"{r['stranded']:.2%}"] for p, r in churned.items()]))
+        print()
+
+
+if __name__ == "__main__":
+    main()
