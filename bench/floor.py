@@ -7,7 +7,8 @@ gpucloud (same uvicorn settings, same TCP socket) and compares the CPU each spen
     .venv/bin/python bench/floor.py --port 9876     # with GPUCLOUD_DATABASE_URL set
 
 Rows per create, as gpucloud writes them: the host's generation (compare-and-swap), the
-instance (then its addresses, which need its id), its memory claim, its CPU claims and its GPU
+instance with its IPv4 address and MAC (the next of a counter: no pool query), its billing usage
+interval, its memory claim, its CPU claims and its GPU
 claim (one multi-row INSERT each), a `linode_create` event and a `create` job. The answer is
 the instance shaped by `gpucloud.api.views.instance`, as gpucloud answers.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import itertools
 import os
 import socket
 import threading
@@ -43,6 +45,7 @@ from gpucloud.store.tables import (
     Job,
     MemoryClaim,
     NumaNodeRow,
+    UsageInterval,
 )
 
 ALERTS = {"cpu": 90, "io": 10000, "network_in": 10, "network_out": 10, "transfer_quota": 80}
@@ -86,6 +89,7 @@ def create_floor_app(url: str) -> FastAPI:
     free = FreeList(engine, plan.vcpus)
     with engine.connect() as conn:
         account_id = conn.scalar(select(Account.id).order_by(Account.id.desc()).limit(1))
+    addresses = itertools.count(10)  # next() is atomic under the GIL
     app = FastAPI()
 
     @app.post("/v4/linode/instances")
@@ -96,16 +100,17 @@ def create_floor_app(url: str) -> FastAPI:
         with engine.begin() as conn:
             conn.execute(update(Host).where(Host.id == host, Host.generation == seen)
                          .values(generation=Host.generation + 1))
+            n = next(addresses)
+            ipv4 = str(ipaddress.ip_network(region.ipv4_pool).network_address + n)
+            mac = f"52:54:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}"
             row = {"account_id": account_id, "label": body.label, "group_name": "", "region_id": region.id,
                    "type_id": plan.id, "image": None, "status": "provisioning", "status_reason": "", "host_id": host,
                    "booted": bool(body.booted), "tags": [], "alerts": dict(ALERTS), "watchdog_enabled": True,
-                   "root_pass_hash": None, "authorized_keys": [], "created_by": "floor", "created_at": now,
-                   "updated_at": now}
+                   "root_pass_hash": None, "authorized_keys": [], "user_data": None, "created_by": "floor",
+                   "created_at": now, "updated_at": now, "ipv4": ipv4, "ipv6": None, "mac": mac}
             iid = conn.scalar(insert(Instance.__table__).values(row).returning(Instance.__table__.c.id))
-            ipv4 = str(ipaddress.ip_network(region.ipv4_pool).network_address + iid)
-            ipv6 = f"{ipaddress.ip_network(region.ipv6_pool).network_address + iid}/128"
-            conn.execute(update(Instance.__table__).where(Instance.__table__.c.id == iid)
-                         .values(ipv4=ipv4, ipv6=ipv6))
+            conn.execute(insert(UsageInterval).values(account_id=account_id, instance_id=iid, label=body.label,
+                                                      region_id=region.id, type_id=plan.id, started_at=now))
             conn.execute(insert(MemoryClaim).values([{"instance_id": iid, "numa_node_id": nid, "host_id": host,
                                                       "guest_cell": 0, "memory_mib": plan.memory_mib,
                                                       "hugepages_1g": 0, "shared_vcpus": 0}]))
@@ -118,7 +123,7 @@ def create_floor_app(url: str) -> FastAPI:
                 .returning(Event.id))
             conn.execute(insert(Job).values(kind="create", instance_id=iid, host_id=host, event_id=eid, payload={},
                                             state="queued", attempts=0, max_attempts=5, run_after=now))
-        inst = SimpleNamespace(**row, id=iid, group="", ipv4=ipv4, ipv6=ipv6)
+        inst = SimpleNamespace(**row, id=iid, group="")
         return views.instance(inst, plan, region)
 
     return app

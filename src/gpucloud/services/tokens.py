@@ -71,19 +71,18 @@ def authenticate(db: Database, secret: str) -> Identity | None:
     if not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
     with db.read() as s:
-        found = q.token_by_hash(s, accounts.hash_token(secret))
+        found = q.token_holder(s, accounts.hash_token(secret))
     if found is None:
         return None
-    token, user, account = found
     now = utcnow()
-    if (token.expires_at is not None and token.expires_at <= now) or not account.active:
+    if (found.expires_at is not None and found.expires_at <= now) or not found.active:
         return None
-    slid = refreshed_expiry(token.kind, token.created_at, token.expires_at, now)
+    slid = refreshed_expiry(found.kind, found.created_at, found.expires_at, now)
     if slid is not None:  # a console token in use: at most one write per few minutes of activity
         with db.write() as s:
-            q.slide_expiry(s, token.id, slid)
-    return Identity(token.id, user.id, user.username, user.email, AccountRef(account.id, account.is_staff),
-                    account.email, token.scopes)
+            q.slide_expiry(s, found.token_id, slid)
+    return Identity(found.token_id, found.user_id, found.username, found.user_email,
+                    AccountRef(found.account_id, found.is_staff), found.account_email, found.scopes)
 
 
 def list_tokens(db: Database, who: Identity) -> list[TokenView]:

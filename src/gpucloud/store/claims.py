@@ -11,10 +11,11 @@ and `cpu_claims` stay the last word whatever happens above.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import String, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from gpucloud.clock import utcnow
 from gpucloud.domain.placement import Placement
 from gpucloud.store.host_states import HostRows
 from gpucloud.store.tables import CpuClaim, GpuClaim, Host, Instance, MemoryClaim
@@ -38,31 +39,42 @@ def _next_generation(region: str | None = None) -> ScalarSelect[int]:
     return select(func.max(other.generation) + 1).where(where).scalar_subquery()
 
 
+# Built once: building the aliased subquery cost more CPU than running the statement.
+_CLAIM_HOST = (update(Host).where(Host.id == bindparam("host_id"), Host.generation == bindparam("seen"))
+               .values(generation=_next_generation(bindparam("region", type_=String)))  # type: ignore[arg-type]
+               .returning(Host.generation))
+_BUMP_HOSTS = (update(Host).where(Host.id.in_(bindparam("ids", expanding=True))).values(generation=_next_generation())
+               .execution_options(synchronize_session=False))
+_INSERTS = {table: insert(table) for table in (MemoryClaim, CpuClaim, GpuClaim)}
+
+
 def claim_host(session: Session, host_id: int, region: str, seen: int) -> int | None:
     """Compare-and-swap before claiming on a host: its new generation, or None when somebody
     changed the host since placement read generation `seen`. Hold the region's lock."""
-    return session.scalar(update(Host).where(Host.id == host_id, Host.generation == seen)
-                          .values(generation=_next_generation(region)).returning(Host.generation))
+    return session.connection().scalar(_CLAIM_HOST, {"host_id": host_id, "seen": seen, "region": region})
 
 
 def write_claims(session: Session, instance_id: int, placement: Placement, rows: HostRows) -> None:
     """The placement's memory, pinned threads and GPUs as claim rows of this instance (`rows`:
-    the host's row ids): one multi-row INSERT per table. The primary keys of `cpu_claims` and
-    `gpu_claims` refuse a thread or GPU that another instance holds, whatever happened above."""
+    the host's row ids): one Core INSERT per table with all its rows (statements built once,
+    so their compiled form is cached). The primary keys of `cpu_claims` and `gpu_claims` refuse
+    a thread or GPU that another instance holds, whatever happened above."""
     host_id = placement.host_id
     threads = [cpu for node in placement.nodes for cpu in node.cpus]
-    session.execute(insert(MemoryClaim).values([
+    conn = session.connection()
+    conn.execute(_INSERTS[MemoryClaim], [
         {"instance_id": instance_id, "numa_node_id": rows.nodes[n.node], "host_id": host_id, "guest_cell": cell,
          "memory_mib": n.memory_mib, "hugepages_1g": n.hugepages, "shared_vcpus": n.shared_vcpus}
-        for cell, n in enumerate(placement.nodes)]))
+        for cell, n in enumerate(placement.nodes)])
     if threads:
-        session.execute(insert(CpuClaim).values([
+        conn.execute(_INSERTS[CpuClaim], [
             {"cpu_id": rows.cpus[cpu], "instance_id": instance_id, "host_id": host_id, "guest_vcpu": vcpu}
-            for vcpu, cpu in enumerate(threads)]))
+            for vcpu, cpu in enumerate(threads)])
     if placement.gpu_addresses:
-        session.execute(insert(GpuClaim).values([
-            {"gpu_id": rows.gpus[address], "instance_id": instance_id, "host_id": host_id}
-            for address in placement.gpu_addresses]))
+        now = utcnow()
+        conn.execute(_INSERTS[GpuClaim], [
+            {"gpu_id": rows.gpus[address], "instance_id": instance_id, "host_id": host_id, "claimed_at": now}
+            for address in placement.gpu_addresses])
 
 
 def release_claims(session: Session, instance_id: int) -> None:
@@ -87,8 +99,7 @@ def bump_hosts(session: Session, host_ids: set[int] | list[int]) -> None:
         return
     for region in sorted(set(session.scalars(select(Host.region_id).where(Host.id.in_(ids))))):
         serialize_placements(session, region)
-    session.execute(update(Host).where(Host.id.in_(ids)).values(generation=_next_generation())
-                    .execution_options(synchronize_session=False))
+    session.execute(_BUMP_HOSTS, {"ids": ids})
 
 
 def hosts_of_account(session: Session, account_id: int) -> set[int]:
