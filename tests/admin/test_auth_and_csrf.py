@@ -147,7 +147,9 @@ def test_bad_changes_say_why_and_change_nothing(server):
     assert "must be in the future" in post("/admin/flags/gpu-instances/overrides", account="1", effect="allow",
                                            until="2001-01-01T00:00", why="x")
     assert "job 99999 not found" in post("/admin/jobs/99999/retry")
-    assert "Nothing was created" in post("/admin/accounts/2/boot", plan="g1-gpu-rtx6000-4", region="eu-central")
+    refused = client.post("/admin/accounts/2/boot", data={"plan": "g1-gpu-rtx6000-4", "region": "eu-central",
+                                                           "csrf_token": token})
+    assert refused.status_code == 400 and "Nothing was created" in refused.text  # the form, with what was chosen
 
     assert _host(server)["status"] == "active" and _gpu_status(server) == "available"
     flags = json.loads(run_cli(server.data_dir, "flags", "list", "--json").stdout)

@@ -124,7 +124,6 @@ ROUTES: tuple[Unoffered, ...] = (
     _entry(ANY, "/account/maintenance", "Maintenance schedules are"),
     _entry(ANY, "/account/oauth-clients", "OAuth clients are"),
     _entry(ANY, "/account/settings/managed-enable", "Linode Managed is"),
-    _entry(ANY, "/account/transfer", "Account network transfer pools are"),
     _entry(ANY, "/account/tfa-optional-users", TFA),
     _entry("POST,PUT,DELETE", "/account/users", "Adding or changing account users through the API is"),
     _entry(ANY, "/account/users/*", "Managing account users through the API is"),
