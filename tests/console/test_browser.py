@@ -19,7 +19,8 @@ from tests.factories import ssh_public_key
 pytestmark = pytest.mark.browser
 
 GPU_PLAN, GPU_BIGGER = "g1-gpu-rtx6000-1", "RTX6000 GPU x2"  # one GPU, then resized to two
-PAGES = ("/linodes", "/linodes/create", "/events", "/profile/tokens", "/profile/keys", "/account/billing")
+PAGES = ("/linodes", "/linodes/create", "/events", "/profile/tokens", "/profile/keys", "/profile/password",
+         "/account/billing")
 PHONE = {"width": 390, "height": 844}
 SHOTS = os.environ.get("GPUCLOUD_CONSOLE_SCREENSHOTS")  # a folder: also save each page's picture there
 
@@ -255,6 +256,21 @@ def test_ssh_keys_and_api_tokens_from_the_profile(api_server, tab):
     page.wait_for_selector("text=No personal access tokens yet.")
     with api_server.http(secret) as http:
         assert http.get("/linode/instances").status_code == 401
+
+
+def test_changing_the_password_from_the_profile(api_server, tab):
+    page = tab
+    email = sign_up(page, api_server)
+    page.get_by_role("navigation").get_by_role("link", name="Password").click()
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password").fill("amber lighthouse drifts slowly")
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_selector("[data-field=password].invalid")  # the reason, next to the field at fault
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_selector("text=Password changed")
+    with api_server.http(console_token(page)) as http:  # the console holds the fresh session
+        assert http.get("/profile").json()["email"] == email
 
 
 def test_billing_shows_the_balance_and_applies_a_promo_code(api_server, tab):

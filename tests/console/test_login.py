@@ -21,7 +21,7 @@ def _post(server, path: str, body: dict) -> httpx.Response:
 
 def test_the_shell_answers_the_console_paths_and_nothing_else(api_server):
     for path in ("/", "/login", "/signup", "/linodes", "/linodes/create", "/linodes/42", "/events",
-                 "/profile/tokens", "/profile/keys", "/account/billing"):
+                 "/profile/tokens", "/profile/keys", "/profile/password", "/account/billing"):
         response = httpx.get(api_server.url + path)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
@@ -67,6 +67,40 @@ def test_a_console_token_works_on_v4_is_not_listed_and_dies_at_logout(api_server
         assert http.get("/profile").status_code == 401
     with api_server.http(made["token"]) as http:
         assert http.get("/profile").status_code == 200  # the other session lives on
+
+
+def test_changing_the_password_needs_the_current_one_and_ends_every_console_session(api_server):
+    email, new = new_email(), "amber lighthouse drifts slowly"
+    first = _post(api_server, "/signup", {"email": email, "password": PASSWORD}).json()
+    second = _post(api_server, "/login", {"email": email, "password": PASSWORD}).json()
+    with api_server.http(first["token"]) as http:
+        personal = http.post("/profile/tokens", json={"label": "ci", "scopes": "*"}).json()["token"]
+
+    def change(**body):
+        return _post(api_server, "/password", {"email": email, "password": PASSWORD, "new_password": new, **body})
+
+    wrong = change(password="not my password")
+    assert wrong.status_code == 401
+    weak = change(new_password="password1")
+    assert weak.status_code == 400 and weak.json()["errors"][0]["field"] == "new_password"
+    same = change(new_password=PASSWORD)
+    assert same.status_code == 400 and "different" in same.json()["errors"][0]["reason"]
+    unknown = change(otp="123456")
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "otp"
+    for session in (first, second):  # nothing above changed anything
+        with api_server.http(session["token"]) as http:
+            assert http.get("/profile").status_code == 200
+
+    changed = change()
+    assert changed.status_code == 200
+    for session in (first, second):
+        with api_server.http(session["token"]) as http:
+            assert http.get("/profile").status_code == 401
+    for token in (changed.json()["token"], personal):  # the fresh session, and personal tokens stay
+        with api_server.http(token) as http:
+            assert http.get("/profile").json()["email"] == email
+    assert _post(api_server, "/login", {"email": email, "password": PASSWORD}).status_code == 401
+    assert _post(api_server, "/login", {"email": email, "password": new}).status_code == 200
 
 
 def test_a_console_token_slides_while_used_and_is_short_lived(api_server):

@@ -1,8 +1,10 @@
 """The customer web console, served at `/`: a framework-free ES-module app (static files in
 `static/`, no build step) that is a client of the public API.
 
-Only two things here are not static: `POST /signup` and `POST /login`, which hand the browser
-a short-lived console access token (services.console_login). Everything else the console
+Only three things here are not static: `POST /signup`, `POST /login` and `POST /password`
+(the current password required), which hand the browser a short-lived console access token
+(services.console_login). Like Linode's login service, they sit outside `/v4`: the API has no
+call that takes or changes a customer's password. Everything else the console
 does is a `/v4` call made by the browser with that token. The app shell (`static/index.html`)
 answers every path the console routes on the client side; other paths stay 404.
 """
@@ -24,7 +26,7 @@ from gpucloud.services.console_login import ConsoleSession, TooMany
 STATIC = Path(__file__).parent / "static"
 ASSETS = "/assets"  # the console's scripts, styles and icons
 SHELL_PATHS = ("/", "/login", "/signup", "/linodes", "/linodes/create", "/events", "/profile/tokens",
-               "/profile/keys", "/account/billing")
+               "/profile/keys", "/profile/password", "/account/billing")
 # ES modules from this origin only; no inline script or style, no other site reached
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'")
@@ -33,6 +35,10 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 class Credentials(Body):
     email: str = ""
     password: str = ""
+
+
+class PasswordChange(Credentials):
+    new_password: str = ""
 
 
 def mount_console(app: FastAPI) -> None:
@@ -63,6 +69,11 @@ def mount_console(app: FastAPI) -> None:
     def log_in(body: Credentials, request: Request) -> dict:
         return _answer(lambda: console_login.log_in(request.app.state.db, body.email, body.password,
                                                     _address(request)))
+
+    @router.post("/password")
+    def change_password(body: PasswordChange, request: Request) -> dict:
+        return _answer(lambda: console_login.change_password(request.app.state.db, body.email, body.password,
+                                                             body.new_password, _address(request)))
 
     app.include_router(router)
 

@@ -5,7 +5,8 @@ OAuth-style access token (`api_tokens.kind = console`), stored hashed like a per
 token, with the customer's scopes. It is short-lived: it expires `IDLE` after its last use,
 and every use that finds less than `IDLE - REFRESH_EVERY` left slides the expiry forward
 (at most one write per `REFRESH_EVERY` of activity), never past `MAX_SESSION` after the
-login. Logging out is `DELETE /v4/profile/tokens/{id}` of the token itself. Console tokens
+login. Logging out is `DELETE /v4/profile/tokens/{id}` of the token itself; changing the password
+(`POST /password`, the current one required) ends every console session of the user. Console tokens
 are not listed among personal access tokens.
 
 Passwords follow the API's rule for root passwords (`domain.validation.root_pass_problem`:
@@ -32,7 +33,7 @@ from gpucloud.services.admin_login import count_failures, decoy_hash
 from gpucloud.store import accounts as q
 from gpucloud.store import admin_logins, audit
 from gpucloud.store.db import Database
-from gpucloud.store.tables import ApiToken
+from gpucloud.store.tables import ApiToken, User
 
 IDLE = timedelta(minutes=30)
 REFRESH_EVERY = timedelta(minutes=5)
@@ -105,6 +106,34 @@ def sign_up(db: Database, email: str, password: str, address: str, *, per_hour: 
 def log_in(db: Database, email: str, password: str, address: str) -> ConsoleSession:
     """A console token for the user with this e-mail address and password; WrongLogin
     whichever was wrong (the same argon2 cost either way), TooMany while backing off."""
+    user_id, username, email = _checked(db, email, password, address)
+    with db.write() as s:
+        return _open(s, user_id, username, email, utcnow())
+
+
+def change_password(db: Database, email: str, password: str, new_password: str, address: str) -> ConsoleSession:
+    """Set a new password after checking the current one (with log-in's backoff); every
+    console session of the user ends and a fresh one is handed back. Personal access tokens
+    stay: they are revoked one by one in the profile."""
+    reason = root_pass_problem(new_password)
+    if reason is None and new_password == password:
+        reason = "Choose a password different from the current one"
+    if reason is not None:
+        raise ValidationErrors([("new_password", reason)])
+    user_id, username, email = _checked(db, email, password, address)
+    now = utcnow()
+    with db.write() as s:
+        user = s.get(User, user_id)
+        assert user is not None
+        user.password_hash = hash_password(new_password)
+        q.end_console_sessions(s, user_id)
+        audit.record(s, actor=f"customer:{username}", action="console.password.changed", target_type="user",
+                     target_id=user_id, after={"address": address[:64]})
+        return _open(s, user_id, username, email, now)
+
+
+def _checked(db: Database, email: str, password: str, address: str) -> tuple[int, str, str]:
+    """The user (id, username, e-mail) this e-mail address and password belong to."""
     email = email.strip()[:MAX_INPUT] if isinstance(email, str) else ""
     password = password if isinstance(password, str) else ""
     keys = {"email": f"console-email:{email.lower()}", "address": f"console-address:{address[:64]}"}
@@ -125,7 +154,7 @@ def log_in(db: Database, email: str, password: str, address: str) -> ConsoleSess
         raise WrongLogin()
     with db.write() as s:
         admin_logins.clear(s, [keys["email"]])
-        return _open(s, stored[0], stored[1], stored[2], now)
+    return stored[0], stored[1], stored[2]
 
 
 def refreshed_expiry(kind: str, created: datetime, expires: datetime | None, now: datetime) -> datetime | None:

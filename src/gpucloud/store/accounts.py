@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import Account, AdminUser, ApiToken, Host, User
@@ -81,6 +81,11 @@ def tokens_of_user(session: Session, user_id: int) -> list[ApiToken]:
     """The user's personal access tokens (console sessions' tokens are not listed)."""
     return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind == "personal")
                                 .order_by(ApiToken.id)))
+
+
+def end_console_sessions(session: Session, user_id: int) -> None:
+    """Revoke every console access token of the user (a password change ends them all)."""
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind == "console"))
 
 
 def user_by_email(session: Session, email: str) -> tuple[User, Account] | None:

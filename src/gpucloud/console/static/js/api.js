@@ -79,7 +79,7 @@ export async function optional(path, headers) {
   }
 }
 
-// Sign-up and log-in: the only calls outside /v4.
+// Sign-up, log-in and password change: the only calls outside /v4.
 export async function signIn(kind, email, password) {
   const response = await fetch(`/${kind}`, {
     method: 'POST',
@@ -89,6 +89,16 @@ export async function signIn(kind, email, password) {
   const body = await parse(response);
   saveSession(body);
   return body;
+}
+
+// A new password (the current one required): every console session ends and this one is replaced.
+export async function changePassword(password, newPassword) {
+  const response = await fetch('/password', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: session().email, password, new_password: newPassword }),
+  });
+  saveSession(await parse(response));
 }
 
 export async function signOut() {

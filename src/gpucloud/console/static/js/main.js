@@ -15,6 +15,7 @@ const ROUTES = [
   [/^\/events$/, () => import('./pages/events.js').then(m => m.events)],
   [/^\/profile\/tokens$/, () => import('./pages/profile.js').then(m => m.tokens)],
   [/^\/profile\/keys$/, () => import('./pages/profile.js').then(m => m.keys)],
+  [/^\/profile\/password$/, () => import('./pages/profile.js').then(m => m.password)],
   [/^\/account\/billing$/, () => import('./pages/billing.js').then(m => m.billing)],
 ];
 

@@ -9,6 +9,7 @@ const SECTIONS = [
   ['/events', 'Events'],
   ['/profile/tokens', 'API tokens'],
   ['/profile/keys', 'SSH keys'],
+  ['/profile/password', 'Password'],
   ['/account/billing', 'Billing'],
 ];
 

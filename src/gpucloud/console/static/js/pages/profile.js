@@ -1,6 +1,8 @@
-// /profile/tokens (personal access tokens, the secret shown once) and /profile/keys (SSH keys).
+// /profile/tokens (personal access tokens, the secret shown once), /profile/keys (SSH keys) and
+// /profile/password (a new password; every other console session ends).
 
-import { ApiError, all, del, optional, post } from '../api.js';
+import { ApiError, all, changePassword, del, optional, post } from '../api.js';
+import { strengthMeter } from '../password.js';
 import { clearErrors, field, formAlert, h, showErrors, when, announce } from '../dom.js';
 
 const RESOURCES = ['account', 'databases', 'domains', 'events', 'firewall', 'images', 'ips', 'linodes',
@@ -119,4 +121,33 @@ export async function keys(main) {
   main.append(h('div', { class: 'grid2' }, listCard,
     h('section', { class: 'card', 'aria-labelledby': 'add-key-h' }, h('h2', { id: 'add-key-h' }, 'Add a key'), form)));
   await refresh();
+}
+
+export function password(main) {
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Password')));
+  const current = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { type: 'password', name: 'new_password', autocomplete: 'new-password', required: true });
+  const done = h('div', { role: 'status' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Change password');
+  const form = h('form', { class: 'card', novalidate: true, dataset: { passwordForm: '' } }, formAlert(),
+    field('Current password', current),
+    field('New password', next, { hint: 'At least 7 characters that are hard to guess. Your other console sessions end.' }),
+    strengthMeter(next), submit, done);
+  form.addEventListener('submit', async event => {
+    event.preventDefault();
+    clearErrors(form);
+    done.replaceChildren();
+    submit.disabled = true;
+    try {
+      await changePassword(current.value, next.value);
+      form.reset();
+      done.replaceChildren(h('p', { class: 'notice' }, 'Password changed. Your other console sessions have ended.'));
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      showErrors(form, error.status === 401 ? [{ field: 'password', reason: error.errors[0].reason }] : error.errors);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main.append(form);
 }
