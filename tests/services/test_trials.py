@@ -18,7 +18,8 @@ from gpucloud.errors import Conflict, GpucloudError
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.jobs import host_jobs, instance_jobs
 from gpucloud.jobs.worker import start_workers
-from gpucloud.services import accounts, billing, flags, gating, hosts, instances, invariants, parking, trials
+from gpucloud.services import accounts, billing, flags, gating, hosts, instances, invariants, trials
+from gpucloud.store import claims
 from gpucloud.store import flags as flag_store
 from gpucloud.store.tables import (
     AccountPromotion,
@@ -172,14 +173,14 @@ def test_a_parked_instance_boots_again_once_paying(env):
     settle(db, vm.id, "offline")
     trials.sweep(db, settings)
     with db.read() as s:
-        assert not parking.holds_claims(s, vm.id)
+        assert not claims.holds_claims(s, vm.id)
     billing.record_payment(db, account.id, "500", actor="op", note="wire")
     flags.allow(db, GPU_INSTANCES, account.id, why="paying", actor="op")
     gating.flags_for(db).refresh()
     instances.boot_instance(db, account.id, vm.id, account.username)
     settle(db, vm.id, "running")
     with db.read() as s:
-        assert parking.gpus_held(s, vm.id) == 1
+        assert claims.gpus_held(s, vm.id) == 1
     assert trials.sweep(db, settings).stopped == []  # paying now: the trial lets go
     with db.read() as s:
         assert s.get(GpuTrial, trial.id).disks_until is None

@@ -5,7 +5,6 @@ fails with "No capacity" when that host has no room now."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
@@ -13,16 +12,9 @@ from gpucloud.config import Settings
 from gpucloud.domain import lifecycle
 from gpucloud.domain.placement import NoRoom, PlacementRequest
 from gpucloud.services import gating, placing
+from gpucloud.store.claims import holds_claims
 from gpucloud.store.db import Database
-from gpucloud.store.tables import GpuClaim, Instance, MemoryClaim
-
-
-def holds_claims(s: Session, instance_id: int) -> bool:
-    return s.scalar(select(MemoryClaim.instance_id).where(MemoryClaim.instance_id == instance_id).limit(1)) is not None
-
-
-def gpus_held(s: Session, instance_id: int) -> int:
-    return len(list(s.scalars(select(GpuClaim.gpu_id).where(GpuClaim.instance_id == instance_id))))
+from gpucloud.store.tables import Instance
 
 
 def park(s: Session, instance: Instance) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +14,7 @@ from gpucloud.clock import utcnow
 from gpucloud.domain import billing as rules
 from gpucloud.errors import GpucloudError
 from gpucloud.store import audit
+from gpucloud.store import billing as billing_q
 from gpucloud.store.db import Database
 from gpucloud.store.tables import AccountPromotion, PromoCode
 
@@ -63,7 +63,7 @@ def create_code(db: Database, code: str, *, credit: str, days: int, covers: list
 
 def list_codes(db: Database) -> list[PromoCode]:
     with db.read() as s:
-        return list(s.scalars(select(PromoCode).order_by(PromoCode.id)))
+        return billing_q.promo_codes(s)
 
 
 def grant(s: Session, account_id: int, *, summary: str, credit_cents: int, covers: list[str], starts: datetime,
@@ -85,15 +85,12 @@ def redeem(db: Database, account_id: int, code: str, now: datetime | None = None
     text = (code or "").strip().upper()
     try:
         with db.write() as s:
-            promo = s.scalar(select(PromoCode).where(PromoCode.code == text))
+            promo = billing_q.promo_code(s, text)
             if promo is None:
                 raise GpucloudError(UNKNOWN_CODE, field="promo_code")
             if promo.redeem_by is not None and promo.redeem_by <= moment:
                 raise GpucloudError("This promo code has expired", field="promo_code")
-            taken = s.execute(update(PromoCode).where(PromoCode.id == promo.id,
-                                                      PromoCode.redemptions < PromoCode.max_redemptions)
-                              .values(redemptions=PromoCode.redemptions + 1))
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
+            if not billing_q.take_redemption(s, promo.id):
                 raise GpucloudError("This promo code has been fully redeemed", field="promo_code")
             return grant(s, account_id, summary=promo.description or f"Promo code {promo.code}",
                          credit_cents=promo.credit_cents, covers=list(promo.covers), starts=moment,

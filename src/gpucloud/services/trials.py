@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
@@ -28,6 +27,7 @@ from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.services import flags, gating, instances, parking, promotions
 from gpucloud.store import audit
 from gpucloud.store import billing as billing_q
+from gpucloud.store import claims as claims_q
 from gpucloud.store import instances as instance_q
 from gpucloud.store import trials as q
 from gpucloud.store.db import Database
@@ -105,7 +105,7 @@ def listing(db: Database, status: str | None = None) -> list[TrialRow]:
         for trial in q.listed(s, status):
             account = s.get(Account, trial.account_id)
             gpu = [i for i in instance_q.of_account(s, trial.account_id) if _is_gpu(i)]
-            held = sum(parking.gpus_held(s, i.id) for i in gpu)
+            held = sum(claims_q.gpus_held(s, i.id) for i in gpu)
             rows.append(TrialRow(trial, account.email if account else "?", len(gpu), held))
         return rows
 
@@ -204,7 +204,7 @@ def _approve_in(s: Session, settings: Settings, trial: GpuTrial, *, actor: str, 
 
 
 def _pending(s: Session, trial_id: int) -> GpuTrial:
-    trial = s.scalar(select(GpuTrial).where(GpuTrial.id == trial_id).with_for_update())
+    trial = q.by_id(s, trial_id, lock=True)
     if trial is None:
         raise NotFound(f"no GPU trial {trial_id}")
     if trial.status != rules.PENDING:

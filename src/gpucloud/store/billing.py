@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from gpucloud.store.tables import AccountPromotion, Invoice, InvoiceItem, Payment
+from gpucloud.store.tables import AccountPromotion, Invoice, InvoiceItem, Payment, PromoCode
 
 
 def invoiced_cents(s: Session, account_id: int) -> int:
@@ -69,3 +69,20 @@ def all_invoices(s: Session, limit: int = 200) -> list[Invoice]:
 def promotions_of(s: Session, account_id: int) -> list[AccountPromotion]:
     return list(s.scalars(select(AccountPromotion).where(AccountPromotion.account_id == account_id)
                           .order_by(AccountPromotion.id)))
+
+
+def promo_codes(s: Session) -> list[PromoCode]:
+    return list(s.scalars(select(PromoCode).order_by(PromoCode.id)))
+
+
+def promo_code(s: Session, code: str) -> PromoCode | None:
+    return s.scalar(select(PromoCode).where(PromoCode.code == code))
+
+
+def take_redemption(s: Session, promo_code_id: int) -> bool:
+    """Count one redemption; False when the code is fully redeemed (checked in the UPDATE, so
+    racing redeemers never take more than `max_redemptions`)."""
+    taken = s.execute(update(PromoCode).where(PromoCode.id == promo_code_id,
+                                              PromoCode.redemptions < PromoCode.max_redemptions)
+                      .values(redemptions=PromoCode.redemptions + 1))
+    return taken.rowcount == 1  # type: ignore[attr-defined]

@@ -91,6 +91,16 @@ def release_claims(session: Session, instance_id: int) -> None:
     bump_hosts(session, {host for host, _ in held})
 
 
+def holds_claims(session: Session, instance_id: int) -> bool:
+    """Whether the instance holds any claim (a parked or deleted one holds none)."""
+    return session.scalar(select(MemoryClaim.instance_id).where(MemoryClaim.instance_id == instance_id)
+                          .limit(1)) is not None
+
+
+def gpus_held(session: Session, instance_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(GpuClaim).where(GpuClaim.instance_id == instance_id)) or 0
+
+
 def bump_hosts(session: Session, host_ids: set[int] | list[int]) -> None:
     """Mark these hosts changed (their free state, or how it is counted): under their
     regions' placement locks, one past the largest generation of their region."""

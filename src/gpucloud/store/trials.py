@@ -17,6 +17,11 @@ def latest(s: Session, account_id: int, *, lock: bool = False) -> GpuTrial | Non
     return s.scalar(stmt)
 
 
+def by_id(s: Session, trial_id: int, *, lock: bool = False) -> GpuTrial | None:
+    stmt = select(GpuTrial).where(GpuTrial.id == trial_id)
+    return s.scalar(stmt.with_for_update() if lock else stmt)
+
+
 def listed(s: Session, status: str | None = None, limit: int = 500) -> list[GpuTrial]:
     stmt = select(GpuTrial).order_by(GpuTrial.id.desc()).limit(limit)
     if status is not None:
