@@ -9,6 +9,20 @@ const RESOURCES = ['account', 'databases', 'domains', 'events', 'firewall', 'ima
   'lke', 'longview', 'nodebalancers', 'object_storage', 'stackscripts', 'volumes', 'vpc'];
 const EXPIRY = [['never', 'Never'], ['1', '1 day'], ['30', '30 days'], ['90', '90 days'], ['180', '180 days']];
 
+// Send a profile form: the button is off while the call runs; the API's refusal shows at the fields.
+async function send(form, submit, call, errorsOf = error => error.errors) {
+  submit.disabled = true;
+  try {
+    await call();
+    form.reset();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    showErrors(form, errorsOf(error));
+  } finally {
+    submit.disabled = false;
+  }
+}
+
 function scopeText(scopes) { return scopes === '*' ? 'All (read/write)' : scopes.split(' ').join(', '); }
 
 export async function tokens(main) {
@@ -58,19 +72,12 @@ export async function tokens(main) {
     const body = { label: label.value, scopes };
     if (expiry.value !== 'never') body.expiry = new Date(Date.now() + Number(expiry.value) * 86400000).toISOString().slice(0, 19);
     if (!scopes) { showErrors(form, [{ field: 'scopes', reason: 'Give the token access to at least one resource.' }]); return; }
-    submit.disabled = true;
-    try {
+    await send(form, submit, async () => {
       const made = await post('/profile/tokens', body);
       shown.replaceChildren(h('div', { class: 'notice' }, h('h2', {}, 'Your new token'),
         h('p', {}, 'Copy it now: it is shown only once.'), h('p', { class: 'secret', dataset: { secret: '' } }, made.token)));
-      form.reset();
       await refresh();
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      showErrors(form, error.errors);
-    } finally {
-      submit.disabled = false;
-    }
+    });
   });
   main.append(shown, h('div', { class: 'grid2' }, listCard,
     h('section', { class: 'card', 'aria-labelledby': 'new-token-h' }, h('h2', { id: 'new-token-h' }, 'Create a token'), form)));
@@ -106,17 +113,10 @@ export async function keys(main) {
   form.addEventListener('submit', async event => {
     event.preventDefault();
     clearErrors(form);
-    submit.disabled = true;
-    try {
+    await send(form, submit, async () => {
       await post('/profile/sshkeys', { label: label.value, ssh_key: key.value.trim() });
-      form.reset();
       await refresh();
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      showErrors(form, error.errors);
-    } finally {
-      submit.disabled = false;
-    }
+    });
   });
   main.append(h('div', { class: 'grid2' }, listCard,
     h('section', { class: 'card', 'aria-labelledby': 'add-key-h' }, h('h2', { id: 'add-key-h' }, 'Add a key'), form)));
@@ -137,17 +137,10 @@ export function password(main) {
     event.preventDefault();
     clearErrors(form);
     done.replaceChildren();
-    submit.disabled = true;
-    try {
+    await send(form, submit, async () => {
       await changePassword(current.value, next.value);
-      form.reset();
       done.replaceChildren(h('p', { class: 'notice' }, 'Password changed. Your other console sessions have ended.'));
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      showErrors(form, error.status === 401 ? [{ field: 'password', reason: error.errors[0].reason }] : error.errors);
-    } finally {
-      submit.disabled = false;
-    }
+    }, error => (error.status === 401 ? [{ field: 'password', reason: error.errors[0].reason }] : error.errors));
   });
   main.append(form);
 }
