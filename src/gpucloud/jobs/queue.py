@@ -67,7 +67,11 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
-        return ceiling * (1 - self.jitter * (rng or random).random())
+        return ceiling * (1 - self.jitter * (rng or _JITTER).random())
+
+
+# its own generator: worker threads drawing from the global one disturb seeded code in-process
+_JITTER = random.Random()
 
 
 @dataclass(frozen=True)
