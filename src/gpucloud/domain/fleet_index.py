@@ -15,7 +15,8 @@ The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in t
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
 catalog ranks the whole region. A request of any other shape builds its heap on first use
 from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
-a plan without GPUs the GPU-less hosts (GPU hosts wait unscored behind them, see below).
+a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
+sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones.
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -34,7 +35,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 from itertools import count
 
-from gpucloud.domain.numa_fit import ACTIVE, HostShape, Need, choose, may_fit, rank_floor
+from gpucloud.domain.numa_fit import ACTIVE, HostShape, Need, cell_memory_room, choose, may_fit, rank_floor
 from gpucloud.domain.placement import (
     HostState,
     NoRoom,
@@ -54,13 +55,9 @@ MAX_LAG = 8
 Key = tuple[str, Need]
 
 
-def _kinds(shape: HostShape) -> list[tuple[str, object]]:
-    """The groups of requests a shape may take (`may_fit`): plans without GPUs on a host with
-    or without GPUs installed, and GPU plans of each model it has free."""
-    if shape.status != ACTIVE:
-        return []
-    models = {m for n in shape.nodes for m, _ in n.gpus} | {m for m, _ in shape.unknown_gpus}
-    return [("no-gpus", bool(shape.installed)), *(("gpus", m) for m in models)]
+def _models(shape: HostShape) -> set[str]:
+    """The GPU models whose plans the shape may take (`may_fit`)."""
+    return {m for n in shape.nodes for m, _ in n.gpus} | {m for m, _ in shape.unknown_gpus}
 
 
 class Fleet:
@@ -71,7 +68,12 @@ class Fleet:
         self._hosts: dict[int, HostState] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
-        self._kinds: dict[str, dict[tuple[str, object], set[HostShape]]] = {}  # region -> `_kinds` -> shapes
+        # the live active shapes that may take a request, for a new request's first ranking:
+        # per region and GPU model, those with free GPUs of it; per region and "has GPUs", all,
+        # as (cell memory room, order, shape) sorted
+        self._models: dict[str, dict[str, set[HostShape]]] = {}
+        self._roomy: dict[tuple[str, bool], list[tuple[int, int, HostShape]]] = {}
+        self._room_of: dict[HostShape, tuple[int, int]] = {}
         self._heaps: dict[Key, list] = {}  # (rank, order, shape)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
@@ -117,9 +119,12 @@ class Fleet:
         if bucket is None:
             bucket = self._buckets[shape] = []
             self._shapes.setdefault(shape.region, set()).add(shape)
-            kinds = self._kinds.setdefault(shape.region, {})
-            for kind in _kinds(shape):
-                kinds.setdefault(kind, set()).add(shape)
+            if shape.status == ACTIVE:
+                models = self._models.setdefault(shape.region, {})
+                for model in _models(shape):
+                    models.setdefault(model, set()).add(shape)
+                room = self._room_of[shape] = (cell_memory_room(shape), next(self._order))
+                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), (*room, shape))
         insort(bucket, host.id)
         if self._by_rank:
             for key, rank in self._ranks.get(shape, {}).items():
@@ -142,9 +147,12 @@ class Fleet:
         if not bucket:
             del self._buckets[shape]
             self._shapes[shape.region].discard(shape)
-            kinds = self._kinds[shape.region]
-            for kind in _kinds(shape):
-                kinds[kind].discard(shape)
+            if shape.status == ACTIVE:
+                models = self._models[shape.region]
+                for model in _models(shape):
+                    models[model].discard(shape)
+                roomy = self._roomy[(shape.region, bool(shape.installed))]
+                del roomy[bisect_left(roomy, self._room_of.pop(shape))]
 
     def warm(self, region: str) -> None:
         """Rank the region's hosts now for the requests of every plan of the config."""
@@ -205,24 +213,28 @@ class Fleet:
         self._members[key] = {}
         self._needs.setdefault(region, []).append(need)
         self._read[key] = len(self._log.setdefault(region, []))
-        kinds = self._kinds.get(region, {})
         if need.gpus:
-            for shape in kinds.get(("gpus", need.gpu_model), ()):
+            for shape in self._models.get(region, {}).get(need.gpu_model or "", ()):
                 self._queue(key, shape)
             return heap
-        for shape in kinds.get(("no-gpus", False), ()):
+        for shape in self._with_room(region, False, need.memory_mib):
             self._queue(key, shape)
-        gpu_hosts = kinds.get(("no-gpus", True), set())
+        gpu_hosts = self._with_room(region, True, need.memory_mib)
         if not heap or not gpu_hosts:
             for shape in gpu_hosts:
                 self._queue(key, shape)
             return heap
         # A GPU-less host has room: every GPU host waits, on the one floor a plan without GPUs
         # has there (`rank_floor` depends only on GPUs being installed), without a look at each.
-        floor = rank_floor(next(iter(gpu_hosts)), need, self.config)
+        floor = rank_floor(gpu_hosts[0], need, self.config)
         self._waiting[key] = [(floor, next(self._order), shape) for shape in gpu_hosts]  # sorted: a heap
         self._queued[key].update(gpu_hosts)
         return heap
+
+    def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[HostShape]:
+        """The active shapes, with or without GPUs installed, where a node has `memory_mib` free."""
+        roomy = self._roomy.get((region, gpus), [])
+        return [entry[2] for entry in roomy[bisect_left(roomy, (memory_mib,)) :]]
 
     def _catch_up(self, key: Key) -> None:
         region = key[0]
