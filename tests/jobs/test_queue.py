@@ -22,7 +22,7 @@ KINDS = ["work", "other"]
 
 def enq(db, kind: str = "work", **fields) -> int:
     with db.write() as s:
-        return store_jobs.enqueue(s, kind=kind, **fields).id
+        return store_jobs.enqueue(s, kind=kind, **fields)
 
 
 def claim(db, worker: str = "w1", kinds=KINDS, lease: float = 30, now=None):
@@ -42,7 +42,7 @@ def event_row(db, event_id: int) -> Event:
 
 def new_event(db, action: str = "linode_boot") -> int:
     with db.write() as s:
-        return events.create(s, action=action, account_id=None, entity_id=7, entity_label="box").id
+        return events.create(s, action=action, account_id=None, entity_id=7, entity_label="box")
 
 
 def attempts(db, job_id: int) -> list[tuple[str, str, str]]:
@@ -343,7 +343,7 @@ def test_periodic_jobs_one_per_host_in_the_right_status(store_db, make_host):
     checks = PeriodicJob("host_check", 15, ("active", "down"))
     with store_db.write() as s:
         first = queue.ensure_periodic(s, [checks])
-    assert sorted(j.host_id for j in first) == [active, down]
+        assert sorted(s.get(Job, j).host_id for j in first) == [active, down]
     with store_db.write() as s:
         assert queue.ensure_periodic(s, [checks]) == []  # idempotent
 
@@ -351,7 +351,7 @@ def test_periodic_jobs_one_per_host_in_the_right_status(store_db, make_host):
     with store_db.write() as s:
         queue.complete(s, held)
         nxt = queue.enqueue_next_run(s, held, checks)
-    assert nxt.run_after > utcnow() + timedelta(seconds=14)
+        assert nxt is not None and s.get(Job, nxt).run_after > utcnow() + timedelta(seconds=14)
     with store_db.write() as s:
         assert queue.ensure_periodic(s, [checks]) == []  # the chained run fills the place
     with store_db.read() as s:

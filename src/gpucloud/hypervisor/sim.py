@@ -54,6 +54,7 @@ OPERATIONS = ("discover", "define", "reimage", "start", "shutdown", "destroy", "
               "domain_stats")
 FAULT_KINDS = ("fail", "permanent", "hang", "unreachable", "ignore_acpi")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NOISE = random.Random()  # not the global generator: seeded code may share this process
 
 
 def state_path(data_dir: str | Path, host_name: str) -> Path:
@@ -278,7 +279,7 @@ class SimDriver:
                 seconds = max(0.0, now - counters["at"])
                 phase = zlib.crc32(name.encode()) % 1000 / 1000 * 2 * math.pi
                 load = min(1.0, max(0.02, 0.5 + 0.4 * math.sin(2 * math.pi * now / 1800 + phase)
-                                    + random.uniform(-0.05, 0.05)))
+                                    + _NOISE.uniform(-0.05, 0.05)))
                 counters["at"] = now
                 counters["cpu_seconds"] += domain["vcpus"] * load * seconds
                 counters["disk_ops"] += int(120 * load * seconds)

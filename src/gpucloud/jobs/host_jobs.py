@@ -101,10 +101,10 @@ def _follow_domain(ctx: JobContext, instance: Instance, state: str) -> None:
         elif (state == SHUTOFF and current.status == lifecycle.OFFLINE and current.booted
               and current.watchdog_enabled and current.status_reason == host_health.HOST_UNREACHABLE):
             current.status, current.status_reason = lifecycle.BOOTING, ""
-            event = events.create(s, action="lassie_reboot", account_id=current.account_id, entity_id=current.id,
-                                  entity_label=current.label, username="watchdog",
-                                  message="booted again after its host came back")
-            enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event.id)
+            event_id = events.create(s, action="lassie_reboot", account_id=current.account_id,
+                                     entity_id=current.id, entity_label=current.label, username="watchdog",
+                                     message="booted again after its host came back")
+            enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event_id)
 
 
 def _tell_operators(ctx: JobContext, host: Host, action: str, message: str) -> None:

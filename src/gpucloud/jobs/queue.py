@@ -30,7 +30,7 @@ from gpucloud.clock import utcnow
 from gpucloud.store import events
 from gpucloud.store import jobs as q
 from gpucloud.store.jobs import enqueue
-from gpucloud.store.tables import Job, JobAttempt
+from gpucloud.store.tables import JobAttempt
 
 H = TypeVar("H", bound=Callable)
 
@@ -96,7 +96,11 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
-        return ceiling * (1 - self.jitter * (rng or random).random())
+        return ceiling * (1 - self.jitter * (rng or _JITTER).random())
+
+
+# its own generator: worker threads drawing from the global one disturb seeded code in-process
+_JITTER = random.Random()
 
 
 @dataclass(frozen=True)
@@ -253,11 +257,11 @@ class PeriodicJob:
 PERIODIC_RETENTION = timedelta(hours=1)
 
 
-def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[Job]:
+def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[int]:
     """Give each host (in the right status) lacking one a queued job of each periodic kind,
     due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers chain the
     next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a cancelled
-    job, a run that failed for good. Idempotent, and one scheduler at a time."""
+    job, a run that failed for good. Idempotent, and one scheduler at a time. The new jobs' ids."""
     if not periodic or not q.try_lock_scheduler(session):
         return []
     added = []
@@ -273,9 +277,9 @@ def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[Period
 
 
 def enqueue_next_run(session: Session, job: ClaimedJob, periodic: PeriodicJob,
-                     now: datetime | None = None) -> Job | None:
-    """The next run of a periodic job that just ended, `every_seconds` from now; None when
-    its host is gone or no longer in one of the periodic job's statuses."""
+                     now: datetime | None = None) -> int | None:
+    """The next run of a periodic job that just ended, `every_seconds` from now (its id); None
+    when its host is gone or no longer in one of the periodic job's statuses."""
     if periodic.per_host and (job.host_id is None
                               or q.host_status(session, job.host_id) not in periodic.host_statuses):
         return None

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SECONDS = 300
 RETENTION = timedelta(days=30)
 _EPOCH = datetime(1970, 1, 1)
+_JITTER = random.Random()  # not the global generator: seeded code may share this process
 
 
 def slot_of(at: datetime, every_seconds: int = SAMPLE_SECONDS) -> int:
@@ -86,4 +87,4 @@ class Sampler:
             except Exception:  # the database may be away; the next period tries again
                 log.exception("capacity sample failed")
             into_period = (utcnow() - _EPOCH).total_seconds() % self.every_seconds
-            self._stop.wait(self.every_seconds - into_period + random.uniform(0.5, 5.0))
+            self._stop.wait(self.every_seconds - into_period + _JITTER.uniform(0.5, 5.0))
