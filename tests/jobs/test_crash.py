@@ -20,8 +20,8 @@ from gpucloud.store.tables import Event, Host, Job
 def test_a_job_survives_its_worker_being_killed(sqlite_db, spawn_worker, make_host, tmp_path):
     host_id = make_host(sqlite_db, name="crash-host")
     with sqlite_db.write() as s:
-        event = events.create(s, action="linode_boot", account_id=None, entity_id=77)
-        job_id = store_jobs.enqueue(s, kind="sim_boot", instance_id=77, host_id=host_id, event_id=event.id).id
+        event_id = events.create(s, action="linode_boot", account_id=None, entity_id=77)
+        job_id = store_jobs.enqueue(s, kind="sim_boot", instance_id=77, host_id=host_id, event_id=event_id)
     victim = spawn_worker(sqlite_db.url, name="victim", lease=1.0, sim_boot_seconds=3)
 
     deadline = time.monotonic() + 30
@@ -32,7 +32,7 @@ def test_a_job_survives_its_worker_being_killed(sqlite_db, spawn_worker, make_ho
     victim.proc.wait(10)
     with sqlite_db.read() as s:
         assert s.get(Job, job_id).state == "running"
-        assert s.get(Event, event.id).percent_complete == 40
+        assert s.get(Event, event_id).percent_complete == 40
 
     heir = spawn_worker(sqlite_db.url, name="heir", lease=1.0, sim_boot_seconds=3)
     deadline = time.monotonic() + 30
@@ -46,7 +46,7 @@ def test_a_job_survives_its_worker_being_killed(sqlite_db, spawn_worker, make_ho
 
     with sqlite_db.read() as s:
         assert [(a.worker, a.outcome) for a in queue.attempts(s, job_id)] == [("victim", "lost"), ("heir", "succeeded")]
-        finished = s.get(Event, event.id)
+        finished = s.get(Event, event_id)
         assert (finished.status, finished.percent_complete) == ("finished", 100)
     domains = read_state(tmp_path, "crash-host")["domains"]
     assert list(domains) == ["gpucloud-77"] and domains["gpucloud-77"]["state"] == "running"

@@ -24,13 +24,13 @@ from tests.jobs.handlers import HANDLERS
 
 def enq(db, kind: str, **fields) -> int:
     with db.write() as s:
-        return store_jobs.enqueue(s, kind=kind, **fields).id
+        return store_jobs.enqueue(s, kind=kind, **fields)
 
 
 def enq_with_event(db, kind: str, **fields) -> tuple[int, int]:
     with db.write() as s:
-        event = events.create(s, action="linode_create", account_id=None)
-        return store_jobs.enqueue(s, kind=kind, event_id=event.id, **fields).id, event.id
+        event_id = events.create(s, action="linode_create", account_id=None)
+        return store_jobs.enqueue(s, kind=kind, event_id=event_id, **fields), event_id
 
 
 def wait_for(predicate, timeout: float = 10, what: str = "condition"):

@@ -214,10 +214,10 @@ def _follow_domain(ctx: JobContext, guest: GuestState, state: str) -> None:
             current.booted = False
         elif status == lifecycle.BOOTING:
             current.status, current.status_reason = lifecycle.BOOTING, ""
-            event = events.create(s, action="lassie_reboot", account_id=current.account_id, entity_id=current.id,
-                                  entity_label=current.label, username="watchdog",
-                                  message="booted again after its host came back")
-            store_jobs.enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event.id)
+            event_id = events.create(s, action="lassie_reboot", account_id=current.account_id,
+                                     entity_id=current.id, entity_label=current.label, username="watchdog",
+                                     message="booted again after its host came back")
+            store_jobs.enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event_id)
 
 
 def _tell_operators(ctx: JobContext, host: Host, action: str, message: str) -> None:

@@ -28,7 +28,7 @@ from gpucloud.clock import utcnow
 from gpucloud.store import events
 from gpucloud.store import jobs as q
 from gpucloud.store.jobs import enqueue
-from gpucloud.store.tables import Job, JobAttempt
+from gpucloud.store.tables import JobAttempt
 
 
 class JobError(Exception):
@@ -225,11 +225,12 @@ class PeriodicJob:
 PERIODIC_RETENTION = timedelta(hours=1)
 
 
-def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[Job]:
+def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[int]:
     """Give each shard (with a host in the right status) lacking one a queued job of each
     periodic kind, due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers
     chain the next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a
-    cancelled job, a run that failed for good. Idempotent, and one scheduler at a time."""
+    cancelled job, a run that failed for good. Idempotent, and one scheduler at a time. The
+    new jobs' ids."""
     if not periodic or not q.try_lock_scheduler(session):
         return []
     added = []
@@ -245,9 +246,9 @@ def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[Period
 
 
 def enqueue_next_run(session: Session, job: ClaimedJob, periodic: PeriodicJob,
-                     now: datetime | None = None) -> Job | None:
-    """The next run of a periodic job that just ended, `every_seconds` from now; None when
-    its shard no longer holds a host in one of the periodic job's statuses."""
+                     now: datetime | None = None) -> int | None:
+    """The next run of a periodic job that just ended, `every_seconds` from now (its id); None
+    when its shard no longer holds a host in one of the periodic job's statuses."""
     if periodic.shard_size is not None and not q.shard_has_hosts(
             session, job.payload.get("shard", -1), periodic.shard_size, periodic.host_statuses):
         return None

@@ -26,6 +26,11 @@ def shape(pool: IpPool) -> PoolShape:
 _SHAPES = (select(IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
            .where(IpPool.region_id == bindparam("region")).order_by(IpPool.family, IpPool.id))
 _IPV4_TAKEN = select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
+_NEWEST_IPV4 = (select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
+                .order_by(Instance.id.desc()).limit(1))  # ix_instances_region_id_id: one index step
+PROBE = 16  # addresses `taken_among` asks about in one statement
+# a fixed list of parameters, so the statement is compiled once (an expanding IN is re-rendered per call)
+_TAKEN_AMONG = select(Instance.ipv4).where(Instance.ipv4.in_([bindparam(f"a{i}") for i in range(PROBE)]))
 
 
 def shapes(session: Session, region_id: str) -> list[PoolShape]:
@@ -40,6 +45,20 @@ def _parsed(network: str, gateway: str | None, first: str | None, last: str | No
 
 def ipv4_taken(session: Session, region_id: str) -> set[str]:
     return {a for a in session.connection().scalars(_IPV4_TAKEN, {"region": region_id}) if a}
+
+
+def newest_ipv4(session: Session, region_id: str) -> str | None:
+    """The IPv4 address of the region's newest instance that has one: where the next search starts."""
+    return session.connection().scalar(_NEWEST_IPV4, {"region": region_id})
+
+
+def taken_among(session: Session, addresses: list[str]) -> set[str]:
+    """Which of these IPv4 addresses (1 to `PROBE` of them) an instance holds: lookups in the
+    unique index on ipv4."""
+    if not 1 <= len(addresses) <= PROBE:
+        raise ValueError(f"between 1 and {PROBE} addresses at a time, not {len(addresses)}")
+    padded = addresses + addresses[-1:] * (PROBE - len(addresses))
+    return set(session.connection().scalars(_TAKEN_AMONG, {f"a{i}": a for i, a in enumerate(padded)}))
 
 
 def ipv6_holders(session: Session, region_id: str) -> set[str]:

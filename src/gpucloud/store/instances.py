@@ -5,11 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
 from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow
+
+# (attribute, column) of every column a new row is written with; the id comes back from the INSERT
+_NEW_COLUMNS = tuple((a.key, a.columns[0].name) for a in inspect(Instance).column_attrs if a.key != "id")
+_INSERT = insert(Instance).returning(Instance.id)  # built once per process
+
+
+def insert_new(session: Session, instance: Instance) -> int:
+    """Write a new instance, every column as set on `instance` (which stays out of the session:
+    one Core INSERT, not an ORM flush, issue #11); its id."""
+    params = {column: getattr(instance, key) for key, column in _NEW_COLUMNS}
+    return int(session.connection().execute(_INSERT, params).scalar_one())
 
 
 def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:

@@ -13,9 +13,11 @@ from gpucloud.admin.rendering import page
 from gpucloud.admin.session import Viewer, viewer
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
+from gpucloud.config import Settings
 from gpucloud.services import capacity_samples
-from gpucloud.services.capacity import capacity, plan_words, sellable_table
+from gpucloud.services.capacity import capacity, pack_mix, plan_words, sellable_table
 from gpucloud.services.hosts import list_hosts
+from gpucloud.store.db import Database
 
 router = APIRouter()
 
@@ -61,7 +63,31 @@ def sellable(request: Request, region: str = "", _: Viewer = Depends(viewer)) ->
     if found is not None:
         for model in table:
             model["regions"] = [r for r in model["regions"] if r["region"] == found.id]
+    mixes = demand_mixes(admin.db, admin.settings, found.id if found is not None else None)
+    for model in table:
+        model["mix"] = mixes.get(model["model"], [])
     return page(request, "sellable.html", {
         "nav": "sellable", "table": table, "region": region, "found": found,
         "unknown": bool(region.strip()) and found is None,
     })
+
+
+def demand_mixes(db: Database, settings: Settings, region: str | None) -> dict[str, list[dict]]:
+    """GPU model -> the demand mixes `pack` keeps room for, as `gpucloud capacity` prints them:
+    one per region that learnt its own from its creates, then the one every other region uses
+    (the operator's `placement_demand_mix`, or every GPU plan alike). Empty unless the policy
+    is `pack` (the others keep no room for anything)."""
+    if settings.placement_policy != "pack":
+        return {}
+    catalog = load_catalog()
+    plans = {p.id: p for p in catalog.plans}
+    cities = {r.id: r.label for r in catalog.regions}
+    default = "operator" if settings.placement_demand_mix else "default"
+    out: dict[str, list[dict]] = {}
+    for (where, model), shares in sorted(pack_mix(db, settings).items(), key=lambda e: (not e[0][0], e[0])):
+        if region is not None and where not in ("", region):
+            continue
+        out.setdefault(model, []).append({
+            "region": where, "city": cities.get(where, where), "source": "learnt" if where else default,
+            "shares": [{"plan": p, "short": plan_words(plans[p]), "share": share} for p, share in shares]})
+    return out
