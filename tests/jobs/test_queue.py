@@ -216,6 +216,30 @@ def test_the_event_starts_once_even_over_several_attempts(store_db):
     assert (event.status, event.started_at, event.percent_complete) == ("started", started_at, 40)
 
 
+def test_a_kinds_first_step_is_written_by_the_claim_and_never_lowers_progress(store_db):
+    steps = {"work": queue.Step(10, "Preparing the disk")}
+    event_id = new_event(store_db)
+    job_id = enq(store_db, event_id=event_id)
+    with store_db.write() as s:
+        first = queue.claim(s, worker="w1", kinds=KINDS, lease_seconds=30, first_steps=steps)
+    assert first is not None
+    event = event_row(store_db, event_id)
+    assert (event.status, event.percent_complete, event.message) == ("started", 10, "Preparing the disk")
+    assert job_row(store_db, job_id).progress == 10
+    started_at = event.started_at
+    with store_db.write() as s:
+        queue.progress(s, first, 40, "Booting")
+        queue.fail(s, first, "flaky", retryable=True, delay_s=0)
+    with store_db.write() as s:
+        assert queue.claim(s, worker="w2", kinds=KINDS, lease_seconds=30, first_steps=steps) is not None
+    event = event_row(store_db, event_id)
+    assert (event.started_at, event.percent_complete, event.message) == (started_at, 40, "Preparing the disk")
+    assert job_row(store_db, job_id).progress == 40
+    other = enq(store_db, kind="other", event_id=new_event(store_db))
+    claim(store_db, kinds=["other"])
+    assert job_row(store_db, other).progress == 0
+
+
 def test_an_expired_lease_is_reaped_and_the_old_holder_can_no_longer_write(store_db):
     event_id = new_event(store_db)
     job_id = enq(store_db, event_id=event_id)

@@ -19,8 +19,10 @@ Every function takes the caller's session and writes nothing outside it.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,8 @@ from gpucloud.store import events
 from gpucloud.store import jobs as q
 from gpucloud.store.jobs import enqueue
 from gpucloud.store.tables import JobAttempt
+
+H = TypeVar("H", bound=Callable)
 
 
 class JobError(Exception):
@@ -50,6 +54,31 @@ class PermanentJobError(JobError):
     """Retrying cannot help: the job fails now, whatever attempts remain."""
 
     retryable = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A handler's first step (its event's percentage and message), written by the claim
+    itself: a job that starts with it costs one transaction less."""
+
+    percent: int
+    message: str
+
+
+def first_step(percent: int, message: str) -> Callable[[H], H]:
+    """Declare a handler's first step; the worker writes it with the claim, so the handler
+    starts past it (and does not write it again)."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, "first_step", Step(percent, message))  # noqa: B010 - read back with getattr
+        return handler
+
+    return mark
+
+
+def step_of(handler: object) -> Step | None:
+    step = getattr(handler, "first_step", None)
+    return step if isinstance(step, Step) else None
 
 
 class LeaseLost(Exception):
@@ -103,8 +132,10 @@ class ReapedLease:
 
 
 def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] | set[str],
-          lease_seconds: float, now: datetime | None = None) -> ClaimedJob | None:
-    """Take the oldest due job of these kinds whose instance is free, or None.
+          lease_seconds: float, now: datetime | None = None,
+          first_steps: Mapping[str, Step] | None = None) -> ClaimedJob | None:
+    """Take the oldest due job of these kinds whose instance is free, or None. A kind with a
+    first step in `first_steps` starts at it (job progress, event percentage and message).
 
     On PostgreSQL the row is locked with SKIP LOCKED (so claimers never wait on each other)
     and the instance's advisory lock is taken before re-checking that no other job of the
@@ -125,9 +156,12 @@ def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] |
     job.attempts += 1
     job.lease_owner = worker
     job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    step = (first_steps or {}).get(job.kind)
+    if step is not None:
+        job.progress = max(job.progress, step.percent)
     attempt = q.add_attempt(session, job.id, worker, now)
     if job.event_id is not None:
-        events.mark_started(session, job.event_id, now)
+        events.mark_started(session, job.event_id, now, *((step.percent, step.message) if step else ()))
     return ClaimedJob(id=job.id, kind=job.kind, instance_id=job.instance_id, host_id=job.host_id,
                       event_id=job.event_id, payload=dict(job.payload or {}), attempt=job.attempts,
                       max_attempts=job.max_attempts, worker=worker, attempt_id=attempt.id)

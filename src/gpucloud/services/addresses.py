@@ -34,7 +34,7 @@ from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.store import addresses as q
 from gpucloud.store import audit
-from gpucloud.store.addresses import PROBE
+from gpucloud.store.addresses import PROBES
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Instance, IpPool
 
@@ -103,15 +103,20 @@ def _usage(row: IpPool, shape: PoolShape, held: set[str]) -> PoolUsage:
 def assign(s: Session, instance: Instance) -> None:
     """Give a new instance its MAC and addresses, in the create's transaction (under the
     region's placement lock; the unique keys refuse a repeat whatever happens above). The
-    IPv4 address is the first free one in `search_order`: the next `PROBE` candidates are
-    looked up in the unique index in one statement; only when all of them are taken is every taken address of
-    the region read (once), so a create's cost does not grow with the region's instances."""
+    IPv4 address is the first free one in `search_order`: the next 16 candidates, then the
+    256 after them, are looked up in the unique index (a statement each); only when all 272
+    are taken (no hole that near: pools all but full) is every taken address of the region
+    read, once. So a create's cost does not grow with the region's instances."""
     shapes = q.shapes(s, instance.region_id)
     order = search_order(shapes, q.newest_ipv4(s, instance.region_id))
-    candidates = [(pool, ipv4_text(number)) for pool, number in islice(order, PROBE)]
-    taken = q.taken_among(s, [address for _, address in candidates]) if candidates else set()
-    found = next(((pool, address) for pool, address in candidates if address not in taken), None)
-    if found is None and len(candidates) == PROBE:
+    found = None
+    for size in PROBES:
+        candidates = [(pool, ipv4_text(number)) for pool, number in islice(order, size)]
+        taken = q.taken_among(s, [address for _, address in candidates]) if candidates else set()
+        found = next(((pool, address) for pool, address in candidates if address not in taken), None)
+        if found is not None or len(candidates) < size:
+            break
+    else:
         held = {ipv4_number(a) for a in q.ipv4_taken(s, instance.region_id) if "." in a}
         found = next(((pool, ipv4_text(number)) for pool, number in order if number not in held), None)
     if found is None:

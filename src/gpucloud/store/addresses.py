@@ -28,9 +28,10 @@ _SHAPES = (select(IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
 _IPV4_TAKEN = select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
 _NEWEST_IPV4 = (select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
                 .order_by(Instance.id.desc()).limit(1))  # ix_instances_region_id_id: one index step
-PROBE = 16  # addresses `taken_among` asks about in one statement
-# a fixed list of parameters, so the statement is compiled once (an expanding IN is re-rendered per call)
-_TAKEN_AMONG = select(Instance.ipv4).where(Instance.ipv4.in_([bindparam(f"a{i}") for i in range(PROBE)]))
+PROBES = (16, 256)  # how many addresses `taken_among` asks about in one statement: these sizes
+# fixed lists of parameters, so each statement is compiled once (an expanding IN is re-rendered per call)
+_TAKEN_AMONG = {n: select(Instance.ipv4).where(Instance.ipv4.in_([bindparam(f"a{i}") for i in range(n)]))
+                for n in PROBES}
 
 
 def shapes(session: Session, region_id: str) -> list[PoolShape]:
@@ -53,12 +54,13 @@ def newest_ipv4(session: Session, region_id: str) -> str | None:
 
 
 def taken_among(session: Session, addresses: list[str]) -> set[str]:
-    """Which of these IPv4 addresses (1 to `PROBE` of them) an instance holds: lookups in the
-    unique index on ipv4."""
-    if not 1 <= len(addresses) <= PROBE:
-        raise ValueError(f"between 1 and {PROBE} addresses at a time, not {len(addresses)}")
-    padded = addresses + addresses[-1:] * (PROBE - len(addresses))
-    return set(session.connection().scalars(_TAKEN_AMONG, {f"a{i}": a for i, a in enumerate(padded)}))
+    """Which of these IPv4 addresses (1 to `PROBES[-1]` of them) an instance holds: lookups in
+    the unique index on ipv4, one statement."""
+    size = next((n for n in PROBES if 1 <= len(addresses) <= n), None)
+    if size is None:
+        raise ValueError(f"between 1 and {PROBES[-1]} addresses at a time, not {len(addresses)}")
+    padded = addresses + addresses[-1:] * (size - len(addresses))
+    return set(session.connection().scalars(_TAKEN_AMONG[size], {f"a{i}": a for i, a in enumerate(padded)}))
 
 
 def ipv6_holders(session: Session, region_id: str) -> set[str]:

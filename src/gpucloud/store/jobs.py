@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Exists
@@ -104,9 +105,27 @@ def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> 
     return session.scalar(stmt)
 
 
-def next_due(session: Session, kinds: Iterable[str]) -> datetime | None:
-    """When the soonest queued job of these kinds is due (None: nothing queued)."""
-    return session.scalar(select(func.min(Job.run_after)).where(Job.state == "queued", Job.kind.in_(list(kinds))))
+@dataclass(frozen=True)
+class QueueMoments:
+    """What an idle dispatcher needs to know to sleep as long as it may."""
+
+    due_now: int  # queued jobs of its kinds due already
+    next_due: datetime | None  # the soonest run_after still ahead among them (a retry's backoff, a periodic run)
+    next_expiry: datetime | None  # the soonest lease expiry of a running job, any worker's
+
+
+_QUEUED_OURS = and_(Job.state == "queued", Job.kind.in_(bindparam("kinds", expanding=True)))
+_MOMENTS = (select(func.count().filter(_QUEUED_OURS, Job.run_after <= bindparam("now")),
+                   func.min(Job.run_after).filter(_QUEUED_OURS, Job.run_after > bindparam("now")),
+                   func.min(Job.lease_expires_at).filter(Job.state == "running"))
+            .where(Job.state.in_(UNFINISHED)))
+
+
+def moments(session: Session, kinds: Iterable[str], now: datetime) -> QueueMoments:
+    """One indexed statement: how many jobs of these kinds are due, when the next one will
+    be, and when the next lease runs out."""
+    row = session.execute(_MOMENTS, {"kinds": list(kinds), "now": now}).one()
+    return QueueMoments(row[0] or 0, row[1], row[2])
 
 
 def lock_instance(session: Session, instance_id: int) -> bool:
