@@ -107,8 +107,8 @@ def assign(s: Session, instance: Instance) -> None:
     256 after them, are looked up in the unique index (a statement each); only when all 272
     are taken (no hole that near: pools all but full) is every taken address of the region
     read, once. So a create's cost does not grow with the region's instances."""
-    shapes = q.shapes(s, instance.region_id)
-    order = search_order(shapes, q.newest_ipv4(s, instance.region_id))
+    shapes, newest = q.shapes_and_newest(s, instance.region_id)
+    order = search_order(shapes, newest)
     found = None
     for size in PROBES:
         candidates = [(pool, ipv4_text(number)) for pool, number in islice(order, size)]
