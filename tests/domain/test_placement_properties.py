@@ -57,6 +57,8 @@ configs = st.builds(
 operations = st.lists(st.one_of(
     st.tuples(st.just("create"), st.integers(0, len(REQUESTS) - 1)),
     st.tuples(st.just("delete"), st.integers(0, 1000)),
+    # an operator drains a host or brings it back: its shape leaves every ranking, then returns
+    st.tuples(st.just("status"), st.tuples(st.sampled_from(list(TOPOLOGIES)), st.sampled_from(["active", "draining"]))),
 ), min_size=1, max_size=40)
 statuses = st.dictionaries(st.sampled_from(list(TOPOLOGIES)), st.sampled_from(["draining", "down"]), max_size=1)
 
@@ -119,6 +121,9 @@ def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_coun
         if op == "delete":
             if live:
                 fleet.release(live.pop(arg % len(live)))
+        elif op == "status":
+            host_id, status = arg
+            fleet.update(replace(fleet.host(host_id), status=status))
         else:
             request = REQUESTS[arg]
             got = fleet.place(request)

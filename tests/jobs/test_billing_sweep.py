@@ -13,10 +13,10 @@ from tests.conftest import make_settings
 def test_one_sweep_job_queued_and_the_next_run_chained(store_db, tmp_path):
     settings = make_settings(tmp_path, store_db.url)
     (sweep,) = [p for p in default_periodic(settings) if p.kind == "billing_sweep"]
-    assert "billing_sweep" in default_handlers() and not sweep.per_host
+    assert "billing_sweep" in default_handlers() and sweep.shard_size is None
     with store_db.write() as s:
         (added,) = queue.ensure_periodic(s, [sweep])
-        assert added.host_id is None
+        assert s.get(Job, added).host_id is None
     with store_db.write() as s:
         assert queue.ensure_periodic(s, [sweep]) == []  # one at a time
         job = s.scalar(select(Job).where(Job.kind == "billing_sweep"))
@@ -24,4 +24,6 @@ def test_one_sweep_job_queued_and_the_next_run_chained(store_db, tmp_path):
         assert claimed is not None and claimed.id == job.id
         queue.complete(s, claimed)
         following = queue.enqueue_next_run(s, claimed, sweep)
-        assert following is not None and following.host_id is None and following.kind == "billing_sweep"
+        assert following is not None
+        row = s.get(Job, following)
+        assert row.host_id is None and row.kind == "billing_sweep" and row.state == "queued"

@@ -28,7 +28,7 @@ def test_an_earlier_job_committed_late_never_runs_beside_a_later_one(postgres_db
     s1 = slow_writer.__enter__()
     first = store_jobs.enqueue(s1, kind="work", instance_id=9)  # id taken, not yet committed
     with postgres_db.write() as s:
-        second = store_jobs.enqueue(s, kind="work", instance_id=9).id
+        second = store_jobs.enqueue(s, kind="work", instance_id=9)
 
     claimer_a = postgres_db.write()
     sa = claimer_a.__enter__()
@@ -41,7 +41,7 @@ def test_an_earlier_job_committed_late_never_runs_beside_a_later_one(postgres_db
     assert claim(postgres_db, "b") is None  # job 2 runs: job 1 waits for it
     with postgres_db.write() as s:
         queue.complete(s, held)
-    assert claim(postgres_db, "b").id == first.id
+    assert claim(postgres_db, "b").id == first
 
 
 def test_worker_processes_race_over_many_jobs(postgres_db, pg_url, spawn_worker, tmp_path):
@@ -54,7 +54,7 @@ def test_worker_processes_race_over_many_jobs(postgres_db, pg_url, spawn_worker,
     rng.shuffle(order)
     with postgres_db.write() as s:  # all at once, so every worker starts racing together
         ids = [store_jobs.enqueue(s, kind="record", instance_id=None if i is None else 100 + i,
-                             payload={"log": str(log), "seconds": rng.uniform(0.005, 0.04)}).id for i in order]
+                             payload={"log": str(log), "seconds": rng.uniform(0.005, 0.04)}) for i in order]
 
     deadline = time.monotonic() + 60
     while True:

@@ -1,14 +1,15 @@
-"""Guest addresses: pools per region, the lowest free IPv4 at create, a MAC and a SLAAC IPv6
+"""Guest addresses: pools per region, the next free IPv4 at create, a MAC and a SLAAC IPv6
 per instance, never one address for two instances (racing creates, on both databases), a clear
 "no capacity" when a region's addresses run out, and an address free again only once the
 instance (and so its domain) is gone."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.catalog import load_catalog
@@ -16,6 +17,7 @@ from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.hypervisor.domain_xml import build_domain_xml
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, addresses, capacity, guests, hosts, instances, provisioning
+from gpucloud.store.addresses import PROBES
 from gpucloud.store.tables import Instance, IpPool
 from tests.conftest import make_settings
 
@@ -76,6 +78,53 @@ def test_running_out_is_no_capacity_and_a_removed_instance_frees_its_address(lab
         create(lab)  # being deleted: its domain may still run, the address stays taken
     provisioning.remove_instance(db, gone.id)  # what the delete job does once the host confirms
     assert create(lab).ipv4 == gone.ipv4 and kept.ipv4 == "192.0.2.2"
+
+
+def gone(lab, instance):
+    """Deleted and removed, as the delete job leaves it once the host confirms."""
+    instances.delete_instance(lab[0], lab[2].id, instance.id, lab[2].username)
+    provisioning.remove_instance(lab[0], instance.id)
+
+
+def test_a_freed_address_comes_back_once_the_rest_of_the_pool_is_taken(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", first="198.51.100.10", last="198.51.100.29", actor="t")
+    made = [create(lab) for _ in range(3)]
+    gone(lab, made[0])
+    assert create(lab).ipv4 == "198.51.100.13"  # after the newest (.12), not the freed .10
+    made += [create(lab) for _ in range(16)]  # up to .29, the pool's last
+    assert made[-1].ipv4 == "198.51.100.29"
+    assert create(lab).ipv4 == "198.51.100.10"  # round from the start: the freed one
+
+
+def test_a_long_taken_run_after_the_newest_still_finds_the_free_address_past_it(lab):
+    db = lab[0]
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", first="198.51.100.10", last="198.51.100.29", actor="t")
+    made = {i.ipv4: i for i in (create(lab) for _ in range(20))}  # the whole pool
+    gone(lab, made["198.51.100.10"])
+    assert create(lab).ipv4 == "198.51.100.10"  # the newest now sits at the start of a full pool
+    gone(lab, made["198.51.100.28"])  # 18 addresses on: past the first lookup of the next 16
+    assert PROBES[0] < 18
+    assert create(lab).ipv4 == "198.51.100.28"
+    with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned"):
+        create(lab)
+
+
+def test_past_every_lookup_the_regions_taken_addresses_are_read(lab):
+    """A pool all but full, its one hole further after the newest instance than the lookups
+    reach: found all the same; then the pool is full, and says so."""
+    db, _, account = lab
+    addresses.add_pool(db, "ap-west", "10.9.0.0/23", first="10.9.0.2", last="10.9.1.254", actor="t")
+    size, hole = 509, sum(PROBES) + 5  # .2 to 1.254; the hole 277 addresses after the first
+    numbers = [n for n in range(1, size) if n != hole] + [0]  # the newest (last) holds the first address
+    rows = [{"account_id": account.id, "label": f"r-{i}", "region_id": "ap-west", "type_id": PLAN,
+             "ipv4": str(ipaddress.IPv4Address("10.9.0.2") + n), "mac": f"52:54:01:00:{i >> 8:02x}:{i & 255:02x}"}
+            for i, n in enumerate(numbers)]
+    with db.write() as s:
+        s.connection().execute(insert(Instance), rows)
+    assert create(lab).ipv4 == str(ipaddress.IPv4Address("10.9.0.2") + hole)
+    with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned"):
+        create(lab)
 
 
 def test_racing_creates_never_share_an_address(lab):

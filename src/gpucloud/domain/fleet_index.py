@@ -6,9 +6,17 @@ heap orders the buckets by rank; a decision pops the best rank, takes the lowest
 among the buckets tied on it, and materialises the placement on that host. Only the host
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
+`first-fit` and `random` rank hosts by the placement rules alone, so thousands of shapes tie
+on the best rank: for them the index also keeps, per request and rank, the sorted ids of the
+hosts on that rank, so the lowest id (`first-fit`) or the i-th (`random`'s uniform draw) is
+read at once instead of walking the tied shapes.
+
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
-catalog ranks the whole region; a request of any other shape builds its heap on first use.
+catalog ranks the whole region. A request of any other shape builds its heap on first use
+from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
+a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
+sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones.
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -27,7 +35,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 from itertools import count
 
-from gpucloud.domain.numa_fit import HostShape, Need, choose, may_fit, rank_floor
+from gpucloud.domain.numa_fit import ACTIVE, HostShape, Need, cell_memory_room, choose, may_fit, rank_floor
 from gpucloud.domain.placement import (
     HostState,
     NoRoom,
@@ -44,6 +52,13 @@ from gpucloud.domain.placement import (
 
 MAX_LAG = 8
 
+Key = tuple[str, Need]
+
+
+def _models(shape: HostShape) -> set[str]:
+    """The GPU models whose plans the shape may take (`may_fit`)."""
+    return {m for n in shape.nodes for m, _ in n.gpus} | {m for m, _ in shape.unknown_gpus}
+
 
 class Fleet:
     """An indexed, mutable set of host states with `place`, `apply` and `release`."""
@@ -53,20 +68,25 @@ class Fleet:
         self._hosts: dict[int, HostState] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
-        self._heaps: dict[tuple[str, Need], list] = {}  # (rank, order, shape)
-        self._waiting: dict[tuple[str, Need], list] = {}  # (rank floor, order, shape), not scored yet
-        self._queued: dict[tuple[str, Need], set[HostShape]] = {}  # shapes in either heap
+        # the live active shapes that may take a request, for a new request's first ranking:
+        # per region and GPU model, those with free GPUs of it; per region and "has GPUs", all,
+        # as (cell memory room, order, shape) sorted
+        self._models: dict[str, dict[str, set[HostShape]]] = {}
+        self._roomy: dict[tuple[str, bool], list[tuple[int, int, HostShape]]] = {}
+        self._room_of: dict[HostShape, tuple[int, int]] = {}
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape)
+        self._waiting: dict[Key, list] = {}  # (rank floor, order, shape), not scored yet
+        self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
         self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
-        self._read: dict[tuple[str, Need], int] = {}  # how far each request's heap has read the log
+        self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
-        # first-fit and random rank hosts by the placement rules alone, so many shapes tie on the
-        # best rank: per request, the shapes scored for each rank, to find them without the heap
+        # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
+        # is scored on that rank; per shape, its rank for each request it is scored for (a
+        # shape's entry lives as long as it is queued for the request, hosts or not)
         self._by_rank = self.config.policy in ("first-fit", "random")
-        self._ties: dict[tuple[str, Need], dict[tuple, set[HostShape]]] = {}
-        # first-fit: per request and rank, a heap of (lowest host id, shape), checked when read
-        self._lowest: dict[tuple[str, Need], dict[tuple, list]] = {}
-        self._rank_of: dict[tuple[str, Need], dict[HostShape, tuple]] = {}
+        self._members: dict[Key, dict[tuple, list[int]]] = {}
+        self._ranks: dict[HostShape, dict[Key, tuple]] = {}
         for host in hosts:
             self.update(host)
 
@@ -95,41 +115,51 @@ class Fleet:
     def _index(self, host: HostState) -> None:
         shape = host.shape
         bucket = self._buckets.get(shape)
+        new = bucket is None
         if bucket is None:
-            self._buckets[shape] = [host.id]
+            bucket = self._buckets[shape] = []
             self._shapes.setdefault(shape.region, set()).add(shape)
+            if shape.status == ACTIVE:
+                models = self._models.setdefault(shape.region, {})
+                for model in _models(shape):
+                    models.setdefault(model, set()).add(shape)
+                room = self._room_of[shape] = (cell_memory_room(shape), next(self._order))
+                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), (*room, shape))
+        insort(bucket, host.id)
+        if self._by_rank:
+            for key, rank in self._ranks.get(shape, {}).items():
+                insort(self._members[key][rank], host.id)
+        if new:
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
             for i, need in enumerate(self._needs.get(shape.region, ())):
                 if len(log) - self._read[(shape.region, need)] >= MAX_LAG + i % MAX_LAG:
                     self._catch_up((shape.region, need))
-        else:
-            insort(bucket, host.id)
-        if self.config.policy == "first-fit" and self._buckets[shape][0] == host.id:
-            self._new_lowest(shape, host.id)
-
-    def _new_lowest(self, shape: HostShape, host_id: int) -> None:
-        """first-fit: the shape's lowest host id went down; its entries must say so."""
-        for need in self._needs.get(shape.region, ()):
-            key = (shape.region, need)
-            rank = self._rank_of[key].get(shape)
-            if rank is not None:
-                heapq.heappush(self._lowest[key].setdefault(rank, []), (host_id, shape))
 
     def _unindex(self, host: HostState) -> None:
         shape = host.shape
         bucket = self._buckets[shape]
         del bucket[bisect_left(bucket, host.id)]
+        if self._by_rank:
+            for key, rank in self._ranks.get(shape, {}).items():
+                ids = self._members[key][rank]
+                del ids[bisect_left(ids, host.id)]
         if not bucket:
             del self._buckets[shape]
             self._shapes[shape.region].discard(shape)
+            if shape.status == ACTIVE:
+                models = self._models[shape.region]
+                for model in _models(shape):
+                    models[model].discard(shape)
+                roomy = self._roomy[(shape.region, bool(shape.installed))]
+                del roomy[bisect_left(roomy, self._room_of.pop(shape))]
 
     def warm(self, region: str) -> None:
         """Rank the region's hosts now for the requests of every plan of the config."""
         for plan in self.config.plans:
             self._heap(region, PlacementRequest.for_plan(plan, region).need)
 
-    def _queue(self, key: tuple[str, Need], shape: HostShape) -> None:
+    def _queue(self, key: Key, shape: HostShape) -> None:
         queued = self._queued[key]
         if shape in queued or not may_fit(shape, key[1]):
             return
@@ -141,40 +171,72 @@ class Fleet:
         else:
             self._score(key, shape)
 
-    def _score(self, key: tuple[str, Need], shape: HostShape) -> None:
+    def _score(self, key: Key, shape: HostShape) -> None:
         # Not the memoised `best_fit`: the heap keeps the rank, and a memo of every shape ever
         # seen would only grow (and slow the garbage collector) in a long-running process.
         fit = choose(shape, key[1], self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
-        else:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
-            if self.config.policy == "first-fit":
-                self._rank_of[key][shape] = fit.rank
-                heapq.heappush(self._lowest[key].setdefault(fit.rank, []), (self._buckets[shape][0], shape))
-            elif self._by_rank:
-                self._ties[key].setdefault(fit.rank, set()).add(shape)
+            return
+        heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+        if self._by_rank:
+            self._ranks.setdefault(shape, {})[key] = fit.rank
+            ids = self._members[key].setdefault(fit.rank, [])
+            bucket = self._buckets.get(shape, ())
+            if len(bucket) < 8:
+                for host_id in bucket:
+                    insort(ids, host_id)
+            else:
+                ids.extend(bucket)
+                ids.sort()  # two sorted runs: merged in linear time
+
+    def _forget(self, key: Key, shape: HostShape) -> None:
+        """The shape, without hosts now, leaves the request's heaps (queued again if it comes back)."""
+        self._queued[key].discard(shape)
+        if self._by_rank:
+            ranks = self._ranks.get(shape)
+            if ranks is not None:
+                ranks.pop(key, None)
+                if not ranks:
+                    del self._ranks[shape]
 
     def _heap(self, region: str, need: Need) -> list:
         """The heap for this request, brought up to date with the shapes logged since last time."""
         key = (region, need)
         heap = self._heaps.get(key)
-        if heap is None:
-            heap = self._heaps[key] = []
-            self._waiting[key] = []
-            self._queued[key] = set()
-            self._ties[key] = {}
-            self._lowest[key] = {}
-            self._rank_of[key] = {}
-            self._needs.setdefault(region, []).append(need)
-            self._read[key] = len(self._log.setdefault(region, []))
-            for shape in self._shapes.get(region, ()):
-                self._queue(key, shape)
-        else:
+        if heap is not None:
             self._catch_up(key)
+            return heap
+        heap = self._heaps[key] = []
+        self._waiting[key] = []
+        self._queued[key] = set()
+        self._members[key] = {}
+        self._needs.setdefault(region, []).append(need)
+        self._read[key] = len(self._log.setdefault(region, []))
+        if need.gpus:
+            for shape in self._models.get(region, {}).get(need.gpu_model or "", ()):
+                self._queue(key, shape)
+            return heap
+        for shape in self._with_room(region, False, need.memory_mib):
+            self._queue(key, shape)
+        gpu_hosts = self._with_room(region, True, need.memory_mib)
+        if not heap or not gpu_hosts:
+            for shape in gpu_hosts:
+                self._queue(key, shape)
+            return heap
+        # A GPU-less host has room: every GPU host waits, on the one floor a plan without GPUs
+        # has there (`rank_floor` depends only on GPUs being installed), without a look at each.
+        floor = rank_floor(gpu_hosts[0], need, self.config)
+        self._waiting[key] = [(floor, next(self._order), shape) for shape in gpu_hosts]  # sorted: a heap
+        self._queued[key].update(gpu_hosts)
         return heap
 
-    def _catch_up(self, key: tuple[str, Need]) -> None:
+    def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[HostShape]:
+        """The active shapes, with or without GPUs installed, where a node has `memory_mib` free."""
+        roomy = self._roomy.get((region, gpus), [])
+        return [entry[2] for entry in roomy[bisect_left(roomy, (memory_mib,)) :]]
+
+    def _catch_up(self, key: Key) -> None:
         region = key[0]
         log = self._log[region]
         for shape in log[self._read[key] :]:
@@ -187,22 +249,14 @@ class Fleet:
         if len(self._heaps[key]) + len(self._waiting[key]) > 2 * live + 1024:
             self._prune(key)
 
-    def _prune(self, key: tuple[str, Need]) -> None:
+    def _prune(self, key: Key) -> None:
         """Drop heap entries of shapes that no host has any more."""
         for heap in (self._heaps[key], self._waiting[key]):
             heap[:] = [entry for entry in heap if entry[2] in self._buckets]
             heapq.heapify(heap)
-        self._queued[key] = {entry[2] for heap in (self._heaps[key], self._waiting[key]) for entry in heap}
-        if self._by_rank:
-            ties: dict[tuple, set[HostShape]] = {}
-            for rank, _, shape in self._heaps[key]:
-                ties.setdefault(rank, set()).add(shape)
-            self._ties[key] = ties
-            self._rank_of[key] = {shape: rank for rank, group in ties.items() for shape in group}
-            self._lowest[key] = {rank: [(self._buckets[shape][0], shape) for shape in group]
-                                 for rank, group in ties.items()}
-            for entries in self._lowest[key].values():
-                heapq.heapify(entries)
+        kept = {entry[2] for heap in (self._heaps[key], self._waiting[key]) for entry in heap}
+        for shape in self._queued[key] - kept:
+            self._forget(key, shape)
 
     def _compact(self, region: str) -> None:
         """Drop log entries every heap has read, or whose shape is gone."""
@@ -218,68 +272,31 @@ class Fleet:
             self._read[k] = live_before[self._read[k] - done]
         self._log[region] = kept
 
-    def _best(self, key: tuple[str, Need]) -> list[HostShape]:
-        """The live shapes that tie on the best rank (waiting shapes scored as needed)."""
-        heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
+    def _best_rank(self, key: Key) -> tuple | None:
+        """The best rank a live shape holds (waiting shapes scored as needed); None: no fit."""
+        heap, waiting = self._heaps[key], self._waiting[key]
         while True:
             while heap and heap[0][2] not in self._buckets:
-                queued.discard(heapq.heappop(heap)[2])  # its hosts all changed shape since
+                self._forget(key, heapq.heappop(heap)[2])  # its hosts all changed shape since
             while waiting and waiting[0][2] not in self._buckets:
-                queued.discard(heapq.heappop(waiting)[2])
+                self._forget(key, heapq.heappop(waiting)[2])
             if not waiting or (heap and waiting[0][0] > heap[0][0][: len(waiting[0][0])]):
-                break
+                return heap[0][0] if heap else None
             self._score(key, heapq.heappop(waiting)[2])
-        if self.config.policy == "first-fit":
-            return self._lowest_of_best_rank(key)
-        if self._by_rank:
-            return self._tied_by_rank(key)
+
+    def _tied(self, key: Key) -> list[HostShape]:
+        """pack and spread: the live shapes on the best rank (`_best_rank` first)."""
+        heap = self._heaps[key]
         tied: list = []
         while heap and (not tied or heap[0][0] == tied[0][0]):
             entry = heapq.heappop(heap)
             if entry[2] in self._buckets:
                 tied.append(entry)
             else:
-                queued.discard(entry[2])
+                self._forget(key, entry[2])
         for entry in tied:
             heapq.heappush(heap, entry)
         return [entry[2] for entry in tied]
-
-    def _lowest_of_best_rank(self, key: tuple[str, Need]) -> list[HostShape]:
-        """first-fit: the shape holding the lowest host id among the shapes on the best rank.
-        Entries whose shape is gone, or whose lowest id moved up, are dropped (the shape pushed
-        again with its lowest id); a gone shape that comes back is queued and scored again."""
-        heap = self._heaps[key]
-        if not heap:
-            return []
-        top = heap[0][2]  # live: checked by `_best`
-        lowest = self._lowest[key].setdefault(heap[0][0], [])
-        while lowest:
-            first, shape = lowest[0]
-            bucket = self._buckets.get(shape)
-            if bucket is not None and bucket[0] == first:
-                break
-            heapq.heappop(lowest)
-            if bucket is None:
-                self._queued[key].discard(shape)
-            else:
-                heapq.heappush(lowest, (bucket[0], shape))
-        if not lowest or self._buckets[top][0] < lowest[0][0]:
-            return [top]
-        return [lowest[0][1]]
-
-    def _tied_by_rank(self, key: tuple[str, Need]) -> list[HostShape]:
-        """The live shapes on the best rank, from the rank's set (its dead shapes dropped: one
-        that comes back is queued and scored again)."""
-        heap = self._heaps[key]
-        if not heap:
-            return []
-        group = self._ties[key].setdefault(heap[0][0], set())
-        group.add(heap[0][2])  # live: checked by `_best`
-        dead = [shape for shape in group if shape not in self._buckets]
-        if dead:
-            group.difference_update(dead)
-            self._queued[key].difference_update(dead)
-        return list(group)
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -291,23 +308,19 @@ class Fleet:
             return place_pinned(request, candidates, self.config)
         key = (request.region, request.need)
         self._heap(*key)
-        tied = self._best(key)
-        if not tied:
+        rank = self._best_rank(key)
+        if rank is None:
             shapes = {s: len(self._buckets[s]) for s in self._shapes.get(request.region, ())}
             return no_room(request, shapes, self.config)
-        host = self._pick(tied)
+        if self._by_rank:
+            ids = self._members[key][rank]
+            host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
+        else:
+            host = self._hosts[min(self._buckets[s][0] for s in self._tied(key))]
         fit = choose(host.shape, key[1], self.config.for_host(host))
         if fit is None:
             raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
         return materialise(host, fit.assignment, request)
-
-    def _pick(self, shapes: list[HostShape]) -> HostState:
-        """Among hosts whose shapes tie on rank: the lowest id (`random`: a uniform draw)."""
-        if self.config.policy != "random":
-            return self._hosts[min(self._buckets[s][0] for s in shapes)]
-        buckets = sorted((self._buckets[s] for s in shapes), key=lambda ids: ids[0])
-        bucket, i = draw(self.config, [len(ids) for ids in buckets])
-        return self._hosts[buckets[bucket][i]]
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)

@@ -409,6 +409,12 @@ def may_fit(shape: HostShape, need: Need) -> bool:
     return any(m == model for n in shape.nodes for m, _ in n.gpus) or any(m == model for m, _ in shape.unknown_gpus)
 
 
+def cell_memory_room(shape: HostShape) -> int:
+    """The most memory (MiB) one NUMA node can give a cell: a plan without GPUs, whose only cell
+    is one node, fits a host only if its memory is at most this (an index skips the others)."""
+    return max((n.hugepages * MIB_PER_PAGE if n.total_hugepages else n.memory_mib for n in shape.nodes), default=0)
+
+
 def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
     """Expected idle GPUs of this host for the demand mix (FGD, USENIX ATC '23, for whole GPUs).
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -321,17 +321,11 @@ class StalePlacement(ValueError):
 # --- the decision ---------------------------------------------------------------------------
 
 
-def draw(config: PlacementConfig, sizes: Sequence[int]) -> tuple[int, int]:
-    """`random`'s pick among buckets of hosts tied on the best rank: (bucket, position in it),
-    uniform over the hosts, one draw from the config's generator. Callers order the buckets by
-    their lowest host id and the hosts of a bucket by id, so `place` and `fleet_index.Fleet`
-    draw the same host from the same generator state."""
-    i = config.rng.randrange(sum(sizes))
-    for bucket, size in enumerate(sizes):
-        if i < size:
-            return bucket, i
-        i -= size
-    raise AssertionError("unreachable")
+def draw(config: PlacementConfig, tied: int) -> int:
+    """`random`'s pick among the `tied` hosts on the best rank, as a position in host id order:
+    uniform, one draw from the config's generator, so `place` and `fleet_index.Fleet` (which
+    keeps the ids of each rank sorted) draw the same host from the same generator state."""
+    return config.rng.randrange(tied)
 
 
 def place(
@@ -347,7 +341,7 @@ def place(
         return place_pinned(request, hosts, config)
     need = request.need
     best = None
-    tied: dict[HostShape, list[HostState]] = {}  # `random`: the hosts on the best rank, per shape
+    tied: list[HostState] = []  # `random`: the hosts on the best rank, in id order
     for host in sorted(hosts, key=lambda h: h.id):
         cfg = config.for_host(host)
         fit = best_fit(host.shape, need, cfg)
@@ -355,18 +349,16 @@ def place(
             continue
         key = (fit.rank, host.id, fit.tail)
         if best is None or fit.rank < best[0][0]:
-            tied = {}
+            tied = []
         if best is None or key < best[0]:
             best = (key, host, fit)
         if fit.rank == best[0][0]:
-            tied.setdefault(host.shape, []).append(host)
+            tied.append(host)
     if best is None:
         return no_room(request, Counter(h.shape for h in hosts), config)
     host, fit = best[1], best[2]
     if config.policy == "random":
-        buckets = sorted(tied.values(), key=lambda b: b[0].id)
-        bucket, i = draw(config, [len(b) for b in buckets])
-        host = buckets[bucket][i]
+        host = tied[draw(config, len(tied))]
         fit = best_fit(host.shape, need, config.for_host(host)) or fit  # memoised: its shape was scored above
     return materialise(host, fit.assignment, request)
 

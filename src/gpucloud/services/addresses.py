@@ -2,9 +2,10 @@
 an instance is given at create, and the network its guest configures (cloud-init's
 network-config, the API's `ips`).
 
-An instance's IPv4 address is the lowest free one of its region's pools, chosen in the create
-transaction under the region's placement lock and held by the unique key on
-`instances.ipv4`; its IPv6 address is the SLAAC address of its MAC (unique too) in the
+An instance's IPv4 address is the next free one of its region's pools after the address of
+the region's newest instance (round to the start at the end: `domain.addresses.search_order`),
+chosen in the create transaction under the region's placement lock and held by the unique key
+on `instances.ipv4`; its IPv6 address is the SLAAC address of its MAC (unique too) in the
 region's IPv6 pool. Both are freed with the instance row, which goes only once its host
 confirmed the domain gone.
 """
@@ -12,16 +13,28 @@ confirmed the domain gone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
-from gpucloud.domain.addresses import PoolError, PoolShape, lowest_free, new_mac, overlaps, pool_shape, slaac_address
+from gpucloud.domain.addresses import (
+    PoolError,
+    PoolShape,
+    ipv4_number,
+    ipv4_text,
+    new_mac,
+    overlaps,
+    pool_shape,
+    search_order,
+    slaac_address,
+)
 from gpucloud.domain.guest import GuestNetwork
 from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.store import addresses as q
 from gpucloud.store import audit
+from gpucloud.store.addresses import PROBES
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Instance, IpPool
 
@@ -89,9 +102,23 @@ def _usage(row: IpPool, shape: PoolShape, held: set[str]) -> PoolUsage:
 
 def assign(s: Session, instance: Instance) -> None:
     """Give a new instance its MAC and addresses, in the create's transaction (under the
-    region's placement lock; the unique keys refuse a repeat whatever happens above)."""
-    shapes = q.shapes(s, instance.region_id)
-    found = lowest_free(shapes, q.ipv4_taken(s, instance.region_id))
+    region's placement lock; the unique keys refuse a repeat whatever happens above). The
+    IPv4 address is the first free one in `search_order`: the next 16 candidates, then the
+    256 after them, are looked up in the unique index (a statement each); only when all 272
+    are taken (no hole that near: pools all but full) is every taken address of the region
+    read, once. So a create's cost does not grow with the region's instances."""
+    shapes, newest = q.shapes_and_newest(s, instance.region_id)
+    order = search_order(shapes, newest)
+    found = None
+    for size in PROBES:
+        candidates = [(pool, ipv4_text(number)) for pool, number in islice(order, size)]
+        taken = q.taken_among(s, [address for _, address in candidates]) if candidates else set()
+        found = next(((pool, address) for pool, address in candidates if address not in taken), None)
+        if found is not None or len(candidates) < size:
+            break
+    else:
+        held = {ipv4_number(a) for a in q.ipv4_taken(s, instance.region_id) if "." in a}
+        found = next(((pool, ipv4_text(number)) for pool, number in order if number not in held), None)
     if found is None:
         total = sum(p.size for p in shapes if p.family == "ipv4")
         raise NoAddress(f"{NO_CAPACITY_PREFIX}: every IPv4 address of {instance.region_id} is assigned "

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
+from gpucloud.clock import utcnow
 from gpucloud.config import Settings
 from gpucloud.domain import lifecycle, validation
 from gpucloud.domain.catalog import Plan, Region
@@ -88,10 +89,10 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
                 instance = _new_instance_row(s, account_id, username, new, plan, region, decision.host_id,
                                              root_hash, keys, actor)
                 placing.claim(s, settings, new.region, instance.id, decision, staff=account.is_staff)
-                event = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
-                                      entity_label=instance.label, username=username,
-                                      secondary_entity=_image_entity(new.image))
-                enqueue(s, kind="create", instance_id=instance.id, host_id=decision.host_id, event_id=event.id,
+                event_id = events.create(s, action="linode_create", account_id=account_id, entity_id=instance.id,
+                                         entity_label=instance.label, username=username,
+                                         secondary_entity=_image_entity(new.image))
+                enqueue(s, kind="create", instance_id=instance.id, host_id=decision.host_id, event_id=event_id,
                         max_attempts=settings.job_max_attempts)
                 return instance
         except placing.LostRace:
@@ -109,19 +110,19 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
 
 def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
                       host_id: int, root_hash: str | None, keys: tuple[str, ...], actor: str | None) -> Instance:
-    """The instance row of a create, its id, MAC and addresses known (flushed). The one place a
-    new instance is written: what a create records goes here."""
+    """The instance row of a create and its usage interval, written; the returned object (id,
+    MAC and addresses set) stays out of the session. The one place a new instance is written:
+    what a create records goes here, every column set explicitly (one Core INSERT)."""
     label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
+    now = utcnow()
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
-                        image=new.image, status=lifecycle.PROVISIONING, host_id=host_id, booted=new.booted,
-                        tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), root_pass_hash=root_hash,
-                        authorized_keys=list(keys), created_by=actor or username,
-                        user_data=new.user_data)
+                        image=new.image, status=lifecycle.PROVISIONING, status_reason="", host_id=host_id,
+                        booted=new.booted, tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), watchdog_enabled=True,
+                        root_pass_hash=root_hash, authorized_keys=list(keys), created_by=actor or username,
+                        user_data=new.user_data, created_at=now, updated_at=now)
     addresses.assign(s, instance)
-    s.add(instance)
-    s.flush()
-    usage.opened(s, instance)  # billing: the instance accrues from now
-    s.flush()
+    instance.id = q.insert_new(s, instance)
+    usage.opened(s, instance, now)  # billing: the instance accrues from now
     return instance
 
 
@@ -450,9 +451,9 @@ def _start(s: Session, instance: Instance, action: lifecycle.Action, username: s
     lifecycle.check_transition(instance.status, action.enters)
     instance.status = action.enters
     instance.status_reason = ""
-    event = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
-                          entity_label=instance.label, username=username, secondary_entity=secondary_entity,
-                          message=message)
-    enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event.id,
-                  payload=payload or {})
+    event_id = events.create(s, action=action.event_action, account_id=instance.account_id, entity_id=instance.id,
+                             entity_label=instance.label, username=username, secondary_entity=secondary_entity,
+                             message=message)
+    enqueue(s, kind=action.job_kind, instance_id=instance.id, host_id=instance.host_id, event_id=event_id,
+            payload=payload or {})
 

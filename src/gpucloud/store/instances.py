@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import exists, func, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
 from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow
+
+# (attribute, column) of every column a new row is written with; the id comes back from the INSERT
+_NEW_COLUMNS = tuple((a.key, a.columns[0].name) for a in inspect(Instance).column_attrs if a.key != "id")
+_INSERT = insert(Instance).returning(Instance.id)  # built once per process
+
+
+def insert_new(session: Session, instance: Instance) -> int:
+    """Write a new instance, every column as set on `instance` (which stays out of the session:
+    one Core INSERT, not an ORM flush, issue #11); its id."""
+    params = {column: getattr(instance, key) for key, column in _NEW_COLUMNS}
+    return int(session.connection().execute(_INSERT, params).scalar_one())
 
 
 def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:
@@ -42,6 +56,31 @@ def label_taken(session: Session, account_id: int, label: str, *, besides: int |
     if besides is not None:
         stmt = stmt.where(Instance.id != besides)
     return session.execute(stmt).scalar_one() > 0
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """What the host sweep compares with a hypervisor's domains, of one instance."""
+
+    id: int
+    host_id: int
+    status: str
+    booted: bool
+    watchdog_enabled: bool
+    status_reason: str
+    busy: bool  # a job of it is queued or running: its state is that job's to change
+
+
+def guest_states(session: Session, host_ids: list[int]) -> list[GuestState]:
+    """The instances on these hosts, in one statement."""
+    if not host_ids:
+        return []
+    busy = exists().where(Job.instance_id == Instance.id, Job.state.in_(("queued", "running")))
+    rows = session.execute(select(Instance.id, Instance.host_id, Instance.status, Instance.booted,
+                                  Instance.watchdog_enabled, Instance.status_reason, busy)
+                           .where(Instance.host_id.in_(host_ids)).order_by(Instance.id))
+    return [GuestState(id, cast(int, host_id), status, booted, watchdog, reason, busy_now)
+            for id, host_id, status, booted, watchdog, reason, busy_now in rows]  # host_id: never NULL here
 
 
 def has_unfinished_job(session: Session, instance_id: int) -> bool:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import Exists
@@ -24,6 +25,7 @@ from sqlalchemy.sql.selectable import Exists
 from gpucloud.clock import utcnow
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit, events
+from gpucloud.store.fleet import in_shard, shard_of
 from gpucloud.store.tables import Host, Job, JobAttempt
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -38,10 +40,14 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+_INSERT = insert(Job).returning(Job.id)  # built once per process
+
+
 def enqueue(session: Session, *, kind: str, instance_id: int | None = None, host_id: int | None = None,
             event_id: int | None = None, payload: dict | None = None,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS, run_after: datetime | None = None) -> Job:
-    """Add a queued job in the caller's transaction (flushed, so `.id` is known)."""
+            max_attempts: int = DEFAULT_MAX_ATTEMPTS, run_after: datetime | None = None) -> int:
+    """Add a queued job in the caller's transaction; its id. One Core INSERT on the session's
+    connection (an ORM flush only to learn the id cost several times as much, issue #11)."""
     if not isinstance(kind, str) or not kind.strip() or len(kind) > KIND_MAX_LENGTH:
         raise GpucloudError(f"job kind must be a non-empty string of at most {KIND_MAX_LENGTH} characters, "
                             f"not {kind!r}", field="kind")
@@ -54,11 +60,11 @@ def enqueue(session: Session, *, kind: str, instance_id: int | None = None, host
         json.dumps(payload)
     except (TypeError, ValueError) as exc:
         raise GpucloudError(f"a job payload must be plain JSON: {exc}", field="payload") from None
-    job = Job(kind=kind, instance_id=instance_id, host_id=host_id, event_id=event_id, payload=payload,
-              state="queued", attempts=0, max_attempts=max_attempts, run_after=run_after or utcnow())
-    session.add(job)
-    session.flush()
-    return job
+    now = utcnow()
+    return int(session.connection().execute(_INSERT, {
+        "kind": kind, "instance_id": instance_id, "host_id": host_id, "event_id": event_id, "payload": payload,
+        "state": "queued", "attempts": 0, "max_attempts": max_attempts, "run_after": run_after or now,
+        "progress": 0, "last_error": "", "created_at": now, "updated_at": now}).scalar_one())
 
 
 def get(session: Session, job_id: int, *, lock: bool = False) -> Job | None:
@@ -99,9 +105,27 @@ def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> 
     return session.scalar(stmt)
 
 
-def next_due(session: Session, kinds: Iterable[str]) -> datetime | None:
-    """When the soonest queued job of these kinds is due (None: nothing queued)."""
-    return session.scalar(select(func.min(Job.run_after)).where(Job.state == "queued", Job.kind.in_(list(kinds))))
+@dataclass(frozen=True)
+class QueueMoments:
+    """What an idle dispatcher needs to know to sleep as long as it may."""
+
+    due_now: int  # queued jobs of its kinds due already
+    next_due: datetime | None  # the soonest run_after still ahead among them (a retry's backoff, a periodic run)
+    next_expiry: datetime | None  # the soonest lease expiry of a running job, any worker's
+
+
+_QUEUED_OURS = and_(Job.state == "queued", Job.kind.in_(bindparam("kinds", expanding=True)))
+_MOMENTS = (select(func.count().filter(_QUEUED_OURS, Job.run_after <= bindparam("now")),
+                   func.min(Job.run_after).filter(_QUEUED_OURS, Job.run_after > bindparam("now")),
+                   func.min(Job.lease_expires_at).filter(Job.state == "running"))
+            .where(Job.state.in_(UNFINISHED)))
+
+
+def moments(session: Session, kinds: Iterable[str], now: datetime) -> QueueMoments:
+    """One indexed statement: how many jobs of these kinds are due, when the next one will
+    be, and when the next lease runs out."""
+    row = session.execute(_MOMENTS, {"kinds": list(kinds), "now": now}).one()
+    return QueueMoments(row[0] or 0, row[1], row[2])
 
 
 def lock_instance(session: Session, instance_id: int) -> bool:
@@ -218,20 +242,33 @@ def try_lock_scheduler(session: Session) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_SCHEDULER}))
 
 
-def hosts_without_job(session: Session, kind: str, host_statuses: Iterable[str]) -> list[int]:
-    """Hosts in these statuses with no queued or running job of this kind."""
-    has_job = exists().where(Job.kind == kind, Job.host_id == Host.id, Job.state.in_(UNFINISHED))
-    stmt = select(Host.id).where(Host.status.in_(list(host_statuses)), ~has_job).order_by(Host.id)
-    return list(session.scalars(stmt))
+def shards_without_job(session: Session, kind: str, host_statuses: Iterable[str], shard_size: int) -> list[int]:
+    """Shards of `shard_size` host ids that hold a host in these statuses and have no queued
+    or running job of this kind (its shard number in the payload)."""
+    wanted = {shard_of(host_id, shard_size)
+              for host_id in session.scalars(select(Host.id).where(Host.status.in_(list(host_statuses))))}
+    taken = {payload.get("shard") for payload in session.scalars(
+        select(Job.payload).where(Job.kind == kind, Job.state.in_(UNFINISHED)))}
+    return sorted(wanted - taken)
+
+
+def hosts_without_job(session: Session, kind: str, host_ids: list[int]) -> list[int]:
+    """Those of these hosts with no queued or running job of this kind."""
+    if not host_ids:
+        return []
+    taken = set(session.scalars(select(Job.host_id).where(Job.kind == kind, Job.host_id.in_(host_ids),
+                                                          Job.state.in_(UNFINISHED))))
+    return [h for h in host_ids if h not in taken]
+
+
+def shard_has_hosts(session: Session, shard: int, shard_size: int, host_statuses: Iterable[str]) -> bool:
+    return session.scalar(select(Host.id).where(in_shard(shard, shard_size), Host.status.in_(list(host_statuses)))
+                          .limit(1)) is not None
 
 
 def has_unfinished(session: Session, kind: str) -> bool:
     """Whether a job of this kind is queued or running (a product-wide periodic job)."""
     return session.scalar(select(Job.id).where(Job.kind == kind, Job.state.in_(UNFINISHED)).limit(1)) is not None
-
-
-def host_status(session: Session, host_id: int) -> str | None:
-    return session.scalar(select(Host.status).where(Host.id == host_id))
 
 
 def prune_succeeded(session: Session, kinds: Iterable[str], finished_before: datetime) -> int:

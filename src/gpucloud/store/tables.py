@@ -277,7 +277,9 @@ class Instance(Base):
     # ids are never reused (SQLite would otherwise hand out a deleted maximum again): they
     # name domains on hosts and appear in customers' event history
     __table_args__ = (UniqueConstraint("account_id", "label"), Index("ix_instances_host_id", "host_id"),
-                      Index("uq_instances_mac", "mac", unique=True), {"sqlite_autoincrement": True})
+                      Index("uq_instances_mac", "mac", unique=True),
+                      Index("ix_instances_region_id_id", "region_id", "id"),  # the region's newest: IPv4 search
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     label: Mapped[str] = mapped_column(String(64))
@@ -603,7 +605,7 @@ IP_FAMILIES = ("ipv4", "ipv6")
 
 class IpPool(Base):
     """Addresses a region's guests may be given: `first`..`last` of `network`, on the hosts'
-    bridge, routed by `gateway`. IPv4 addresses are handed out one by one (the lowest free);
+    bridge, routed by `gateway`. IPv4 addresses are handed out one by one (the next free);
     an IPv6 pool is a /64 from which each guest takes its SLAAC address."""
 
     __tablename__ = "ip_pools"

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
 from gpucloud.store.tables import Instance, UsageInterval
 
+_INSERT = insert(UsageInterval)  # built once per process
 
-def opened(s: Session, instance: Instance, now: datetime | None = None) -> UsageInterval:
-    """The instance starts accruing on its plan (a create)."""
-    row = UsageInterval(account_id=instance.account_id, instance_id=instance.id, label=instance.label,
-                        region_id=instance.region_id, type_id=instance.type_id, started_at=now or utcnow())
-    s.add(row)
-    return row
+
+def opened(s: Session, instance: Instance, now: datetime | None = None) -> None:
+    """The instance starts accruing on its plan (a create, or a plan change). One Core INSERT
+    on the session's connection (a create writes it; its ORM flush cost more, issue #11)."""
+    s.connection().execute(_INSERT, {"account_id": instance.account_id, "instance_id": instance.id,
+                                     "label": instance.label, "region_id": instance.region_id,
+                                     "type_id": instance.type_id, "started_at": now or utcnow(), "ended_at": None})
 
 
 def closed(s: Session, instance_id: int, now: datetime | None = None) -> None:
