@@ -238,34 +238,37 @@ def reap_expired(session: Session, now: datetime | None = None) -> list[ReapedLe
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A job kind that runs for every host in `host_statuses`, about every `every_seconds`;
-    `per_host=False`: one run for the whole product (billing's sweep), about no host."""
+    """A job kind that runs about every `every_seconds`: once for the whole product
+    (billing's sweep), or, given `shard_size`, once per shard of that many host ids that
+    holds a host in `host_statuses` (the host sweep), the shard's number in the payload.
+    Per shard, not per host: a fleet of thousands costs the queue a few jobs per period."""
 
     kind: str
     every_seconds: float
     host_statuses: tuple[str, ...] = ("active", "draining", "down")
     max_attempts: int = 1  # the next period is the retry
-    per_host: bool = True
+    shard_size: int | None = None
 
 
 PERIODIC_RETENTION = timedelta(hours=1)
 
 
 def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[int]:
-    """Give each host (in the right status) lacking one a queued job of each periodic kind,
-    due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers chain the
-    next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a cancelled
-    job, a run that failed for good. Idempotent, and one scheduler at a time. The new jobs' ids."""
+    """Give each shard (with a host in the right status) lacking one a queued job of each
+    periodic kind, due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers
+    chain the next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a
+    cancelled job, a run that failed for good. Idempotent, and one scheduler at a time. The
+    new jobs' ids."""
     if not periodic or not q.try_lock_scheduler(session):
         return []
     added = []
     for p in periodic:
-        if not p.per_host:
+        if p.shard_size is None:
             if not q.has_unfinished(session, p.kind):
                 added.append(enqueue(session, kind=p.kind, max_attempts=p.max_attempts))
             continue
-        for host_id in q.hosts_without_job(session, p.kind, p.host_statuses):
-            added.append(enqueue(session, kind=p.kind, host_id=host_id, max_attempts=p.max_attempts))
+        for shard in q.shards_without_job(session, p.kind, p.host_statuses, p.shard_size):
+            added.append(enqueue(session, kind=p.kind, payload={"shard": shard}, max_attempts=p.max_attempts))
     q.prune_succeeded(session, [p.kind for p in periodic], utcnow() - PERIODIC_RETENTION)
     return added
 
@@ -273,9 +276,9 @@ def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[Period
 def enqueue_next_run(session: Session, job: ClaimedJob, periodic: PeriodicJob,
                      now: datetime | None = None) -> int | None:
     """The next run of a periodic job that just ended, `every_seconds` from now (its id); None
-    when its host is gone or no longer in one of the periodic job's statuses."""
-    if periodic.per_host and (job.host_id is None
-                              or q.host_status(session, job.host_id) not in periodic.host_statuses):
+    when its shard no longer holds a host in one of the periodic job's statuses."""
+    if periodic.shard_size is not None and not q.shard_has_hosts(
+            session, job.payload.get("shard", -1), periodic.shard_size, periodic.host_statuses):
         return None
     run_after = (now or utcnow()) + timedelta(seconds=periodic.every_seconds)
     return enqueue(session, kind=job.kind, host_id=job.host_id, payload=job.payload,

@@ -3,7 +3,7 @@
 One `Worker` runs up to `concurrency` jobs at once, each on its own thread (handlers
 mostly wait on hypervisors). Beside them:
 - a dispatcher thread claims jobs while slots are free, reaps expired leases and keeps
-  the periodic per-host jobs scheduled;
+  the periodic jobs scheduled;
 - a heartbeat thread renews every running job's lease each third of the lease; a renewal
   that fails means another worker took the job over, and the handler learns it through
   `JobContext` (`LeaseLost` from `progress`, `sleep`, `check`). Whatever the handler does,
@@ -46,19 +46,19 @@ INTERNAL_ERROR = "An internal error stopped the operation."
 
 def default_handlers() -> dict[str, Handler]:
     """The handlers of every job kind the product defines, as `gpucloud worker` and
-    `gpucloud serve` run them: the instance lifecycle, the periodic host check and
-    reconciliation, and billing's product-wide sweep."""
+    `gpucloud serve` run them: the instance lifecycle, the periodic host sweep and the
+    reconciliation it starts, and billing's product-wide sweep."""
     return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS, **billing_jobs.HANDLERS}
 
 
 def default_periodic(settings: Settings) -> list[PeriodicJob]:
-    """Per-host periodic jobs: health checks (down hosts too, so they can come back) and
-    reconciliation; and one product-wide: billing's sweep (closing last month, trials). A
-    worker schedules only the kinds it has handlers for."""
+    """The host sweep, one job per shard of hosts (health checks, down hosts too so they can
+    come back, and reconciliation); and one product-wide: billing's sweep (closing last
+    month, trials). A worker schedules only the kinds it has handlers for."""
     return [
-        PeriodicJob("host_check", settings.host_check_seconds, ("active", "draining", "down")),
-        PeriodicJob("reconcile", settings.reconcile_seconds, ("active", "draining")),
-        PeriodicJob("billing_sweep", settings.billing_sweep_seconds, per_host=False),
+        PeriodicJob("host_sweep", settings.host_check_seconds, host_jobs.SWEPT,
+                    shard_size=settings.host_sweep_shard_size),
+        PeriodicJob("billing_sweep", settings.billing_sweep_seconds),
     ]
 
 

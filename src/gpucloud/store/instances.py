@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, inspect, select, update
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import exists, func, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
@@ -53,6 +56,31 @@ def label_taken(session: Session, account_id: int, label: str, *, besides: int |
     if besides is not None:
         stmt = stmt.where(Instance.id != besides)
     return session.execute(stmt).scalar_one() > 0
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """What the host sweep compares with a hypervisor's domains, of one instance."""
+
+    id: int
+    host_id: int
+    status: str
+    booted: bool
+    watchdog_enabled: bool
+    status_reason: str
+    busy: bool  # a job of it is queued or running: its state is that job's to change
+
+
+def guest_states(session: Session, host_ids: list[int]) -> list[GuestState]:
+    """The instances on these hosts, in one statement."""
+    if not host_ids:
+        return []
+    busy = exists().where(Job.instance_id == Instance.id, Job.state.in_(("queued", "running")))
+    rows = session.execute(select(Instance.id, Instance.host_id, Instance.status, Instance.booted,
+                                  Instance.watchdog_enabled, Instance.status_reason, busy)
+                           .where(Instance.host_id.in_(host_ids)).order_by(Instance.id))
+    return [GuestState(id, cast(int, host_id), status, booted, watchdog, reason, busy_now)
+            for id, host_id, status, booted, watchdog, reason, busy_now in rows]  # host_id: never NULL here
 
 
 def has_unfinished_job(session: Session, instance_id: int) -> bool:

@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import Exists
 from gpucloud.clock import utcnow
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit, events
+from gpucloud.store.fleet import in_shard, shard_of
 from gpucloud.store.tables import Host, Job, JobAttempt
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -262,20 +263,33 @@ def try_lock_scheduler(session: Session) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_SCHEDULER}))
 
 
-def hosts_without_job(session: Session, kind: str, host_statuses: Iterable[str]) -> list[int]:
-    """Hosts in these statuses with no queued or running job of this kind."""
-    has_job = exists().where(Job.kind == kind, Job.host_id == Host.id, Job.state.in_(UNFINISHED))
-    stmt = select(Host.id).where(Host.status.in_(list(host_statuses)), ~has_job).order_by(Host.id)
-    return list(session.scalars(stmt))
+def shards_without_job(session: Session, kind: str, host_statuses: Iterable[str], shard_size: int) -> list[int]:
+    """Shards of `shard_size` host ids that hold a host in these statuses and have no queued
+    or running job of this kind (its shard number in the payload)."""
+    wanted = {shard_of(host_id, shard_size)
+              for host_id in session.scalars(select(Host.id).where(Host.status.in_(list(host_statuses))))}
+    taken = {payload.get("shard") for payload in session.scalars(
+        select(Job.payload).where(Job.kind == kind, Job.state.in_(UNFINISHED)))}
+    return sorted(wanted - taken)
+
+
+def hosts_without_job(session: Session, kind: str, host_ids: list[int]) -> list[int]:
+    """Those of these hosts with no queued or running job of this kind."""
+    if not host_ids:
+        return []
+    taken = set(session.scalars(select(Job.host_id).where(Job.kind == kind, Job.host_id.in_(host_ids),
+                                                          Job.state.in_(UNFINISHED))))
+    return [h for h in host_ids if h not in taken]
+
+
+def shard_has_hosts(session: Session, shard: int, shard_size: int, host_statuses: Iterable[str]) -> bool:
+    return session.scalar(select(Host.id).where(in_shard(shard, shard_size), Host.status.in_(list(host_statuses)))
+                          .limit(1)) is not None
 
 
 def has_unfinished(session: Session, kind: str) -> bool:
     """Whether a job of this kind is queued or running (a product-wide periodic job)."""
     return session.scalar(select(Job.id).where(Job.kind == kind, Job.state.in_(UNFINISHED)).limit(1)) is not None
-
-
-def host_status(session: Session, host_id: int) -> str | None:
-    return session.scalar(select(Host.status).where(Host.id == host_id))
 
 
 def prune_succeeded(session: Session, kinds: Iterable[str], finished_before: datetime) -> int:
