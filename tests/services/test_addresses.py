@@ -9,7 +9,7 @@ import ipaddress
 import threading
 
 import pytest
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.catalog import load_catalog
@@ -17,6 +17,7 @@ from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.hypervisor.domain_xml import build_domain_xml
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, addresses, capacity, guests, hosts, instances, provisioning
+from gpucloud.store import instances as instance_rows
 from gpucloud.store.addresses import PROBES
 from gpucloud.store.tables import Instance, IpPool
 from tests.conftest import make_settings
@@ -125,6 +126,25 @@ def test_past_every_lookup_the_regions_taken_addresses_are_read(lab):
     assert create(lab).ipv4 == str(ipaddress.IPv4Address("10.9.0.2") + hole)
     with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned"):
         create(lab)
+
+
+def test_the_insert_skips_a_taken_address_and_refuses_any_other_repeat(lab):
+    db, _, account = lab
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", actor="t")
+    first = create(lab, label="first")
+
+    def row(**given) -> Instance:
+        return Instance(account_id=account.id, region_id="ap-west", type_id=PLAN, **given)
+
+    with db.write() as s:
+        assert instance_rows.insert_new_unless_address_taken(s, row(label="b", ipv4=first.ipv4)) is None
+        fresh = instance_rows.insert_new_unless_address_taken(s, row(label="c", ipv4="198.51.100.200"))
+        assert fresh is not None and s.get(Instance, fresh).ipv4 == "198.51.100.200"
+        assert s.scalar(select(func.count()).select_from(Instance).where(Instance.label == "b")) == 0
+    with pytest.raises(IntegrityError), db.write() as s:  # the label is unique per account: no skipping that
+        instance_rows.insert_new_unless_address_taken(s, row(label="first", ipv4="198.51.100.201"))
+    with pytest.raises(IntegrityError), db.write() as s:  # nor the MAC
+        instance_rows.insert_new_unless_address_taken(s, row(label="d", ipv4="198.51.100.202", mac=first.mac))
 
 
 def test_racing_creates_never_share_an_address(lab):
