@@ -7,9 +7,10 @@ among the buckets tied on it, and materialises the placement on that host. Only 
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
 `first-fit` and `random` rank hosts by the placement rules alone, so thousands of shapes tie
-on the best rank: for them the index also keeps, per request and rank, the sorted ids of the
-hosts on that rank, so the lowest id (`first-fit`) or the i-th (`random`'s uniform draw) is
-read at once instead of walking the tied shapes.
+on the best rank: for them the index keeps, instead of a heap of shapes, per request and rank
+the sorted ids of the hosts on that rank (a handful of ranks), so the lowest id (`first-fit`)
+or the i-th (`random`'s uniform draw) is read at once instead of walking the tied shapes; a
+shape leaves them as soon as its last host does.
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
@@ -82,8 +83,8 @@ class Fleet:
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per shape, its rank for each request it is scored for (a
-        # shape's entry lives as long as it is queued for the request, hosts or not)
+        # is scored on that rank; per live shape, its rank for each request it is scored for
+        # (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
         self._ranks: dict[HostShape, dict[Key, tuple]] = {}
@@ -104,6 +105,9 @@ class Fleet:
     def update(self, host: HostState) -> None:
         """Add a host or replace its state (e.g. after the store reloaded it)."""
         old = self._hosts.get(host.id)
+        if old is not None and old.shape == host.shape:  # e.g. a new generation only
+            self._hosts[host.id] = host
+            return
         if old is not None:
             self._unindex(old)
         self._hosts[host.id] = host
@@ -146,6 +150,9 @@ class Fleet:
                 del ids[bisect_left(ids, host.id)]
         if not bucket:
             del self._buckets[shape]
+            if self._by_rank:  # forgotten now, scored again if it comes back
+                for key in self._ranks.pop(shape, {}):
+                    self._queued[key].discard(shape)
             self._shapes[shape.region].discard(shape)
             if shape.status == ACTIVE:
                 models = self._models[shape.region]
@@ -164,9 +171,9 @@ class Fleet:
         if shape in queued or not may_fit(shape, key[1]):
             return
         queued.add(shape)
-        heap = self._heaps[key]
+        best = self._top(key)
         floor = rank_floor(shape, key[1], self.config.for_host(shape))
-        if heap and floor > heap[0][0][: len(floor)]:
+        if best is not None and floor > best[: len(floor)]:
             heapq.heappush(self._waiting[key], (floor, next(self._order), shape))
         else:
             self._score(key, shape)
@@ -178,8 +185,9 @@ class Fleet:
         if fit is None:
             self._queued[key].discard(shape)
             return
-        heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
-        if self._by_rank:
+        if not self._by_rank:
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+        else:
             self._ranks.setdefault(shape, {})[key] = fit.rank
             ids = self._members[key].setdefault(fit.rank, [])
             bucket = self._buckets.get(shape, ())
@@ -190,15 +198,12 @@ class Fleet:
                 ids.extend(bucket)
                 ids.sort()  # two sorted runs: merged in linear time
 
-    def _forget(self, key: Key, shape: HostShape) -> None:
-        """The shape, without hosts now, leaves the request's heaps (queued again if it comes back)."""
-        self._queued[key].discard(shape)
+    def _top(self, key: Key) -> tuple | None:
+        """The best rank scored for the request (pack, spread: maybe of a shape gone since)."""
         if self._by_rank:
-            ranks = self._ranks.get(shape)
-            if ranks is not None:
-                ranks.pop(key, None)
-                if not ranks:
-                    del self._ranks[shape]
+            return min((rank for rank, ids in self._members[key].items() if ids), default=None)
+        heap = self._heaps[key]
+        return heap[0][0] if heap else None
 
     def _heap(self, region: str, need: Need) -> list:
         """The heap for this request, brought up to date with the shapes logged since last time."""
@@ -220,7 +225,7 @@ class Fleet:
         for shape in self._with_room(region, False, need.memory_mib):
             self._queue(key, shape)
         gpu_hosts = self._with_room(region, True, need.memory_mib)
-        if not heap or not gpu_hosts:
+        if self._top(key) is None or not gpu_hosts:
             for shape in gpu_hosts:
                 self._queue(key, shape)
             return heap
@@ -252,11 +257,11 @@ class Fleet:
     def _prune(self, key: Key) -> None:
         """Drop heap entries of shapes that no host has any more."""
         for heap in (self._heaps[key], self._waiting[key]):
-            heap[:] = [entry for entry in heap if entry[2] in self._buckets]
-            heapq.heapify(heap)
-        kept = {entry[2] for heap in (self._heaps[key], self._waiting[key]) for entry in heap}
-        for shape in self._queued[key] - kept:
-            self._forget(key, shape)
+            gone = {entry[2] for entry in heap if entry[2] not in self._buckets}
+            if gone:
+                heap[:] = [entry for entry in heap if entry[2] not in gone]
+                heapq.heapify(heap)
+                self._queued[key] -= gone
 
     def _compact(self, region: str) -> None:
         """Drop log entries every heap has read, or whose shape is gone."""
@@ -274,14 +279,15 @@ class Fleet:
 
     def _best_rank(self, key: Key) -> tuple | None:
         """The best rank a live shape holds (waiting shapes scored as needed); None: no fit."""
-        heap, waiting = self._heaps[key], self._waiting[key]
+        heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
         while True:
             while heap and heap[0][2] not in self._buckets:
-                self._forget(key, heapq.heappop(heap)[2])  # its hosts all changed shape since
+                queued.discard(heapq.heappop(heap)[2])  # its hosts all changed shape since
             while waiting and waiting[0][2] not in self._buckets:
-                self._forget(key, heapq.heappop(waiting)[2])
-            if not waiting or (heap and waiting[0][0] > heap[0][0][: len(waiting[0][0])]):
-                return heap[0][0] if heap else None
+                queued.discard(heapq.heappop(waiting)[2])
+            best = self._top(key)
+            if not waiting or (best is not None and waiting[0][0] > best[: len(waiting[0][0])]):
+                return best
             self._score(key, heapq.heappop(waiting)[2])
 
     def _tied(self, key: Key) -> list[HostShape]:
@@ -293,7 +299,7 @@ class Fleet:
             if entry[2] in self._buckets:
                 tied.append(entry)
             else:
-                self._forget(key, entry[2])
+                self._queued[key].discard(entry[2])
         for entry in tied:
             heapq.heappush(heap, entry)
         return [entry[2] for entry in tied]
