@@ -111,6 +111,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[int(min(rank, len(ordered))) - 1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> str:
     load = os.getloadavg()
     return (f"CPython {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "

@@ -2,7 +2,8 @@
 SQLAlchemy Core in one transaction, and does nothing else (no token, no flags, no validation
 beyond the body model, no placement: it takes the next free GPU and threads from lists read
 at start). `bench/api.py floor` serves it exactly as `gpucloud api --workers 1` serves
-gpucloud (same uvicorn settings, same TCP socket) and compares the CPU each spends per create.
+gpucloud (the same `api.serving.uvicorn_config`: HTTP protocol, keep-alive, head deadline; the
+same TCP socket) and compares the CPU each spends per create.
 
     .venv/bin/python bench/floor.py --port 9876     # with GPUCLOUD_DATABASE_URL set
 
@@ -30,8 +31,10 @@ from sqlalchemy import create_engine, insert, select, update
 
 from gpucloud.api import views
 from gpucloud.api.bodies import InstanceCreate
+from gpucloud.api.serving import uvicorn_config
 from gpucloud.catalog import load_catalog
 from gpucloud.clock import utcnow
+from gpucloud.config import load_settings
 from gpucloud.store.db import normalise_url
 from gpucloud.store.tables import (
     Account,
@@ -137,7 +140,9 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as `gpucloud api` binds
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+    # the HTTP protocol, keep-alive and head deadline `gpucloud api` serves with, whatever they are
+    config = uvicorn_config(app, load_settings(), log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -379,7 +379,7 @@ def failed_attempts(db: Database, ids: list[int]) -> dict[str, int]:
 def periodic_jobs_between(db: Database, t0: float, t1: float) -> int:
     with db.read() as s:
         return s.execute(text("SELECT count(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id "
-                              "WHERE j.kind IN ('host_check', 'reconcile') AND a.started_at BETWEEN :a AND :b"),
+                              "WHERE j.kind IN ('host_sweep', 'reconcile') AND a.started_at BETWEEN :a AND :b"),
                          {"a": datetime.fromtimestamp(t0, UTC).replace(tzinfo=None),
                           "b": datetime.fromtimestamp(t1, UTC).replace(tzinfo=None)}).scalar()
 

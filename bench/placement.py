@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/placement.py            # the full run (a few minutes on 2 cores)
     .venv/bin/python bench/placement.py --quick    # a short run
+    .venv/bin/python bench/placement.py --no-speed --quality-hosts 300   # the quality table alone
 
 Speed: fleets of 1,000 and 10,000 hosts of the shipped GPU profiles (4 and 8 GPUs, 2 and 4
 NUMA nodes) plus CPU-only hosts, filled to about 80 % of their GPUs, then churned (a delete,
@@ -415,15 +416,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run (smaller fleets, fewer seeds)")
     parser.add_argument("--hosts", type=int, nargs="*", help="fleet sizes of the speed run (default 1,000 and 10,000)")
     parser.add_argument("--no-quality", action="store_true", help="the speed run only")
+    parser.add_argument("--no-speed", action="store_true", help="the quality run only")
+    parser.add_argument("--quality-hosts", type=int, help="hosts of the quality run (default 300; --quick 150)")
     args = parser.parse_args()
     quick = args.quick
     parser_sizes = args.hosts or ((1000, 10000) if not quick else (1000,))
-    sizes, churn = parser_sizes, (5000 if not quick else 1000)
+    sizes, churn = (() if args.no_speed else parser_sizes), (5000 if not quick else 1000)
     q_size, q_lifetimes, seeds = (300, 5.0, 5) if not quick else (150, 4.0, 2)
+    q_size = args.quality_hosts or q_size
 
     print(f"# placement benchmark ({'quick' if quick else 'full'}) on {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}\n")
-    print("## Speed (churn at ~80 % of GPUs; CPU time of this thread; every decision timed, first calls included)\n")
     rows = []
     for size in sizes:
         hosts, live, work = filled(size, 1)
@@ -437,9 +440,12 @@ def main() -> None:
                          f"{r['baseline_p50_ms']:.3f}", f"{r['baseline_p99_ms']:.3f}",
                          f"{r['baseline_p99_ms'] / r['p99_ms']:.1f}x", f"{r['upkeep_p99_ms']:.3f}",
                          f"{r['gpu_use']:.0%}", f"{cold:.2f} / {warm:.2f}"])
-    print(table(["hosts", "GPUs", "policy", "churn ops", "load + warm s", "placements/s (CPU)", "p50 ms", "p99 ms",
-                 "max ms", "new GPU shape p50 / max ms", "new shape w/o GPUs p50 / max ms", "first-fit scan p50 ms", "scan p99 ms", "scan p99 / p99",
-                 "apply/release p99 ms", "GPUs used", "capacity cold / warm s"], rows))
+    if rows:
+        print("## Speed (churn at ~80 % of GPUs; CPU time of this thread; every decision timed, first calls included)\n")
+        print(table(["hosts", "GPUs", "policy", "churn ops", "load + warm s", "placements/s (CPU)", "p50 ms",
+                     "p99 ms", "max ms", "new GPU shape p50 / max ms", "new shape w/o GPUs p50 / max ms",
+                     "first-fit scan p50 ms", "scan p99 ms", "scan p99 / p99", "apply/release p99 ms", "GPUs used",
+                     "capacity cold / warm s"], rows))
 
     if args.no_quality:
         return

@@ -295,7 +295,7 @@ def main() -> int:
            "GPUCLOUD_DATABASE_URL": url, "GPUCLOUD_DATA_DIR": str(data_dir), **INSTANT_STEPS, "GPUCLOUD_SIM_BOOT_SECONDS": "0.5",
            "GPUCLOUD_RATE_LIMIT_PER_MINUTE": "0", "GPUCLOUD_JOB_LEASE_SECONDS": "6",
            "GPUCLOUD_HOST_CHECK_SECONDS": "3", "GPUCLOUD_HOST_DOWN_AFTER_MISSED": "2",
-           "GPUCLOUD_RECONCILE_SECONDS": "15", "GPUCLOUD_DATABASE_POOL_SIZE": "5"}
+           "GPUCLOUD_DATABASE_POOL_SIZE": "5"}
     procs = Processes(env, data_dir / "processes.log")
     timeline, tally, stop = Timeline(), Tally(), threading.Event()
     duration = args.minutes * 60

@@ -5,7 +5,7 @@ driver), and CPU while it has nothing to do. CPU from /proc, not wall time.
     .venv/bin/python bench/worker.py --jobs 400 --idle 60
 
 Per database: a fresh store with `--hosts` simulated rtx6000-2s4g hosts in us-east, their
-periodic jobs (host checks, reconciliation) parked a day ahead so they stay out of the figures,
+periodic host sweeps (health checks, reconciliation) parked a day ahead so they stay out of the figures,
 and one `gpucloud worker --concurrency 32` process with the simulated boot at 0 s.
 - idle: the worker's CPU over `--idle` seconds with no job due, as a share of one core;
 - per job: `--jobs` GPU instances created through `create_instance` in this process (each
@@ -18,7 +18,6 @@ and one `gpucloud worker --concurrency 32` process with the simulated boot at 0 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -27,31 +26,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import machine, register_fleet, scratch, table, which_python_tool
+from _store import cpu_seconds, machine, register_fleet, scratch, table, which_python_tool
 from sqlalchemy import func, select
 
 from gpucloud.clock import utcnow
+from gpucloud.config import Settings
+from gpucloud.jobs.host_jobs import SWEPT
 from gpucloud.services import accounts
 from gpucloud.services.instances import NewInstance, create_instance
 from gpucloud.store.db import Database
-from gpucloud.store.jobs import enqueue
-from gpucloud.store.tables import Host, Instance
+from gpucloud.store.jobs import enqueue, shards_without_job
+from gpucloud.store.tables import Instance
 
 GPUCLOUD = which_python_tool("gpucloud")
 PLAN, REGION, PROFILE = "g1-gpu-rtx6000-1", "us-east", "rtx6000-2s4g"
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def park_periodic_jobs(db: Database) -> None:
-    """Each host's periodic jobs, due tomorrow: the worker's scheduler then adds none."""
+def park_periodic_jobs(db: Database, settings: Settings) -> None:
+    """Each shard's host sweep, due tomorrow: the worker's scheduler then adds none."""
     with db.write() as s:
-        for host_id in s.scalars(select(Host.id)):
-            for kind in ("host_check", "reconcile"):
-                enqueue(s, kind=kind, host_id=host_id, max_attempts=1, run_after=utcnow() + timedelta(days=1))
+        for shard in shards_without_job(s, "host_sweep", SWEPT, settings.host_sweep_shard_size):
+            enqueue(s, kind="host_sweep", payload={"shard": shard}, max_attempts=1,
+                    run_after=utcnow() + timedelta(days=1))
 
 
 def running(db: Database) -> int:
@@ -64,7 +60,7 @@ def measure(kind: str, args) -> dict:
         settings = store.settings()
         db = Database(store.url)
         register_fleet(db, settings, {(REGION, PROFILE): args.hosts})
-        park_periodic_jobs(db)
+        park_periodic_jobs(db, settings)
         account = accounts.create_account(db, "worker-bench@example.com", username="workerbench")
         env = store.env(GPUCLOUD_SIM_BOOT_SECONDS="0")
         log = open(store.data_dir / "worker.log", "w")  # noqa: SIM115 - closed below

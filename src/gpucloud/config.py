@@ -67,10 +67,12 @@ class Settings:
     http_keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this
     # console
     console_signups_per_hour: int = 5  # new accounts one client address may open per hour
-    # host health
+    # host health: every host checked this often, by one sweep job per shard of this many host
+    # ids, asking this many hosts at once; drift a check sees is reconciled on the spot
     host_check_seconds: float = 15.0
     host_down_after_missed: int = 3
-    reconcile_seconds: float = 60.0
+    host_sweep_shard_size: int = 250
+    host_sweep_threads: int = 16
     # billing
     billing_tax_percent: float = 0.0  # applied per invoice line; 0 unless configured
     billing_sweep_seconds: float = 300.0  # closes last month (from the 1st), ends trials, sends notices
@@ -178,6 +180,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"billing_tax_percent must be 0-100, not {s.billing_tax_percent}")
     if s.trial_days < 1 or s.trial_disk_keep_days < 0:
         raise ConfigError("trial_days must be at least 1 and trial_disk_keep_days at least 0")
+    if s.host_sweep_shard_size < 1 or s.host_sweep_threads < 1:
+        raise ConfigError("host_sweep_shard_size and host_sweep_threads must be at least 1")
     url = s.resolved_database_url
     if not url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"database_url must be sqlite:///PATH or postgresql://..., not {url!r}")

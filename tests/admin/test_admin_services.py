@@ -122,10 +122,10 @@ def test_job_board_cancel_and_retry(store_db, settings, fleet):
 def test_periodic_jobs_are_summed_not_listed(store_db, settings, fleet):
 
     with store_db.write() as s:
-        store_jobs.enqueue(s, kind="host_check", host_id=1, max_attempts=1)
-    board = job_board.board(store_db, periodic=("host_check",))
+        store_jobs.enqueue(s, kind="host_sweep", payload={"shard": 0}, max_attempts=1)
+    board = job_board.board(store_db, periodic=("host_sweep",))
     assert board["queued"] == []
-    assert [(p["kind"], p["queued"]) for p in board["periodic"]] == [("host_check", 1)]
+    assert [(p["kind"], p["queued"]) for p in board["periodic"]] == [("host_sweep", 1)]
 
 
 def test_host_audit_trail_has_the_host_and_its_gpus(store_db, settings, fleet):

@@ -82,14 +82,15 @@ class WorkerProcess:
 def spawn_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def spawn(db_url: str, *, name: str, concurrency: int = 2, lease: float = 1.5, **settings) -> WorkerProcess:
+    def spawn(db_url: str, *, name: str, concurrency: int = 2, lease: float = 1.5, host_sweep: bool = False,
+              **settings) -> WorkerProcess:
         log = tmp_path / f"{name}.log"
         config = {"data_dir": str(tmp_path), "database_url": db_url, "job_lease_seconds": lease,
                   "worker_poll_seconds": 0.05, "job_backoff_seconds": 0.05, "job_backoff_max_seconds": 0.2,
                   **settings}
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.jobs.worker_proc", "--name", name, "--concurrency", str(concurrency),
-             "--settings", json.dumps(config)],
+             "--settings", json.dumps(config), *(["--host-sweep"] if host_sweep else [])],
             cwd=REPO, env=clean_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT,
         )
         worker = WorkerProcess(proc, log)

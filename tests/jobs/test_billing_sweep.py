@@ -13,7 +13,7 @@ from tests.conftest import make_settings
 def test_one_sweep_job_queued_and_the_next_run_chained(store_db, tmp_path):
     settings = make_settings(tmp_path, store_db.url)
     (sweep,) = [p for p in default_periodic(settings) if p.kind == "billing_sweep"]
-    assert "billing_sweep" in default_handlers() and not sweep.per_host
+    assert "billing_sweep" in default_handlers() and sweep.shard_size is None
     with store_db.write() as s:
         (added,) = queue.ensure_periodic(s, [sweep])
         assert s.get(Job, added).host_id is None

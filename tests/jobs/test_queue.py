@@ -216,6 +216,30 @@ def test_the_event_starts_once_even_over_several_attempts(store_db):
     assert (event.status, event.started_at, event.percent_complete) == ("started", started_at, 40)
 
 
+def test_a_kinds_first_step_is_written_by_the_claim_and_never_lowers_progress(store_db):
+    steps = {"work": queue.Step(10, "Preparing the disk")}
+    event_id = new_event(store_db)
+    job_id = enq(store_db, event_id=event_id)
+    with store_db.write() as s:
+        first = queue.claim(s, worker="w1", kinds=KINDS, lease_seconds=30, first_steps=steps)
+    assert first is not None
+    event = event_row(store_db, event_id)
+    assert (event.status, event.percent_complete, event.message) == ("started", 10, "Preparing the disk")
+    assert job_row(store_db, job_id).progress == 10
+    started_at = event.started_at
+    with store_db.write() as s:
+        queue.progress(s, first, 40, "Booting")
+        queue.fail(s, first, "flaky", retryable=True, delay_s=0)
+    with store_db.write() as s:
+        assert queue.claim(s, worker="w2", kinds=KINDS, lease_seconds=30, first_steps=steps) is not None
+    event = event_row(store_db, event_id)
+    assert (event.started_at, event.percent_complete, event.message) == (started_at, 40, "Preparing the disk")
+    assert job_row(store_db, job_id).progress == 40
+    other = enq(store_db, kind="other", event_id=new_event(store_db))
+    claim(store_db, kinds=["other"])
+    assert job_row(store_db, other).progress == 0
+
+
 def test_an_expired_lease_is_reaped_and_the_old_holder_can_no_longer_write(store_db):
     event_id = new_event(store_db)
     job_id = enq(store_db, event_id=event_id)
@@ -314,36 +338,47 @@ def test_retry_requeues_a_failed_job_with_fresh_attempts(store_db):
         store_jobs.retry(s, job_id, actor="ops")
 
 
-def test_periodic_jobs_one_per_host_in_the_right_status(store_db, make_host):
+def test_periodic_jobs_one_per_shard_with_a_host_in_the_right_status(store_db, make_host):
     active, down, maintenance = (make_host(store_db, status) for status in ("active", "down", "maintenance"))
-    checks = PeriodicJob("host_check", 15, ("active", "down"))
+    checks = PeriodicJob("host_sweep", 15, ("active", "down"), shard_size=1)  # a shard per host
     with store_db.write() as s:
         first = queue.ensure_periodic(s, [checks])
-        assert sorted(s.get(Job, j).host_id for j in first) == [active, down]
+        assert sorted(s.get(Job, j).payload["shard"] for j in first) == [active, down]
+        assert {s.get(Job, j).host_id for j in first} == {None}
+        shards = {s.get(Job, j).payload["shard"] for j in first}
     with store_db.write() as s:
         assert queue.ensure_periodic(s, [checks]) == []  # idempotent
 
-    held = claim(store_db, kinds=["host_check"])
+    held = claim(store_db, kinds=["host_sweep"])
     with store_db.write() as s:
         queue.complete(s, held)
         nxt = queue.enqueue_next_run(s, held, checks)
         assert nxt is not None and s.get(Job, nxt).run_after > utcnow() + timedelta(seconds=14)
+        assert s.get(Job, nxt).payload == held.payload
     with store_db.write() as s:
         assert queue.ensure_periodic(s, [checks]) == []  # the chained run fills the place
-    with store_db.read() as s:
-        assert s.scalar(select(func.count()).select_from(Job).where(Job.host_id == maintenance)) == 0
 
-    with store_db.write() as s:  # a host put in maintenance gets no next run
-        s.execute(Job.__table__.update().where(Job.host_id == held.host_id).values(state="succeeded"))
-        s.get(Host, held.host_id).status = "maintenance"
+    with store_db.write() as s:  # a shard whose only host went into maintenance gets no next run
+        s.execute(Job.__table__.update().where(Job.kind == "host_sweep").values(state="succeeded"))
+        s.get(Host, held.payload["shard"]).status = "maintenance"
     with store_db.write() as s:
         assert queue.enqueue_next_run(s, held, checks) is None
+    assert maintenance not in shards
+
+
+def test_periodic_jobs_per_shard_cover_many_hosts_each(store_db, make_host):
+    hosts = [make_host(store_db) for _ in range(7)]
+    sweep = PeriodicJob("host_sweep", 15, shard_size=3)
+    with store_db.write() as s:
+        added = [s.get(Job, j).payload["shard"] for j in queue.ensure_periodic(s, [sweep])]
+    assert sorted(added) == sorted({h // 3 for h in hosts})
+    assert len(added) in (3, 4)  # 7 consecutive ids over shards of 3
 
 
 def test_old_succeeded_periodic_jobs_are_pruned(store_db, make_host):
     host = make_host(store_db)
-    checks = PeriodicJob("host_check", 15)
-    old = enq(store_db, kind="host_check", host_id=host)
+    checks = PeriodicJob("host_sweep", 15, shard_size=250)
+    old = enq(store_db, kind="host_sweep", payload={"shard": host // 250})
     keep = enq(store_db, kind="work")
     with store_db.write() as s:
         for job_id in (old, keep):

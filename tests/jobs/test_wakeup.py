@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import event
 
 from gpucloud.jobs.worker import start_workers
 from tests.jobs.handlers import HANDLERS
@@ -40,5 +41,23 @@ def test_a_retry_starts_when_its_backoff_ends_not_at_the_next_poll(postgres_db, 
         job = enq(postgres_db, "fail", payload={"error": "retryable", "until": 2}, max_attempts=2)
         wait_for(lambda: states(postgres_db, job) == ["succeeded"], timeout=RARE_POLL / 3, what="the retry")
         assert [o for _, o in outcomes(postgres_db, job)] == ["failed", "succeeded"]
+    finally:
+        worker.stop(timeout=5)
+
+
+@pytest.mark.postgres
+def test_an_idle_listening_worker_does_not_poll(postgres_db, fast_settings):
+    """Polling every 0.05 s would be some 40 rounds in 2 s; a listening worker with nothing
+    due sleeps until a notification or its next known moment (here: none within 2 s)."""
+    settings = fast_settings(postgres_db, worker_poll_seconds=0.05, job_lease_seconds=30.0)
+    statements: list[str] = []
+    event.listen(postgres_db.write_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    worker = start_workers(postgres_db, settings, HANDLERS, concurrency=2, periodic=[])
+    try:
+        wait_for(lambda: worker._wakeup.listening, what="the worker to listen")
+        time.sleep(0.5)
+        before = len(statements)
+        time.sleep(2)
+        assert len(statements) - before <= 2, statements[before:]
     finally:
         worker.stop(timeout=5)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gpucloud.hypervisor import sim
 from gpucloud.jobs import queue
@@ -173,31 +174,30 @@ def test_a_worker_that_stops_heartbeating_loses_its_job_to_another(store_db, fas
     assert REGISTRY.get_sample_value("gpucloud_job_lease_expiries_total", {"kind": "stuck"}) == expiries + 1
 
 
-def test_periodic_jobs_keep_one_per_host_with_several_workers(store_db, fast_settings, make_host):
+def test_periodic_jobs_keep_one_per_shard_with_several_workers(store_db, fast_settings, make_host):
     runs: dict[int, int] = {}
     lock = threading.Lock()
 
-    def check(ctx):
+    def sweep(ctx):
         with lock:
-            runs[ctx.host_id] = runs.get(ctx.host_id, 0) + 1
+            runs[ctx.payload["shard"]] = runs.get(ctx.payload["shard"], 0) + 1
 
     hosts = [make_host(store_db, "active"), make_host(store_db, "down"), make_host(store_db, "maintenance")]
-    every = [PeriodicJob("host_check", 0.2, ("active", "down"))]
+    every = [PeriodicJob("host_sweep", 0.2, ("active", "down"), shard_size=1)]  # a shard per host
     settings = fast_settings(store_db)
-    workers = [Worker(store_db, settings, {"host_check": check}, periodic=every, name=f"w{i}").start()
+    workers = [Worker(store_db, settings, {"host_sweep": sweep}, periodic=every, name=f"w{i}").start()
                for i in range(2)]
     unfinished_seen = []
     try:
         for _ in range(15):
             with store_db.read() as s:
-                unfinished_seen.append(s.execute(
-                    select(Job.host_id, func.count()).where(Job.state.in_(("queued", "running")))
-                    .group_by(Job.host_id)).all())
+                unfinished_seen.append(Counter(p["shard"] for p in s.scalars(
+                    select(Job.payload).where(Job.state.in_(("queued", "running"))))))
             time.sleep(0.1)
     finally:
         for w in workers:
             w.stop(timeout=5)
-    assert all(n == 1 for snapshot in unfinished_seen for _, n in snapshot)
+    assert all(n == 1 for snapshot in unfinished_seen for n in snapshot.values())
     assert set(runs) == set(hosts[:2]) and min(runs.values()) >= 2
 
 

@@ -1,5 +1,6 @@
-"""A worker process running the test handlers: `start_workers` as `gpucloud serve` and
-`gpucloud worker` call it, stopped by SIGTERM. Used by the racing and crash tests."""
+"""A worker process running the test handlers (with `--host-sweep`, the host sweep too):
+`start_workers` as `gpucloud serve` and `gpucloud worker` call it, stopped by SIGTERM. Used
+by the racing and crash tests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import sys
 import threading
 
 from gpucloud.config import load_settings
-from gpucloud.jobs.worker import start_workers
+from gpucloud.jobs import host_jobs
+from gpucloud.jobs.worker import default_periodic, start_workers
 from gpucloud.store.db import Database
 from tests.jobs.handlers import HANDLERS
 
@@ -21,13 +23,16 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--settings", required=True, help="settings as a JSON object")
+    parser.add_argument("--host-sweep", action="store_true", help="also sweep hosts, scheduled as in production")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(name)s: %(message)s")
     settings = load_settings(json.loads(args.settings), environ={})
     db = Database(settings.resolved_database_url)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    handle = start_workers(db, settings, HANDLERS, concurrency=args.concurrency, name=args.name, periodic=[])
+    handlers, periodic = (({**HANDLERS, **host_jobs.HANDLERS}, default_periodic(settings)) if args.host_sweep
+                          else (HANDLERS, []))
+    handle = start_workers(db, settings, handlers, concurrency=args.concurrency, name=args.name, periodic=periodic)
     while not stop.wait(0.1):
         pass
     handle.stop(timeout=10)

@@ -5,10 +5,11 @@ instance (and so its domain) is gone."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.catalog import load_catalog
@@ -16,7 +17,8 @@ from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.hypervisor.domain_xml import build_domain_xml
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, addresses, capacity, guests, hosts, instances, provisioning
-from gpucloud.store.addresses import PROBE
+from gpucloud.store import instances as instance_rows
+from gpucloud.store.addresses import PROBES
 from gpucloud.store.tables import Instance, IpPool
 from tests.conftest import make_settings
 
@@ -102,11 +104,47 @@ def test_a_long_taken_run_after_the_newest_still_finds_the_free_address_past_it(
     made = {i.ipv4: i for i in (create(lab) for _ in range(20))}  # the whole pool
     gone(lab, made["198.51.100.10"])
     assert create(lab).ipv4 == "198.51.100.10"  # the newest now sits at the start of a full pool
-    gone(lab, made["198.51.100.28"])  # 17 addresses on: past the indexed probe of the next 16
-    assert PROBE < 17
+    gone(lab, made["198.51.100.28"])  # 18 addresses on: past the first lookup of the next 16
+    assert PROBES[0] < 18
     assert create(lab).ipv4 == "198.51.100.28"
     with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned"):
         create(lab)
+
+
+def test_past_every_lookup_the_regions_taken_addresses_are_read(lab):
+    """A pool all but full, its one hole further after the newest instance than the lookups
+    reach: found all the same; then the pool is full, and says so."""
+    db, _, account = lab
+    addresses.add_pool(db, "ap-west", "10.9.0.0/23", first="10.9.0.2", last="10.9.1.254", actor="t")
+    size, hole = 509, sum(PROBES) + 5  # .2 to 1.254; the hole 277 addresses after the first
+    numbers = [n for n in range(1, size) if n != hole] + [0]  # the newest (last) holds the first address
+    rows = [{"account_id": account.id, "label": f"r-{i}", "region_id": "ap-west", "type_id": PLAN,
+             "ipv4": str(ipaddress.IPv4Address("10.9.0.2") + n), "mac": f"52:54:01:00:{i >> 8:02x}:{i & 255:02x}"}
+            for i, n in enumerate(numbers)]
+    with db.write() as s:
+        s.connection().execute(insert(Instance), rows)
+    assert create(lab).ipv4 == str(ipaddress.IPv4Address("10.9.0.2") + hole)
+    with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned"):
+        create(lab)
+
+
+def test_the_insert_skips_a_taken_address_and_refuses_any_other_repeat(lab):
+    db, _, account = lab
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", actor="t")
+    first = create(lab, label="first")
+
+    def row(**given) -> Instance:
+        return Instance(account_id=account.id, region_id="ap-west", type_id=PLAN, **given)
+
+    with db.write() as s:
+        assert instance_rows.insert_new_unless_address_taken(s, row(label="b", ipv4=first.ipv4)) is None
+        fresh = instance_rows.insert_new_unless_address_taken(s, row(label="c", ipv4="198.51.100.200"))
+        assert fresh is not None and s.get(Instance, fresh).ipv4 == "198.51.100.200"
+        assert s.scalar(select(func.count()).select_from(Instance).where(Instance.label == "b")) == 0
+    with pytest.raises(IntegrityError), db.write() as s:  # the label is unique per account: no skipping that
+        instance_rows.insert_new_unless_address_taken(s, row(label="first", ipv4="198.51.100.201"))
+    with pytest.raises(IntegrityError), db.write() as s:  # nor the MAC
+        instance_rows.insert_new_unless_address_taken(s, row(label="d", ipv4="198.51.100.202", mac=first.mac))
 
 
 def test_racing_creates_never_share_an_address(lab):

@@ -28,9 +28,9 @@ def test_readings_fill_a_bounded_ring_and_the_months_transfer(store_db, tmp_path
                 DomainStats("gpucloud-999999", 1, 1, 1, 1, 1, 1),  # not an instance on this host
                 DomainStats("someone-elses-vm", 1, 1, 1, 1, 1, 1)]
 
-    assert guest_stats.due(store_db, settings, host.id, T0)
+    assert guest_stats.due(store_db, settings, [host.id], T0) == {host.id}
     assert guest_stats.record(store_db, settings, host.id, counters(1), T0) == 1
-    assert not guest_stats.due(store_db, settings, host.id, T0 + timedelta(seconds=60))
+    assert not guest_stats.due(store_db, settings, [host.id], T0 + timedelta(seconds=60))
     assert guest_stats.record(store_db, settings, host.id, counters(2), T0 + timedelta(seconds=60)) == 0
     for n in range(2, 10):  # 5-minute readings across midnight and the month's end
         guest_stats.record(store_db, settings, host.id, counters(n), T0 + timedelta(minutes=5 * (n - 1)))

@@ -16,6 +16,7 @@ from gpucloud.jobs import host_jobs, instance_jobs
 from gpucloud.jobs.worker import start_workers
 from gpucloud.services import accounts, flags, host_health, hosts, instances
 from gpucloud.store import jobs as store_jobs
+from gpucloud.store.fleet import shard_of
 from gpucloud.store.tables import Event, GpuClaim, Host, Instance, Job
 from tests.conftest import make_settings
 
@@ -152,9 +153,7 @@ def test_host_down_and_back(env):
     wait_for(db, inst.id, "running")
     sim.inject_fault(settings.data_dir, "sim-a", "list_domains", "unreachable")
     for _ in range(2):
-        with db.write() as s:
-            store_jobs.enqueue(s, kind="host_check", host_id=host.id, max_attempts=1)
-        _wait_jobs_done(db)
+        sweep(db, settings, host.id)
     with db.read() as s:
         assert s.get(Host, host.id).status == "down"
         down = s.get(Instance, inst.id)
@@ -163,9 +162,7 @@ def test_host_down_and_back(env):
         create(db, settings, account)  # a down host takes nothing new
 
     sim.clear_faults(settings.data_dir, "sim-a")
-    with db.write() as s:
-        store_jobs.enqueue(s, kind="host_check", host_id=host.id, max_attempts=1)
-    _wait_jobs_done(db)
+    sweep(db, settings, host.id)
     with db.read() as s:
         assert s.get(Host, host.id).status == "active"
     wait_for(db, inst.id, "running")  # reconciled: the guest kept running
@@ -186,6 +183,14 @@ def test_claims_stay_until_the_host_confirms_the_guest_is_gone(env):
     with db.read() as s:
         assert s.get(Instance, inst.id) is None
         assert s.scalar(select(func.count()).select_from(GpuClaim)) == 0
+
+
+def sweep(db, settings, host_id: int) -> None:
+    """One host sweep of the host's shard, as the scheduler queues it, and what it starts."""
+    with db.write() as s:
+        store_jobs.enqueue(s, kind="host_sweep", payload={"shard": shard_of(host_id, settings.host_sweep_shard_size)},
+                           max_attempts=1)
+    _wait_jobs_done(db)
 
 
 def _wait_jobs_done(db, timeout: float = 10) -> None:

@@ -65,7 +65,8 @@ def state_path(data_dir: str | Path, host_name: str) -> Path:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[dict]:
-    """The host's state, exclusively, for reading and changing; written back on success."""
+    """The host's state, exclusively, for reading and changing; written back on success (and
+    only if it changed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -76,13 +77,25 @@ def _locked(path: Path) -> Iterator[dict]:
             state.setdefault("calls", {})
             before = json.dumps(state, sort_keys=True)
             yield state
-            if json.dumps(state, sort_keys=True) != before:
+            after = json.dumps(state, sort_keys=True)
+            if after != before:
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
                 with os.fdopen(fd, "w") as out:
-                    json.dump(state, out, indent=1, sort_keys=True)
+                    out.write(after)
                 os.replace(tmp, path)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _take_fault(state: dict, operation: str) -> dict | None:
+    """Count the call and consume the first fault injected for it (or for every operation)."""
+    state["calls"][operation] = state["calls"].get(operation, 0) + 1
+    fault = next((f for f in state["faults"] if f["operation"] in (operation, "*")), None)
+    if fault is not None and fault["remaining"] is not None:
+        fault["remaining"] -= 1
+        if fault["remaining"] <= 0:
+            state["faults"].remove(fault)
+    return fault
 
 
 def inject_fault(data_dir: str | Path, host_name: str, operation: str, kind: str, times: int | None = None) -> None:
@@ -135,16 +148,11 @@ class SimDriver:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _fault(self, operation: str) -> str | None:
-        """Count the call and consume the first matching fault; a fault is raised here,
-        except `ignore_acpi`, which is returned for shutdown to act on."""
-        with _locked(self.path) as state:
-            state["calls"][operation] = state["calls"].get(operation, 0) + 1
-            fault = next((f for f in state["faults"] if f["operation"] in (operation, "*")), None)
-            if fault is not None and fault["remaining"] is not None:
-                fault["remaining"] -= 1
-                if fault["remaining"] <= 0:
-                    state["faults"].remove(fault)
+    def _fault(self, operation: str, fault: dict | None) -> str | None:
+        """Act on a fault taken (`_take_fault`) while the state was locked, now that it is
+        not: raise it, except `ignore_acpi`, which is returned for shutdown to act on. Every
+        operation takes its fault and does its work under one lock: one read and at most one
+        write of the state file per call."""
         if fault is None:
             return None
         what = f"{operation} on sim host {self.host_name}"
@@ -159,6 +167,12 @@ class SimDriver:
         if kind == "fail":
             raise DriverError(f"{what}: failed (injected fault)")
         return kind
+
+    def _call(self, operation: str) -> str | None:
+        """An operation that touches no domain: count it and meet its fault."""
+        with _locked(self.path) as state:
+            fault = _take_fault(state, operation)
+        return self._fault(operation, fault)
 
     def _topology_or_fail(self) -> HostTopology:
         if self._topology is None:
@@ -175,15 +189,16 @@ class SimDriver:
     # -- the protocol -----------------------------------------------------------------------
 
     def discover(self) -> HostTopology:
-        self._fault("discover")
+        self._call("discover")
         return self._topology_or_fail()
 
-    def _check_devices(self, what: str, spec: DomainSpec) -> None:
+    def _missing_devices(self, what: str, spec: DomainSpec) -> PermanentDriverError | None:
         known = {g.address for g in self._topology_or_fail().gpus}
         missing = [g.address for g in spec.gpus if g.address not in known]
-        if missing:
-            raise PermanentDriverError(f"{what} {spec.name} on sim host {self.host_name}: "
-                                       f"no PCI device {', '.join(missing)} on this host")
+        if not missing:
+            return None
+        return PermanentDriverError(f"{what} {spec.name} on sim host {self.host_name}: "
+                                    f"no PCI device {', '.join(missing)} on this host")
 
     @staticmethod
     def _definition(spec: DomainSpec) -> dict:
@@ -195,54 +210,79 @@ class SimDriver:
                 "authorized_keys": list(cloud_init.authorized_keys) if cloud_init else []}
 
     def define(self, spec: DomainSpec) -> None:
-        self._fault("define")
-        self._check_devices("define", spec)
+        missing = self._missing_devices("define", spec)
+        current: dict | None = None
+        disk_mib = spec.disk_mib
         with _locked(self.path) as state:
-            current = state["domains"].get(spec.name)
-            disk_mib = spec.disk_mib if current is None else current.get("disk_mib", spec.disk_mib)
-            state["domains"][spec.name] = {
-                **(current or {"state": SHUTOFF, "ready_at": None, "image": spec.image, "disk_writes": 1}),
-                **self._definition(spec), "disk_mib": max(disk_mib, spec.disk_mib),
-            }
+            fault = _take_fault(state, "define")
+            if fault is None and missing is None:
+                current = state["domains"].get(spec.name)
+                disk_mib = spec.disk_mib if current is None else current.get("disk_mib", spec.disk_mib)
+                state["domains"][spec.name] = {
+                    **(current or {"state": SHUTOFF, "ready_at": None, "image": spec.image, "disk_writes": 1}),
+                    **self._definition(spec), "disk_mib": max(disk_mib, spec.disk_mib),
+                }
+        self._fault("define", fault)
+        if missing is not None:
+            raise missing
         if current is None:
             time.sleep(self.provision_seconds)  # the disk, written from the image
         elif spec.disk_mib > disk_mib:
             time.sleep(self.resize_seconds)  # the disk, grown
 
     def reimage(self, spec: DomainSpec) -> None:
-        self._fault("reimage")
-        self._check_devices("reimage", spec)
+        missing = self._missing_devices("reimage", spec)
+        error: DriverError | None = missing
         with _locked(self.path) as state:
-            current = state["domains"].get(spec.name) or {"state": SHUTOFF, "ready_at": None, "disk_writes": 0}
-            if current["state"] == RUNNING:
-                raise DriverError(f"reimage {spec.name} on sim host {self.host_name}: the domain is running")
-            state["domains"][spec.name] = {**current, **self._definition(spec), "image": spec.image,
-                                           "disk_mib": spec.disk_mib, "disk_writes": current.get("disk_writes", 1) + 1}
+            fault = _take_fault(state, "reimage")
+            if fault is None and missing is None:
+                current = state["domains"].get(spec.name) or {"state": SHUTOFF, "ready_at": None, "disk_writes": 0}
+                if current["state"] == RUNNING:
+                    error = DriverError(f"reimage {spec.name} on sim host {self.host_name}: the domain is running")
+                else:
+                    state["domains"][spec.name] = {**current, **self._definition(spec), "image": spec.image,
+                                                   "disk_mib": spec.disk_mib,
+                                                   "disk_writes": current.get("disk_writes", 1) + 1}
+        self._fault("reimage", fault)
+        if error is not None:
+            raise error
         time.sleep(self.rebuild_seconds)  # the old disk wiped, the image written
 
     def start(self, name: str) -> None:
-        self._fault("start")
+        error: DriverError | None = None
+        ready_at = 0.0
         with _locked(self.path) as state:
+            fault = _take_fault(state, "start")
             domain = state["domains"].get(name)
-            if domain is None:
-                raise PermanentDriverError(f"start {name} on sim host {self.host_name}: no such domain")
-            if domain["state"] != RUNNING:
-                for other_name, other in state["domains"].items():
-                    shared = set(other["gpus"]) & set(domain["gpus"])
-                    if other_name != name and other["state"] == RUNNING and shared:
-                        raise DriverError(f"start {name} on sim host {self.host_name}: PCI device "
-                                          f"{min(shared)} is in use by domain {other_name}")
-                domain["state"], domain["ready_at"] = RUNNING, time.time() + self.boot_seconds
-                domain["counters"] = _zero_counters(time.time())
-            ready_at = domain["ready_at"] or 0.0
+            if fault is not None:
+                pass
+            elif domain is None:
+                error = PermanentDriverError(f"start {name} on sim host {self.host_name}: no such domain")
+            else:
+                if domain["state"] != RUNNING:
+                    for other_name, other in state["domains"].items():
+                        shared = set(other["gpus"]) & set(domain["gpus"])
+                        if other_name != name and other["state"] == RUNNING and shared:
+                            error = DriverError(f"start {name} on sim host {self.host_name}: PCI device "
+                                                f"{min(shared)} is in use by domain {other_name}")
+                            break
+                    else:
+                        domain["state"], domain["ready_at"] = RUNNING, time.time() + self.boot_seconds
+                        domain["counters"] = _zero_counters(time.time())
+                ready_at = domain["ready_at"] or 0.0
+        self._fault("start", fault)
+        if error is not None:
+            raise error
         time.sleep(max(0.0, ready_at - time.time()))  # the guest coming up
 
     def shutdown(self, name: str, timeout_s: float) -> bool:
-        ignores_acpi = self._fault("shutdown") == "ignore_acpi"
         with _locked(self.path) as state:
+            fault = _take_fault(state, "shutdown")
             domain = state["domains"].get(name)
-            if domain is None or domain["state"] != RUNNING:
-                return True
+            running = domain is not None and domain["state"] == RUNNING
+        ignores_acpi = self._fault("shutdown", fault) == "ignore_acpi"
+        if not running:
+            return True
         if ignores_acpi or self.shutdown_seconds > timeout_s:
             time.sleep(timeout_s)
             self._power_off(name)
@@ -252,34 +292,41 @@ class SimDriver:
         return True
 
     def destroy(self, name: str) -> None:
-        self._fault("destroy")
-        self._power_off(name)
+        with _locked(self.path) as state:
+            fault = _take_fault(state, "destroy")
+            if fault is None:
+                _power_off(state, name)
+        self._fault("destroy", fault)
 
     def undefine(self, name: str) -> None:
-        self._fault("undefine")
         with _locked(self.path) as state:
-            state["domains"].pop(name, None)  # a running domain is forced off first, as libvirt's driver does
+            fault = _take_fault(state, "undefine")
+            if fault is None:
+                state["domains"].pop(name, None)  # a running domain is forced off first, as libvirt's driver does
+        self._fault("undefine", fault)
 
     def list_domains(self) -> list[DomainInfo]:
-        self._fault("list_domains")
         with _locked(self.path) as state:
-            return [DomainInfo(n, d["uuid"], d["state"]) for n, d in sorted(state["domains"].items())]
+            fault = _take_fault(state, "list_domains")
+            found = [DomainInfo(n, d["uuid"], d["state"]) for n, d in sorted(state["domains"].items())]
+        self._fault("list_domains", fault)
+        return found
 
     def domain_stats(self) -> list[DomainStats]:
         """Counters that grow as a busy guest's would: a load that swings over half an hour
         (its phase differs per domain) with some noise, driving CPU, disk and network alike."""
-        self._fault("domain_stats")
         now = time.time()
         found = []
         with _locked(self.path) as state:
-            for name, domain in sorted(state["domains"].items()):
+            fault = _take_fault(state, "domain_stats")
+            for name, domain in sorted(state["domains"].items()) if fault is None else ():
                 if domain["state"] != RUNNING:
                     continue
                 counters = domain.setdefault("counters", _zero_counters(now))
                 seconds = max(0.0, now - counters["at"])
                 phase = zlib.crc32(name.encode()) % 1000 / 1000 * 2 * math.pi
                 load = min(1.0, max(0.02, 0.5 + 0.4 * math.sin(2 * math.pi * now / 1800 + phase)
-                                    + _NOISE.uniform(-0.05, 0.05)))
+                                    + random.uniform(-0.05, 0.05)))
                 counters["at"] = now
                 counters["cpu_seconds"] += domain["vcpus"] * load * seconds
                 counters["disk_ops"] += int(120 * load * seconds)
@@ -288,6 +335,7 @@ class SimDriver:
                 counters["net_tx_bytes"] += int(512 * 2**10 * load * seconds)
                 found.append(DomainStats(name, domain["vcpus"], counters["cpu_seconds"], counters["disk_ops"],
                                          counters["disk_bytes"], counters["net_rx_bytes"], counters["net_tx_bytes"]))
+        self._fault("domain_stats", fault)
         return found
 
     def close(self) -> None:
@@ -295,7 +343,11 @@ class SimDriver:
 
     def _power_off(self, name: str) -> None:
         with _locked(self.path) as state:
-            domain = state["domains"].get(name)
-            if domain is not None:
-                domain["state"], domain["ready_at"] = SHUTOFF, None
-                domain.pop("counters", None)  # a guest's counters start again with its next boot
+            _power_off(state, name)
+
+
+def _power_off(state: dict, name: str) -> None:
+    domain = state["domains"].get(name)
+    if domain is not None:
+        domain["state"], domain["ready_at"] = SHUTOFF, None
+        domain.pop("counters", None)  # a guest's counters start again with its next boot

@@ -1,110 +1,223 @@
-"""Periodic per-host jobs: the health check, and reconciliation of what the database believes
-against what the hypervisor reports."""
+"""The host sweep: health checks and reconciliation a shard of hosts at a time, and the
+per-host repair a sweep starts where it finds something to repair.
+
+One `host_sweep` job per shard of `host_sweep_shard_size` host ids runs every
+`host_check_seconds` (a periodic job like any other, so several workers share the shards).
+It asks each host of its shard for its domains, `host_sweep_threads` hosts at a time, through
+the driver calls a job on that host makes; writes what it learned in one transaction (only a
+host going down or coming back writes more than two counting statements); compares the
+domains of the hosts that answered with the database and queues a `reconcile` job for each
+host where they disagree, and for each host back up; and hands in the guests' counters where
+a reading is due. A fleet of thousands costs the queue a few jobs per period, not one per
+host. A sweep killed midway has written all its checks or none: the next one checks again.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.domain import lifecycle
-from gpucloud.domain.guest import instance_id_from_domain
-from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DriverError
+from gpucloud.domain.guest import domain_name, instance_id_from_domain
+from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DomainInfo, DriverError
+from gpucloud.hypervisor.drivers import driver_for
 from gpucloud.jobs.context import JobContext
+from gpucloud.jobs.queue import PermanentJobError
 from gpucloud.services import guest_stats, guests, host_health
-from gpucloud.store import events
-from gpucloud.store.instances import has_unfinished_job, on_host
-from gpucloud.store.jobs import enqueue
+from gpucloud.store import events, fleet
+from gpucloud.store import jobs as store_jobs
+from gpucloud.store.instances import GuestState, guest_states
 from gpucloud.store.tables import Host, Instance
 
 log = logging.getLogger(__name__)
 
+SWEPT = ("active", "draining", "down")  # down hosts too, so that they can come back
+RECONCILED = ("active", "draining")
+Listing = dict[str, DomainInfo]
 
-def host_check(ctx: JobContext) -> None:
-    """Ask the host for its domains; count misses, mark it down or back up. A failed check
-    is the outcome being measured, not a failed job."""
-    try:
-        ctx.driver(ctx.host).list_domains()
-    except DriverError as exc:
-        if host_health.record_missed(ctx.db, ctx.host, exc.reason, ctx.settings.host_down_after_missed):
-            log.warning("host %s marked down: %s", ctx.host_id, exc.reason)
+
+def host_sweep(ctx: JobContext) -> None:
+    """Check the shard's hosts, write the outcome, start repairs where needed. A failed
+    check is the outcome being measured, not a failed job."""
+    shard = ctx.payload.get("shard")
+    if not isinstance(shard, int):
+        raise PermanentJobError(f"job {ctx.id}: a host sweep needs its shard number, not {shard!r}")
+    with ctx.db.read() as s:
+        hosts = {h.id: h for h in fleet.hosts_in_shard(s, shard, ctx.settings.host_sweep_shard_size, SWEPT)}
+    answered, missed = _check_all(ctx, list(hosts.values()))
+    ctx.check()  # another worker took this sweep over: it writes, not us
+    down, back = host_health.record_checks(ctx.db, list(answered), missed, ctx.settings.host_down_after_missed)
+    for host_id in down:
+        log.warning("host %s marked down: %s", hosts[host_id].name, missed[host_id])
+    for host_id in back:
+        log.info("host %s answers again", hosts[host_id].name)
+    _start_repairs(ctx, set(back) | _drifting(ctx, hosts, answered))
+    _sample(ctx, [hosts[h] for h in answered])
+
+
+def _check_all(ctx: JobContext, hosts: list[Host]) -> tuple[dict[int, Listing], dict[int, str]]:
+    """({host: its domains} of the hosts that answered, {host: why} of those that did not).
+    A host whose check broke in an unexpected way is in neither: logged, tried next time."""
+
+    def check(host: Host) -> tuple[int, Listing | str | None]:
+        try:
+            return host.id, {d.name: d for d in driver_for(host, ctx.settings).list_domains()}
+        except DriverError as exc:
+            return host.id, exc.reason
+        except Exception:
+            log.exception("host %s: the health check broke", host.name)
+            return host.id, None
+
+    answered: dict[int, Listing] = {}
+    missed: dict[int, str] = {}
+    for host_id, result in _concurrently(ctx, check, hosts):
+        if isinstance(result, dict):
+            answered[host_id] = result
+        elif isinstance(result, str):
+            missed[host_id] = result
+    return answered, missed
+
+
+def _concurrently(ctx: JobContext, fn, items: list) -> list:
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(ctx.settings.host_sweep_threads, len(items)),
+                            thread_name_prefix=f"sweep-{ctx.id}") as pool:
+        return list(pool.map(fn, items))
+
+
+def _drifting(ctx: JobContext, hosts: Mapping[int, Host], answered: Mapping[int, Listing]) -> set[int]:
+    """Hosts (active or draining) whose domains disagree with the database: one read for all."""
+    wanted = [h for h in answered if hosts[h].status in RECONCILED]
+    with ctx.db.read() as s:
+        on_host: dict[int, list[GuestState]] = defaultdict(list)
+        for guest in guest_states(s, wanted):
+            on_host[guest.host_id].append(guest)
+    return {h for h in wanted if plan_repairs(answered[h], on_host[h])}
+
+
+def _start_repairs(ctx: JobContext, host_ids: set[int]) -> None:
+    if not host_ids:
         return
-    if host_health.record_seen(ctx.db, ctx.host):
-        with ctx.db.write() as s:
-            enqueue(s, kind="reconcile", host_id=ctx.host, max_attempts=1)
-    _sample(ctx)
+    with ctx.db.write() as s:
+        for host_id in store_jobs.hosts_without_job(s, "reconcile", sorted(host_ids)):
+            store_jobs.enqueue(s, kind="reconcile", host_id=host_id, max_attempts=1)
 
 
-def _sample(ctx: JobContext) -> None:
-    """Read the guests' counters when a reading is due. A host that answers but gives no
+def _sample(ctx: JobContext, answered: list[Host]) -> None:
+    """Read the guests' counters where a reading is due. A host that answers but gives no
     counters is still up: the miss is logged, not counted."""
-    if not guest_stats.due(ctx.db, ctx.settings, ctx.host):
-        return
-    try:
-        guest_stats.record(ctx.db, ctx.settings, ctx.host, ctx.driver(ctx.host).domain_stats())
-    except DriverError as exc:
-        log.warning("host %s: no guest counters this time: %s", ctx.host_id, exc.reason)
-    except IntegrityError:  # an instance removed meanwhile; the next check reads again
-        log.info("host %s: an instance went away while its counters were written", ctx.host_id)
+    by_id = {h.id: h for h in answered}
+    due = guest_stats.due(ctx.db, ctx.settings, list(by_id))
+
+    def sample(host: Host) -> None:
+        try:
+            guest_stats.record(ctx.db, ctx.settings, host.id, driver_for(host, ctx.settings).domain_stats())
+        except DriverError as exc:
+            log.warning("host %s: no guest counters this time: %s", host.name, exc.reason)
+        except IntegrityError:  # an instance removed meanwhile; the next sweep reads again
+            log.info("host %s: an instance went away while its counters were written", host.name)
+
+    _concurrently(ctx, sample, [by_id[h] for h in sorted(due)])
+
+
+@dataclass
+class Repairs:
+    """What reconciling a host would do; empty (false) when its domains agree with the database."""
+
+    strays: list[str] = field(default_factory=list)  # our domains without their instance here
+    missing: list[GuestState] = field(default_factory=list)  # instances whose domain is gone
+    follow: list[tuple[GuestState, str]] = field(default_factory=list)  # (instance, its domain's state)
+
+    def __bool__(self) -> bool:
+        return bool(self.strays or self.missing or self.follow)
+
+
+def plan_repairs(domains: Mapping[str, DomainInfo], on_host: list[GuestState]) -> Repairs:
+    """The one rule of reconciliation, for the sweep that looks and the job that acts.
+    Instances with work in flight are left to their jobs."""
+    mine = {g.id for g in on_host}
+    repairs = Repairs(strays=[name for name in domains
+                              if (i := instance_id_from_domain(name)) is not None and i not in mine])
+    for guest in on_host:
+        if guest.busy or guest.status not in (lifecycle.RUNNING, lifecycle.OFFLINE):
+            continue
+        domain = domains.get(domain_name(guest.id))
+        if domain is None:
+            repairs.missing.append(guest)
+        elif _followed(guest.status, guest.booted, guest.watchdog_enabled, guest.status_reason,
+                       domain.state) is not None:
+            repairs.follow.append((guest, domain.state))
+    return repairs
+
+
+def _followed(status: str, booted: bool, watchdog_enabled: bool, status_reason: str, state: str) -> str | None:
+    """The status an instance takes from its domain's state (None: it agrees). A guest
+    powered off from inside is `offline`; one left `offline` by a host outage is booted
+    again when the customer wanted it running and its watchdog is on."""
+    if state == RUNNING and status == lifecycle.OFFLINE:
+        return lifecycle.RUNNING
+    if state == SHUTOFF and status == lifecycle.RUNNING:
+        return lifecycle.OFFLINE
+    if (state == SHUTOFF and status == lifecycle.OFFLINE and booted and watchdog_enabled
+            and status_reason == host_health.HOST_UNREACHABLE):
+        return lifecycle.BOOTING
+    return None
 
 
 def reconcile(ctx: JobContext) -> None:
-    """Compare domains with instances and fix what is safe:
+    """Compare one host's domains with its instances (again: a sweep saw them disagree, or
+    the host came back) and fix what is safe:
     - a guest of ours that should not exist (its instance is gone, or lives elsewhere) is
       destroyed and undefined, and operators are told: it may hold a GPU someone else has;
     - an instance whose domain is missing is defined again (and started if it should run);
-    - a status that disagrees with the domain's state follows the domain (a guest powered
-      off from inside is `offline`); one left `offline` by a host outage is booted again
-      when the customer wanted it running and its watchdog is on.
+    - a status that disagrees with the domain's state follows the domain (`_followed`).
     Instances with work in flight are left to their jobs."""
     driver = ctx.driver(ctx.host)
     domains = {d.name: d for d in driver.list_domains()}
     with ctx.db.read() as s:
         host = s.get(Host, ctx.host)
-        mine = {i.id: i for i in on_host(s, ctx.host)}
-        busy = {i for i in mine if has_unfinished_job(s, i)}
+        on_host = guest_states(s, [ctx.host])
     if host is None:
         return  # removed since the job was queued
-    for name in domains:
-        instance_id = instance_id_from_domain(name)
-        if instance_id is None or instance_id in mine:
-            continue
+    repairs = plan_repairs(domains, on_host)
+    for name in repairs.strays:
         driver.destroy(name)
         driver.undefine(name)
         _tell_operators(ctx, host, "reconcile_stray_domain",
                         f"{name} ran on {host.name} without an instance there; destroyed and undefined")
-    for instance in mine.values():
-        if instance.id in busy or instance.status not in (lifecycle.RUNNING, lifecycle.OFFLINE):
-            continue
-        name = f"gpucloud-{instance.id}"
-        domain = domains.get(name)
-        if domain is None:
-            driver.define(guests.domain_spec(ctx.db, instance.id))
-            if instance.status == lifecycle.RUNNING:
-                driver.start(name)
-            _tell_operators(ctx, host, "reconcile_missing_domain",
-                            f"{name} was missing on {host.name}; defined again")
-            continue
-        _follow_domain(ctx, instance, domain.state)
+    for guest in repairs.missing:
+        name = domain_name(guest.id)
+        driver.define(guests.domain_spec(ctx.db, guest.id))
+        if guest.status == lifecycle.RUNNING:
+            driver.start(name)
+        _tell_operators(ctx, host, "reconcile_missing_domain", f"{name} was missing on {host.name}; defined again")
+    for guest, state in repairs.follow:
+        _follow_domain(ctx, guest, state)
 
 
-def _follow_domain(ctx: JobContext, instance: Instance, state: str) -> None:
+def _follow_domain(ctx: JobContext, guest: GuestState, state: str) -> None:
     with ctx.db.write() as s:
-        current = s.get(Instance, instance.id)
-        if current is None or current.status != instance.status:
+        current = s.get(Instance, guest.id)
+        if current is None or current.status != guest.status:
             return  # it moved on meanwhile
-        if state == RUNNING and current.status == lifecycle.OFFLINE:
+        status = _followed(current.status, current.booted, current.watchdog_enabled, current.status_reason, state)
+        if status == lifecycle.RUNNING:
             current.status, current.status_reason = lifecycle.RUNNING, ""
-        elif state == SHUTOFF and current.status == lifecycle.RUNNING:
+        elif status == lifecycle.OFFLINE:
             current.status, current.status_reason = lifecycle.OFFLINE, "powered off from inside the guest"
             current.booted = False
-        elif (state == SHUTOFF and current.status == lifecycle.OFFLINE and current.booted
-              and current.watchdog_enabled and current.status_reason == host_health.HOST_UNREACHABLE):
+        elif status == lifecycle.BOOTING:
             current.status, current.status_reason = lifecycle.BOOTING, ""
             event_id = events.create(s, action="lassie_reboot", account_id=current.account_id,
                                      entity_id=current.id, entity_label=current.label, username="watchdog",
                                      message="booted again after its host came back")
-            enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event_id)
+            store_jobs.enqueue(s, kind="boot", instance_id=current.id, host_id=current.host_id, event_id=event_id)
 
 
 def _tell_operators(ctx: JobContext, host: Host, action: str, message: str) -> None:
@@ -114,4 +227,4 @@ def _tell_operators(ctx: JobContext, host: Host, action: str, message: str) -> N
                       entity_label=host.name, message=message)
 
 
-HANDLERS = {"host_check": host_check, "reconcile": reconcile}
+HANDLERS = {"host_sweep": host_sweep, "reconcile": reconcile}

@@ -9,7 +9,7 @@ handler returns (finished) or gives up (failed); handlers move the instance's st
 event's percentage in between, a status change in the same transaction as the step that
 announces it, and the status the instance settles in with the job's success. An instance
 being deleted belongs to its delete job: another job that meets it stops there, in one line
-of log.
+of log. A handler's first step (`first_step`) is written by the claim, in its transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import domain_name
 from gpucloud.jobs.context import JobContext
-from gpucloud.jobs.queue import PermanentJobError, RetryableJobError
+from gpucloud.jobs.queue import PermanentJobError, RetryableJobError, first_step
 from gpucloud.services import parking, provisioning
 from gpucloud.services.provisioning import InstanceDeleted, enter
 from gpucloud.store.tables import Instance
@@ -77,11 +77,11 @@ def _boot(ctx: JobContext, name: str, percent: int, host_id: int | None = None) 
     _settle(ctx, lifecycle.RUNNING)
 
 
+@first_step(10, "Preparing the disk and defining the instance")
 @instance_job
 def create(ctx: JobContext) -> None:
     """Define the domain from the claims, then boot it unless the customer asked for it off."""
     instance, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
-    ctx.progress(10, "Preparing the disk and defining the instance")
     ctx.driver().define(spec)
     if instance.booted:
         _boot(ctx, spec.name, 50)
@@ -97,19 +97,19 @@ def boot(ctx: JobContext) -> None:
     _boot(ctx, spec.name, 30)
 
 
+@first_step(20, "Shutting down")
 @instance_job
 def shutdown(ctx: JobContext) -> None:
     instance = provisioning.wanted(ctx.db, ctx.instance)
-    ctx.progress(20, "Shutting down")
     ctx.driver().shutdown(domain_name(instance.id), SHUTDOWN_TIMEOUT_S)
     _settle(ctx, lifecycle.OFFLINE)
 
 
+@first_step(20, "Shutting down")
 @instance_job
 def reboot(ctx: JobContext) -> None:
     """Off, then on from the instance's own definition (which also ends rescue mode)."""
     _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
-    ctx.progress(20, "Shutting down")
     ctx.driver().shutdown(spec.name, SHUTDOWN_TIMEOUT_S)
     ctx.progress(50, "Booting")
     ctx.driver().define(spec)
@@ -117,13 +117,13 @@ def reboot(ctx: JobContext) -> None:
     _settle(ctx, lifecycle.RUNNING)
 
 
+@first_step(10, "Shutting down")
 @instance_job
 def rebuild(ctx: JobContext) -> None:
     """Stop the guest, wipe its disk and write a fresh one from the image on the same host (the
     same claims: the same GPUs, cores and addresses), the new root password and keys in its
     seed; then boot it unless the customer asked for it off."""
     instance, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
-    ctx.progress(10, "Shutting down")
     ctx.driver().shutdown(spec.name, SHUTDOWN_TIMEOUT_S)
     ctx.progress(30, f"Writing a fresh disk from {instance.image}")
     ctx.driver().reimage(spec)
@@ -134,11 +134,11 @@ def rebuild(ctx: JobContext) -> None:
         _settle(ctx, lifecycle.OFFLINE)
 
 
+@first_step(20, "Shutting down")
 @instance_job
 def rescue(ctx: JobContext) -> None:
     """Reboot from the rescue system, the instance's disk attached beside it."""
     _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
-    ctx.progress(20, "Shutting down")
     ctx.driver().shutdown(spec.name, SHUTDOWN_TIMEOUT_S)
     ctx.progress(50, "Booting the rescue system")
     ctx.driver().define(dataclasses.replace(spec, rescue=True))
@@ -146,12 +146,12 @@ def rescue(ctx: JobContext) -> None:
     _settle(ctx, lifecycle.RUNNING)
 
 
+@first_step(50, "Writing the new root password")
 @instance_job
 def password(ctx: JobContext) -> None:
     """Rewrite the stopped instance's seed with the new root password's hash: the guest takes it
     at its next boot."""
     _, spec = provisioning.wanted_with_spec(ctx.db, ctx.instance)
-    ctx.progress(50, "Writing the new root password")
     ctx.driver().define(spec)
     _settle(ctx, lifecycle.OFFLINE)
 

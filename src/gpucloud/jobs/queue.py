@@ -19,8 +19,10 @@ Every function takes the caller's session and writes nothing outside it.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +31,8 @@ from gpucloud.store import events
 from gpucloud.store import jobs as q
 from gpucloud.store.jobs import enqueue
 from gpucloud.store.tables import JobAttempt
+
+H = TypeVar("H", bound=Callable)
 
 
 class JobError(Exception):
@@ -50,6 +54,31 @@ class PermanentJobError(JobError):
     """Retrying cannot help: the job fails now, whatever attempts remain."""
 
     retryable = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A handler's first step (its event's percentage and message), written by the claim
+    itself: a job that starts with it costs one transaction less."""
+
+    percent: int
+    message: str
+
+
+def first_step(percent: int, message: str) -> Callable[[H], H]:
+    """Declare a handler's first step; the worker writes it with the claim, so the handler
+    starts past it (and does not write it again)."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, "first_step", Step(percent, message))  # noqa: B010 - read back with getattr
+        return handler
+
+    return mark
+
+
+def step_of(handler: object) -> Step | None:
+    step = getattr(handler, "first_step", None)
+    return step if isinstance(step, Step) else None
 
 
 class LeaseLost(Exception):
@@ -103,8 +132,10 @@ class ReapedLease:
 
 
 def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] | set[str],
-          lease_seconds: float, now: datetime | None = None) -> ClaimedJob | None:
-    """Take the oldest due job of these kinds whose instance is free, or None.
+          lease_seconds: float, now: datetime | None = None,
+          first_steps: Mapping[str, Step] | None = None) -> ClaimedJob | None:
+    """Take the oldest due job of these kinds whose instance is free, or None. A kind with a
+    first step in `first_steps` starts at it (job progress, event percentage and message).
 
     On PostgreSQL the row is locked with SKIP LOCKED (so claimers never wait on each other)
     and the instance's advisory lock is taken before re-checking that no other job of the
@@ -121,29 +152,28 @@ def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] |
         not q.lock_instance(session, job.instance_id) or q.instance_busy(session, job.id, job.instance_id)
     ):
         return None
-    job.state = "running"
-    job.attempts += 1
-    job.lease_owner = worker
-    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-    attempt = q.add_attempt(session, job.id, worker, now)
+    step = (first_steps or {}).get(job.kind)
+    attempt_id = q.start(session, job.id, attempt=job.attempts + 1, worker=worker,
+                         lease_expires_at=now + timedelta(seconds=lease_seconds),
+                         progress=max(job.progress, step.percent) if step else job.progress, now=now)
     if job.event_id is not None:
-        events.mark_started(session, job.event_id, now)
+        events.mark_started(session, job.event_id, now, *((step.percent, step.message) if step else ()))
     return ClaimedJob(id=job.id, kind=job.kind, instance_id=job.instance_id, host_id=job.host_id,
-                      event_id=job.event_id, payload=dict(job.payload or {}), attempt=job.attempts,
-                      max_attempts=job.max_attempts, worker=worker, attempt_id=attempt.id)
+                      event_id=job.event_id, payload=dict(job.payload or {}), attempt=job.attempts + 1,
+                      max_attempts=job.max_attempts, worker=worker, attempt_id=attempt_id)
 
 
 def heartbeat(session: Session, job: ClaimedJob, lease_seconds: float, now: datetime | None = None) -> bool:
     """Extend the lease; False when it is no longer ours (the job was taken over)."""
     until = (now or utcnow()) + timedelta(seconds=lease_seconds)
-    return q.update_held(session, job.id, job.worker, job.attempt, lease_expires_at=until)
+    return q.update_held(session, q.HEARTBEAT, job.id, job.worker, job.attempt, until=until)
 
 
 def progress(session: Session, job: ClaimedJob, percent: int, message: str | None = None) -> bool:
     """Raise the job's progress and its event's `percent_complete` (never lower them)."""
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise ValueError(f"progress must be a whole percentage 0-100, not {percent!r}")
-    if not q.raise_progress(session, job.id, job.worker, job.attempt, percent):
+    if not q.update_held(session, q.PROGRESS, job.id, job.worker, job.attempt, pct=percent):
         return False
     if job.event_id is not None:
         events.advance(session, job.event_id, percent, message)
@@ -153,8 +183,7 @@ def progress(session: Session, job: ClaimedJob, percent: int, message: str | Non
 def complete(session: Session, job: ClaimedJob, now: datetime | None = None) -> bool:
     """The job succeeded: event finished at 100 %. False (and nothing written) without the lease."""
     now = now or utcnow()
-    if not q.update_held(session, job.id, job.worker, job.attempt, state="succeeded", progress=100,
-                         lease_owner=None, lease_expires_at=None, finished_at=now):
+    if not q.update_held(session, q.SUCCEED, job.id, job.worker, job.attempt, now=now):
         return False
     q.close_attempt(session, job.attempt_id, "succeeded", "", now)
     if job.event_id is not None:
@@ -169,12 +198,11 @@ def fail(session: Session, job: ClaimedJob, error: str, *, retryable: bool, dela
     or None when the lease was lost and nothing was written."""
     now = now or utcnow()
     if retryable and not job.last_attempt:
-        ok = q.update_held(session, job.id, job.worker, job.attempt, state="queued", lease_owner=None,
-                           lease_expires_at=None, last_error=error, run_after=now + timedelta(seconds=delay_s))
+        ok = q.update_held(session, q.RETRY, job.id, job.worker, job.attempt, error=error,
+                           after=now + timedelta(seconds=delay_s))
         outcome = "retrying"
     else:
-        ok = q.update_held(session, job.id, job.worker, job.attempt, state="failed", lease_owner=None,
-                           lease_expires_at=None, last_error=error, finished_at=now)
+        ok = q.update_held(session, q.FAIL, job.id, job.worker, job.attempt, error=error, now=now)
         outcome = "failed"
     if not ok:
         return None
@@ -210,34 +238,37 @@ def reap_expired(session: Session, now: datetime | None = None) -> list[ReapedLe
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A job kind that runs for every host in `host_statuses`, about every `every_seconds`;
-    `per_host=False`: one run for the whole product (billing's sweep), about no host."""
+    """A job kind that runs about every `every_seconds`: once for the whole product
+    (billing's sweep), or, given `shard_size`, once per shard of that many host ids that
+    holds a host in `host_statuses` (the host sweep), the shard's number in the payload.
+    Per shard, not per host: a fleet of thousands costs the queue a few jobs per period."""
 
     kind: str
     every_seconds: float
     host_statuses: tuple[str, ...] = ("active", "draining", "down")
     max_attempts: int = 1  # the next period is the retry
-    per_host: bool = True
+    shard_size: int | None = None
 
 
 PERIODIC_RETENTION = timedelta(hours=1)
 
 
 def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[PeriodicJob, ...]) -> list[int]:
-    """Give each host (in the right status) lacking one a queued job of each periodic kind,
-    due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers chain the
-    next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a cancelled
-    job, a run that failed for good. Idempotent, and one scheduler at a time. The new jobs' ids."""
+    """Give each shard (with a host in the right status) lacking one a queued job of each
+    periodic kind, due now, and forget succeeded ones older than PERIODIC_RETENTION. Workers
+    chain the next run themselves (`enqueue_next_run`); this fills the gaps: new hosts, a
+    cancelled job, a run that failed for good. Idempotent, and one scheduler at a time. The
+    new jobs' ids."""
     if not periodic or not q.try_lock_scheduler(session):
         return []
     added = []
     for p in periodic:
-        if not p.per_host:
+        if p.shard_size is None:
             if not q.has_unfinished(session, p.kind):
                 added.append(enqueue(session, kind=p.kind, max_attempts=p.max_attempts))
             continue
-        for host_id in q.hosts_without_job(session, p.kind, p.host_statuses):
-            added.append(enqueue(session, kind=p.kind, host_id=host_id, max_attempts=p.max_attempts))
+        for shard in q.shards_without_job(session, p.kind, p.host_statuses, p.shard_size):
+            added.append(enqueue(session, kind=p.kind, payload={"shard": shard}, max_attempts=p.max_attempts))
     q.prune_succeeded(session, [p.kind for p in periodic], utcnow() - PERIODIC_RETENTION)
     return added
 
@@ -245,9 +276,9 @@ def ensure_periodic(session: Session, periodic: list[PeriodicJob] | tuple[Period
 def enqueue_next_run(session: Session, job: ClaimedJob, periodic: PeriodicJob,
                      now: datetime | None = None) -> int | None:
     """The next run of a periodic job that just ended, `every_seconds` from now (its id); None
-    when its host is gone or no longer in one of the periodic job's statuses."""
-    if periodic.per_host and (job.host_id is None
-                              or q.host_status(session, job.host_id) not in periodic.host_statuses):
+    when its shard no longer holds a host in one of the periodic job's statuses."""
+    if periodic.shard_size is not None and not q.shard_has_hosts(
+            session, job.payload.get("shard", -1), periodic.shard_size, periodic.host_statuses):
         return None
     run_after = (now or utcnow()) + timedelta(seconds=periodic.every_seconds)
     return enqueue(session, kind=job.kind, host_id=job.host_id, payload=job.payload,

@@ -3,7 +3,7 @@
 One `Worker` runs up to `concurrency` jobs at once, each on its own thread (handlers
 mostly wait on hypervisors). Beside them:
 - a dispatcher thread claims jobs while slots are free, reaps expired leases and keeps
-  the periodic per-host jobs scheduled;
+  the periodic jobs scheduled;
 - a heartbeat thread renews every running job's lease each third of the lease; a renewal
   that fails means another worker took the job over, and the handler learns it through
   `JobContext` (`LeaseLost` from `progress`, `sleep`, `check`). Whatever the handler does,
@@ -24,15 +24,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from gpucloud.clock import utcnow
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
+from gpucloud.hypervisor.base import HypervisorDriver
 from gpucloud.jobs import billing_jobs, host_jobs, instance_jobs, queue
 from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
 from gpucloud.jobs.queue import Backoff, JobError, LeaseLost, PeriodicJob
-from gpucloud.jobs.wakeup import IDLE_SECONDS, Wakeup
+from gpucloud.jobs.wakeup import IDLE_SECONDS, SCHEDULE_SECONDS, Wakeup
 from gpucloud.store import jobs as jobs_q
 from gpucloud.store.db import Database
 
@@ -44,19 +46,19 @@ INTERNAL_ERROR = "An internal error stopped the operation."
 
 def default_handlers() -> dict[str, Handler]:
     """The handlers of every job kind the product defines, as `gpucloud worker` and
-    `gpucloud serve` run them: the instance lifecycle, the periodic host check and
-    reconciliation, and billing's product-wide sweep."""
+    `gpucloud serve` run them: the instance lifecycle, the periodic host sweep and the
+    reconciliation it starts, and billing's product-wide sweep."""
     return {**instance_jobs.HANDLERS, **host_jobs.HANDLERS, **billing_jobs.HANDLERS}
 
 
 def default_periodic(settings: Settings) -> list[PeriodicJob]:
-    """Per-host periodic jobs: health checks (down hosts too, so they can come back) and
-    reconciliation; and one product-wide: billing's sweep (closing last month, trials). A
-    worker schedules only the kinds it has handlers for."""
+    """The host sweep, one job per shard of hosts (health checks, down hosts too so they can
+    come back, and reconciliation); and one product-wide: billing's sweep (closing last
+    month, trials). A worker schedules only the kinds it has handlers for."""
     return [
-        PeriodicJob("host_check", settings.host_check_seconds, ("active", "draining", "down")),
-        PeriodicJob("reconcile", settings.reconcile_seconds, ("active", "draining")),
-        PeriodicJob("billing_sweep", settings.billing_sweep_seconds, per_host=False),
+        PeriodicJob("host_sweep", settings.host_check_seconds, host_jobs.SWEPT,
+                    shard_size=settings.host_sweep_shard_size),
+        PeriodicJob("billing_sweep", settings.billing_sweep_seconds),
     ]
 
 
@@ -87,6 +89,7 @@ class Worker:
             raise ValueError(f"handlers must map job kinds to callables; bad entries: {bad!r}")
         self.db, self.settings = db, settings
         self.handlers = dict(handlers)
+        self.first_steps = {kind: step for kind, h in self.handlers.items() if (step := queue.step_of(h))}
         self.concurrency = concurrency if concurrency is not None else settings.worker_concurrency
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
@@ -97,8 +100,10 @@ class Worker:
         self.lease_seconds = settings.job_lease_seconds
         self._lock = threading.Lock()
         self._running: dict[int, tuple[JobContext, threading.Thread]] = {}
+        self._drivers: dict[int, HypervisorDriver] = {}  # by host id, for every job of this worker
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._behind = True  # due jobs were left for want of a slot: a finishing job wakes the dispatcher
         self._wakeup = Wakeup(db, self._wake)
         self._heartbeat_stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -151,42 +156,67 @@ class Worker:
     # -- dispatcher -------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        """Claim, reap and schedule in rounds. Polling (SQLite, or while the listening
+        connection is down): a round every `worker_poll_seconds`. Listening: a round when a
+        notification or a finishing job wakes it, or at the next moment it knows of (a queued
+        job due, a lease running out, the scheduler's turn), at most `IDLE_SECONDS` apart;
+        one read tells it those moments, and it claims only when something is due."""
         poll = self.settings.worker_poll_seconds
         reap_every = max(poll, min(self.lease_seconds / 2, 5.0))
-        schedule_every = min([5.0] + [p.every_seconds for p in self.periodic.values()])
+        periods = [p.every_seconds for p in self.periodic.values()]
         next_reap = next_schedule = 0.0
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
             wait = poll
             try:
+                listening = self._wakeup.listening
                 now = time.monotonic()
-                if now >= next_reap:
-                    self._reap()
-                    next_reap = now + reap_every
                 if self.periodic and now >= next_schedule:
                     self._schedule()
-                    next_schedule = now + schedule_every
-                while not self._stopping.is_set() and self._free_slots() and self._claim_one():
-                    pass
-                if self._wakeup.listening:  # a notification wakes us; else the next due job or a timer
-                    wait = min(self._until_due(), next_reap, next_schedule if self.periodic else math.inf,
-                               time.monotonic() + IDLE_SECONDS) - time.monotonic()
+                    next_schedule = now + min([SCHEDULE_SECONDS if listening else 5.0] + periods)
+                if listening:
+                    wait = self._listening_round(poll, next_schedule if self.periodic else math.inf)
+                else:
+                    self._behind = True  # polling: every finishing job starts a round
+                    if now >= next_reap:
+                        self._reap()
+                        next_reap = now + reap_every
+                    while not self._stopping.is_set() and self._free_slots() and self._claim_one():
+                        pass
                 failures = 0
             except Exception:  # the database may be briefly away; try again, slower
                 failures += 1
                 log.exception("worker %s: dispatch round failed (%d in a row)", self.name, failures)
             self._wake.wait(max(0.0, min(wait * 2 ** failures, 5.0 if failures else wait)))
 
-    def _until_due(self) -> float:
-        """The monotonic moment the soonest queued job of our kinds is due (now: already)."""
-        if not self._free_slots():
-            return math.inf  # a finishing job wakes the dispatcher
+    def _listening_round(self, poll: float, next_schedule: float) -> float:
+        """One round while notifications wake us: reap what expired, claim what is due (as
+        many as are due and fit), and return how long to sleep. A lease that another worker
+        takes after this read runs out `lease_seconds` from now at the soonest, so sleeping
+        at most that long keeps reaping timely."""
         with self.db.read() as s:
-            due = jobs_q.next_due(s, list(self.handlers))
-        if due is None:
-            return math.inf
-        return time.monotonic() + max(0.0, (due - utcnow()).total_seconds())
+            now = utcnow()
+            m = jobs_q.moments(s, list(self.handlers), now)
+        mono = time.monotonic()
+
+        def at(moment: datetime | None) -> float:
+            return math.inf if moment is None else mono + max(0.0, (moment - now).total_seconds())
+
+        if m.next_expiry is not None and m.next_expiry <= now:
+            self._reap()
+            return 0.0  # look again: what was reaped may be ours to run
+        claimed = 0
+        while claimed < m.due_now and not self._stopping.is_set() and self._free_slots() and self._claim_one():
+            claimed += 1
+        # Due jobs left unclaimed: waiting for a slot (a finishing job wakes us), or not
+        # claimable yet (their instance is busy, or another worker took them): poll for those.
+        self._behind = claimed < m.due_now
+        soonest = at(m.next_due)
+        if self._behind and self._free_slots():
+            soonest = mono + poll
+        cap = mono + min(IDLE_SECONDS, self.lease_seconds)
+        return min(soonest, at(m.next_expiry), next_schedule, cap) - time.monotonic()
 
     def _free_slots(self) -> int:
         with self._lock:
@@ -194,10 +224,11 @@ class Worker:
 
     def _claim_one(self) -> bool:
         with self.db.write() as s:
-            job = queue.claim(s, worker=self.name, kinds=list(self.handlers), lease_seconds=self.lease_seconds)
+            job = queue.claim(s, worker=self.name, kinds=list(self.handlers), lease_seconds=self.lease_seconds,
+                              first_steps=self.first_steps)
         if job is None:
             return False
-        ctx = JobContext(job, self.db, self.settings, lambda: self.stopping)
+        ctx = JobContext(job, self.db, self.settings, lambda: self.stopping, self._drivers)
         thread = threading.Thread(target=self._run, args=(ctx,), name=f"job-{job.id}", daemon=True)
         with self._lock:
             self._running[job.id] = (ctx, thread)
@@ -248,7 +279,8 @@ class Worker:
             JOB_DURATION.labels(job.kind, outcome).observe(time.monotonic() - started)
             with self._lock:
                 self._running.pop(job.id, None)
-            self._wake.set()
+            if self._behind:
+                self._wake.set()
 
     def _record(self, ctx: JobContext, error: BaseException | None) -> str:
         """Write the attempt's outcome; 'succeeded', 'retrying', 'failed' or 'lost'."""

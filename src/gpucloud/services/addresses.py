@@ -12,6 +12,7 @@ confirmed the domain gone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
@@ -34,7 +35,8 @@ from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.services.placing import NO_CAPACITY_PREFIX
 from gpucloud.store import addresses as q
 from gpucloud.store import audit
-from gpucloud.store.addresses import PROBE
+from gpucloud.store import instances as instance_rows
+from gpucloud.store.addresses import PROBES
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Instance, IpPool
 
@@ -100,28 +102,46 @@ def _usage(row: IpPool, shape: PoolShape, held: set[str]) -> PoolUsage:
                      assigned)
 
 
-def assign(s: Session, instance: Instance) -> None:
-    """Give a new instance its MAC and addresses, in the create's transaction (under the
-    region's placement lock; the unique keys refuse a repeat whatever happens above). The
-    IPv4 address is the first free one in `search_order`: the next `PROBE` candidates are
-    looked up in the unique index in one statement; only when all of them are taken is every taken address of
-    the region read (once), so a create's cost does not grow with the region's instances."""
-    shapes = q.shapes(s, instance.region_id)
-    order = search_order(shapes, q.newest_ipv4(s, instance.region_id))
-    candidates = [(pool, ipv4_text(number)) for pool, number in islice(order, PROBE)]
-    taken = q.taken_among(s, [address for _, address in candidates]) if candidates else set()
-    found = next(((pool, address) for pool, address in candidates if address not in taken), None)
-    if found is None and len(candidates) == PROBE:
-        held = {ipv4_number(a) for a in q.ipv4_taken(s, instance.region_id) if "." in a}
-        found = next(((pool, ipv4_text(number)) for pool, number in order if number not in held), None)
-    if found is None:
+def write_new(s: Session, instance: Instance) -> int:
+    """Give a new instance its MAC and addresses and write its row, in the create's transaction
+    (under the region's placement lock; the unique keys refuse a repeat whatever happens
+    above); its id. The IPv4 address is the first free one in `search_order`. The INSERT itself
+    tries the first candidate (ON CONFLICT (ipv4) DO NOTHING): in a region filling its pools
+    in order it is free, and a create asks nothing more. When it was taken, the next 16
+    candidates, then the 256 after them, are looked up in the unique index (a statement each);
+    only when all of those are taken (no hole that near: pools all but full) is every taken
+    address of the region read, once. So a create's cost does not grow with the region's
+    instances."""
+    shapes, newest = q.shapes_and_newest(s, instance.region_id)
+    order = search_order(shapes, newest)
+    instance.mac = new_mac()
+    v6 = next((p for p in shapes if p.family == "ipv6"), None)
+    instance.ipv6 = f"{slaac_address(v6, instance.mac)}/128" if v6 is not None else None
+    first = next(order, None)
+    if first is not None:
+        instance.ipv4 = ipv4_text(first[1])
+        written = instance_rows.insert_new_unless_address_taken(s, instance)
+        if written is not None:
+            return written
+    instance.ipv4 = _next_free(s, instance.region_id, order)
+    if instance.ipv4 is None:
         total = sum(p.size for p in shapes if p.family == "ipv4")
         raise NoAddress(f"{NO_CAPACITY_PREFIX}: every IPv4 address of {instance.region_id} is assigned "
                         f"({total} in its pools); operators add more with `gpucloud ip add`", field="region")
-    instance.mac = new_mac()
-    instance.ipv4 = found[1]
-    v6 = next((p for p in shapes if p.family == "ipv6"), None)
-    instance.ipv6 = f"{slaac_address(v6, instance.mac)}/128" if v6 is not None else None
+    return instance_rows.insert_new(s, instance)
+
+
+def _next_free(s: Session, region_id: str, order: Iterator[tuple[PoolShape, int]]) -> str | None:
+    """The first address of `order` no instance holds: `PROBES` in the unique index, then
+    (past them) every taken address of the region, read once."""
+    for size in PROBES:
+        candidates = [ipv4_text(number) for _, number in islice(order, size)]
+        taken = q.taken_among(s, candidates) if candidates else set()
+        found = next((address for address in candidates if address not in taken), None)
+        if found is not None or len(candidates) < size:
+            return found
+    held = {ipv4_number(a) for a in q.ipv4_taken(s, region_id) if "." in a}
+    return next((ipv4_text(number) for _, number in order if number not in held), None)
 
 
 def network_in(s: Session, instance: Instance, mac: str) -> GuestNetwork:

@@ -1,4 +1,4 @@
-"""Instances' stats and transfer: the host check hands in the counters its host reports (every
+"""Instances' stats and transfer: the host sweep hands in the counters its host reports (every
 `stats_sample_seconds`, at most), which become readings in a bounded ring per instance
 (`stats_samples_kept`: a day at five minutes by default) and monthly transfer; the API reads
 them back in Linode's shapes."""
@@ -26,13 +26,14 @@ def _due(last: Reading | None, now: datetime, settings: Settings) -> bool:
     return last is None or (now - last.at).total_seconds() >= 0.9 * settings.stats_sample_seconds
 
 
-def due(db: Database, settings: Settings, host_id: int, now: datetime | None = None) -> bool:
-    """Whether some instance on the host waits for a reading (a read: most checks need none)."""
+def due(db: Database, settings: Settings, host_ids: list[int], now: datetime | None = None) -> set[int]:
+    """Those of these hosts where some instance waits for a reading (one read for a whole
+    shard of hosts: most checks need none)."""
     now = now or utcnow()
     with db.read() as s:
-        ids = [i.id for i in instance_store.on_host(s, host_id)]
-        last = q.latest(s, ids)
-    return any(_due(last.get(i), now, settings) for i in ids)
+        guests = instance_store.guest_states(s, host_ids)
+        last = q.latest(s, [g.id for g in guests])
+    return {g.host_id for g in guests if _due(last.get(g.id), now, settings)}
 
 
 def record(db: Database, settings: Settings, host_id: int, stats: list[DomainStats],

@@ -111,8 +111,9 @@ def create_instance(db: Database, settings: Settings, account_id: int, username:
 def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstance, plan: Plan, region: Region,
                       host_id: int, root_hash: str | None, keys: tuple[str, ...], actor: str | None) -> Instance:
     """The instance row of a create and its usage interval, written; the returned object (id,
-    MAC and addresses set) stays out of the session. The one place a new instance is written:
-    what a create records goes here, every column set explicitly (one Core INSERT)."""
+    MAC and addresses set) stays out of the session. The one place a new instance is built:
+    what a create records goes here, every column set explicitly (`addresses.write_new` adds
+    the addresses and writes it: one Core INSERT)."""
     label = new.label or validation.default_label(new.image, region.id, q.labels_of_account(s, account_id))
     now = utcnow()
     instance = Instance(account_id=account_id, label=label, group=new.group, region_id=region.id, type_id=plan.id,
@@ -120,8 +121,7 @@ def _new_instance_row(s: Session, account_id: int, username: str, new: NewInstan
                         booted=new.booted, tags=list(new.tags), alerts=dict(DEFAULT_ALERTS), watchdog_enabled=True,
                         root_pass_hash=root_hash, authorized_keys=list(keys), created_by=actor or username,
                         user_data=new.user_data, created_at=now, updated_at=now)
-    addresses.assign(s, instance)
-    instance.id = q.insert_new(s, instance)
+    instance.id = addresses.write_new(s, instance)
     usage.opened(s, instance, now)  # billing: the instance accrues from now
     return instance
 

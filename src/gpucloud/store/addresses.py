@@ -28,9 +28,12 @@ _SHAPES = (select(IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
 _IPV4_TAKEN = select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
 _NEWEST_IPV4 = (select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
                 .order_by(Instance.id.desc()).limit(1))  # ix_instances_region_id_id: one index step
-PROBE = 16  # addresses `taken_among` asks about in one statement
-# a fixed list of parameters, so the statement is compiled once (an expanding IN is re-rendered per call)
-_TAKEN_AMONG = select(Instance.ipv4).where(Instance.ipv4.in_([bindparam(f"a{i}") for i in range(PROBE)]))
+# a create needs both: one round trip
+_SHAPES_AND_NEWEST = _SHAPES.add_columns(_NEWEST_IPV4.scalar_subquery())
+PROBES = (16, 256)  # how many addresses `taken_among` asks about in one statement: these sizes
+# fixed lists of parameters, so each statement is compiled once (an expanding IN is re-rendered per call)
+_TAKEN_AMONG = {n: select(Instance.ipv4).where(Instance.ipv4.in_([bindparam(f"a{i}") for i in range(n)]))
+                for n in PROBES}
 
 
 def shapes(session: Session, region_id: str) -> list[PoolShape]:
@@ -47,18 +50,21 @@ def ipv4_taken(session: Session, region_id: str) -> set[str]:
     return {a for a in session.connection().scalars(_IPV4_TAKEN, {"region": region_id}) if a}
 
 
-def newest_ipv4(session: Session, region_id: str) -> str | None:
-    """The IPv4 address of the region's newest instance that has one: where the next search starts."""
-    return session.connection().scalar(_NEWEST_IPV4, {"region": region_id})
+def shapes_and_newest(session: Session, region_id: str) -> tuple[list[PoolShape], str | None]:
+    """`shapes`, and the IPv4 address of the region's newest instance that has one (where a
+    create's search for a free address starts; None without pools), in one statement."""
+    rows = session.connection().execute(_SHAPES_AND_NEWEST, {"region": region_id}).all()
+    return [_parsed(*row[:4]) for row in rows], rows[0][4] if rows else None
 
 
 def taken_among(session: Session, addresses: list[str]) -> set[str]:
-    """Which of these IPv4 addresses (1 to `PROBE` of them) an instance holds: lookups in the
-    unique index on ipv4."""
-    if not 1 <= len(addresses) <= PROBE:
-        raise ValueError(f"between 1 and {PROBE} addresses at a time, not {len(addresses)}")
-    padded = addresses + addresses[-1:] * (PROBE - len(addresses))
-    return set(session.connection().scalars(_TAKEN_AMONG, {f"a{i}": a for i, a in enumerate(padded)}))
+    """Which of these IPv4 addresses (1 to `PROBES[-1]` of them) an instance holds: lookups in
+    the unique index on ipv4, one statement."""
+    size = next((n for n in PROBES if 1 <= len(addresses) <= n), None)
+    if size is None:
+        raise ValueError(f"between 1 and {PROBES[-1]} addresses at a time, not {len(addresses)}")
+    padded = addresses + addresses[-1:] * (size - len(addresses))
+    return set(session.connection().scalars(_TAKEN_AMONG[size], {f"a{i}": a for i, a in enumerate(padded)}))
 
 
 def ipv6_holders(session: Session, region_id: str) -> set[str]:

@@ -33,11 +33,19 @@ def create(session: Session, *, action: str, account_id: int | None, entity_type
         "updated_at": now}).scalar_one())
 
 
-def mark_started(session: Session, event_id: int, now: datetime | None = None) -> None:
-    """scheduled -> started; a started (or closed) event is left alone."""
+def mark_started(session: Session, event_id: int, now: datetime | None = None, percent: int = 0,
+                 message: str | None = None) -> None:
+    """scheduled -> started (a started event stays so, a closed one is left alone), with
+    `percent_complete` raised to `percent` and `message` set if given: a job's claim and its
+    first step in one statement."""
+    now = now or utcnow()
+    values: dict = {"status": "started", "started_at": case((Event.started_at.is_(None), now), else_=Event.started_at)}
+    if percent:
+        values["percent_complete"] = case((Event.percent_complete < percent, percent), else_=Event.percent_complete)
+    if message is not None:
+        values["message"] = message
     session.execute(
-        update(Event).where(Event.id == event_id, Event.status == "scheduled")
-        .values(status="started", started_at=now or utcnow())
+        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES)).values(**values)
         .execution_options(synchronize_session=False)
     )
 

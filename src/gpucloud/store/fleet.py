@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, literal, select
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from gpucloud.domain.topology import Cpu, Gpu, HostTopology, NumaNode, PciFunction
@@ -28,6 +31,44 @@ def host_by_ref(session: Session, ref: str | int) -> Host | None:
 
 def host_by_uri(session: Session, uri: str) -> Host | None:
     return session.scalar(select(Host).where(Host.uri == uri))
+
+
+def shard_of(host_id: int, shard_size: int) -> int:
+    """The sweep shard of a host: ids `shard * size` to `(shard + 1) * size - 1`. A host
+    never changes shard, and a shard's hosts are one index range."""
+    return host_id // shard_size
+
+
+def in_shard(shard: int, shard_size: int) -> ColumnElement[bool]:
+    return and_(Host.id >= shard * shard_size, Host.id < (shard + 1) * shard_size)
+
+
+def hosts_in_shard(session: Session, shard: int, shard_size: int, statuses: Iterable[str]) -> list[Host]:
+    return list(session.scalars(select(Host).where(in_shard(shard, shard_size), Host.status.in_(list(statuses)))
+                                .order_by(Host.id)))
+
+
+def mark_seen(session: Session, host_ids: list[int], now: datetime) -> None:
+    """These hosts answered a check: one statement for them all."""
+    if host_ids:
+        session.execute(update(Host).where(Host.id.in_(host_ids)).values(last_seen_at=now, missed_checks=0)
+                        .execution_options(synchronize_session=False))
+
+
+def count_missed(session: Session, host_ids: list[int]) -> None:
+    """These hosts missed a check: one statement for them all."""
+    if host_ids:
+        session.execute(update(Host).where(Host.id.in_(host_ids)).values(missed_checks=Host.missed_checks + 1)
+                        .execution_options(synchronize_session=False))
+
+
+def hosts_among(session: Session, host_ids: list[int], *, down: bool, missed_at_least: int = 0) -> list[Host]:
+    """Those of these hosts that are down (or not), having missed at least so many checks."""
+    if not host_ids:
+        return []
+    status = Host.status == "down" if down else Host.status != "down"
+    return list(session.scalars(select(Host).where(Host.id.in_(host_ids), status,
+                                                   Host.missed_checks >= missed_at_least).order_by(Host.id)))
 
 
 def list_hosts(session: Session, region: str | None = None) -> list[Host]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, inspect, select, update
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import exists, func, insert, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
@@ -11,13 +15,31 @@ from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, 
 # (attribute, column) of every column a new row is written with; the id comes back from the INSERT
 _NEW_COLUMNS = tuple((a.key, a.columns[0].name) for a in inspect(Instance).column_attrs if a.key != "id")
 _INSERT = insert(Instance).returning(Instance.id)  # built once per process
+# ON CONFLICT (ipv4) DO NOTHING: a taken address answers no row instead of failing the transaction
+# (any other unique key still refuses with an IntegrityError)
+_INSERT_UNLESS_ADDRESS_TAKEN = {
+    name: dialect_insert(Instance).on_conflict_do_nothing(index_elements=[Instance.ipv4]).returning(Instance.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 
 
 def insert_new(session: Session, instance: Instance) -> int:
-    """Write a new instance, every column as set on `instance` (which stays out of the session:
+    """Write a new instance, the columns as set on `instance` (which stays out of the session:
     one Core INSERT, not an ORM flush, issue #11); its id."""
-    params = {column: getattr(instance, key) for key, column in _NEW_COLUMNS}
-    return int(session.connection().execute(_INSERT, params).scalar_one())
+    return int(session.connection().execute(_INSERT, _row(instance)).scalar_one())
+
+
+def insert_new_unless_address_taken(session: Session, instance: Instance) -> int | None:
+    """`insert_new`, or nothing and None when another instance holds `instance.ipv4` (the
+    unique key checks it: a create learns whether its address was free without asking first)."""
+    conn = session.connection()
+    found = conn.execute(_INSERT_UNLESS_ADDRESS_TAKEN[conn.dialect.name], _row(instance)).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def _row(instance: Instance) -> dict:
+    """The columns set on `instance` (the rest take their defaults)."""
+    given = instance.__dict__
+    return {column: given[key] for key, column in _NEW_COLUMNS if key in given}
 
 
 def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:
@@ -53,6 +75,31 @@ def label_taken(session: Session, account_id: int, label: str, *, besides: int |
     if besides is not None:
         stmt = stmt.where(Instance.id != besides)
     return session.execute(stmt).scalar_one() > 0
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """What the host sweep compares with a hypervisor's domains, of one instance."""
+
+    id: int
+    host_id: int
+    status: str
+    booted: bool
+    watchdog_enabled: bool
+    status_reason: str
+    busy: bool  # a job of it is queued or running: its state is that job's to change
+
+
+def guest_states(session: Session, host_ids: list[int]) -> list[GuestState]:
+    """The instances on these hosts, in one statement."""
+    if not host_ids:
+        return []
+    busy = exists().where(Job.instance_id == Instance.id, Job.state.in_(("queued", "running")))
+    rows = session.execute(select(Instance.id, Instance.host_id, Instance.status, Instance.booted,
+                                  Instance.watchdog_enabled, Instance.status_reason, busy)
+                           .where(Instance.host_id.in_(host_ids)).order_by(Instance.id))
+    return [GuestState(id, cast(int, host_id), status, booted, watchdog, reason, busy_now)
+            for id, host_id, status, booted, watchdog, reason, busy_now in rows]  # host_id: never NULL here
 
 
 def has_unfinished_job(session: Session, instance_id: int) -> bool:

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, text, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.selectable import Exists
 
 from gpucloud.clock import utcnow
 from gpucloud.errors import Conflict, GpucloudError, NotFound
 from gpucloud.store import audit, events
+from gpucloud.store.fleet import in_shard, shard_of
 from gpucloud.store.tables import Host, Job, JobAttempt
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -89,23 +92,61 @@ def _instance_busy(job_id: Any, instance_id: Any) -> Exists:
     )
 
 
-def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> Job | None:
-    """The oldest due queued job of these kinds whose instance is free, row-locked on PostgreSQL."""
-    stmt = (
-        select(Job)
-        .where(Job.state == "queued", Job.run_after <= now, Job.kind.in_(list(kinds)),
-               or_(Job.instance_id.is_(None), ~_instance_busy(Job.id, Job.instance_id)))
-        .order_by(Job.run_after, Job.id)
-        .limit(1)
-    )
-    if is_postgres(session):
-        stmt = stmt.with_for_update(skip_locked=True, of=Job)
-    return session.scalar(stmt)
+_CLAIMABLE = (
+    select(Job.id, Job.kind, Job.instance_id, Job.host_id, Job.event_id, Job.payload, Job.attempts,
+           Job.max_attempts, Job.progress)
+    .where(Job.state == "queued", Job.run_after <= bindparam("now"), Job.kind.in_(bindparam("kinds", expanding=True)),
+           or_(Job.instance_id.is_(None), ~_instance_busy(Job.id, Job.instance_id)))
+    .order_by(Job.run_after, Job.id)
+    .limit(1)
+)
+_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=Job)
 
 
-def next_due(session: Session, kinds: Iterable[str]) -> datetime | None:
-    """When the soonest queued job of these kinds is due (None: nothing queued)."""
-    return session.scalar(select(func.min(Job.run_after)).where(Job.state == "queued", Job.kind.in_(list(kinds))))
+def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> Row | None:
+    """The oldest due queued job of these kinds whose instance is free (id, kind, instance_id,
+    host_id, event_id, payload, attempts, max_attempts, progress), row-locked on PostgreSQL."""
+    stmt = _CLAIMABLE_LOCKED if is_postgres(session) else _CLAIMABLE
+    return session.connection().execute(stmt, {"now": now, "kinds": list(kinds)}).first()
+
+
+_START = (update(Job).where(Job.id == bindparam("job_id"), Job.state == "queued")
+          .values(state="running", attempts=bindparam("n"), lease_owner=bindparam("owner"),
+                  lease_expires_at=bindparam("until"), progress=bindparam("pct")))
+_ADD_ATTEMPT = insert(JobAttempt).values(outcome="running").returning(JobAttempt.id)
+
+
+def start(session: Session, job_id: int, *, attempt: int, worker: str, lease_expires_at: datetime,
+          progress: int, now: datetime) -> int:
+    """A claimed job runs: its lease, attempt count and progress, and a new `job_attempts`
+    row, whose id is returned. Two Core statements on the session's connection."""
+    conn = session.connection()
+    conn.execute(_START, {"job_id": job_id, "n": attempt, "owner": worker, "until": lease_expires_at,
+                          "pct": progress})
+    return conn.execute(_ADD_ATTEMPT, {"job_id": job_id, "worker": worker, "started_at": now}).scalar_one()
+
+
+@dataclass(frozen=True)
+class QueueMoments:
+    """What an idle dispatcher needs to know to sleep as long as it may."""
+
+    due_now: int  # queued jobs of its kinds due already
+    next_due: datetime | None  # the soonest run_after still ahead among them (a retry's backoff, a periodic run)
+    next_expiry: datetime | None  # the soonest lease expiry of a running job, any worker's
+
+
+_QUEUED_OURS = and_(Job.state == "queued", Job.kind.in_(bindparam("kinds", expanding=True)))
+_MOMENTS = (select(func.count().filter(_QUEUED_OURS, Job.run_after <= bindparam("now")),
+                   func.min(Job.run_after).filter(_QUEUED_OURS, Job.run_after > bindparam("now")),
+                   func.min(Job.lease_expires_at).filter(Job.state == "running"))
+            .where(Job.state.in_(UNFINISHED)))
+
+
+def moments(session: Session, kinds: Iterable[str], now: datetime) -> QueueMoments:
+    """One indexed statement: how many jobs of these kinds are due, when the next one will
+    be, and when the next lease runs out."""
+    row = session.execute(_MOMENTS, {"kinds": list(kinds), "now": now}).one()
+    return QueueMoments(row[0] or 0, row[1], row[2])
 
 
 def lock_instance(session: Session, instance_id: int) -> bool:
@@ -122,37 +163,37 @@ def instance_busy(session: Session, job_id: int, instance_id: int) -> bool:
     return bool(session.scalar(select(_instance_busy(job_id, instance_id))))
 
 
-def add_attempt(session: Session, job_id: int, worker: str, now: datetime) -> JobAttempt:
-    attempt = JobAttempt(job_id=job_id, worker=worker, started_at=now, outcome="running")
-    session.add(attempt)
-    session.flush()
-    return attempt
+_CLOSE_ATTEMPT = (update(JobAttempt).where(JobAttempt.id == bindparam("attempt_id"), JobAttempt.outcome == "running")
+                  .values(outcome=bindparam("result"), error=bindparam("why"), ended_at=bindparam("now")))
 
 
 def close_attempt(session: Session, attempt_id: int, outcome: str, error: str, now: datetime) -> None:
-    session.execute(
-        update(JobAttempt).where(JobAttempt.id == attempt_id, JobAttempt.outcome == "running")
-        .values(outcome=outcome, error=error, ended_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    session.connection().execute(_CLOSE_ATTEMPT, {"attempt_id": attempt_id, "result": outcome, "why": error,
+                                                  "now": now})
 
 
-def _held(job_id: int, worker: str, attempt: int):
-    return (Job.id == job_id, Job.state == "running", Job.lease_owner == worker, Job.attempts == attempt)
+def _held_update(**values: Any) -> Update:
+    """An UPDATE of a running job that (worker, attempt) holds: the compare-and-set on its
+    lease. Built once per process; parameters job_id, worker, attempt and the values' own."""
+    return (update(Job).where(Job.id == bindparam("job_id"), Job.state == "running",
+                              Job.lease_owner == bindparam("worker"), Job.attempts == bindparam("attempt"))
+            .values(**values))
 
 
-def update_held(session: Session, job_id: int, worker: str, attempt: int, **values) -> bool:
-    """Compare-and-set on a running job's lease; False when the lease is no longer ours."""
-    result = session.execute(
-        update(Job).where(*_held(job_id, worker, attempt)).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult, result).rowcount == 1
+HEARTBEAT = _held_update(lease_expires_at=bindparam("until"))
+PROGRESS = _held_update(progress=case((Job.progress < bindparam("pct"), bindparam("pct")), else_=Job.progress))
+SUCCEED = _held_update(state="succeeded", progress=100, lease_owner=None, lease_expires_at=None,
+                       finished_at=bindparam("now"))
+RETRY = _held_update(state="queued", lease_owner=None, lease_expires_at=None, last_error=bindparam("error"),
+                     run_after=bindparam("after"))
+FAIL = _held_update(state="failed", lease_owner=None, lease_expires_at=None, last_error=bindparam("error"),
+                    finished_at=bindparam("now"))
 
 
-def raise_progress(session: Session, job_id: int, worker: str, attempt: int, percent: int) -> bool:
-    return update_held(session, job_id, worker, attempt,
-                       progress=case((Job.progress < percent, percent), else_=Job.progress))
+def update_held(session: Session, stmt: Update, job_id: int, worker: str, attempt: int, **params: Any) -> bool:
+    """Run one of the held-job updates above; False when the lease is no longer ours."""
+    result = session.connection().execute(stmt, {"job_id": job_id, "worker": worker, "attempt": attempt, **params})
+    return result.rowcount == 1
 
 
 def expired_leases(session: Session, now: datetime, limit: int = 100) -> list[Job]:
@@ -222,20 +263,33 @@ def try_lock_scheduler(session: Session) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, 0)"), {"ns": _LOCK_SCHEDULER}))
 
 
-def hosts_without_job(session: Session, kind: str, host_statuses: Iterable[str]) -> list[int]:
-    """Hosts in these statuses with no queued or running job of this kind."""
-    has_job = exists().where(Job.kind == kind, Job.host_id == Host.id, Job.state.in_(UNFINISHED))
-    stmt = select(Host.id).where(Host.status.in_(list(host_statuses)), ~has_job).order_by(Host.id)
-    return list(session.scalars(stmt))
+def shards_without_job(session: Session, kind: str, host_statuses: Iterable[str], shard_size: int) -> list[int]:
+    """Shards of `shard_size` host ids that hold a host in these statuses and have no queued
+    or running job of this kind (its shard number in the payload)."""
+    wanted = {shard_of(host_id, shard_size)
+              for host_id in session.scalars(select(Host.id).where(Host.status.in_(list(host_statuses))))}
+    taken = {payload.get("shard") for payload in session.scalars(
+        select(Job.payload).where(Job.kind == kind, Job.state.in_(UNFINISHED)))}
+    return sorted(wanted - taken)
+
+
+def hosts_without_job(session: Session, kind: str, host_ids: list[int]) -> list[int]:
+    """Those of these hosts with no queued or running job of this kind."""
+    if not host_ids:
+        return []
+    taken = set(session.scalars(select(Job.host_id).where(Job.kind == kind, Job.host_id.in_(host_ids),
+                                                          Job.state.in_(UNFINISHED))))
+    return [h for h in host_ids if h not in taken]
+
+
+def shard_has_hosts(session: Session, shard: int, shard_size: int, host_statuses: Iterable[str]) -> bool:
+    return session.scalar(select(Host.id).where(in_shard(shard, shard_size), Host.status.in_(list(host_statuses)))
+                          .limit(1)) is not None
 
 
 def has_unfinished(session: Session, kind: str) -> bool:
     """Whether a job of this kind is queued or running (a product-wide periodic job)."""
     return session.scalar(select(Job.id).where(Job.kind == kind, Job.state.in_(UNFINISHED)).limit(1)) is not None
-
-
-def host_status(session: Session, host_id: int) -> str | None:
-    return session.scalar(select(Host.status).where(Host.id == host_id))
 
 
 def prune_succeeded(session: Session, kinds: Iterable[str], finished_before: datetime) -> int:
