@@ -140,3 +140,16 @@ def test_a_sweep_reconciles_only_the_hosts_that_drifted(fleet):
     repaired = len(jobs_of(db, "reconcile"))
     sweep(db)
     assert len(jobs_of(db, "reconcile")) == repaired  # nothing left to repair: no new job
+
+
+def test_a_sweep_of_a_shard_without_hosts_ends_and_writes_nothing(fleet):
+    db, settings, ids, account = fleet
+    with db.read() as s:
+        seen = {h.id: h.last_seen_at for h in s.scalars(select(Host))}
+    with db.write() as s:
+        store_jobs.enqueue(s, kind="host_sweep", payload={"shard": 1}, max_attempts=1)  # ids from 10**6 on: none
+    settle(db)
+    assert jobs_of(db, "host_sweep") == [(None, "succeeded")]
+    with db.read() as s:
+        assert {h.id: h.last_seen_at for h in s.scalars(select(Host))} == seen
+    assert sum(sim.read_state(settings.data_dir, n)["calls"].get("list_domains", 0) for n in NAMES) == 0

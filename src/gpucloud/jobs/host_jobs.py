@@ -49,6 +49,8 @@ def host_sweep(ctx: JobContext) -> None:
         raise PermanentJobError(f"job {ctx.id}: a host sweep needs its shard number, not {shard!r}")
     with ctx.db.read() as s:
         hosts = {h.id: h for h in fleet.hosts_in_shard(s, shard, ctx.settings.host_sweep_shard_size, SWEPT)}
+    if not hosts:
+        return  # the shard emptied since the job was queued; no next run is chained
     answered, missed = _check_all(ctx, list(hosts.values()))
     ctx.check()  # another worker took this sweep over: it writes, not us
     down, back = host_health.record_checks(ctx.db, list(answered), missed, ctx.settings.host_down_after_missed)
