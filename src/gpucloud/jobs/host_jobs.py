@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 SWEPT = ("active", "draining", "down")  # down hosts too, so that they can come back
 RECONCILED = ("active", "draining")
 Listing = dict[str, DomainInfo]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def host_sweep(ctx: JobContext) -> None:
@@ -85,7 +88,8 @@ def _check_all(ctx: JobContext, hosts: list[Host]) -> tuple[dict[int, Listing], 
     return answered, missed
 
 
-def _concurrently(ctx: JobContext, fn, items: list) -> list:
+def _concurrently(ctx: JobContext, fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """`fn` of each item, `host_sweep_threads` at a time (the driver calls mostly wait)."""
     if not items:
         return []
     with ThreadPoolExecutor(max_workers=min(ctx.settings.host_sweep_threads, len(items)),
