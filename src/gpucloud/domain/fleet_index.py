@@ -19,9 +19,11 @@ from the shapes that can take it at all: the live shapes with free GPUs of its m
 a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
 sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones.
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
-(`rank_floor`, `cores_first`), the GPU-less ones are not even looked at one by one: they are
-read in that order from a list kept sorted by free cores, and scored only until the best
-rank found beats the floor of the next.
+(`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
+first call: they are read in that order from a list kept sorted by free cores, skipped where
+no node has room (`cell_rooms`), and scored only until the best rank found beats the floor of
+the next; later calls read MAX_LAG more each, so the request soon ranks them all (scored as
+they change, not in a burst when the best rank reaches many shapes tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -48,6 +50,7 @@ from gpucloud.domain.numa_fit import (
     cell_rooms,
     choose,
     cores_first,
+    cores_floor,
     may_fit,
     rank_floor,
 )
@@ -192,9 +195,7 @@ class Fleet:
     def warm(self, region: str) -> None:
         """Rank the region's hosts now for the requests of every plan of the config."""
         for plan in self.config.plans:
-            need = PlacementRequest.for_plan(plan, region).need
-            self._heap(region, need)
-            self._best_rank((region, need))  # what its first decision would score, scored now
+            self._heap(region, PlacementRequest.for_plan(plan, region).need, lazy=False)
 
     def _queue(self, key: Key, shape: HostShape) -> None:
         queued = self._queued[key]
@@ -235,8 +236,9 @@ class Fleet:
         heap = self._heaps[key]
         return heap[0][0] if heap else None
 
-    def _heap(self, region: str, need: Need) -> list:
-        """The heap for this request, brought up to date with the shapes logged since last time."""
+    def _heap(self, region: str, need: Need, *, lazy: bool = True) -> list:
+        """The heap for this request, brought up to date with the shapes logged since last time
+        (built when new: `lazy`, for a first decision, reads GPU-less shapes as needed)."""
         key = (region, need)
         heap = self._heaps.get(key)
         if heap is not None:
@@ -252,7 +254,7 @@ class Fleet:
             for shape in self._models.get(region, {}).get(need.gpu_model or "", ()):
                 self._queue(key, shape)
             return heap
-        if self._cores_first:  # read in rank order as decisions need them (`_next_unread`)
+        if self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             by_cores = self._by_cores.get(region, [])
             self._unread[key] = [by_cores[:] if self._cores_first > 0 else by_cores[::-1], 0]
         else:
@@ -279,6 +281,13 @@ class Fleet:
             if shape in self._buckets:
                 self._queue(key, shape)
         self._read[key] = len(log)
+        if key in self._unread:  # a first ranking left unread: read some more
+            for _ in range(MAX_LAG):
+                unread = self._next_unread(key)
+                if unread is None:
+                    break
+                self._unread[key][1] += 1
+                self._queue(key, unread[1])
         live = len(self._shapes.get(region, ()))
         if len(log) > 2 * live + 1024:
             self._compact(region)
@@ -348,7 +357,7 @@ class Fleet:
             if (most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
                     and shape in self._buckets and shape not in queued):
                 unread[1] = position
-                return rank_floor(shape, need, self.config.for_host(shape)), shape
+                return cores_floor(shape, need, self.config.for_host(shape)), shape
         del self._unread[key]
         return None
 

@@ -353,7 +353,7 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
-    # `rank_floor` bounds pack's and spread's costs on GPU-less hosts: change the two together
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts: change the two together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
     free = placeable_free(shape, cfg.numa_unknown_policy)
@@ -380,24 +380,14 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
     return lambda a: (round(fragmentation(after(shape, a), cfg) - before, 9), *fullness(a))
 
 
-def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, ...]:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
     (preference,) for plans without GPUs, (0, fewest nodes holding enough GPUs) for GPU plans:
-    an index may leave a host unscored while its floor is above the best rank it holds. A
-    GPU-less host takes a plan without GPUs on one node at distance 0, and pack and spread then
-    rank it by its free cores first (`_scorer`, keep the two in step): its floor says so, and
-    `cores_first` says in which order of free cores such floors rise.
+    an index may leave a host unscored while its floor is above the best rank it holds.
     """
     if not need.gpus:
-        if shape.installed:
-            return (GPU_HOST_NODE_WITHOUT_GPUS,)
-        if cfg.policy == "pack":
-            taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
-            return (CPU_HOST, 1, 0, (0.0, 0, sum(n.cores for n in shape.nodes) - taken))
-        if cfg.policy == "spread":
-            return (CPU_HOST, 1, 0, (0, -sum(n.cores for n in shape.nodes)))
-        return (CPU_HOST,)
+        return (CPU_HOST,) if not shape.installed else (GPU_HOST_NODE_WITHOUT_GPUS,)
     counts = sorted((count_of(n.gpus, need.gpu_model) for n in shape.nodes), reverse=True)
     total, span = 0, FALLBACK_SPAN
     for k, c in enumerate(counts, start=1):
@@ -410,9 +400,23 @@ def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
     return (0, span)
 
 
+def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+    """`rank_floor` of a GPU-less host for a plan without GPUs, with pack's or spread's cost:
+    such a host takes it on one node at distance 0, and both rank it by its free cores first
+    (`_scorer`: keep the two in step). `cores_first` says in which order of free cores these
+    floors rise, so an index can read GPU-less hosts in rank order without scoring them."""
+    cores = sum(n.cores for n in shape.nodes)
+    if cfg.policy == "pack":
+        taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
+        return (CPU_HOST, 1, 0, (0.0, 0, cores - taken))
+    if cfg.policy == "spread":
+        return (CPU_HOST, 1, 0, (0, -cores))
+    return (CPU_HOST,)
+
+
 def cores_first(cfg: PlacementConfig) -> int:
-    """How `rank_floor` of GPU-less hosts for a plan without GPUs rises with their free cores:
-    1 fewest first (pack), -1 most first (spread), 0 not with them (first-fit, random)."""
+    """How `cores_floor` rises with free cores: 1 fewest first (pack), -1 most first (spread),
+    0 not with them (first-fit, random)."""
     return {"pack": 1, "spread": -1}.get(cfg.policy, 0)
 
 
