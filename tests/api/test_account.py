@@ -60,14 +60,14 @@ def test_a_token_cannot_revoke_a_more_powerful_one(api_server):
 
 def _event(server, account_id, action, entity_id, status="finished", percent=100):
     with server.db.write() as s:
-        event = event_store.create(s, action=action, account_id=account_id, entity_id=entity_id,
-                                   entity_label=f"gpu-{entity_id}", username="someone")
+        event_id = event_store.create(s, action=action, account_id=account_id, entity_id=entity_id,
+                                      entity_label=f"gpu-{entity_id}", username="someone")
         if status == "finished":
-            event_store.mark_finished(s, event.id)
+            event_store.mark_finished(s, event_id)
         elif status == "started":
-            event_store.mark_started(s, event.id)
-            event_store.advance(s, event.id, percent)
-        return event.id
+            event_store.mark_started(s, event_id)
+            event_store.advance(s, event_id, percent)
+        return event_id
 
 
 def test_events_newest_first_filtered_and_seen(any_api_server):

@@ -153,3 +153,37 @@ def test_sellable_is_a_promise(config, ops, which):
         assert isinstance(got, Placement), (promised, got)
         hosts = [apply(h, got) if h.id == got.host_id else h for h in hosts]
     assert not place(request, hosts, config)
+
+
+# GPU-less hosts of several sizes, alike in cores but not in memory at both ends (so shapes tie
+# on the cores that pack and spread rank by first), one with hugepages, beside a GPU host:
+# requests without GPUs, most of them of a shape asked for the first time, so each first
+# ranking reads the GPU-less shapes in the policy's order of free cores and stops early.
+CPU_HOSTS = [host(i, topology((0, 0), cores=cores, memory_gib=gib, hugepages=pages))
+             for i, (cores, gib, pages) in enumerate([(8, 24, 0), (3, 32, 0), (5, 32, 0), (8, 12, 0), (3, 64, 40),
+                                                       (3, 16, 0), (5, 32, 0), (8, 32, 0)], start=1)]
+CPU_HOSTS.append(host(len(CPU_HOSTS) + 1, topology((1, 1), cores=6)))
+cpu_ops = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.tuples(st.integers(1, 6), st.sampled_from([1, 2, 3, 6, 10, 20]), st.booleans())),
+    st.tuples(st.just("delete"), st.integers(0, 1000)),
+), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy=st.sampled_from(["pack", "spread", "first-fit", "random"]), ops=cpu_ops, seed=st.integers(0, 3))
+def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops, seed):
+    config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
+    fleet, twin = Fleet(CPU_HOSTS, config), replace(config)
+    live: list[Placement] = []
+    for op, arg in ops:
+        if op == "delete":
+            if live:
+                fleet.release(live.pop(arg % len(live)))
+            continue
+        vcpus, gib, dedicated = arg
+        request = cpu_request(vcpus, gib, dedicated=dedicated)
+        got = fleet.place(request)
+        assert got == place(request, fleet.hosts(), twin)
+        if isinstance(got, Placement):
+            fleet.apply(got)
+            live.append(got)

@@ -7,9 +7,10 @@ among the buckets tied on it, and materialises the placement on that host. Only 
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
 `first-fit` and `random` rank hosts by the placement rules alone, so thousands of shapes tie
-on the best rank: for them the index also keeps, per request and rank, the sorted ids of the
-hosts on that rank, so the lowest id (`first-fit`) or the i-th (`random`'s uniform draw) is
-read at once instead of walking the tied shapes.
+on the best rank: for them the index keeps, instead of a heap of shapes, per request and rank
+the sorted ids of the hosts on that rank (a handful of ranks), so the lowest id (`first-fit`)
+or the i-th (`random`'s uniform draw) is read at once instead of walking the tied shapes; a
+shape leaves them as soon as its last host does.
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
@@ -17,6 +18,12 @@ catalog ranks the whole region. A request of any other shape builds its heap on 
 from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
 a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
 sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones.
+Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
+(`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
+first call: they are read in that order from a list kept sorted by free cores, skipped where
+no node has room (`cell_rooms`), and scored only until the best rank found beats the floor of
+the next; later calls read MAX_LAG more each, so the request soon ranks them all (scored as
+they change, not in a burst when the best rank reaches many shapes tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -35,7 +42,18 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 from itertools import count
 
-from gpucloud.domain.numa_fit import ACTIVE, HostShape, Need, cell_memory_room, choose, may_fit, rank_floor
+from gpucloud.domain.numa_fit import (
+    ACTIVE,
+    HostShape,
+    Need,
+    cell_memory_room,
+    cell_rooms,
+    choose,
+    cores_first,
+    cores_floor,
+    may_fit,
+    rank_floor,
+)
 from gpucloud.domain.placement import (
     HostState,
     NoRoom,
@@ -74,6 +92,13 @@ class Fleet:
         self._models: dict[str, dict[str, set[HostShape]]] = {}
         self._roomy: dict[tuple[str, bool], list[tuple[int, int, HostShape]]] = {}
         self._room_of: dict[HostShape, tuple[int, int]] = {}
+        # pack, spread: per region, the active GPU-less shapes as (free cores, order, cell
+        # memory room, rooms of its nodes, shape) sorted; per request without GPUs, what of
+        # them is left to read, in the policy's order
+        self._cores_first = cores_first(self.config)
+        self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
+        self._cores_of: dict[HostShape, tuple[int, int]] = {}
+        self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
         self._heaps: dict[Key, list] = {}  # (rank, order, shape)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
@@ -82,8 +107,8 @@ class Fleet:
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per shape, its rank for each request it is scored for (a
-        # shape's entry lives as long as it is queued for the request, hosts or not)
+        # is scored on that rank; per live shape, its rank for each request it is scored for
+        # (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
         self._ranks: dict[HostShape, dict[Key, tuple]] = {}
@@ -104,6 +129,9 @@ class Fleet:
     def update(self, host: HostState) -> None:
         """Add a host or replace its state (e.g. after the store reloaded it)."""
         old = self._hosts.get(host.id)
+        if old is not None and old.shape == host.shape:  # e.g. a new generation only
+            self._hosts[host.id] = host
+            return
         if old is not None:
             self._unindex(old)
         self._hosts[host.id] = host
@@ -125,6 +153,10 @@ class Fleet:
                     models.setdefault(model, set()).add(shape)
                 room = self._room_of[shape] = (cell_memory_room(shape), next(self._order))
                 insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), (*room, shape))
+                if self._cores_first and not shape.installed:
+                    cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
+                    rooms = cell_rooms(shape, self.config.for_host(shape))
+                    insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
         insort(bucket, host.id)
         if self._by_rank:
             for key, rank in self._ranks.get(shape, {}).items():
@@ -146,6 +178,9 @@ class Fleet:
                 del ids[bisect_left(ids, host.id)]
         if not bucket:
             del self._buckets[shape]
+            if self._by_rank:  # forgotten now, scored again if it comes back
+                for key in self._ranks.pop(shape, {}):
+                    self._queued[key].discard(shape)
             self._shapes[shape.region].discard(shape)
             if shape.status == ACTIVE:
                 models = self._models[shape.region]
@@ -153,20 +188,23 @@ class Fleet:
                     models[model].discard(shape)
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
                 del roomy[bisect_left(roomy, self._room_of.pop(shape))]
+                if self._cores_first and not shape.installed:
+                    by_cores = self._by_cores[shape.region]
+                    del by_cores[bisect_left(by_cores, self._cores_of.pop(shape))]
 
     def warm(self, region: str) -> None:
         """Rank the region's hosts now for the requests of every plan of the config."""
         for plan in self.config.plans:
-            self._heap(region, PlacementRequest.for_plan(plan, region).need)
+            self._heap(region, PlacementRequest.for_plan(plan, region).need, lazy=False)
 
     def _queue(self, key: Key, shape: HostShape) -> None:
         queued = self._queued[key]
         if shape in queued or not may_fit(shape, key[1]):
             return
         queued.add(shape)
-        heap = self._heaps[key]
+        best = self._top(key)
         floor = rank_floor(shape, key[1], self.config.for_host(shape))
-        if heap and floor > heap[0][0][: len(floor)]:
+        if best is not None and floor > best[: len(floor)]:
             heapq.heappush(self._waiting[key], (floor, next(self._order), shape))
         else:
             self._score(key, shape)
@@ -178,8 +216,9 @@ class Fleet:
         if fit is None:
             self._queued[key].discard(shape)
             return
-        heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
-        if self._by_rank:
+        if not self._by_rank:
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+        else:
             self._ranks.setdefault(shape, {})[key] = fit.rank
             ids = self._members[key].setdefault(fit.rank, [])
             bucket = self._buckets.get(shape, ())
@@ -190,18 +229,16 @@ class Fleet:
                 ids.extend(bucket)
                 ids.sort()  # two sorted runs: merged in linear time
 
-    def _forget(self, key: Key, shape: HostShape) -> None:
-        """The shape, without hosts now, leaves the request's heaps (queued again if it comes back)."""
-        self._queued[key].discard(shape)
+    def _top(self, key: Key) -> tuple | None:
+        """The best rank scored for the request (pack, spread: maybe of a shape gone since)."""
         if self._by_rank:
-            ranks = self._ranks.get(shape)
-            if ranks is not None:
-                ranks.pop(key, None)
-                if not ranks:
-                    del self._ranks[shape]
+            return min((rank for rank, ids in self._members[key].items() if ids), default=None)
+        heap = self._heaps[key]
+        return heap[0][0] if heap else None
 
-    def _heap(self, region: str, need: Need) -> list:
-        """The heap for this request, brought up to date with the shapes logged since last time."""
+    def _heap(self, region: str, need: Need, *, lazy: bool = True) -> list:
+        """The heap for this request, brought up to date with the shapes logged since last time
+        (built when new: `lazy`, for a first decision, reads GPU-less shapes as needed)."""
         key = (region, need)
         heap = self._heaps.get(key)
         if heap is not None:
@@ -217,18 +254,19 @@ class Fleet:
             for shape in self._models.get(region, {}).get(need.gpu_model or "", ()):
                 self._queue(key, shape)
             return heap
-        for shape in self._with_room(region, False, need.memory_mib):
-            self._queue(key, shape)
-        gpu_hosts = self._with_room(region, True, need.memory_mib)
-        if not heap or not gpu_hosts:
-            for shape in gpu_hosts:
+        if self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
+            by_cores = self._by_cores.get(region, [])
+            self._unread[key] = [by_cores[:] if self._cores_first > 0 else by_cores[::-1], 0]
+        else:
+            for shape in self._with_room(region, False, need.memory_mib):
                 self._queue(key, shape)
-            return heap
-        # A GPU-less host has room: every GPU host waits, on the one floor a plan without GPUs
-        # has there (`rank_floor` depends only on GPUs being installed), without a look at each.
-        floor = rank_floor(gpu_hosts[0], need, self.config)
-        self._waiting[key] = [(floor, next(self._order), shape) for shape in gpu_hosts]  # sorted: a heap
-        self._queued[key].update(gpu_hosts)
+        # Every GPU host waits, on the one floor a plan without GPUs has there (`rank_floor`
+        # depends only on GPUs being installed), without a look at each.
+        gpu_hosts = self._with_room(region, True, need.memory_mib)
+        if gpu_hosts:
+            floor = rank_floor(gpu_hosts[0], need, self.config)
+            self._waiting[key] = [(floor, next(self._order), shape) for shape in gpu_hosts]  # sorted: a heap
+            self._queued[key].update(gpu_hosts)
         return heap
 
     def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[HostShape]:
@@ -243,6 +281,13 @@ class Fleet:
             if shape in self._buckets:
                 self._queue(key, shape)
         self._read[key] = len(log)
+        if key in self._unread:  # a first ranking left unread: read some more
+            for _ in range(MAX_LAG):
+                unread = self._next_unread(key)
+                if unread is None:
+                    break
+                self._unread[key][1] += 1
+                self._queue(key, unread[1])
         live = len(self._shapes.get(region, ()))
         if len(log) > 2 * live + 1024:
             self._compact(region)
@@ -252,11 +297,11 @@ class Fleet:
     def _prune(self, key: Key) -> None:
         """Drop heap entries of shapes that no host has any more."""
         for heap in (self._heaps[key], self._waiting[key]):
-            heap[:] = [entry for entry in heap if entry[2] in self._buckets]
-            heapq.heapify(heap)
-        kept = {entry[2] for heap in (self._heaps[key], self._waiting[key]) for entry in heap}
-        for shape in self._queued[key] - kept:
-            self._forget(key, shape)
+            gone = {entry[2] for entry in heap if entry[2] not in self._buckets}
+            if gone:
+                heap[:] = [entry for entry in heap if entry[2] not in gone]
+                heapq.heapify(heap)
+                self._queued[key] -= gone
 
     def _compact(self, region: str) -> None:
         """Drop log entries every heap has read, or whose shape is gone."""
@@ -274,15 +319,47 @@ class Fleet:
 
     def _best_rank(self, key: Key) -> tuple | None:
         """The best rank a live shape holds (waiting shapes scored as needed); None: no fit."""
-        heap, waiting = self._heaps[key], self._waiting[key]
+        heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
         while True:
             while heap and heap[0][2] not in self._buckets:
-                self._forget(key, heapq.heappop(heap)[2])  # its hosts all changed shape since
+                queued.discard(heapq.heappop(heap)[2])  # its hosts all changed shape since
             while waiting and waiting[0][2] not in self._buckets:
-                self._forget(key, heapq.heappop(waiting)[2])
-            if not waiting or (heap and waiting[0][0] > heap[0][0][: len(waiting[0][0])]):
-                return heap[0][0] if heap else None
-            self._score(key, heapq.heappop(waiting)[2])
+                queued.discard(heapq.heappop(waiting)[2])
+            best = self._top(key)
+            unread = self._next_unread(key)
+            from_waiting = bool(waiting) and (unread is None or waiting[0][0] <= unread[0])
+            if from_waiting:
+                floor, shape = waiting[0][0], waiting[0][2]
+            elif unread is not None:
+                floor, shape = unread
+            else:
+                return best
+            if best is not None and floor > best[: len(floor)]:
+                return best
+            if from_waiting:
+                heapq.heappop(waiting)
+            else:
+                self._unread[key][1] += 1
+                queued.add(shape)
+            self._score(key, shape)
+
+    def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
+        """(floor, shape): the next GPU-less shape of a request's first ranking still to read
+        that may take it (live, not queued since, a node with room for it: `cell_rooms`)."""
+        unread = self._unread.get(key)
+        if unread is None:
+            return None
+        entries, start = unread
+        queued, need = self._queued[key], key[1]
+        memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
+        for position in range(start, len(entries)):
+            _, _, most_memory, rooms, shape = entries[position]
+            if (most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
+                    and shape in self._buckets and shape not in queued):
+                unread[1] = position
+                return cores_floor(shape, need, self.config.for_host(shape)), shape
+        del self._unread[key]
+        return None
 
     def _tied(self, key: Key) -> list[HostShape]:
         """pack and spread: the live shapes on the best rank (`_best_rank` first)."""
@@ -293,7 +370,7 @@ class Fleet:
             if entry[2] in self._buckets:
                 tied.append(entry)
             else:
-                self._forget(key, entry[2])
+                self._queued[key].discard(entry[2])
         for entry in tied:
             heapq.heappush(heap, entry)
         return [entry[2] for entry in tied]

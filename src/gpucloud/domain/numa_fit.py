@@ -353,6 +353,7 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts: change the two together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
     free = placeable_free(shape, cfg.numa_unknown_policy)
@@ -399,6 +400,26 @@ def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int,
     return (0, span)
 
 
+def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+    """`rank_floor` of a GPU-less host for a plan without GPUs, with pack's or spread's cost:
+    such a host takes it on one node at distance 0, and both rank it by its free cores first
+    (`_scorer`: keep the two in step). `cores_first` says in which order of free cores these
+    floors rise, so an index can read GPU-less hosts in rank order without scoring them."""
+    cores = sum(n.cores for n in shape.nodes)
+    if cfg.policy == "pack":
+        taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
+        return (CPU_HOST, 1, 0, (0.0, 0, cores - taken))
+    if cfg.policy == "spread":
+        return (CPU_HOST, 1, 0, (0, -cores))
+    return (CPU_HOST,)
+
+
+def cores_first(cfg: PlacementConfig) -> int:
+    """How `cores_floor` rises with free cores: 1 fewest first (pack), -1 most first (spread),
+    0 not with them (first-fit, random)."""
+    return {"pack": 1, "spread": -1}.get(cfg.policy, 0)
+
+
 def may_fit(shape: HostShape, need: Need) -> bool:
     """A cheap necessary condition (no hashing): an active host with GPUs of the model, if any."""
     if shape.status != ACTIVE:
@@ -407,6 +428,21 @@ def may_fit(shape: HostShape, need: Need) -> bool:
         return True
     model = need.gpu_model
     return any(m == model for n in shape.nodes for m, _ in n.gpus) or any(m == model for m, _ in shape.unknown_gpus)
+
+
+def cell_rooms(shape: HostShape, cfg: PlacementConfig) -> tuple[tuple[int, int, int], ...]:
+    """Per NUMA node, at least the most (memory MiB, shared vCPUs, dedicated vCPUs) it could
+    give a cell: a plan without GPUs fits a host only if one node has room for both its
+    memory and its vCPUs (an index skips the others without scoring them)."""
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    return tuple(
+        (
+            n.hugepages * MIB_PER_PAGE if n.total_hugepages else n.memory_mib,
+            int(n.cores * tpc * ratio) + 1 - n.shared_vcpus,  # + 1: no float rounding makes it too small
+            usable_cores(n, tpc, ratio) * tpc,
+        )
+        for n in shape.nodes
+    )
 
 
 def cell_memory_room(shape: HostShape) -> int:

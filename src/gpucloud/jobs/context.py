@@ -22,7 +22,8 @@ class JobContext:
     """What a handler gets: the job, the database and settings, and the means to report
     progress and to notice that its lease was lost."""
 
-    def __init__(self, job: ClaimedJob, db: Database, settings: Settings, stopping: Callable[[], bool]):
+    def __init__(self, job: ClaimedJob, db: Database, settings: Settings, stopping: Callable[[], bool],
+                 drivers: dict[int, HypervisorDriver] | None = None):
         self.job = job
         self.db = db
         self.settings = settings
@@ -30,7 +31,9 @@ class JobContext:
         self._lost = threading.Event()
         self.finishing = False  # the outcome is being written; a failed renewal now means nothing
         self._on_success: list[Callable[[Session], None]] = []
-        self._drivers: dict[int, HypervisorDriver] = {}
+        # Host id -> driver, shared by the worker's jobs: a host's name, driver, URI and profile
+        # never change once registered, so it is read once per worker, not once per job.
+        self._drivers: dict[int, HypervisorDriver] = {} if drivers is None else drivers
 
     @property
     def id(self) -> int:
@@ -127,7 +130,7 @@ class JobContext:
         self.check()
 
     def driver(self, host_id: int | None = None) -> HypervisorDriver:
-        """The hypervisor driver of the job's host (or of `host_id`), shared in this process."""
+        """The hypervisor driver of the job's host (or of `host_id`), shared by the worker's jobs."""
         wanted = host_id if host_id is not None else self.host_id
         if wanted is None:
             raise PermanentJobError(f"job {self.id} ({self.kind}) names no host")

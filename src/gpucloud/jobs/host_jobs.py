@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
+from gpucloud.clock import utcnow
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import domain_name, instance_id_from_domain
 from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DomainInfo, DriverError
@@ -38,7 +41,10 @@ log = logging.getLogger(__name__)
 
 SWEPT = ("active", "draining", "down")  # down hosts too, so that they can come back
 RECONCILED = ("active", "draining")
+REPAIR_AT_MOST_EVERY = timedelta(minutes=1)  # per host
 Listing = dict[str, DomainInfo]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def host_sweep(ctx: JobContext) -> None:
@@ -49,6 +55,8 @@ def host_sweep(ctx: JobContext) -> None:
         raise PermanentJobError(f"job {ctx.id}: a host sweep needs its shard number, not {shard!r}")
     with ctx.db.read() as s:
         hosts = {h.id: h for h in fleet.hosts_in_shard(s, shard, ctx.settings.host_sweep_shard_size, SWEPT)}
+    if not hosts:
+        return  # the shard emptied since the job was queued; no next run is chained
     answered, missed = _check_all(ctx, list(hosts.values()))
     ctx.check()  # another worker took this sweep over: it writes, not us
     down, back = host_health.record_checks(ctx.db, list(answered), missed, ctx.settings.host_down_after_missed)
@@ -83,7 +91,8 @@ def _check_all(ctx: JobContext, hosts: list[Host]) -> tuple[dict[int, Listing], 
     return answered, missed
 
 
-def _concurrently(ctx: JobContext, fn, items: list) -> list:
+def _concurrently(ctx: JobContext, fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """`fn` of each item, `host_sweep_threads` at a time (the driver calls mostly wait)."""
     if not items:
         return []
     with ThreadPoolExecutor(max_workers=min(ctx.settings.host_sweep_threads, len(items)),
@@ -102,10 +111,14 @@ def _drifting(ctx: JobContext, hosts: Mapping[int, Host], answered: Mapping[int,
 
 
 def _start_repairs(ctx: JobContext, host_ids: set[int]) -> None:
+    """A `reconcile` job for each of these hosts, unless one is queued or running, or ended
+    less than `REPAIR_AT_MOST_EVERY` ago: a repair that keeps failing is tried again then,
+    not on every sweep (a failed one stays on the job board for operators)."""
     if not host_ids:
         return
     with ctx.db.write() as s:
-        for host_id in store_jobs.hosts_without_job(s, "reconcile", sorted(host_ids)):
+        for host_id in store_jobs.hosts_without_job(s, "reconcile", sorted(host_ids),
+                                                    utcnow() - REPAIR_AT_MOST_EVERY):
             store_jobs.enqueue(s, kind="reconcile", host_id=host_id, max_attempts=1)
 
 

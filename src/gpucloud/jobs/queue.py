@@ -152,32 +152,28 @@ def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] |
         not q.lock_instance(session, job.instance_id) or q.instance_busy(session, job.id, job.instance_id)
     ):
         return None
-    job.state = "running"
-    job.attempts += 1
-    job.lease_owner = worker
-    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
     step = (first_steps or {}).get(job.kind)
-    if step is not None:
-        job.progress = max(job.progress, step.percent)
-    attempt = q.add_attempt(session, job.id, worker, now)
+    attempt_id = q.start(session, job.id, attempt=job.attempts + 1, worker=worker,
+                         lease_expires_at=now + timedelta(seconds=lease_seconds),
+                         progress=max(job.progress, step.percent) if step else job.progress, now=now)
     if job.event_id is not None:
         events.mark_started(session, job.event_id, now, *((step.percent, step.message) if step else ()))
     return ClaimedJob(id=job.id, kind=job.kind, instance_id=job.instance_id, host_id=job.host_id,
-                      event_id=job.event_id, payload=dict(job.payload or {}), attempt=job.attempts,
-                      max_attempts=job.max_attempts, worker=worker, attempt_id=attempt.id)
+                      event_id=job.event_id, payload=dict(job.payload or {}), attempt=job.attempts + 1,
+                      max_attempts=job.max_attempts, worker=worker, attempt_id=attempt_id)
 
 
 def heartbeat(session: Session, job: ClaimedJob, lease_seconds: float, now: datetime | None = None) -> bool:
     """Extend the lease; False when it is no longer ours (the job was taken over)."""
     until = (now or utcnow()) + timedelta(seconds=lease_seconds)
-    return q.update_held(session, job.id, job.worker, job.attempt, lease_expires_at=until)
+    return q.update_held(session, q.HEARTBEAT, job.id, job.worker, job.attempt, until=until)
 
 
 def progress(session: Session, job: ClaimedJob, percent: int, message: str | None = None) -> bool:
     """Raise the job's progress and its event's `percent_complete` (never lower them)."""
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise ValueError(f"progress must be a whole percentage 0-100, not {percent!r}")
-    if not q.raise_progress(session, job.id, job.worker, job.attempt, percent):
+    if not q.update_held(session, q.PROGRESS, job.id, job.worker, job.attempt, pct=percent):
         return False
     if job.event_id is not None:
         events.advance(session, job.event_id, percent, message)
@@ -187,8 +183,7 @@ def progress(session: Session, job: ClaimedJob, percent: int, message: str | Non
 def complete(session: Session, job: ClaimedJob, now: datetime | None = None) -> bool:
     """The job succeeded: event finished at 100 %. False (and nothing written) without the lease."""
     now = now or utcnow()
-    if not q.update_held(session, job.id, job.worker, job.attempt, state="succeeded", progress=100,
-                         lease_owner=None, lease_expires_at=None, finished_at=now):
+    if not q.update_held(session, q.SUCCEED, job.id, job.worker, job.attempt, now=now):
         return False
     q.close_attempt(session, job.attempt_id, "succeeded", "", now)
     if job.event_id is not None:
@@ -203,12 +198,11 @@ def fail(session: Session, job: ClaimedJob, error: str, *, retryable: bool, dela
     or None when the lease was lost and nothing was written."""
     now = now or utcnow()
     if retryable and not job.last_attempt:
-        ok = q.update_held(session, job.id, job.worker, job.attempt, state="queued", lease_owner=None,
-                           lease_expires_at=None, last_error=error, run_after=now + timedelta(seconds=delay_s))
+        ok = q.update_held(session, q.RETRY, job.id, job.worker, job.attempt, error=error,
+                           after=now + timedelta(seconds=delay_s))
         outcome = "retrying"
     else:
-        ok = q.update_held(session, job.id, job.worker, job.attempt, state="failed", lease_owner=None,
-                           lease_expires_at=None, last_error=error, finished_at=now)
+        ok = q.update_held(session, q.FAIL, job.id, job.worker, job.attempt, error=error, now=now)
         outcome = "failed"
     if not ok:
         return None

@@ -29,6 +29,7 @@ from datetime import datetime
 from gpucloud.clock import utcnow
 from gpucloud.config import Settings
 from gpucloud.errors import GpucloudError
+from gpucloud.hypervisor.base import HypervisorDriver
 from gpucloud.jobs import billing_jobs, host_jobs, instance_jobs, queue
 from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.metrics import JOB_DURATION, LEASE_EXPIRIES
@@ -99,6 +100,7 @@ class Worker:
         self.lease_seconds = settings.job_lease_seconds
         self._lock = threading.Lock()
         self._running: dict[int, tuple[JobContext, threading.Thread]] = {}
+        self._drivers: dict[int, HypervisorDriver] = {}  # by host id, for every job of this worker
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._behind = True  # due jobs were left for want of a slot: a finishing job wakes the dispatcher
@@ -226,7 +228,7 @@ class Worker:
                               first_steps=self.first_steps)
         if job is None:
             return False
-        ctx = JobContext(job, self.db, self.settings, lambda: self.stopping)
+        ctx = JobContext(job, self.db, self.settings, lambda: self.stopping, self._drivers)
         thread = threading.Thread(target=self._run, args=(ctx,), name=f"job-{job.id}", daemon=True)
         with self._lock:
             self._running[job.id] = (ctx, thread)

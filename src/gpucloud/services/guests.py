@@ -41,7 +41,8 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
     host = topologies(s, [instance.host_id])[instance.host_id]
     held = q.claims_of(s, instance.id)
-    pinned_elsewhere = q.pinned_cpus_of_others(s, instance.host_id, instance.id)
+    # Only a shared guest's cpuset avoids other guests' pinned threads; a pinned one has its own.
+    pinned_elsewhere = set() if held["cpus"] else q.pinned_cpus_of_others(s, instance.host_id, instance.id)
     plan = load_catalog().plan(instance.type_id)
     if plan is None:
         raise RuntimeError(f"instance {instance.id} has the unknown plan {instance.type_id!r}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from gpucloud.clock import utcnow
 from gpucloud.store.tables import Event
@@ -33,43 +34,37 @@ def create(session: Session, *, action: str, account_id: int | None, entity_type
         "updated_at": now}).scalar_one())
 
 
+def _open_update(**values) -> Update:
+    """An UPDATE of an open event (parameter `event_id`), built once per process."""
+    return update(Event).where(Event.id == bindparam("event_id"), Event.status.in_(OPEN_STATUSES)).values(**values)
+
+
+_RAISED = case((Event.percent_complete < bindparam("pct"), bindparam("pct")), else_=Event.percent_complete)
+_SINCE = func.coalesce(Event.started_at, bindparam("now"))
+_START = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED)
+_START_SAYING = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED, message=bindparam("say"))
+_ADVANCE = _open_update(percent_complete=_RAISED)
+_ADVANCE_SAYING = _open_update(percent_complete=_RAISED, message=bindparam("say"))
+_FINISH = _open_update(status="finished", percent_complete=100, finished_at=bindparam("now"), started_at=_SINCE)
+
+
 def mark_started(session: Session, event_id: int, now: datetime | None = None, percent: int = 0,
                  message: str | None = None) -> None:
     """scheduled -> started (a started event stays so, a closed one is left alone), with
     `percent_complete` raised to `percent` and `message` set if given: a job's claim and its
     first step in one statement."""
-    now = now or utcnow()
-    values: dict = {"status": "started", "started_at": case((Event.started_at.is_(None), now), else_=Event.started_at)}
-    if percent:
-        values["percent_complete"] = case((Event.percent_complete < percent, percent), else_=Event.percent_complete)
-    if message is not None:
-        values["message"] = message
-    session.execute(
-        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES)).values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"event_id": event_id, "now": now or utcnow(), "pct": percent, "say": message}
+    session.connection().execute(_START if message is None else _START_SAYING, params)
 
 
 def advance(session: Session, event_id: int, percent: int, message: str | None = None) -> None:
     """Raise `percent_complete` to `percent` (never lower it) on an open event."""
-    values: dict = {"percent_complete": case((Event.percent_complete < percent, percent),
-                                             else_=Event.percent_complete)}
-    if message is not None:
-        values["message"] = message
-    session.execute(
-        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES)).values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"event_id": event_id, "pct": percent, "say": message}
+    session.connection().execute(_ADVANCE if message is None else _ADVANCE_SAYING, params)
 
 
 def mark_finished(session: Session, event_id: int, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    session.execute(
-        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES))
-        .values(status="finished", percent_complete=100, finished_at=now,
-                started_at=case((Event.started_at.is_(None), now), else_=Event.started_at))
-        .execution_options(synchronize_session=False)
-    )
+    session.connection().execute(_FINISH, {"event_id": event_id, "now": now or utcnow()})
 
 
 def mark_failed(session: Session, event_id: int, message: str, now: datetime | None = None) -> None:

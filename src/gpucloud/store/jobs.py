@@ -18,8 +18,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.selectable import Exists
 
 from gpucloud.clock import utcnow
@@ -91,18 +92,38 @@ def _instance_busy(job_id: Any, instance_id: Any) -> Exists:
     )
 
 
-def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> Job | None:
-    """The oldest due queued job of these kinds whose instance is free, row-locked on PostgreSQL."""
-    stmt = (
-        select(Job)
-        .where(Job.state == "queued", Job.run_after <= now, Job.kind.in_(list(kinds)),
-               or_(Job.instance_id.is_(None), ~_instance_busy(Job.id, Job.instance_id)))
-        .order_by(Job.run_after, Job.id)
-        .limit(1)
-    )
-    if is_postgres(session):
-        stmt = stmt.with_for_update(skip_locked=True, of=Job)
-    return session.scalar(stmt)
+_CLAIMABLE = (
+    select(Job.id, Job.kind, Job.instance_id, Job.host_id, Job.event_id, Job.payload, Job.attempts,
+           Job.max_attempts, Job.progress)
+    .where(Job.state == "queued", Job.run_after <= bindparam("now"), Job.kind.in_(bindparam("kinds", expanding=True)),
+           or_(Job.instance_id.is_(None), ~_instance_busy(Job.id, Job.instance_id)))
+    .order_by(Job.run_after, Job.id)
+    .limit(1)
+)
+_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True, of=Job)
+
+
+def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> Row | None:
+    """The oldest due queued job of these kinds whose instance is free (id, kind, instance_id,
+    host_id, event_id, payload, attempts, max_attempts, progress), row-locked on PostgreSQL."""
+    stmt = _CLAIMABLE_LOCKED if is_postgres(session) else _CLAIMABLE
+    return session.connection().execute(stmt, {"now": now, "kinds": list(kinds)}).first()
+
+
+_START = (update(Job).where(Job.id == bindparam("job_id"), Job.state == "queued")
+          .values(state="running", attempts=bindparam("n"), lease_owner=bindparam("owner"),
+                  lease_expires_at=bindparam("until"), progress=bindparam("pct")))
+_ADD_ATTEMPT = insert(JobAttempt).values(outcome="running").returning(JobAttempt.id)
+
+
+def start(session: Session, job_id: int, *, attempt: int, worker: str, lease_expires_at: datetime,
+          progress: int, now: datetime) -> int:
+    """A claimed job runs: its lease, attempt count and progress, and a new `job_attempts`
+    row, whose id is returned. Two Core statements on the session's connection."""
+    conn = session.connection()
+    conn.execute(_START, {"job_id": job_id, "n": attempt, "owner": worker, "until": lease_expires_at,
+                          "pct": progress})
+    return conn.execute(_ADD_ATTEMPT, {"job_id": job_id, "worker": worker, "started_at": now}).scalar_one()
 
 
 @dataclass(frozen=True)
@@ -142,37 +163,37 @@ def instance_busy(session: Session, job_id: int, instance_id: int) -> bool:
     return bool(session.scalar(select(_instance_busy(job_id, instance_id))))
 
 
-def add_attempt(session: Session, job_id: int, worker: str, now: datetime) -> JobAttempt:
-    attempt = JobAttempt(job_id=job_id, worker=worker, started_at=now, outcome="running")
-    session.add(attempt)
-    session.flush()
-    return attempt
+_CLOSE_ATTEMPT = (update(JobAttempt).where(JobAttempt.id == bindparam("attempt_id"), JobAttempt.outcome == "running")
+                  .values(outcome=bindparam("result"), error=bindparam("why"), ended_at=bindparam("now")))
 
 
 def close_attempt(session: Session, attempt_id: int, outcome: str, error: str, now: datetime) -> None:
-    session.execute(
-        update(JobAttempt).where(JobAttempt.id == attempt_id, JobAttempt.outcome == "running")
-        .values(outcome=outcome, error=error, ended_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    session.connection().execute(_CLOSE_ATTEMPT, {"attempt_id": attempt_id, "result": outcome, "why": error,
+                                                  "now": now})
 
 
-def _held(job_id: int, worker: str, attempt: int):
-    return (Job.id == job_id, Job.state == "running", Job.lease_owner == worker, Job.attempts == attempt)
+def _held_update(**values: Any) -> Update:
+    """An UPDATE of a running job that (worker, attempt) holds: the compare-and-set on its
+    lease. Built once per process; parameters job_id, worker, attempt and the values' own."""
+    return (update(Job).where(Job.id == bindparam("job_id"), Job.state == "running",
+                              Job.lease_owner == bindparam("worker"), Job.attempts == bindparam("attempt"))
+            .values(**values))
 
 
-def update_held(session: Session, job_id: int, worker: str, attempt: int, **values) -> bool:
-    """Compare-and-set on a running job's lease; False when the lease is no longer ours."""
-    result = session.execute(
-        update(Job).where(*_held(job_id, worker, attempt)).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult, result).rowcount == 1
+HEARTBEAT = _held_update(lease_expires_at=bindparam("until"))
+PROGRESS = _held_update(progress=case((Job.progress < bindparam("pct"), bindparam("pct")), else_=Job.progress))
+SUCCEED = _held_update(state="succeeded", progress=100, lease_owner=None, lease_expires_at=None,
+                       finished_at=bindparam("now"))
+RETRY = _held_update(state="queued", lease_owner=None, lease_expires_at=None, last_error=bindparam("error"),
+                     run_after=bindparam("after"))
+FAIL = _held_update(state="failed", lease_owner=None, lease_expires_at=None, last_error=bindparam("error"),
+                    finished_at=bindparam("now"))
 
 
-def raise_progress(session: Session, job_id: int, worker: str, attempt: int, percent: int) -> bool:
-    return update_held(session, job_id, worker, attempt,
-                       progress=case((Job.progress < percent, percent), else_=Job.progress))
+def update_held(session: Session, stmt: Update, job_id: int, worker: str, attempt: int, **params: Any) -> bool:
+    """Run one of the held-job updates above; False when the lease is no longer ours."""
+    result = session.connection().execute(stmt, {"job_id": job_id, "worker": worker, "attempt": attempt, **params})
+    return result.rowcount == 1
 
 
 def expired_leases(session: Session, now: datetime, limit: int = 100) -> list[Job]:
@@ -252,12 +273,13 @@ def shards_without_job(session: Session, kind: str, host_statuses: Iterable[str]
     return sorted(wanted - taken)
 
 
-def hosts_without_job(session: Session, kind: str, host_ids: list[int]) -> list[int]:
-    """Those of these hosts with no queued or running job of this kind."""
+def hosts_without_job(session: Session, kind: str, host_ids: list[int], finished_since: datetime) -> list[int]:
+    """Those of these hosts with no job of this kind queued, running, or finished since then."""
     if not host_ids:
         return []
-    taken = set(session.scalars(select(Job.host_id).where(Job.kind == kind, Job.host_id.in_(host_ids),
-                                                          Job.state.in_(UNFINISHED))))
+    taken = set(session.scalars(select(Job.host_id).where(
+        Job.kind == kind, Job.host_id.in_(host_ids),
+        or_(Job.state.in_(UNFINISHED), Job.finished_at >= finished_since))))
     return [h for h in host_ids if h not in taken]
 
 
