@@ -5,10 +5,12 @@ on the hosts whose domains disagree with the database; both databases, a real wo
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from gpucloud.clock import utcnow
 from gpucloud.domain.flags import GPU_INSTANCES
 from gpucloud.domain.guest import domain_name
 from gpucloud.hypervisor import sim
@@ -72,6 +74,13 @@ def settle(db, timeout: float = 15) -> None:
 def jobs_of(db, kind: str) -> list[tuple[int | None, str]]:
     with db.read() as s:
         return [(j.host_id, j.state) for j in s.scalars(select(Job).where(Job.kind == kind).order_by(Job.id))]
+
+
+def a_while_ago(db) -> None:
+    """Every finished job ended longer ago than a repair is retried after."""
+    with db.write() as s:
+        s.execute(update(Job).where(Job.finished_at.is_not(None))
+                  .values(finished_at=utcnow() - host_jobs.REPAIR_AT_MOST_EVERY - timedelta(seconds=1)))
 
 
 def driver(db, settings, host_id: int):
@@ -138,8 +147,27 @@ def test_a_sweep_reconciles_only_the_hosts_that_drifted(fleet):
     assert sim.read_state(settings.data_dir, gone_host)["domains"][domain_name(gone.id)]["state"] == "running"
 
     repaired = len(jobs_of(db, "reconcile"))
+    a_while_ago(db)
     sweep(db)
     assert len(jobs_of(db, "reconcile")) == repaired  # nothing left to repair: no new job
+
+
+def test_a_repair_that_keeps_failing_is_tried_again_a_minute_later_not_every_sweep(fleet):
+    db, settings, ids, account = fleet
+    driver(db, settings, ids["sweep-a"]).define(spec_for(999_999))
+    sim.inject_fault(settings.data_dir, "sweep-a", "destroy", "fail")  # the stray cannot be removed
+
+    sweep(db)
+    sweep(db)
+    assert jobs_of(db, "reconcile") == [(ids["sweep-a"], "failed")]  # on the job board, once
+    a_while_ago(db)
+    sweep(db)
+    assert jobs_of(db, "reconcile") == [(ids["sweep-a"], "failed")] * 2
+    sim.clear_faults(settings.data_dir, "sweep-a")
+    a_while_ago(db)
+    sweep(db)
+    assert jobs_of(db, "reconcile")[-1] == (ids["sweep-a"], "succeeded")
+    assert sim.read_state(settings.data_dir, "sweep-a")["domains"] == {}
 
 
 def test_a_sweep_of_a_shard_without_hosts_ends_and_writes_nothing(fleet):

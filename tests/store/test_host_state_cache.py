@@ -46,7 +46,7 @@ def test_every_change_of_a_host_is_seen_through_the_cache(store_db, tmp_path):
     assert _same_as_fresh(store_db, settings)[0].claimed_gpus == ()
 
     hosts.set_host_status(store_db, "h1", "down", why="gone")
-    host_health.record_seen(store_db, before[0].id)
+    host_health.record_checks(store_db, answered=[before[0].id], missed={}, down_after=3)
     assert _same_as_fresh(store_db, settings)[0].status == "active"
 
     hosts.register_host(store_db, settings, name="h2", region="us-east", topology=load_profile("rtx6000-2s4g"),

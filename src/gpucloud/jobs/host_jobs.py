@@ -19,10 +19,12 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
+from gpucloud.clock import utcnow
 from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import domain_name, instance_id_from_domain
 from gpucloud.hypervisor.base import RUNNING, SHUTOFF, DomainInfo, DriverError
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SWEPT = ("active", "draining", "down")  # down hosts too, so that they can come back
 RECONCILED = ("active", "draining")
+REPAIR_AT_MOST_EVERY = timedelta(minutes=1)  # per host
 Listing = dict[str, DomainInfo]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -108,10 +111,14 @@ def _drifting(ctx: JobContext, hosts: Mapping[int, Host], answered: Mapping[int,
 
 
 def _start_repairs(ctx: JobContext, host_ids: set[int]) -> None:
+    """A `reconcile` job for each of these hosts, unless one is queued or running, or ended
+    less than `REPAIR_AT_MOST_EVERY` ago: a repair that keeps failing is tried again then,
+    not on every sweep (a failed one stays on the job board for operators)."""
     if not host_ids:
         return
     with ctx.db.write() as s:
-        for host_id in store_jobs.hosts_without_job(s, "reconcile", sorted(host_ids)):
+        for host_id in store_jobs.hosts_without_job(s, "reconcile", sorted(host_ids),
+                                                    utcnow() - REPAIR_AT_MOST_EVERY):
             store_jobs.enqueue(s, kind="reconcile", host_id=host_id, max_attempts=1)
 
 

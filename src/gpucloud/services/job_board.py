@@ -16,8 +16,8 @@ RECENT = 20
 def board(db: Database, periodic: tuple[str, ...] = ()) -> dict:
     """Queue depth by kind, counts by state, and newest first (`LISTED` of each): running and
     failed jobs with their attempts, queued work (oldest first), recent successes and
-    cancellations. Jobs of the `periodic` kinds (per-host health checks, reconciliation)
-    would drown the queued list, so they are summed per kind instead."""
+    cancellations. Jobs of the `periodic` kinds (a host sweep per shard of hosts, billing's
+    sweep) are always there, so they are summed per kind instead of listed."""
     with db.read() as s:
         depth = sorted(queue_q.due_by_kind(s, utcnow()))
         counts = q.count_by_state(s)

@@ -276,12 +276,13 @@ def shards_without_job(session: Session, kind: str, host_statuses: Iterable[str]
     return sorted(wanted - taken)
 
 
-def hosts_without_job(session: Session, kind: str, host_ids: list[int]) -> list[int]:
-    """Those of these hosts with no queued or running job of this kind."""
+def hosts_without_job(session: Session, kind: str, host_ids: list[int], finished_since: datetime) -> list[int]:
+    """Those of these hosts with no job of this kind queued, running, or finished since then."""
     if not host_ids:
         return []
-    taken = set(session.scalars(select(Job.host_id).where(Job.kind == kind, Job.host_id.in_(host_ids),
-                                                          Job.state.in_(UNFINISHED))))
+    taken = set(session.scalars(select(Job.host_id).where(
+        Job.kind == kind, Job.host_id.in_(host_ids),
+        or_(Job.state.in_(UNFINISHED), Job.finished_at >= finished_since))))
     return [h for h in host_ids if h not in taken]
 
 
