@@ -4,20 +4,25 @@ and the XML operators read with `gpucloud instance xml`."""
 from __future__ import annotations
 
 import base64
+import threading
 import uuid as uuidlib
+import weakref
 from dataclasses import replace
 
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
+from gpucloud.domain.topology import HostTopology
 from gpucloud.errors import NotFound
 from gpucloud.hypervisor import cloudinit
 from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml, mac_address
 from gpucloud.services import addresses
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
-from gpucloud.store.host_states import topologies
+from gpucloud.store.fleet import gpu_of
+from gpucloud.store.host_states import pool_of, topologies
 from gpucloud.store.tables import Host, Instance
 
 
@@ -36,10 +41,35 @@ def domain_spec(db: Database, instance_id: int) -> DomainSpec:
         return spec_in_session(s, instance)
 
 
+# Per database (connection pool) and host: its NUMA nodes, CPU threads and reserved threads, as
+# first read in this process. They never change once a host is registered (a rediscovery that
+# would change the CPU layout is refused), so a spec reads them once per process; the GPUs it
+# passes through come fresh with the claims, and the host's settings are read every time.
+_layouts: weakref.WeakKeyDictionary[Pool, dict[int, tuple[HostTopology, tuple[int, ...]]]] = (
+    weakref.WeakKeyDictionary())
+_lock = threading.Lock()
+
+
+def _cpu_layout(s: Session, host_id: int) -> tuple[HostTopology, tuple[int, ...]]:
+    """The host's topology without GPUs (only its CPU layout is to be used) and its reserved threads."""
+    pool = pool_of(s)
+    with _lock:
+        known = _layouts.get(pool, {}).get(host_id)
+    if known is None:
+        rows = topologies(s, [host_id])[host_id]
+        known = (replace(rows.topology, gpus=()), rows.reserved_cpus)
+        with _lock:
+            _layouts.setdefault(pool, {})[host_id] = known
+    return known
+
+
 def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
     if instance.host_id is None:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
-    host = topologies(s, [instance.host_id])[instance.host_id]
+    layout, reserved = _cpu_layout(s, instance.host_id)
+    host = s.get(Host, instance.host_id)
+    if host is None:
+        raise RuntimeError(f"instance {instance.id} is on host {instance.host_id}, which does not exist")
     held = q.claims_of(s, instance.id)
     # Only a shared guest's cpuset avoids other guests' pinned threads; a pinned one has its own.
     pinned_elsewhere = set() if held["cpus"] else q.pinned_cpus_of_others(s, instance.host_id, instance.id)
@@ -51,12 +81,12 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         name=domain_name(instance.id),
         uuid=instance_uuid(instance),
         title=instance.label,
-        topology=host.topology,
+        topology=replace(layout, gpus=tuple(gpu_of(g) for g in held["gpus"])),
         cells=[CellClaim(m["guest_cell"], m["node"], m["memory_mib"], m["hugepages_1g"], m["shared_vcpus"])
                for m in held["memory"]],
         pins={c["guest_vcpu"]: c["cpu"] for c in held["cpus"]},
         gpu_addresses=[g.pci_address for g in held["gpus"]],
-        reserved_cpus=set(host.reserved_cpus),
+        reserved_cpus=set(reserved),
         pinned_elsewhere=pinned_elsewhere,
         image=instance.image,
         disk_mib=plan.disk_mib,
@@ -64,7 +94,7 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
                              authorized_keys=tuple(instance.authorized_keys or ()),
                              user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
                              network=addresses.network_in(s, instance, mac)),
-        domain_type=host.settings.get("domain_type", "kvm"),
+        domain_type=(host.settings or {}).get("domain_type", "kvm"),
     )
     return replace(spec, mac=mac)
 

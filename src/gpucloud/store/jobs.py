@@ -158,9 +158,12 @@ def lock_instance(session: Session, instance_id: int) -> bool:
                                {"ns": _LOCK_INSTANCE, "key": instance_id}))
 
 
+_BUSY = select(_instance_busy(bindparam("job_id"), bindparam("instance_id")))
+
+
 def instance_busy(session: Session, job_id: int, instance_id: int) -> bool:
     """Re-checked after `lock_instance`, in a fresh statement (and so a fresh snapshot)."""
-    return bool(session.scalar(select(_instance_busy(job_id, instance_id))))
+    return bool(session.connection().execute(_BUSY, {"job_id": job_id, "instance_id": instance_id}).scalar())
 
 
 _CLOSE_ATTEMPT = (update(JobAttempt).where(JobAttempt.id == bindparam("attempt_id"), JobAttempt.outcome == "running")
