@@ -20,7 +20,9 @@ finish and give their GPUs back while the benchmark creates more (`--job-workers
 `floor` compares what a create costs the API process (CPU from /proc, not wall time) with the
 floor endpoint of bench/floor.py (the same rows written with SQLAlchemy Core in one
 transaction, nothing else), both served by one uvicorn process on the same socket settings, on
-SQLite and on PostgreSQL in one run: creates per CPU-second of each, and their ratio.
+SQLite and on PostgreSQL in one run: creates per CPU-second of each, and their ratio. Both
+servers run at once and are measured in alternating rounds (`--rounds`), so a change in the
+shared machine's load weighs on both; the ratio of each round is shown too (min, median, max).
 
 The client is a small asyncio HTTP/1.1 client (keep-alive, no library in the way), so the
 figures measure the server, not the client. Setup (schema, a simulated fleet, an account with
@@ -391,18 +393,16 @@ async def _creates(port: int, token: str, n: int, concurrency: int, tag: str) ->
     return latencies
 
 
-def _measure(proc: subprocess.Popen, port: int, token: str, args, tag: str) -> dict:
-    asyncio.run(_creates(port, token, args.warmup, args.concurrency, f"{tag}w"))
-    before, t = cpu_seconds(proc.pid), time.perf_counter()
-    latencies = asyncio.run(_creates(port, token, args.creates, args.concurrency, tag))
-    cpu, wall = cpu_seconds(proc.pid) - before, time.perf_counter() - t
-    return {"creates": args.creates, "cpu_s": round(cpu, 3), "ms_cpu_per_create": round(cpu / args.creates * 1000, 2),
-            "creates_per_cpu_s": round(args.creates / cpu, 1), "per_s": round(args.creates / wall, 1),
+def _summary(creates: int, cpu: float, wall: float, latencies: list[float]) -> dict:
+    return {"creates": creates, "cpu_s": round(cpu, 3), "ms_cpu_per_create": round(cpu / creates * 1000, 2),
+            "creates_per_cpu_s": round(creates / cpu, 1), "per_s": round(creates / wall, 1),
             "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1)}
 
 
 def floor_compare(kind: str, args) -> dict:
-    """gpucloud's create and the floor's, on two copies of one prepared store."""
+    """gpucloud's create and the floor's, on two copies of one prepared store, both servers up
+    at once and measured in alternating rounds (gpucloud, floor, gpucloud, ...), so that a
+    change in the machine's load meanwhile weighs on both alike."""
     gpus_needed = args.creates + args.warmup
     target = prepare(kind, -(-gpus_needed // 4) + 1)
     floor_dir = Path(tempfile.mkdtemp(prefix=f"gpucloud-floor-{kind}-"))
@@ -418,36 +418,59 @@ def floor_compare(kind: str, args) -> dict:
         target.cleanup.append(lambda: _drop_pg(floor_db))
         floor_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{floor_db}"
     target.cleanup.append(lambda: shutil.rmtree(floor_dir, ignore_errors=True))
-    procs = []
+    procs: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
         env = target.env()
-        procs.append(_serve([GPUCLOUD, "api", "--workers", "1", "--port", str(target.port)], env, target.port,
-                            target.data_dir / "api.log"))
-        time.sleep(DEFAULT_POLL_SECONDS + 0.5)  # the flag cache sees the account's GPU flag
-        ours = _measure(procs[-1], target.port, token, args, "g")
+        procs["gpucloud"] = (_serve([GPUCLOUD, "api", "--workers", "1", "--port", str(target.port)], env,
+                                    target.port, target.data_dir / "api.log"), target.port)
         floor_port = free_port()
-        procs.append(_serve([sys.executable, str(Path(__file__).with_name("floor.py")), "--port", str(floor_port)],
-                            {**env, "GPUCLOUD_DATABASE_URL": floor_url}, floor_port, floor_dir / "floor.log"))
-        floor = _measure(procs[-1], floor_port, token, args, "f")
+        procs["floor"] = (_serve([sys.executable, str(Path(__file__).with_name("floor.py")), "--port", str(floor_port)],
+                                 {**env, "GPUCLOUD_DATABASE_URL": floor_url}, floor_port, floor_dir / "floor.log"),
+                          floor_port)
+        time.sleep(DEFAULT_POLL_SECONDS + 0.5)  # the flag cache sees the account's GPU flag
+        for name, (_, port) in procs.items():
+            asyncio.run(_creates(port, token, args.warmup, args.concurrency, f"{name[0]}w"))
+        rounds = max(1, min(args.rounds, args.creates))
+        cpu = {name: 0.0 for name in procs}
+        wall = {name: 0.0 for name in procs}
+        latencies: dict[str, list[float]] = {name: [] for name in procs}
+        round_ratios = []
+        for r in range(rounds):
+            n = args.creates // rounds + (1 if r < args.creates % rounds else 0)
+            spent = {}
+            for name, (proc, port) in procs.items():
+                before, t = cpu_seconds(proc.pid), time.perf_counter()
+                latencies[name] += asyncio.run(_creates(port, token, n, args.concurrency, f"{name[0]}{r}"))
+                spent[name] = cpu_seconds(proc.pid) - before
+                cpu[name] += spent[name]
+                wall[name] += time.perf_counter() - t
+            if spent["floor"] > 0:
+                round_ratios.append(spent["gpucloud"] / spent["floor"])
     finally:
-        for p in procs:
+        for p, _ in procs.values():
             p.send_signal(signal.SIGTERM)
             p.wait(30)
         for fn in target.cleanup:
             fn()
+    ours, floor = (_summary(args.creates, cpu[n], wall[n], latencies[n]) for n in ("gpucloud", "floor"))
+    round_ratios.sort()
     return {"target": kind, "gpucloud": ours, "floor": floor,
-            "ratio": round(ours["ms_cpu_per_create"] / floor["ms_cpu_per_create"], 2)}
+            "ratio": round(ours["ms_cpu_per_create"] / floor["ms_cpu_per_create"], 2),
+            "round_ratios": [round(round_ratios[0], 2), round(statistics.median(round_ratios), 2),
+                             round(round_ratios[-1], 2)] if round_ratios else []}
 
 
 def floor_markdown(runs: list[dict]) -> str:
     lines = ["| database | endpoint | creates | CPU ms per create | creates per CPU-second | creates/s | p50 ms | "
-             "p99 ms | ratio to the floor |", "|---|---|---|---|---|---|---|---|---|"]
+             "p99 ms | ratio to the floor | per round (min, median, max) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         for name in ("gpucloud", "floor"):
             r = run[name]
             ratio = f"**{run['ratio']}x**" if name == "gpucloud" else "1x"
+            spread = ", ".join(f"{x}x" for x in run["round_ratios"]) if name == "gpucloud" else ""
             lines.append(f"| {run['target']} | {name} | {r['creates']} | {r['ms_cpu_per_create']} | "
-                         f"{r['creates_per_cpu_s']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {ratio} |")
+                         f"{r['creates_per_cpu_s']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {ratio} | "
+                         f"{spread} |")
     return "\n".join(lines)
 
 
@@ -483,6 +506,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--creates", type=int, default=600, help="floor: measured creates per endpoint and database")
     parser.add_argument("--warmup", type=int, default=40, help="floor: creates before measuring")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="floor: alternating rounds the measured creates are split into (default 10)")
     args = parser.parse_args()
     if args.target == "floor":
         runs = [floor_compare(kind, args) for kind in ("sqlite", "postgres")]
