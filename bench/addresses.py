@@ -33,6 +33,8 @@ FIRST = int.from_bytes(socket.inet_aton("100.64.0.2"), "big")  # us-east's pool:
 
 
 def fill(db: Database, account_id: int, taken: int) -> None:
+    """`taken` instances on the pool's first addresses, in order (MACs under 52:54:01, outside the
+    52:54:00 a create draws from, so the measured creates never meet one)."""
     rows = [{"account_id": account_id, "label": f"a-{n}", "region_id": REGION, "type_id": PLAN,
              "ipv4": socket.inet_ntoa((FIRST + n).to_bytes(4, "big")), "mac": f"52:54:01:{n >> 16 & 255:02x}:"
              f"{n >> 8 & 255:02x}:{n & 255:02x}"} for n in range(taken)]

@@ -64,3 +64,21 @@ def test_a_slow_but_steady_client_within_the_bound_is_served(server):
     time.sleep(TIMEOUT / 3)
     sock.sendall(b"Host: x\r\nConnection: close\r\n\r\n")
     assert _answer_then_close(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_the_next_request_on_a_kept_alive_connection_has_its_own_head_deadline(server):
+    sock = _stall(server, b"GET /v4/regions HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = b""
+    while b"\r\n\r\n" not in first:
+        first += sock.recv(4096)
+    head, _, body = first.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200")
+    time.sleep(TIMEOUT * 1.5)  # idle between requests: not the head deadline's business
+    sock.sendall(b"GET /v4/regions HTTP/1.1\r\nHo")  # the next head, never finished
+    started = time.monotonic()
+    answer = _answer_then_close(sock)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert TIMEOUT * 0.8 < time.monotonic() - started < PATIENCE  # counted from its first byte
