@@ -248,8 +248,29 @@ def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bo
     if not free:
         return True
     later = after(shape, a)
-    return all(fill_count(later, gpu_need, cfg) >= fill_count(shape, gpu_need, cfg)
-               for model in free for gpu_need, _ in cfg.mix_for(model, shape.region))
+    return all(_same_fill(shape, later, a, gpu_need, cfg) or fill_count(later, gpu_need, cfg) >= fill_count(
+        shape, gpu_need, cfg) for model in free for gpu_need, _ in cfg.mix_for(model, shape.region))
+
+
+def _same_fill(shape: HostShape, later: HostShape, a: Assignment, gpu_need: Need, cfg: PlacementConfig) -> bool:
+    """A sufficient condition for `fill_count` to be equal on both shapes, without filling:
+    the one node `a` takes from holds as many single-node instances of `gpu_need` as before,
+    and they take every GPU of its model there. Then that node's cores and memory play no part
+    in the rest of the fill (instances spanning nodes take GPUs, cores and memory only from
+    nodes with GPUs left), so both fills place the same instances. Only on hosts of one GPU
+    model whose unknown-NUMA GPUs placement does not use: other models' GPUs on that node
+    would enter pack's cost, and unknown-NUMA GPUs may take any node's cores and memory."""
+    if len(a.parts) != 1 or len(shape.installed) != 1:
+        return False
+    if shape.unknown_gpus and cfg.numa_unknown_policy != "required":
+        return False
+    index = a.parts[0].node
+    node = next(n for n in shape.nodes if n.index == index)
+    now = next(n for n in later.nodes if n.index == index)
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    k = _node_capacity(node, gpu_need, tpc, ratio)
+    return count_of(node.gpus, gpu_need.gpu_model) == k * gpu_need.gpus and _node_capacity(
+        now, gpu_need, tpc, ratio) == k
 
 
 def candidates(

@@ -138,9 +138,9 @@ def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] |
     first step in `first_steps` starts at it (job progress, event percentage and message).
 
     On PostgreSQL the row is locked with SKIP LOCKED (so claimers never wait on each other)
-    and the instance's advisory lock is taken before re-checking that no other job of the
-    instance runs or waits ahead: two claimers cannot start two jobs of one instance even
-    when each saw the other's job still queued.
+    and the instance's advisory lock is taken before the UPDATE that starts the job re-checks
+    that no other job of the instance runs or waits ahead: two claimers cannot start two jobs
+    of one instance even when each saw the other's job still queued.
     """
     if not kinds:
         return None
@@ -148,14 +148,14 @@ def claim(session: Session, *, worker: str, kinds: list[str] | tuple[str, ...] |
     job = q.next_claimable(session, kinds=kinds, now=now)
     if job is None:
         return None
-    if job.instance_id is not None and (
-        not q.lock_instance(session, job.instance_id) or q.instance_busy(session, job.id, job.instance_id)
-    ):
+    if job.instance_id is not None and not q.lock_instance(session, job.instance_id):
         return None
     step = (first_steps or {}).get(job.kind)
     attempt_id = q.start(session, job.id, attempt=job.attempts + 1, worker=worker,
                          lease_expires_at=now + timedelta(seconds=lease_seconds),
                          progress=max(job.progress, step.percent) if step else job.progress, now=now)
+    if attempt_id is None:
+        return None
     if job.event_id is not None:
         events.mark_started(session, job.event_id, now, *((step.percent, step.message) if step else ()))
     return ClaimedJob(id=job.id, kind=job.kind, instance_id=job.instance_id, host_id=job.host_id,

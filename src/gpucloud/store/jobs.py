@@ -110,19 +110,25 @@ def next_claimable(session: Session, *, kinds: Iterable[str], now: datetime) -> 
     return session.connection().execute(stmt, {"now": now, "kinds": list(kinds)}).first()
 
 
-_START = (update(Job).where(Job.id == bindparam("job_id"), Job.state == "queued")
+# The instance re-check rides on the UPDATE: a statement started after `lock_instance`, so its
+# snapshot sees any claim of the instance that committed before the lock was granted.
+_START = (update(Job).where(Job.id == bindparam("job_id"), Job.state == "queued",
+                            ~_instance_busy(Job.id, Job.instance_id))
           .values(state="running", attempts=bindparam("n"), lease_owner=bindparam("owner"),
                   lease_expires_at=bindparam("until"), progress=bindparam("pct")))
 _ADD_ATTEMPT = insert(JobAttempt).values(outcome="running").returning(JobAttempt.id)
 
 
 def start(session: Session, job_id: int, *, attempt: int, worker: str, lease_expires_at: datetime,
-          progress: int, now: datetime) -> int:
-    """A claimed job runs: its lease, attempt count and progress, and a new `job_attempts`
-    row, whose id is returned. Two Core statements on the session's connection."""
+          progress: int, now: datetime) -> int | None:
+    """A claimed job runs, unless another job of its instance runs or is queued ahead after
+    all (then None, nothing written): its lease, attempt count and progress, and a new
+    `job_attempts` row, whose id is returned. Two Core statements on the session's connection."""
     conn = session.connection()
-    conn.execute(_START, {"job_id": job_id, "n": attempt, "owner": worker, "until": lease_expires_at,
-                          "pct": progress})
+    started = conn.execute(_START, {"job_id": job_id, "n": attempt, "owner": worker, "until": lease_expires_at,
+                                    "pct": progress})
+    if started.rowcount != 1:
+        return None
     return conn.execute(_ADD_ATTEMPT, {"job_id": job_id, "worker": worker, "started_at": now}).scalar_one()
 
 
@@ -156,14 +162,6 @@ def lock_instance(session: Session, instance_id: int) -> bool:
         return True
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
                                {"ns": _LOCK_INSTANCE, "key": instance_id}))
-
-
-_BUSY = select(_instance_busy(bindparam("job_id"), bindparam("instance_id")))
-
-
-def instance_busy(session: Session, job_id: int, instance_id: int) -> bool:
-    """Re-checked after `lock_instance`, in a fresh statement (and so a fresh snapshot)."""
-    return bool(session.connection().execute(_BUSY, {"job_id": job_id, "instance_id": instance_id}).scalar())
 
 
 _CLOSE_ATTEMPT = (update(JobAttempt).where(JobAttempt.id == bindparam("attempt_id"), JobAttempt.outcome == "running")
