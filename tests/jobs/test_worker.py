@@ -230,3 +230,24 @@ def test_handlers_must_be_callables_and_concurrency_positive(sqlite_db, fast_set
         Worker(sqlite_db, settings, {"x": "not callable"})
     with pytest.raises(ValueError, match="concurrency"):
         Worker(sqlite_db, settings, {}, concurrency=0)
+
+
+def test_a_worker_writes_a_handlers_first_step_with_the_claim(store_db, fast_settings):
+    """The handler finds its first step already written when it starts: no write of its own."""
+    seen: list[tuple[int, str, int]] = []
+
+    @queue.first_step(30, "Warming up")
+    def warm(ctx) -> None:
+        with store_db.read() as s:
+            event, job = s.get(Event, ctx.event_id), s.get(Job, ctx.id)
+            seen.append((event.percent_complete, event.message, job.progress))
+
+    job_id, event_id = enq_with_event(store_db, "warm")
+    worker = start_workers(store_db, fast_settings(store_db), {"warm": warm}, concurrency=1, periodic=[])
+    try:
+        wait_for(lambda: all_finished(store_db, job_id), what="the job")
+    finally:
+        worker.stop(timeout=5)
+    assert seen == [(30, "Warming up", 30)]
+    with store_db.read() as s:
+        assert (s.get(Event, event_id).status, s.get(Event, event_id).percent_complete) == ("finished", 100)
