@@ -61,3 +61,25 @@ def test_an_idle_listening_worker_does_not_poll(postgres_db, fast_settings):
         assert len(statements) - before <= 2, statements[before:]
     finally:
         worker.stop(timeout=5)
+
+
+@pytest.mark.postgres
+def test_a_listening_worker_waits_for_a_busy_instance_without_spinning(postgres_db, fast_settings, tmp_path):
+    """A queued job whose instance has a job running is due but not claimable: the worker polls
+    for it every `worker_poll_seconds` (here 0.2 s), not in a tight loop."""
+    settings = fast_settings(postgres_db, worker_poll_seconds=0.2, job_lease_seconds=30.0)
+    statements: list[str] = []
+    event.listen(postgres_db.write_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    worker = start_workers(postgres_db, settings, HANDLERS, concurrency=2, periodic=[])
+    try:
+        wait_for(lambda: worker._wakeup.listening, what="the worker to listen")
+        log = str(tmp_path / "log")
+        first = enq(postgres_db, "record", instance_id=9, payload={"log": log, "seconds": 1.5})
+        wait_for(lambda: states(postgres_db, first) == ["running"], what="the first job to run")
+        second = enq(postgres_db, "record", instance_id=9, payload={"log": log})
+        before = len(statements)
+        time.sleep(1.0)
+        assert len(statements) - before < 40, f"{len(statements) - before} statements in 1 s"
+        wait_for(lambda: states(postgres_db, first, second) == ["succeeded", "succeeded"], what="both jobs")
+    finally:
+        worker.stop(timeout=5)
