@@ -231,6 +231,7 @@ class _RegionView:
     config: PlacementConfig
     newest: int = -1  # every change of a host of the region up to this generation is in `fleet`
     lock: threading.Lock = field(default_factory=threading.Lock)
+    warmed: bool = False  # the config's plans ranked (`Fleet.warm`) since the region was loaded
 
 
 _views: weakref.WeakKeyDictionary[Pool, dict[tuple[str, int], _RegionView]] = weakref.WeakKeyDictionary()
@@ -241,9 +242,13 @@ def _view(session: Session, region: str, config: PlacementConfig) -> _RegionView
         views = _views.setdefault(pool_of(session), {})
         view = views.get((region, id(config)))
         if view is None or view.config is not config:
+            view = _RegionView(Fleet((), config), config)
             for key in [k for k, v in views.items() if k[0] == region and _succeeds(config, v.config)]:
-                del views[key]  # a config whose learnt mix was replaced: its view is not asked again
-            view = views[(region, id(config))] = _RegionView(Fleet((), config), config)
+                old = views.pop(key)  # a config whose learnt mix was replaced: its view is not asked again
+                with old.lock:  # its hosts carry over: a new mix re-ranks them, it need not read them again
+                    if old.newest > view.newest:
+                        view = _RegionView(Fleet(old.fleet.hosts(), config), config, old.newest)
+            views[(region, id(config))] = view
     return view
 
 
@@ -262,14 +267,13 @@ def _sync(session: Session, view: _RegionView, region: str) -> None:
     """Bring the view up to date: re-read the hosts whose generation moved past `newest`.
     Call with `view.lock` held."""
     changed = session.connection().execute(_CHANGED, {"region": region, "newest": view.newest}).all()
-    if not changed:
-        return
-    loading = view.newest == -1
-    for state in build_states(session, [host_id for host_id, _ in changed]):
-        view.fleet.update(state)
-    view.newest = max(view.newest, max(generation for _, generation in changed))
-    if loading:
+    if changed:
+        for state in build_states(session, [host_id for host_id, _ in changed]):
+            view.fleet.update(state)
+        view.newest = max(view.newest, max(generation for _, generation in changed))
+    if not view.warmed and view.newest != -1:
         view.fleet.warm(region)  # the catalog's plans ranked now: their first decision is not a build
+        view.warmed = True
 
 
 def all_states(session: Session, config: PlacementConfig, region: str | None = None) -> list[HostState]:
