@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sqlalchemy import select
+
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.placement import PlacementRequest, demand_mix, place
-from gpucloud.hypervisor.profile import load_profile
+from gpucloud.hypervisor.profile import builtin_profiles, load_profile
 from gpucloud.services import accounts, host_health, hosts, instances
 from gpucloud.services.account_admin import set_staff
 from gpucloud.services.placement_config import placement_config
 from gpucloud.services.provisioning import remove_instance
 from gpucloud.store import host_states
 from gpucloud.store.host_states import all_states, build_states
+from gpucloud.store.tables import Host
 from tests.conftest import make_settings
 
 
@@ -124,3 +127,21 @@ def test_a_newer_learnt_mix_takes_the_hosts_over_without_reading_them_again(stor
         for plan in catalog.gpu_plans("rtx6000"):
             request = PlacementRequest.for_plan(plan, "us-east")
             assert host_states.place(s, request, learnt) == place(request, fresh, learnt), plan.id
+
+
+def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_path):
+    """Hosts of one hardware profile share what their rows repeat (threads, distances, PCI
+    functions) when read together; each must still read back as registered, and its state as
+    when read alone."""
+    settings = make_settings(tmp_path, store_db.url)
+    shipped = sorted(builtin_profiles())
+    for n, profile in enumerate(shipped * 2):
+        hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=load_profile(profile),
+                            driver="sim", profile=profile)
+    with store_db.read() as s:
+        ids = sorted(s.scalars(select(Host.id)))
+        read = host_states.topologies(s, ids)
+        together = build_states(s, ids)
+        alone = [state for host_id in ids for state in build_states(s, [host_id])]
+    assert [read[host_id].topology for host_id in ids] == [load_profile(p) for p in shipped * 2]
+    assert together == alone and len(together) == 2 * len(shipped)
