@@ -1,6 +1,6 @@
-"""Shared by bench/claims.py and bench/pipeline.py: throw-away databases (a SQLite file or a
-PostgreSQL database of its own), a simulated fleet registered straight into them, and the
-small statistics both print. Nothing here is measured."""
+"""Shared by the benchmarks: throw-away databases (a SQLite file or a PostgreSQL database of its
+own), a simulated fleet registered straight into them, a `gpucloud worker` process on them, and
+the small statistics they print. Nothing here is measured."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import os
 import platform
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,3 +136,23 @@ def which_python_tool(name: str) -> str:
     """The `gpucloud` (or other) entry point installed beside this interpreter."""
     here = Path(sys.executable).with_name(name)
     return str(here) if here.exists() else shutil.which(name) or name
+
+
+@contextmanager
+def worker_process(store: Scratch, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A `gpucloud worker --concurrency 32` on `store`, yielded once it has imported and
+    connected (its log says how many jobs it runs at a time); stopped on the way out."""
+    log_path = store.data_dir / "worker.log"
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen([which_python_tool("gpucloud"), "worker", "--concurrency", "32", "--grace", "3"],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            started = time.monotonic()
+            while "jobs at a time" not in log_path.read_text():
+                if worker.poll() is not None or time.monotonic() - started > 300:
+                    raise RuntimeError(f"the worker did not start; see {log_path}")
+                time.sleep(0.5)
+            yield worker
+        finally:
+            worker.terminate()
+            worker.wait(30)

@@ -17,20 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import cpu_seconds, machine, register_fleet, scratch, table, which_python_tool
+from _store import cpu_seconds, machine, register_fleet, scratch, table, worker_process
 from sqlalchemy import func, select
 
 from gpucloud.store.db import Database
 from gpucloud.store.tables import JobAttempt
 
-GPUCLOUD = which_python_tool("gpucloud")
 REGION, PROFILE = "us-east", "rtx6000-2s4g"
 
 
@@ -58,27 +56,17 @@ def measure(args) -> dict:
         t = time.monotonic()
         register_fleet(db, settings, {(REGION, PROFILE): args.hosts})
         print(f"  {args.hosts} hosts registered in {time.monotonic() - t:.0f} s", flush=True)
-        log = open(store.data_dir / "worker.log", "w")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen([GPUCLOUD, "worker", "--concurrency", "32", "--grace", "3"], env=store.env(),
-                                  stdout=log, stderr=subprocess.STDOUT)
         try:
-            started = time.monotonic()
-            while "jobs at a time" not in Path(log.name).read_text():  # imports and connections done
-                if worker.poll() is not None or time.monotonic() - started > 300:
-                    raise RuntimeError(f"the worker did not start; see {log.name}")
-                time.sleep(0.5)
-            time.sleep(args.warmup)
-            before, checks, jobs, t = (cpu_seconds(worker.pid), listings(store.data_dir), attempts(db),
-                                       time.monotonic())
-            time.sleep(args.seconds)
-            used, wall = cpu_seconds(worker.pid) - before, time.monotonic() - t
-            checks, jobs = listings(store.data_dir) - checks, attempts(db) - jobs
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker stopped; see {log.name}")
+            with worker_process(store, store.env()) as worker:
+                time.sleep(args.warmup)
+                before, checks, jobs, t = (cpu_seconds(worker.pid), listings(store.data_dir), attempts(db),
+                                           time.monotonic())
+                time.sleep(args.seconds)
+                used, wall = cpu_seconds(worker.pid) - before, time.monotonic() - t
+                checks, jobs = listings(store.data_dir) - checks, attempts(db) - jobs
+                if worker.poll() is not None:
+                    raise RuntimeError(f"the worker stopped; see {store.data_dir / 'worker.log'}")
         finally:
-            worker.terminate()
-            worker.wait(30)
-            log.close()
             db.dispose()
     return {"jobs_per_min": jobs / wall * 60, "cpu_s_per_min": used / wall * 60, "checks_per_min": checks / wall * 60,
             "ms_per_check": used / checks * 1000 if checks else float("nan"),

@@ -18,7 +18,6 @@ and one `gpucloud worker --concurrency 32` process with the simulated boot at 0 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import cpu_seconds, machine, register_fleet, scratch, table, which_python_tool
+from _store import cpu_seconds, machine, register_fleet, scratch, table, worker_process
 from sqlalchemy import func, select
 
 from gpucloud.clock import utcnow
@@ -38,7 +37,6 @@ from gpucloud.store.db import Database
 from gpucloud.store.jobs import enqueue, shards_without_job
 from gpucloud.store.tables import Instance
 
-GPUCLOUD = which_python_tool("gpucloud")
 PLAN, REGION, PROFILE = "g1-gpu-rtx6000-1", "us-east", "rtx6000-2s4g"
 
 
@@ -62,34 +60,23 @@ def measure(kind: str, args) -> dict:
         register_fleet(db, settings, {(REGION, PROFILE): args.hosts})
         park_periodic_jobs(db, settings)
         account = accounts.create_account(db, "worker-bench@example.com", username="workerbench")
-        env = store.env(GPUCLOUD_SIM_BOOT_SECONDS="0")
-        log = open(store.data_dir / "worker.log", "w")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen([GPUCLOUD, "worker", "--concurrency", "32", "--grace", "3"], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
         try:
-            started = time.monotonic()
-            while "jobs at a time" not in Path(log.name).read_text():  # imports and connections done
-                if worker.poll() is not None or time.monotonic() - started > 300:
-                    raise RuntimeError(f"the worker did not start; see {log.name}")
-                time.sleep(0.5)
-            time.sleep(5)  # the first scheduling and reaping rounds
-            before, t = cpu_seconds(worker.pid), time.monotonic()
-            time.sleep(args.idle)
-            idle = (cpu_seconds(worker.pid) - before) / (time.monotonic() - t)
-            before, t = cpu_seconds(worker.pid), time.monotonic()
-            for n in range(args.jobs):
-                create_instance(db, settings, account.id, account.username,
-                                NewInstance(type=PLAN, region=REGION, label=f"job-{n}"), bypass_flags=True)
-            deadline = time.monotonic() + 600
-            while running(db) < args.jobs:
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"{running(db)}/{args.jobs} running; see {log.name}")
-                time.sleep(0.2)
-            used, wall = cpu_seconds(worker.pid) - before, time.monotonic() - t
+            with worker_process(store, store.env(GPUCLOUD_SIM_BOOT_SECONDS="0")) as worker:
+                time.sleep(5)  # the first scheduling and reaping rounds
+                before, t = cpu_seconds(worker.pid), time.monotonic()
+                time.sleep(args.idle)
+                idle = (cpu_seconds(worker.pid) - before) / (time.monotonic() - t)
+                before, t = cpu_seconds(worker.pid), time.monotonic()
+                for n in range(args.jobs):
+                    create_instance(db, settings, account.id, account.username,
+                                    NewInstance(type=PLAN, region=REGION, label=f"job-{n}"), bypass_flags=True)
+                deadline = time.monotonic() + 600
+                while running(db) < args.jobs:
+                    if time.monotonic() > deadline or worker.poll() is not None:
+                        raise RuntimeError(f"{running(db)}/{args.jobs} running; see {store.data_dir / 'worker.log'}")
+                    time.sleep(0.2)
+                used, wall = cpu_seconds(worker.pid) - before, time.monotonic() - t
         finally:
-            worker.terminate()
-            worker.wait(30)
-            log.close()
             db.dispose()
     return {"db": kind, "idle_share": idle, "jobs": args.jobs, "ms_per_job": used / args.jobs * 1000,
             "jobs_per_s": args.jobs / wall}

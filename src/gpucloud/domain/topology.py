@@ -156,8 +156,9 @@ class NumaNode:
     def cores(self) -> list[tuple[int, ...]]:
         """Physical cores of this node as sorted tuples of their thread ids, in core order."""
         seen: dict[tuple[int, ...], None] = {}
+        mine = set(self.cpu_ids)  # once: a tuple rebuilt per sibling made this quadratic in the node's threads
         for cpu in sorted(self.cpus, key=lambda c: (c.socket, c.core, c.id)):
-            group = tuple(sorted(s for s in cpu.siblings if s in self.cpu_ids)) or (cpu.id,)
+            group = tuple(sorted(s for s in cpu.siblings if s in mine)) or (cpu.id,)
             seen.setdefault(group, None)
         return list(seen)
 

@@ -19,14 +19,15 @@ over (`forget`).
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, Text, bindparam, cast, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import Pool
 
 from gpucloud.domain.fleet_index import Fleet
@@ -60,6 +61,7 @@ class _CpuLayout:
     by_node: dict[int, tuple[Cpu, ...]]  # numa_nodes.id -> its threads
     reserved: tuple[int, ...]
     ids: dict[int, int]  # cpu index -> cpus.id
+    threads_per_core: int
 
 
 # Everything here is kept per connection pool: one per database in a process (PostgreSQL's
@@ -73,6 +75,12 @@ def pool_of(session: Session) -> Pool:
     """The key of this session's database in the caches of this process."""
     bind = session.get_bind()
     return bind.pool if isinstance(bind, Engine) else bind.engine.pool
+
+
+def _among(column: InstrumentedAttribute[int], ids: list[int]) -> ColumnElement[bool]:
+    """`column IN (ids)` with the ids written into the SQL: a region's 10,000 ids as bound
+    parameters cost the driver more to convert than the rows they select."""
+    return column.in_(bindparam(f"{column.key}_in", ids, expanding=True, literal_execute=True))
 
 
 @dataclass(frozen=True)
@@ -95,35 +103,49 @@ def topologies(session: Session, host_ids: list[int]) -> dict[int, HostTopologyR
     if not host_ids:
         return {}
     pool = pool_of(session)
-    hosts = session.execute(select(Host.id, Host.region_id, Host.status, Host.generation, Host.settings,
-                                   Host.cpu_model).where(Host.id.in_(host_ids)).order_by(Host.id)).all()
+    db = session.connection()  # Core rows: the ORM's result machinery cost more than the rows here
+    hosts = db.execute(select(Host.id, Host.region_id, Host.status, Host.generation, Host.settings,
+                                   Host.cpu_model).where(_among(Host.id, host_ids)).order_by(Host.id)).all()
     ids = [h.id for h in hosts]
     layouts = _cpu_layouts(session, pool, ids)
+    # JSON columns are read as their text and parsed once per distinct text: hosts of one
+    # hardware profile repeat the same distances and companions.
     nodes: dict[int, list] = defaultdict(list)
-    for row in session.execute(select(NumaNodeRow.host_id, NumaNodeRow.id, NumaNodeRow.node_index,
-                                      NumaNodeRow.memory_mib, NumaNodeRow.hugepages_1g, NumaNodeRow.distances,
-                                      NumaNodeRow.reserved_memory_mib)
-                               .where(NumaNodeRow.host_id.in_(ids)).order_by(NumaNodeRow.node_index)):
+    for row in db.execute(select(NumaNodeRow.host_id, NumaNodeRow.id, NumaNodeRow.node_index,
+                                 NumaNodeRow.memory_mib, NumaNodeRow.hugepages_1g,
+                                 cast(NumaNodeRow.distances, Text).label("distances_json"),
+                                 NumaNodeRow.reserved_memory_mib)
+                          .where(_among(NumaNodeRow.host_id, ids)).order_by(NumaNodeRow.node_index)).all():
         nodes[row.host_id].append(row)
     gpus: dict[int, list] = defaultdict(list)
-    for row in session.execute(select(GpuRow.host_id, GpuRow.id, GpuRow.pci_address, GpuRow.vendor_id,
-                                      GpuRow.device_id, GpuRow.class_code, GpuRow.numa_node, GpuRow.iommu_group,
-                                      GpuRow.product, GpuRow.companions, GpuRow.gpu_model_id, GpuRow.status)
-                               .where(GpuRow.host_id.in_(ids)).order_by(GpuRow.pci_address)):
-        gpus[row.host_id].append(row)
+    for gpu in db.execute(select(GpuRow.host_id, GpuRow.id, GpuRow.pci_address, GpuRow.vendor_id,
+                                 GpuRow.device_id, GpuRow.class_code, GpuRow.numa_node, GpuRow.iommu_group,
+                                 GpuRow.product, cast(GpuRow.companions, Text).label("companions_json"),
+                                 GpuRow.gpu_model_id, GpuRow.status)
+                          .where(_among(GpuRow.host_id, ids)).order_by(GpuRow.pci_address)).all():
+        gpus[gpu.host_id].append(gpu)
+    distances: dict[str | None, tuple[int, ...]] = {}
+    companions: dict[str | None, tuple[PciFunction, ...]] = {}
+    for n in (n for rows in nodes.values() for n in rows):
+        if n.distances_json not in distances:
+            distances[n.distances_json] = tuple(json.loads(n.distances_json or "null") or ())
+    for g in (g for rows in gpus.values() for g in rows):
+        if g.companions_json not in companions:
+            functions = json.loads(g.companions_json or "null") or ()
+            companions[g.companions_json] = tuple(PciFunction(**c) for c in functions)
     out = {}
     for h in hosts:
         layout = layouts[h.id]
         topology = HostTopology(
             nodes=tuple(NumaNode(index=n.node_index, cpus=layout.by_node.get(n.id, ()), memory_mib=n.memory_mib,
-                                 hugepages_1g=n.hugepages_1g, distances=tuple(n.distances or ()))
+                                 hugepages_1g=n.hugepages_1g, distances=distances[n.distances_json])
                         for n in nodes[h.id]),
             gpus=tuple(Gpu(address=g.pci_address, vendor_id=g.vendor_id, device_id=g.device_id,
                            class_code=g.class_code, numa_node=g.numa_node, iommu_group=g.iommu_group,
-                           product=g.product, companions=tuple(PciFunction(**c) for c in g.companions or ()))
+                           product=g.product, companions=companions[g.companions_json])
                        for g in gpus[h.id]),
             cpu_model=h.cpu_model,
-            threads_per_core=max((len(c.siblings) for cpus in layout.by_node.values() for c in cpus), default=1),
+            threads_per_core=layout.threads_per_core,
         )
         with _lock:
             _rows.setdefault(pool, {})[h.id] = HostRows({n.node_index: n.id for n in nodes[h.id]}, layout.ids,
@@ -141,21 +163,22 @@ def build_states(session: Session, host_ids: list[int], ignore_instance: int | N
     if not ids:
         return []
     skip = ignore_instance if ignore_instance is not None else -1
+    db = session.connection()
     claimed_cpus: dict[int, set[int]] = defaultdict(set)
-    for host_id, cpu_index in session.execute(
+    for host_id, cpu_index in db.execute(
         select(CpuClaim.host_id, CpuRow.cpu_index).join(CpuRow, CpuRow.id == CpuClaim.cpu_id)
-        .where(CpuClaim.host_id.in_(ids), CpuClaim.instance_id != skip)
-    ):
+        .where(_among(CpuClaim.host_id, ids), CpuClaim.instance_id != skip)
+    ).all():
         claimed_cpus[host_id].add(cpu_index)
     claimed_gpus: dict[int, set[str]] = defaultdict(set)
     staff_gpus: dict[int, set[str]] = defaultdict(set)
-    for host_id, address, staff in session.execute(
+    for host_id, address, staff in db.execute(
         select(GpuClaim.host_id, GpuRow.pci_address, Account.is_staff)
         .join(GpuRow, GpuRow.id == GpuClaim.gpu_id)
         .join(Instance, Instance.id == GpuClaim.instance_id)
         .join(Account, Account.id == Instance.account_id)
-        .where(GpuClaim.host_id.in_(ids), GpuClaim.instance_id != skip)
-    ):
+        .where(_among(GpuClaim.host_id, ids), GpuClaim.instance_id != skip)
+    ).all():
         claimed_gpus[host_id].add(address)
         if staff:
             staff_gpus[host_id].add(address)
@@ -163,10 +186,10 @@ def build_states(session: Session, host_ids: list[int], ignore_instance: int | N
     pages: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     shared: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     node_index = {n.id: (host_id, n.node_index) for host_id, r in read.items() for n in r.nodes}
-    for numa_node_id, mib, hugepages, vcpus in session.execute(
+    for numa_node_id, mib, hugepages, vcpus in db.execute(
         select(MemoryClaim.numa_node_id, MemoryClaim.memory_mib, MemoryClaim.hugepages_1g, MemoryClaim.shared_vcpus)
-        .where(MemoryClaim.host_id.in_(ids), MemoryClaim.instance_id != skip)
-    ):
+        .where(_among(MemoryClaim.host_id, ids), MemoryClaim.instance_id != skip)
+    ).all():
         host_id, index = node_index[numa_node_id]
         if hugepages:
             pages[host_id][index] += hugepages
@@ -195,18 +218,28 @@ def _cpu_layouts(session: Session, bind: Pool, ids: list[int]) -> dict[int, _Cpu
         by_host: dict[int, dict[int, list[Cpu]]] = defaultdict(lambda: defaultdict(list))
         reserved: dict[int, list[int]] = defaultdict(list)
         cpu_ids: dict[int, dict[int, int]] = defaultdict(dict)
-        for row in session.execute(select(CpuRow.host_id, CpuRow.numa_node_id, CpuRow.id, CpuRow.cpu_index,
-                                          CpuRow.socket_id, CpuRow.core_id, CpuRow.siblings, CpuRow.reserved)
-                                   .where(CpuRow.host_id.in_(missing)).order_by(CpuRow.cpu_index)):
-            by_host[row.host_id][row.numa_node_id].append(Cpu(row.cpu_index, row.socket_id, row.core_id,
-                                                              tuple(row.siblings)))
-            cpu_ids[row.host_id][row.cpu_index] = row.id
-            if row.reserved:
-                reserved[row.host_id].append(row.cpu_index)
+        # ~130 threads a host, alike on every host of a hardware profile: the siblings are read as
+        # their JSON text and each distinct thread is built once (Cpu is immutable, hosts share it).
+        alike: dict[tuple, Cpu] = {}
+        for host_id, node_id, row_id, index, socket, core, siblings, is_reserved in session.connection().execute(
+            select(CpuRow.host_id, CpuRow.numa_node_id, CpuRow.id, CpuRow.cpu_index, CpuRow.socket_id,
+                   CpuRow.core_id, cast(CpuRow.siblings, Text), CpuRow.reserved)
+            .where(_among(CpuRow.host_id, missing)).order_by(CpuRow.cpu_index)
+        ).all():
+            key = (index, socket, core, siblings)
+            cpu = alike.get(key)
+            if cpu is None:
+                cpu = alike[key] = Cpu(index, socket, core, tuple(json.loads(siblings)))
+            by_host[host_id][node_id].append(cpu)
+            cpu_ids[host_id][index] = row_id
+            if is_reserved:
+                reserved[host_id].append(index)
         with _lock:
             for host_id in missing:
-                known[host_id] = _CpuLayout({n: tuple(c) for n, c in by_host[host_id].items()},
-                                            tuple(reserved[host_id]), cpu_ids[host_id])
+                by_node = {n: tuple(c) for n, c in by_host[host_id].items()}
+                known[host_id] = _CpuLayout(by_node, tuple(reserved[host_id]), cpu_ids[host_id],
+                                            max((len(c.siblings) for cpus in by_node.values() for c in cpus),
+                                                default=1))
     with _lock:
         return {i: known[i] for i in ids}
 
@@ -231,6 +264,7 @@ class _RegionView:
     config: PlacementConfig
     newest: int = -1  # every change of a host of the region up to this generation is in `fleet`
     lock: threading.Lock = field(default_factory=threading.Lock)
+    warmed: bool = False  # the config's plans ranked (`Fleet.warm`) since the region was loaded
 
 
 _views: weakref.WeakKeyDictionary[Pool, dict[tuple[str, int], _RegionView]] = weakref.WeakKeyDictionary()
@@ -241,9 +275,13 @@ def _view(session: Session, region: str, config: PlacementConfig) -> _RegionView
         views = _views.setdefault(pool_of(session), {})
         view = views.get((region, id(config)))
         if view is None or view.config is not config:
+            view = _RegionView(Fleet((), config), config)
             for key in [k for k, v in views.items() if k[0] == region and _succeeds(config, v.config)]:
-                del views[key]  # a config whose learnt mix was replaced: its view is not asked again
-            view = views[(region, id(config))] = _RegionView(Fleet((), config), config)
+                old = views.pop(key)  # a config whose learnt mix was replaced: its view is not asked again
+                with old.lock:  # its hosts carry over: a new mix re-ranks them, it need not read them again
+                    if old.newest > view.newest:
+                        view = _RegionView(Fleet(old.fleet.hosts(), config), config, old.newest)
+            views[(region, id(config))] = view
     return view
 
 
@@ -262,14 +300,13 @@ def _sync(session: Session, view: _RegionView, region: str) -> None:
     """Bring the view up to date: re-read the hosts whose generation moved past `newest`.
     Call with `view.lock` held."""
     changed = session.connection().execute(_CHANGED, {"region": region, "newest": view.newest}).all()
-    if not changed:
-        return
-    loading = view.newest == -1
-    for state in build_states(session, [host_id for host_id, _ in changed]):
-        view.fleet.update(state)
-    view.newest = max(view.newest, max(generation for _, generation in changed))
-    if loading:
+    if changed:
+        for state in build_states(session, [host_id for host_id, _ in changed]):
+            view.fleet.update(state)
+        view.newest = max(view.newest, max(generation for _, generation in changed))
+    if not view.warmed and view.newest != -1:
         view.fleet.warm(region)  # the catalog's plans ranked now: their first decision is not a build
+        view.warmed = True
 
 
 def all_states(session: Session, config: PlacementConfig, region: str | None = None) -> list[HostState]:
