@@ -70,8 +70,8 @@ def authenticate(db: Database, secret: str) -> Identity | None:
     closed (the API answers all three alike, so nothing is learnt by probing)."""
     if not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
-    with db.read_rows() as connection:
-        found = q.token_holder(connection, accounts.hash_token(secret))
+    with db.read() as s:
+        found = q.token_holder(s, accounts.hash_token(secret))
     if found is None:
         return None
     now = utcnow()

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gpucloud.store.tables import Account, AdminUser, ApiToken, Host, User
@@ -72,9 +71,9 @@ _HOLDER = (select(ApiToken.id, ApiToken.kind, ApiToken.scopes, ApiToken.created_
            .where(ApiToken.token_hash == bindparam("token_hash")))
 
 
-def token_holder(connection: Connection, token_hash: str) -> TokenHolder | None:
+def token_holder(session: Session, token_hash: str) -> TokenHolder | None:
     """The token with this hash and who holds it (one statement, built once)."""
-    row = connection.execute(_HOLDER, {"token_hash": token_hash}).first()
+    row = session.connection().execute(_HOLDER, {"token_hash": token_hash}).first()
     return TokenHolder._make(row) if row else None
 
 

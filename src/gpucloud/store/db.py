@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -103,14 +103,6 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._reader() as session, session.begin():
             yield session
-
-    @contextlib.contextmanager
-    def read_rows(self) -> Iterator[Connection]:
-        """`read()` without the ORM session, for a Core statement run on every request (the
-        token lookup): same engine, isolation and pool; the session's begin/commit bookkeeping
-        cost that lookup a fifth of its CPU (PostgreSQL) to a third (SQLite)."""
-        with self.read_engine.connect() as connection:
-            yield connection
 
     @classmethod
     def for_settings(cls, settings) -> Database:
