@@ -135,13 +135,16 @@ def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_p
     when read alone."""
     settings = make_settings(tmp_path, store_db.url)
     shipped = sorted(builtin_profiles())
-    for n, profile in enumerate(shipped * 2):
-        hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=load_profile(profile),
-                            driver="sim", profile=profile)
+    base = load_profile("rtx6000-2s4g")  # the same threads with more memory and hugepages on each node
+    more = replace(base, nodes=tuple(replace(n, memory_mib=2 * n.memory_mib, hugepages_1g=n.hugepages_1g + 4)
+                                     for n in base.nodes))
+    expected = [load_profile(p) for p in shipped * 2] + [more]
+    for n, topology in enumerate(expected):
+        hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=topology, driver="sim")
     with store_db.read() as s:
         ids = sorted(s.scalars(select(Host.id)))
         read = host_states.topologies(s, ids)
         together = build_states(s, ids)
         alone = [state for host_id in ids for state in build_states(s, [host_id])]
-    assert [read[host_id].topology for host_id in ids] == [load_profile(p) for p in shipped * 2]
-    assert together == alone and len(together) == 2 * len(shipped)
+    assert [read[host_id].topology for host_id in ids] == expected
+    assert together == alone and len(together) == len(expected)

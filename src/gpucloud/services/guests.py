@@ -23,7 +23,7 @@ from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import gpu_of
 from gpucloud.store.host_states import pool_of, topologies
-from gpucloud.store.tables import Host, Instance
+from gpucloud.store.tables import Instance
 
 
 def instance_uuid(instance: Instance) -> str:
@@ -67,8 +67,8 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
     if instance.host_id is None:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
     layout, reserved = _cpu_layout(s, instance.host_id)
-    host = s.get(Host, instance.host_id)
-    if host is None:
+    host_settings = q.settings_of_host(s, instance.host_id)
+    if host_settings is None:
         raise RuntimeError(f"instance {instance.id} is on host {instance.host_id}, which does not exist")
     held = q.claims_of(s, instance.id)
     # Only a shared guest's cpuset avoids other guests' pinned threads; a pinned one has its own.
@@ -94,7 +94,7 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
                              authorized_keys=tuple(instance.authorized_keys or ()),
                              user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
                              network=addresses.network_in(s, instance, mac)),
-        domain_type=(host.settings or {}).get("domain_type", "kvm"),
+        domain_type=host_settings.get("domain_type", "kvm"),
     )
     return replace(spec, mac=mac)
 
@@ -115,9 +115,6 @@ def domain_xml(db: Database, instance_id: int) -> str:
         if instance is None or instance.host_id is None:
             raise NotFound(f"no instance {instance_id} placed on a host")
         spec = spec_in_session(s, instance)
-        host = s.get(Host, instance.host_id)
-        if host is None:
-            raise RuntimeError(f"instance {instance_id} is on host {instance.host_id}, which does not exist")
-        host_settings = host.settings or {}
+        host_settings = q.settings_of_host(s, instance.host_id) or {}
     nic = Nic.parse(host_settings["nic"]) if "nic" in host_settings else Nic()
     return build_domain_xml(spec, nic=nic)

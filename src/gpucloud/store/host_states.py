@@ -24,6 +24,7 @@ import threading
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from sqlalchemy import ColumnElement, Text, bindparam, cast, select
 from sqlalchemy.engine import Engine
@@ -133,13 +134,22 @@ def topologies(session: Session, host_ids: list[int]) -> dict[int, HostTopologyR
         if g.companions_json not in companions:
             functions = json.loads(g.companions_json or "null") or ()
             companions[g.companions_json] = tuple(PciFunction(**c) for c in functions)
+    # Nodes alike on many hosts are one object, so what the domain works out per node (its
+    # cores) is worked out once for them.
+    same_nodes: dict[tuple, NumaNode] = {}
+
+    def node(n: Any, cpus: tuple[Cpu, ...]) -> NumaNode:
+        key = (n.node_index, id(cpus), n.memory_mib, n.hugepages_1g, n.distances_json)
+        if key not in same_nodes:
+            same_nodes[key] = NumaNode(index=n.node_index, cpus=cpus, memory_mib=n.memory_mib,
+                                       hugepages_1g=n.hugepages_1g, distances=distances[n.distances_json])
+        return same_nodes[key]
+
     out = {}
     for h in hosts:
         layout = layouts[h.id]
         topology = HostTopology(
-            nodes=tuple(NumaNode(index=n.node_index, cpus=layout.by_node.get(n.id, ()), memory_mib=n.memory_mib,
-                                 hugepages_1g=n.hugepages_1g, distances=distances[n.distances_json])
-                        for n in nodes[h.id]),
+            nodes=tuple(node(n, layout.by_node.get(n.id, ())) for n in nodes[h.id]),
             gpus=tuple(Gpu(address=g.pci_address, vendor_id=g.vendor_id, device_id=g.device_id,
                            class_code=g.class_code, numa_node=g.numa_node, iommu_group=g.iommu_group,
                            product=g.product, companions=companions[g.companions_json])
@@ -234,9 +244,11 @@ def _cpu_layouts(session: Session, bind: Pool, ids: list[int]) -> dict[int, _Cpu
             cpu_ids[host_id][index] = row_id
             if is_reserved:
                 reserved[host_id].append(index)
+        same_threads: dict[tuple[int, ...], tuple[Cpu, ...]] = {}  # one tuple per distinct node
         with _lock:
             for host_id in missing:
-                by_node = {n: tuple(c) for n, c in by_host[host_id].items()}
+                by_node = {n: same_threads.setdefault(tuple(map(id, c)), tuple(c))
+                           for n, c in by_host[host_id].items()}
                 known[host_id] = _CpuLayout(by_node, tuple(reserved[host_id]), cpu_ids[host_id],
                                             max((len(c.siblings) for cpus in by_node.values() for c in cpus),
                                                 default=1))

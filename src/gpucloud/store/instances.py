@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import exists, func, insert, inspect, select, update
+from sqlalchemy import bindparam, exists, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gpucloud.clock import utcnow
-from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Instance, Job, MemoryClaim, NumaNodeRow
+from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, Job, MemoryClaim, NumaNodeRow
 
 # (attribute, column) of every column a new row is written with; the id comes back from the INSERT
 _NEW_COLUMNS = tuple((a.key, a.columns[0].name) for a in inspect(Instance).column_attrs if a.key != "id")
@@ -58,11 +58,21 @@ def on_host(session: Session, host_id: int) -> list[Instance]:
     return list(session.scalars(select(Instance).where(Instance.host_id == host_id).order_by(Instance.id)))
 
 
+_PINNED_BY_OTHERS = (select(CpuRow.cpu_index).join(CpuClaim, CpuClaim.cpu_id == CpuRow.id)
+                     .where(CpuClaim.host_id == bindparam("host_id"), CpuClaim.instance_id != bindparam("instance_id")))
+_HOST_SETTINGS = select(Host.settings).where(Host.id == bindparam("host_id"))
+
+
 def pinned_cpus_of_others(session: Session, host_id: int, instance_id: int) -> set[int]:
     """Host threads other instances have pinned (shared guests must stay off them)."""
-    return set(session.scalars(
-        select(CpuRow.cpu_index).join(CpuClaim, CpuClaim.cpu_id == CpuRow.id)
-        .where(CpuClaim.host_id == host_id, CpuClaim.instance_id != instance_id)))
+    return set(session.connection().scalars(_PINNED_BY_OTHERS, {"host_id": host_id, "instance_id": instance_id}))
+
+
+def settings_of_host(session: Session, host_id: int) -> dict | None:
+    """The settings of the host an instance is on (its domain type, NIC), or None when there is no
+    such host: one column, not the host's ORM entity."""
+    row = session.connection().execute(_HOST_SETTINGS, {"host_id": host_id}).first()
+    return None if row is None else dict(row[0] or {})
 
 
 def labels_of_account(session: Session, account_id: int) -> set[str]:
@@ -121,24 +131,26 @@ def cancel_queued_jobs(session: Session, instance_id: int, why: str) -> list[tup
     return [(job_id, event_id) for job_id, event_id in rows]
 
 
+# Built once and run as plain rows on the session's connection: a worker reads them for every
+# job that defines a domain, and the ORM's entity loading was most of their cost (issue #11).
+_CLAIMED_CPUS = (select(CpuClaim.guest_vcpu, CpuRow.cpu_index, NumaNodeRow.node_index)
+                 .join(CpuRow, CpuRow.id == CpuClaim.cpu_id).join(NumaNodeRow, NumaNodeRow.id == CpuRow.numa_node_id)
+                 .where(CpuClaim.instance_id == bindparam("instance_id")).order_by(CpuClaim.guest_vcpu))
+_CLAIMED_GPUS = (select(*GpuRow.__table__.columns).join(GpuClaim, GpuClaim.gpu_id == GpuRow.id)
+                 .where(GpuClaim.instance_id == bindparam("instance_id")).order_by(GpuRow.pci_address))
+_CLAIMED_MEMORY = (select(NumaNodeRow.node_index, MemoryClaim.guest_cell, MemoryClaim.memory_mib,
+                          MemoryClaim.hugepages_1g, MemoryClaim.shared_vcpus)
+                   .join(NumaNodeRow, NumaNodeRow.id == MemoryClaim.numa_node_id)
+                   .where(MemoryClaim.instance_id == bindparam("instance_id")).order_by(MemoryClaim.guest_cell))
+
+
 def claims_of(session: Session, instance_id: int) -> dict:
-    """What an instance holds, by natural keys: for building its domain and for reports."""
-    cpus = session.execute(
-        select(CpuClaim.guest_vcpu, CpuRow.cpu_index, NumaNodeRow.node_index)
-        .join(CpuRow, CpuRow.id == CpuClaim.cpu_id).join(NumaNodeRow, NumaNodeRow.id == CpuRow.numa_node_id)
-        .where(CpuClaim.instance_id == instance_id).order_by(CpuClaim.guest_vcpu)
-    ).all()
-    gpus = session.scalars(
-        select(GpuRow).join(GpuClaim, GpuClaim.gpu_id == GpuRow.id).where(GpuClaim.instance_id == instance_id)
-        .order_by(GpuRow.pci_address)
-    ).all()
-    memory = session.execute(
-        select(MemoryClaim, NumaNodeRow.node_index).join(NumaNodeRow, NumaNodeRow.id == MemoryClaim.numa_node_id)
-        .where(MemoryClaim.instance_id == instance_id).order_by(MemoryClaim.guest_cell)
-    ).all()
+    """What an instance holds, by natural keys: for building its domain and for reports. GPUs
+    are rows of the `gpus` table (read-only; their attributes are its column names)."""
+    conn, key = session.connection(), {"instance_id": instance_id}
     return {
-        "cpus": [{"guest_vcpu": v, "cpu": c, "node": n} for v, c, n in cpus],
-        "gpus": list(gpus),
-        "memory": [{"node": n, "guest_cell": m.guest_cell, "memory_mib": m.memory_mib,
-                    "hugepages_1g": m.hugepages_1g, "shared_vcpus": m.shared_vcpus} for m, n in memory],
+        "cpus": [{"guest_vcpu": v, "cpu": c, "node": n} for v, c, n in conn.execute(_CLAIMED_CPUS, key)],
+        "gpus": conn.execute(_CLAIMED_GPUS, key).all(),
+        "memory": [{"node": n, "guest_cell": cell, "memory_mib": mib, "hugepages_1g": huge, "shared_vcpus": shared}
+                   for n, cell, mib, huge, shared in conn.execute(_CLAIMED_MEMORY, key)],
     }
