@@ -11,6 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -117,6 +118,4 @@ def _install_error_pages(admin: FastAPI) -> None:
 
 
 def _quote(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="/")

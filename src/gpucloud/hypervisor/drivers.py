@@ -14,6 +14,7 @@ import threading
 from gpucloud.config import Settings
 from gpucloud.errors import ConfigError
 from gpucloud.hypervisor.base import HypervisorDriver
+from gpucloud.hypervisor.sim import SimDriver
 
 LIBVIRT_OPTIONS = ("nic", "pool", "pool_path")  # per-host driver options kept in the host's settings
 _lock = threading.Lock()
@@ -54,8 +55,6 @@ def close_all() -> None:
 
 def _new_driver(host, settings: Settings) -> HypervisorDriver:
     if host.driver == "sim":
-        from gpucloud.hypervisor.sim import SimDriver
-
         return SimDriver(settings.data_dir, host.name, host.profile, boot_seconds=settings.sim_boot_seconds,
                          shutdown_seconds=settings.sim_shutdown_seconds,
                          provision_seconds=settings.sim_provision_seconds,
@@ -64,7 +63,7 @@ def _new_driver(host, settings: Settings) -> HypervisorDriver:
     if host.driver == "libvirt":
         if not host.uri:
             raise ConfigError(f"host {host.name} uses the libvirt driver but has no URI")
-        from gpucloud.hypervisor.libvirt_driver import LibvirtDriver
+        from gpucloud.hypervisor.libvirt_driver import LibvirtDriver  # libvirt-python is optional: only here
 
         options = {k: v for k, v in (host.settings or {}).items() if k in LIBVIRT_OPTIONS}
         return LibvirtDriver(host.uri, timeout_s=settings.driver_timeout_seconds, **options)

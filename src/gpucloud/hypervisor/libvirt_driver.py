@@ -33,6 +33,7 @@ from gpucloud.hypervisor.base import (
     PermanentDriverError,
 )
 from gpucloud.hypervisor.cloudinit import nocloud_iso
+from gpucloud.hypervisor.discovery import DiscoveryError, topology_from_libvirt
 from gpucloud.hypervisor.domain_xml import DomainSpecError, Nic, build_domain_xml, volume_names, volumes_for
 
 try:
@@ -258,7 +259,6 @@ class LibvirtDriver:
         return self._call("discover", work)
 
     def discover(self) -> HostTopology:
-        from gpucloud.hypervisor.discovery import DiscoveryError, topology_from_libvirt
 
         capabilities, devices = self.describe_host()
         try:

@@ -49,6 +49,7 @@ from gpucloud.hypervisor.base import (
     HostUnreachable,
     PermanentDriverError,
 )
+from gpucloud.hypervisor.profile import load_profile
 
 OPERATIONS = ("discover", "define", "reimage", "start", "shutdown", "destroy", "undefine", "list_domains",
               "domain_stats")
@@ -178,7 +179,6 @@ class SimDriver:
         if self._topology is None:
             if not self.profile:
                 raise PermanentDriverError(f"sim host {self.host_name} has no profile to describe it")
-            from gpucloud.hypervisor.profile import load_profile
 
             try:
                 self._topology = load_profile(self.profile)
