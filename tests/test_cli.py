@@ -147,16 +147,17 @@ def test_billing_usage_per_instance(tmp_path):
     month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     with db.write() as s:
         s.add(UsageInterval(account_id=account["id"], instance_id=7, label="train-1", region_id="us-east",
-                            type_id="g6-nanode-1", started_at=month, ended_at=month.replace(hour=3)))
+                            type_id="g6-nanode-1", started_at=month, ended_at=month.replace(minute=10)))
     db.dispose()
     usage = json.loads(run_cli(tmp_path, "billing", "usage", "--account", str(account["id"]), "--json").stdout)
     (item,) = usage["items"]
+    # ten minutes at the start of this month, so that the figures hold at any time of it: one hour begun
     assert (item["label"], item["hours"], item["unit_price"], item["amount"]) == (
-        "Nanode 1GB - train-1 (7)", 3, "0.0075", "0.02")
-    assert usage["total"] == "0.02" and usage["period"] == f"{month:%Y-%m}"
+        "Nanode 1GB - train-1 (7)", 1, "0.0075", "0.01")
+    assert usage["total"] == "0.01" and usage["period"] == f"{month:%Y-%m}"
     assert datetime.fromisoformat(usage["until"]) >= month
     text = run_cli(tmp_path, "billing", "usage", "--account", str(account["id"])).stdout
-    assert "train-1" in text and "total 0.02 USD" in text
+    assert "train-1" in text and "total 0.01 USD" in text
     missing = run_cli(tmp_path, "billing", "usage", "--account", "nobody@example.com", check=False)
     assert missing.returncode == 1 and missing.stderr.startswith("error: ")
 

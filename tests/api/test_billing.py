@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
+
+from gpucloud import clock
 from gpucloud.clock import utcnow
 from gpucloud.domain.billing import Period
 from gpucloud.services import billing, promotions, trials
@@ -21,6 +24,20 @@ def add_usage(server, account_id: int, hours: float, type_id: str = "g1-gpu-rtx6
         s.add(UsageInterval(account_id=account_id, instance_id=instance_id, label="old-box", region_id="us-east",
                             type_id=type_id, started_at=start, ended_at=now if ended else None))
     return start
+
+
+def at_least_into_the_month(monkeypatch: pytest.MonkeyPatch, hours: float) -> None:
+    """In the first `hours` of a month no usage of that length can have begun in it yet: move
+    this process's clock (the in-process server's too) just far enough forward."""
+    now = utcnow()
+    short = timedelta(hours=hours) - (now - now.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+    if short > timedelta(0):
+        class Later(datetime):
+            @classmethod
+            def now(cls, tz=None):  # type: ignore[override]
+                return datetime.now(tz) + short + timedelta(minutes=1)
+
+        monkeypatch.setattr(clock, "datetime", Later)
 
 
 def test_account_shows_balance_and_this_months_accrual(any_api_server):
@@ -93,7 +110,8 @@ def test_linode_cli_reads_invoices(api_server, cli):
     assert [p["usd"] for p in read("account", "payments-list")] == [20]
 
 
-def test_promo_codes_through_linode_api4(any_api_server):
+def test_promo_codes_through_linode_api4(any_api_server, monkeypatch):
+    at_least_into_the_month(monkeypatch, 1.5)
     alice = any_api_server.customer()
     code = f"TRY{secrets.token_hex(3)}"
     promotions.create_code(any_api_server.db, code, credit="25", days=30, covers=["gpu"], redemptions=1,
