@@ -38,6 +38,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FAILED: frozenset({BOOTING, REBOOTING, REBUILDING, OFFLINE, RUNNING, DELETING}),
 }
 
+# status -> the statuses a job step may move an instance into it from: those that may go there,
+# and itself (a retried step); never `deleting`, which belongs to the delete job
+ENTERED_FROM: dict[str, tuple[str, ...]] = {
+    new: tuple(sorted({new} | {old for old, targets in TRANSITIONS.items() if new in targets} - {DELETING}))
+    for new in TRANSITIONS
+}
+
 # Statuses in which the instance's guest may be running on its host.
 MAY_RUN = frozenset({BOOTING, RUNNING, SHUTTING_DOWN, REBOOTING, RESIZING, REBUILDING, DELETING, FAILED})
 

@@ -8,7 +8,6 @@ create racing its delete, say) stops with `InstanceDeleted`, an expected outcome
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from gpucloud.catalog import load_catalog
@@ -17,6 +16,7 @@ from gpucloud.domain import lifecycle
 from gpucloud.domain.guest import DomainSpec
 from gpucloud.domain.placement import Placement
 from gpucloud.services import guests, placing
+from gpucloud.store import instances as instance_store
 from gpucloud.store import usage
 from gpucloud.store.db import Database
 from gpucloud.store.tables import Instance
@@ -52,22 +52,10 @@ def wanted_with_spec(db: Database, instance_id: int) -> tuple[Instance, DomainSp
         return found, guests.spec_in_session(s, found)
 
 
-# For each status, those an instance may enter it from (itself included: a retried step), never
-# `deleting`: one conditional UPDATE moves it, and only a refusal reads the row to say why.
-_SOURCES = {new: sorted({new} | {old for old, targets in lifecycle.TRANSITIONS.items() if new in targets}
-                        - {lifecycle.DELETING})
-            for new in set(lifecycle.TRANSITIONS) | {t for ts in lifecycle.TRANSITIONS.values() for t in ts}}
-_ENTER = (update(Instance).where(Instance.id == bindparam("instance_id"),
-                                 Instance.status.in_(bindparam("sources", expanding=True)))
-          .values(status=bindparam("new"), status_reason=bindparam("reason")))
-
-
 def enter(s: Session, instance_id: int, status: str, reason: str = "") -> None:
     """Move an instance along its state machine in the caller's transaction; already there is
-    fine (a retried step)."""
-    moved = s.connection().execute(_ENTER, {"instance_id": instance_id, "sources": _SOURCES.get(status, [status]),
-                                            "new": status, "reason": reason})
-    if moved.rowcount == 1:
+    fine (a retried step). One conditional UPDATE; only a refusal reads the row to say why."""
+    if instance_store.move_status(s, instance_id, lifecycle.ENTERED_FROM.get(status, (status,)), status, reason):
         return
     found = s.get(Instance, instance_id)
     if found is None or found.status == lifecycle.DELETING:

@@ -42,6 +42,19 @@ def _row(instance: Instance) -> dict:
     return {column: given[key] for key, column in _NEW_COLUMNS if key in given}
 
 
+_MOVE_STATUS = (update(Instance).where(Instance.id == bindparam("instance_id"),
+                                       Instance.status.in_(bindparam("sources", expanding=True)))
+                .values(status=bindparam("new"), status_reason=bindparam("reason")))  # built once per process
+
+
+def move_status(session: Session, instance_id: int, sources: tuple[str, ...], new: str, reason: str) -> bool:
+    """Set the instance's status to `new` if it is one of `sources`, in one conditional
+    UPDATE on the session's connection; whether it moved."""
+    moved = session.connection().execute(_MOVE_STATUS, {"instance_id": instance_id, "sources": list(sources),
+                                                        "new": new, "reason": reason})
+    return moved.rowcount == 1
+
+
 def owned(session: Session, account_id: int, instance_id: int, *, lock: bool = False) -> Instance | None:
     """The instance if this account owns it; another account's instance does not exist for it."""
     stmt = select(Instance).where(Instance.id == instance_id, Instance.account_id == account_id)
