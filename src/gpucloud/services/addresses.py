@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -144,7 +145,20 @@ def _next_free(s: Session, region_id: str, order: Iterator[tuple[PoolShape, int]
     return next((ipv4_text(number) for _, number in order if number not in held), None)
 
 
-def network_in(s: Session, instance: Instance, mac: str) -> GuestNetwork:
+class Addressed(Protocol):
+    """What `network_in` reads of an instance: an `Instance`, or a job's `InstanceRow`."""
+
+    @property
+    def region_id(self) -> str: ...
+
+    @property
+    def ipv4(self) -> str | None: ...
+
+    @property
+    def ipv6(self) -> str | None: ...
+
+
+def network_in(s: Session, instance: Addressed, mac: str) -> GuestNetwork:
     """What the guest configures: its interface (`mac`), addresses with their pools' prefix and
     gateway, and the region's resolvers."""
     shapes = q.shapes(s, instance.region_id)
