@@ -93,7 +93,7 @@ def spec_in_session(s: Session, instance: InstanceRow) -> DomainSpec:
         cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
                              authorized_keys=instance.authorized_keys,
                              user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
-                             network=addresses.network_in(s, instance, mac)),
+                             network=addresses.network_in(instance.pools, instance, mac)),
         domain_type=host_settings.get("domain_type", "kvm"),
     )
     return replace(spec, mac=mac)

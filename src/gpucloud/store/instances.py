@@ -24,7 +24,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from gpucloud.clock import utcnow
-from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, Job, MemoryClaim, NumaNodeRow
+from gpucloud.domain.addresses import PoolShape
+from gpucloud.store.addresses import parsed
+from gpucloud.store.tables import (
+    CpuClaim,
+    CpuRow,
+    GpuClaim,
+    GpuRow,
+    Host,
+    Instance,
+    IpPool,
+    Job,
+    MemoryClaim,
+    NumaNodeRow,
+)
 
 # (attribute, column) of every column a new row is written with; the id comes back from the INSERT
 _NEW_COLUMNS = tuple((a.key, a.columns[0].name) for a in inspect(Instance).column_attrs if a.key != "id")
@@ -97,8 +110,9 @@ def pinned_cpus_of_others(session: Session, host_id: int, instance_id: int) -> s
 @dataclass(frozen=True)
 class InstanceRow:
     """What a job reads of its instance (the handler, and the domain spec it defines), with the
-    settings of its host (domain type, NIC): one Core row, not an ORM entity, whose loading
-    was a quarter of a create job's read (issue #11). A snapshot: writes go through statements."""
+    settings of its host (domain type, NIC) and its region's address pools (the guest's
+    network): one statement of Core rows, not an ORM entity, whose loading was a quarter of a
+    create job's read (issue #11). A snapshot: writes go through statements."""
 
     id: int
     label: str
@@ -116,22 +130,29 @@ class InstanceRow:
     user_data: str | None
     created_at: datetime
     host_settings: dict | None  # None: on no host, or on one that does not exist
+    pools: tuple[PoolShape, ...]  # as `store.addresses.shapes` lists them
 
 
-_ROW_COLUMNS = tuple(getattr(Instance, f.name) for f in fields(InstanceRow) if f.name != "host_settings")
-_INSTANCE_ROW = (select(*_ROW_COLUMNS, Host.id, Host.settings).outerjoin(Host, Host.id == Instance.host_id)
-                 .where(Instance.id == bindparam("instance_id")))  # built once per process
+_ROW_COLUMNS = tuple(getattr(Instance, f.name) for f in fields(InstanceRow) if f.name not in ("host_settings", "pools"))
+_POOL_COLUMNS = (IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
+# One row per pool of the region (one with NULL pool columns without any); built once per process.
+_INSTANCE_ROWS = (select(*_ROW_COLUMNS, Host.id, Host.settings, *_POOL_COLUMNS)
+                  .outerjoin(Host, Host.id == Instance.host_id)
+                  .outerjoin(IpPool, IpPool.region_id == Instance.region_id)
+                  .where(Instance.id == bindparam("instance_id")).order_by(IpPool.family, IpPool.id))
 
 
 def row_of(session: Session, instance_id: int) -> InstanceRow | None:
     """The instance as `InstanceRow`, or None when there is none; one statement."""
-    found = session.connection().execute(_INSTANCE_ROW, {"instance_id": instance_id}).first()
-    if found is None:
+    rows = session.connection().execute(_INSTANCE_ROWS, {"instance_id": instance_id}).all()
+    if not rows:
         return None
-    *columns, host_id, host_settings = found
-    given = dict(zip((c.key for c in _ROW_COLUMNS), columns, strict=True))
+    n = len(_ROW_COLUMNS)  # then the host's id and settings, then the pool's columns
+    given = dict(zip((c.key for c in _ROW_COLUMNS), rows[0][:n], strict=True))
+    host_id, host_settings = rows[0][n:n + 2]
     return InstanceRow(**{**given, "authorized_keys": tuple(given["authorized_keys"] or ())},
-                       host_settings=None if host_id is None else dict(host_settings or {}))
+                       host_settings=None if host_id is None else dict(host_settings or {}),
+                       pools=tuple(parsed(*r[n + 2:]) for r in rows if r[n + 2] is not None))
 
 
 def labels_of_account(session: Session, account_id: int) -> set[str]:
