@@ -11,12 +11,15 @@ restarted API process does) and takes the thread CPU (`time.thread_time`) of rea
 state of the region (`host_states.build_states`), then of the view a first create builds
 (`host_states.all_states`: the same read, the index over the hosts and its ranking for every
 plan of the catalog), and of one host read again (what the generation-based refresh does for a
-host changed by another process).
+host changed by another process). With the view loaded, it also times a full garbage collection
+(`gc.collect()`) as the process has it, then again once what is alive is frozen (`gc.freeze()`,
+what `services.preload` does after loading the views at start).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -37,7 +40,7 @@ from gpucloud.store.tables import Host
 
 
 def rounds(url: str, settings: Settings, n: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"read": [], "view": [], "one host": []}
+    out: dict[str, list[float]] = {"read": [], "view": [], "one host": [], "collection": [], "frozen": []}
     for _ in range(n):
         for part in ("read", "view"):
             db = Database(url)  # a new pool: nothing of the region cached yet
@@ -53,6 +56,15 @@ def rounds(url: str, settings: Settings, n: int) -> dict[str, list[float]]:
                     started = time.thread_time()
                     host_states.build_states(s, ids[len(ids) // 2:len(ids) // 2 + 1])
                     out["one host"].append(time.thread_time() - started)
+            if part == "view":  # the view is alive (kept per pool) until the dispose
+                gc.collect()  # what the load left behind
+                for frozen in (False, True):
+                    if frozen:
+                        gc.freeze()
+                    started = time.thread_time()
+                    gc.collect()
+                    out["frozen" if frozen else "collection"].append(time.thread_time() - started)
+                gc.unfreeze()
             db.dispose()
     return out
 
@@ -79,11 +91,16 @@ def main() -> None:
         cpu = rounds(url, store.settings(database_url=url), args.rounds)
         after = os.getloadavg()[0]
     print(table(["hosts", "rounds", "read all (s CPU, median / each)", "view of a first create (s)",
-                 "one host again (ms)", "load average"],
+                 "one host again (ms)", "full collection (ms, median / each)", "frozen (ms)", "load average"],
                 [[f"{hosts:,}", args.rounds,
                   f"{statistics.median(cpu['read']):.2f} / {', '.join(f'{x:.2f}' for x in cpu['read'])}",
                   f"{statistics.median(cpu['view']):.2f} / {', '.join(f'{x:.2f}' for x in cpu['view'])}",
-                  f"{1000 * statistics.median(cpu['one host']):.1f}", f"{before:.1f} -> {after:.1f}"]]))
+                  f"{1000 * statistics.median(cpu['one host']):.1f}",
+                  f"{1000 * statistics.median(cpu['collection']):.0f} / "
+                  f"{', '.join(f'{1000 * x:.0f}' for x in cpu['collection'])}",
+                  f"{1000 * statistics.median(cpu['frozen']):.2f} / "
+                  f"{', '.join(f'{1000 * x:.2f}' for x in cpu['frozen'])}",
+                  f"{before:.1f} -> {after:.1f}"]]))
 
 
 if __name__ == "__main__":

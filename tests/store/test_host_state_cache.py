@@ -3,6 +3,7 @@ host's free state must move its generation, so the cached view always equals a f
 
 from __future__ import annotations
 
+import gc
 import importlib
 from dataclasses import replace
 
@@ -158,7 +159,8 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
                                                                                            monkeypatch):
     """`services.preload` loads every region's view when a process starts, with the config its
     placements will use (views are kept per config, and pack's mix is learnt from the creates):
-    the process's first create then reads no host and ranks no region again."""
+    the process's first create then reads no host and ranks no region again. What is alive
+    once they are loaded is frozen (`gc.freeze`)."""
     settings = make_settings(tmp_path, store_db.url)
     for name, region in (("h1", "us-east"), ("h2", "us-east"), ("h3", "eu-central")):
         hosts.register_host(store_db, settings, name=name, region=region, topology=load_profile("rtx6000-2s4g"),
@@ -167,8 +169,10 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
     new = instances.NewInstance(type="g1-gpu-rtx6000-2", region="us-east")
     instances.create_instance(store_db, settings, account.id, "before", new, bypass_flags=True)
     restarted = Database(store_db.url)  # a new pool: a process starting with nothing cached
+    frozen = gc.get_freeze_count()
     try:
         preload.start(restarted, settings).join()
+        assert gc.get_freeze_count() > frozen  # the states loaded are out of the collector's scans
         with restarted.write() as s:
             assert learn_demand(s, settings).region_mix  # a learnt mix: not the settings' own config
         read: list[int] = []
@@ -189,6 +193,7 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
         assert read == [] and ranked == []
         _same_as_fresh(restarted, settings)
     finally:
+        gc.unfreeze()  # what this test process froze goes back to the collector
         restarted.dispose()
     assert preload.load_views(store_db, settings) == {"eu-central": 1, "us-east": 2}
 
