@@ -278,13 +278,18 @@ def candidates(
 ) -> Iterator[tuple[int, int, int, Assignment]]:
     """(preference, span, distance, assignment) for every way the request fits the host.
 
-    Only the fewest-node spans are produced unless `every_span`; what blocked the others is
-    added to `lacking` when given (for "no room" reasons).
+    Only the fewest-node spans are produced unless `every_span`, and for a plan without GPUs on a
+    GPU host, the nodes with free GPUs not once a node without them keeps every GPU plan as
+    sellable (they rank after it, and each costs `keeps_gpu_sales` fills); what blocked the
+    others is added to `lacking` when given (for "no room" reasons).
     """
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
     if not need.gpus:
         gpu_host = bool(shape.installed)
-        for node in shape.nodes:
+        overflow = False  # a node without free GPUs took it as GPU_HOST_NODE_WITHOUT_GPUS
+        for node in sorted(shape.nodes, key=lambda n: bool(n.gpus)) if gpu_host else shape.nodes:
+            if overflow and node.gpus and not every_span and lacking is None:
+                return
             part = _single_part(node, need, tpc, ratio)
             if isinstance(part, set):
                 if lacking is not None:
@@ -295,6 +300,7 @@ def candidates(
                 preference = CPU_HOST
             elif keeps_gpu_sales(shape, a, cfg):
                 preference = GPU_HOST_NODE_WITH_GPUS if node.gpus else GPU_HOST_NODE_WITHOUT_GPUS
+                overflow = overflow or not node.gpus
             else:
                 preference = GPU_HOST_COSTS_SALES
             yield preference, 1, 0, a
