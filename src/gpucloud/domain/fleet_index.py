@@ -29,10 +29,14 @@ Scoring is lazy, so that no work is spent on shapes that vanish before anyone as
 - new shapes are logged per region and scored for a request when that request comes next,
   or once it lags MAX_LAG shapes behind (no decision pays for a long backlog; the limits of
   the requests are staggered, so one change does not make every heap catch up at once);
-- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
-  already worse than the best rank in the heap waits unscored in a second heap, and is scored
-  once the best rank reaches its floor. A standard plan thus never scores GPU hosts while
-  GPU-less hosts have room.
+- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes; for a plan
+  without GPUs on a GPU host also pack's or spread's first costs) is already worse than the
+  best rank in the heap waits unscored in a second heap, and is scored once the best rank
+  reaches its floor. A standard plan thus never scores GPU hosts while GPU-less hosts have
+  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one whose nodes
+  all have free GPUs only when no node without them takes it, and under pack one with more
+  free GPUs than the best only when the best has as many. A new request's GPU hosts wait on
+  the lowest floor a GPU host can have, and get their own when the best rank reaches it.
 """
 
 from __future__ import annotations
