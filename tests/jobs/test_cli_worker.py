@@ -1,4 +1,5 @@
-"""`gpucloud worker` as an operator runs it: starts, serves its metrics, stops on SIGTERM."""
+"""`gpucloud worker` as an operator runs it: starts (loading placement's views), serves its
+metrics, stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_worker_command_starts_serves_metrics_and_stops_on_sigterm(tmp_path):
                             env=clean_env(), stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     try:
         deadline = time.monotonic() + 30
-        while "running 2 jobs at a time" not in log.read_text():
+        while not all(line in log.read_text() for line in ("running 2 jobs at a time", "placement's views loaded")):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text

@@ -8,13 +8,16 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from gpucloud.catalog import load_catalog
+from gpucloud.domain.fleet_index import Fleet
 from gpucloud.domain.placement import PlacementRequest, demand_mix, place
 from gpucloud.hypervisor.profile import builtin_profiles, load_profile
-from gpucloud.services import accounts, host_health, hosts, instances
+from gpucloud.services import accounts, host_health, hosts, instances, preload
 from gpucloud.services.account_admin import set_staff
-from gpucloud.services.placement_config import placement_config
+from gpucloud.services.placement_config import learn_demand, placement_config
 from gpucloud.services.provisioning import remove_instance
-from gpucloud.store import host_states
+from gpucloud.store import host_states, migrate
+from gpucloud.store.catalog import sync_catalog
+from gpucloud.store.db import Database
 from gpucloud.store.host_states import all_states, build_states
 from gpucloud.store.tables import Host
 from tests.conftest import make_settings
@@ -148,3 +151,64 @@ def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_p
         alone = [state for host_id in ids for state in build_states(s, [host_id])]
     assert [read[host_id].topology for host_id in ids] == expected
     assert together == alone and len(together) == len(expected)
+
+
+def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks_nothing(store_db, tmp_path,
+                                                                                           monkeypatch):
+    """`services.preload` loads every region's view when a process starts, with the config its
+    placements will use (views are kept per config, and pack's mix is learnt from the creates):
+    the process's first create then reads no host and ranks no region again."""
+    settings = make_settings(tmp_path, store_db.url)
+    for name, region in (("h1", "us-east"), ("h2", "us-east"), ("h3", "eu-central")):
+        hosts.register_host(store_db, settings, name=name, region=region, topology=load_profile("rtx6000-2s4g"),
+                            driver="sim", profile="rtx6000-2s4g")
+    account = accounts.create_account(store_db, "preload@example.com")
+    new = instances.NewInstance(type="g1-gpu-rtx6000-2", region="us-east")
+    instances.create_instance(store_db, settings, account.id, "before", new, bypass_flags=True)
+    restarted = Database(store_db.url)  # a new pool: a process starting with nothing cached
+    try:
+        preload.start(restarted, settings).join()
+        with restarted.write() as s:
+            assert learn_demand(s, settings).region_mix  # a learnt mix: not the settings' own config
+        read: list[int] = []
+        ranked: list[str] = []
+        build, warm = host_states.build_states, Fleet.warm
+
+        def counted_build(session, host_ids, *args, **kwargs):
+            read.extend(host_ids)
+            return build(session, host_ids, *args, **kwargs)
+
+        def counted_warm(fleet, region):
+            ranked.append(region)
+            return warm(fleet, region)
+
+        monkeypatch.setattr(host_states, "build_states", counted_build)
+        monkeypatch.setattr(Fleet, "warm", counted_warm)
+        instances.create_instance(restarted, settings, account.id, "after", new, bypass_flags=True)
+        assert read == [] and ranked == []
+        _same_as_fresh(restarted, settings)
+    finally:
+        restarted.dispose()
+    assert preload.load_views(store_db, settings) == {"eu-central": 1, "us-east": 2}
+
+
+def test_a_failed_preload_is_logged_and_the_first_placement_loads_its_region(tmp_path, caplog):
+    """A process whose load at start fails (here: no schema yet) logs it and keeps serving;
+    each region then loads at its first placement, as without the preload."""
+    db = Database(f"sqlite:///{tmp_path / 'late.sqlite'}")
+    settings = make_settings(tmp_path, db.url)
+    try:
+        preload.start(db, settings).join()
+        assert "loading placement's views at start failed" in caplog.text
+        migrate.upgrade(db)
+        with db.write() as s:
+            sync_catalog(s, load_catalog())
+        hosts.register_host(db, settings, name="h1", region="us-east", topology=load_profile("rtx6000-2s4g"),
+                            driver="sim", profile="rtx6000-2s4g")
+        account = accounts.create_account(db, "late@example.com")
+        inst = instances.create_instance(db, settings, account.id, "late",
+                                         instances.NewInstance(type="g1-gpu-rtx6000-1", region="us-east"),
+                                         bypass_flags=True)
+        assert inst.host_id is not None
+    finally:
+        db.dispose()

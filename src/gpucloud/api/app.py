@@ -15,6 +15,7 @@ from gpucloud.api.routes import account, billing, catalog, instances, sshkeys, t
 from gpucloud.catalog import load_catalog
 from gpucloud.config import Settings, load_settings
 from gpucloud.console.app import mount_console
+from gpucloud.services import preload
 from gpucloud.services.gating import flags_for
 from gpucloud.store.db import Database
 
@@ -98,6 +99,10 @@ def _calls(dependant: Dependant) -> set:
 
 
 def app_from_environment() -> FastAPI:
-    """The app for each process of `gpucloud api --workers N`: settings from GPUCLOUD_*."""
+    """The app for each process of `gpucloud api --workers N`: settings from GPUCLOUD_*. The
+    process loads placement's views beside serving (`services.preload`)."""
     settings = load_settings()
-    return create_app(settings, Database.for_settings(settings))
+    db = Database.for_settings(settings)
+    app = create_app(settings, db)
+    preload.start(db, settings)
+    return app

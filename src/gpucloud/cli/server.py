@@ -44,9 +44,11 @@ gpucloud demo is up at {settings.resolved_public_url}
   linode-cli linodes types --class gpu
 """)
     from gpucloud.jobs.worker import default_handlers, start_workers
+    from gpucloud.services import preload
 
     app = create_app(settings, db)
     workers = start_workers(db, settings, default_handlers())
+    preload.start(db, settings)  # placement's views, beside the server: the first create does not load its region
     try:
         uvicorn.Server(uvicorn_config(app, settings, host=settings.host, port=settings.port, log_level="info")).run()
     finally:

@@ -24,6 +24,7 @@ def worker(ctx: Context, concurrency: int | None, name: str | None, metrics_port
     """Claim and run jobs until stopped. Jobs left running at exit are taken over by
     another worker once their lease expires."""
     from gpucloud.jobs.worker import default_handlers, start_workers
+    from gpucloud.services import preload
 
     ctx.override(worker_concurrency=concurrency)
     settings, db = ctx.settings, ctx.db
@@ -42,6 +43,7 @@ def worker(ctx: Context, concurrency: int | None, name: str | None, metrics_port
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     handle = start_workers(db, settings, default_handlers(), name=name)
+    preload.start(db, settings)  # placement's views (resizes place): the first one does not load its region
     click.echo(f"worker {handle.name} running {handle.concurrency} jobs at a time", err=True)
     while not stop.wait(0.5):
         pass

@@ -321,10 +321,14 @@ def _sync(session: Session, view: _RegionView, region: str) -> None:
         view.warmed = True
 
 
+def regions(session: Session) -> list[str]:
+    """The regions that have hosts."""
+    return sorted(session.scalars(select(Host.region_id).distinct()))
+
+
 def all_states(session: Session, config: PlacementConfig, region: str | None = None) -> list[HostState]:
     """Every host (of `region`) as placement sees it now, from this process's views."""
-    regions = [region] if region else sorted(set(session.scalars(select(Host.region_id).distinct())))
-    return [state for r in regions for state in region_states(session, r, config)]
+    return [state for r in ([region] if region else regions(session)) for state in region_states(session, r, config)]
 
 
 def region_states(session: Session, region: str, config: PlacementConfig) -> list[HostState]:
