@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/placement_share.py                    # 10,000 hosts on PostgreSQL, 400 creates
     .venv/bin/python bench/placement_share.py --hosts 1000 --creates 200 --database sqlite
+    .venv/bin/python bench/placement_share.py --template share_10k   # registers once, keeps a copy
+    .venv/bin/python bench/placement_share.py --template share_10k   # later runs copy it: no registering
 
 A fresh store (PostgreSQL at GPUCLOUD_TEST_PG, default postgres@127.0.0.1:5432, or SQLite) with
 `--hosts` simulated hosts of three GPU profiles in one region, registered as `gpucloud host
@@ -30,8 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _store import machine, percentile, pg_admin, register_fleet, scratch, table
+import psycopg
+from _store import PG_ADMIN, machine, percentile, pg_admin, register_fleet, scratch, table
 from claims import FLEET_MIX, PLAN_MIX, REGION
+from sqlalchemy import text
 
 from gpucloud.domain.fleet_index import Fleet
 from gpucloud.services import accounts
@@ -76,20 +80,36 @@ class Split:
         return lambda: setattr(owner, name, original)
 
 
-def run(kind: str, n_hosts: int, creates: int, seed: int) -> dict:
+def pg_exists(name: str) -> bool:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def run(kind: str, n_hosts: int, creates: int, seed: int, template: str | None = None) -> dict:
+    """`template` (PostgreSQL): a database of registered hosts to copy, made from this run's
+    registered store (before any create) when it does not exist yet."""
     fleet = {(REGION, profile): round(n_hosts * share) for profile, share in FLEET_MIX.items()}
-    with scratch(kind) as store:
+    copy = template is not None and pg_exists(template)
+    with scratch(kind, template=template if copy else None) as store:
         settings = store.settings()
-        if store.pg_name:
-            pg_admin(f'ALTER DATABASE "{store.pg_name}" SET synchronous_commit = off')
-        db = Database(store.url)
-        started = time.perf_counter()
-        registered = register_fleet(db, settings, fleet)
-        register_s = time.perf_counter() - started
-        db.dispose()
-        if store.pg_name:
-            pg_admin(f'ALTER DATABASE "{store.pg_name}" RESET synchronous_commit')
+        if copy:
+            registered, register_s = -1, 0.0
+        else:
+            if store.pg_name:
+                pg_admin(f'ALTER DATABASE "{store.pg_name}" SET synchronous_commit = off')
+            db = Database(store.url)
+            started = time.perf_counter()
+            registered = register_fleet(db, settings, fleet)
+            register_s = time.perf_counter() - started
+            db.dispose()
+            if store.pg_name:
+                pg_admin(f'ALTER DATABASE "{store.pg_name}" RESET synchronous_commit')
+                if template is not None:
+                    pg_admin(f'CREATE DATABASE "{template}" TEMPLATE "{store.pg_name}"')
         db = Database(store.url)  # new connections: commits wait for the disk again
+        if copy:
+            with db.read() as s:
+                registered = s.execute(text("SELECT count(*) FROM hosts")).scalar_one()
         account = accounts.create_account(db, "share@example.com", username="share")
         rng = random.Random(seed)
         plans, weights = list(PLAN_MIX), list(PLAN_MIX.values())
@@ -127,9 +147,13 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=400)
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--template", help="PostgreSQL: copy this database of registered hosts instead of "
+                        "registering (CREATE DATABASE ... TEMPLATE); made from this run's when missing")
     args = parser.parse_args()
+    if args.template and args.database != "postgres":
+        parser.error("--template needs --database postgres")
     print(f"# placement's share of a create ({machine()})\n")
-    r = run(args.database, args.hosts, args.creates, args.seed)
+    r = run(args.database, args.hosts, args.creates, args.seed, args.template)
     s = r["share"]
     print(table(
         ["database", "hosts", "creates", "create CPU p50 / p99 ms", "decide", "index upkeep",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,9 +41,9 @@ REQUESTS = [
 PLANS = [gpu_plan(1, 4), gpu_plan(2, 6, 24), gpu_plan(4, 8), gpu_plan(1, 2, model="h100"), gpu_plan(2, 4, model="h100")]
 
 
-def fresh_hosts(statuses: dict[int, str]) -> list[HostState]:
+def fresh_hosts(statuses: dict[int, str], cpu_only_host: bool = True) -> list[HostState]:
     return [host(i, topo, model=model, status=statuses.get(i, "active"), **extra)
-            for i, (topo, model, extra) in TOPOLOGIES.items()]
+            for i, (topo, model, extra) in TOPOLOGIES.items() if cpu_only_host or topo.gpus]
 
 
 configs = st.builds(
@@ -110,10 +111,13 @@ def _sum_by_node(placements: list[Placement], value) -> dict[int, int]:
     return dict(out)
 
 
-@settings(max_examples=60, deadline=None)
-@given(config=configs, ops=operations, statuses=statuses)
-def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_counted(config, ops, statuses):
-    fleet = Fleet(fresh_hosts(statuses), config)
+@settings(max_examples=80, deadline=None)
+@given(config=configs, ops=operations, statuses=statuses, cpu_only_host=st.booleans())
+def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_counted(config, ops, statuses,
+                                                                                    cpu_only_host):
+    # Without the CPU-only host, plans without GPUs rank GPU hosts, most of them waiting unscored
+    # on their floors (`numa_fit.cores_floor`) while a node without free GPUs ranks better.
+    fleet = Fleet(fresh_hosts(statuses, cpu_only_host), config)
     fleet.warm("r1")
     twin = replace(config)  # `random` draws from the config's generator: the scan gets its own, same seed
     live: list[Placement] = []
@@ -123,7 +127,8 @@ def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_coun
                 fleet.release(live.pop(arg % len(live)))
         elif op == "status":
             host_id, status = arg
-            fleet.update(replace(fleet.host(host_id), status=status))
+            if cpu_only_host or TOPOLOGIES[host_id][0].gpus:
+                fleet.update(replace(fleet.host(host_id), status=status))
         else:
             request = REQUESTS[arg]
             got = fleet.place(request)
@@ -182,6 +187,51 @@ def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops
             continue
         vcpus, gib, dedicated = arg
         request = cpu_request(vcpus, gib, dedicated=dedicated)
+        got = fleet.place(request)
+        assert got == place(request, fleet.hosts(), twin)
+        if isinstance(got, Placement):
+            fleet.apply(got)
+            live.append(got)
+
+
+# GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
+# choose between hosts with and without a node free of GPUs: most GPU hosts wait unscored on
+# their floors (`numa_fit.cores_floor`: preference, free GPUs, free cores) and are scored only
+# once the best rank reaches them, for requests seen before (`warm`) or asked the first time.
+GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib), model=model)
+             for i, (gpus, cores, gib, model) in enumerate([
+                 ((1, 1), 4, 32, "rtx6000"), ((2, 1), 4, 32, "rtx6000"), ((1, 1), 6, 32, "rtx6000"),
+                 ((1, 0), 4, 24, "rtx6000"), ((1, 1), 4, 32, "h100"), ((2, 2), 6, 64, "rtx6000"),
+                 ((1, 1), 4, 48, "rtx6000")], start=1)]
+gpu_host_ops = st.lists(st.one_of(
+    st.tuples(st.just("gpu"), st.tuples(st.integers(1, 2), st.sampled_from(["rtx6000", "h100"]))),
+    st.tuples(st.just("cpu"), st.tuples(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans())),
+    st.tuples(st.just("delete"), st.integers(0, 1000)),
+), min_size=1, max_size=60)
+
+
+@pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
+@settings(max_examples=150, deadline=None)
+@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans())
+def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, ops, seed, warm):
+    requests = [cpu_request(v, g, dedicated=d) for v in (1, 2, 4) for g in (1, 2, 8) for d in (False, True)]
+    plans = [replace(PLANS[0], id=f"cpu-{k}", type_class="dedicated" if r.dedicated else "standard", vcpus=r.vcpus,
+                     memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
+    config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS),
+                             plans=tuple(plans) if warm else ())
+    fleet, twin = Fleet(GPU_HOSTS, config), replace(config)
+    fleet.warm("r1")
+    live: list[Placement] = []
+    for op, arg in ops:
+        if op == "delete":
+            if live:
+                fleet.release(live.pop(arg % len(live)))
+            continue
+        if op == "gpu":
+            request = gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
+        else:
+            vcpus, gib, dedicated = arg
+            request = cpu_request(vcpus, gib, dedicated=dedicated)
         got = fleet.place(request)
         assert got == place(request, fleet.hosts(), twin)
         if isinstance(got, Placement):

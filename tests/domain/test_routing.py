@@ -81,7 +81,9 @@ def test_overflow_picks_the_gpu_host_where_it_costs_no_sale():
 def test_keeps_gpu_sales_answers_as_filling_the_host_before_and_after_would(numa_unknown_policy):
     """The shortcut (`numa_fit._same_fill`) never changes the answer: on hosts of the shipped
     profiles churned with the catalog's plans, every way a plan without GPUs fits a GPU host
-    gets the answer of comparing `fill_count` of every GPU plan before and after it."""
+    gets the answer of comparing `fill_count` of every GPU plan before and after it; and the
+    best fit, for which `candidates` skips the nodes with free GPUs once a node without them
+    keeps every GPU plan as sellable, is the best of every way."""
     catalog = load_catalog()
     states = []
     for name in ("rtx6000-2s4g", "rtx4000ada-2s8g", "h100-nps4-8g", "rtx6000-numa-unknown"):
@@ -95,7 +97,7 @@ def test_keeps_gpu_sales_answers_as_filling_the_host_before_and_after_would(numa
     fleet, rng, live = Fleet(hosts, cfg), random.Random(5), []
     plans = [p for p in catalog.plans if p.gpu_model in (None, "rtx6000", "rtx4000ada", "h100")]
     without_gpus = [PlacementRequest.for_plan(p, "r1").need for p in plans if not p.is_gpu]
-    shortcuts = checked = 0
+    shortcuts = checked = skipped = 0
     for _ in range(120):
         if live and rng.random() < 0.35:
             fleet.release(live.pop(rng.randrange(len(live))))
@@ -108,7 +110,13 @@ def test_keeps_gpu_sales_answers_as_filling_the_host_before_and_after_would(numa
             shape = h.shape
             free = placeable_free(shape, numa_unknown_policy)
             for need in without_gpus:
-                for *_, a in candidates(shape, need, cfg):
+                ways = list(candidates(shape, need, cfg, every_span=True))
+                score = numa_fit._scorer(shape, need, cfg)
+                best = numa_fit.best_fit(shape, need, cfg)
+                assert (best.assignment if best else None) == min(
+                    ((*head, score(a), numa_fit.tail_of(a), a) for *head, a in ways), default=[None])[-1]
+                skipped += len(ways) - len(list(candidates(shape, need, cfg)))
+                for *_, a in ways:
                     later = after(shape, a)
                     gpu_needs = [n for model in free for n, _ in reference.mix_for(model, "r1")]
                     expected = all(fill_count(later, n, reference) >= fill_count(shape, n, reference) for n in gpu_needs)
@@ -116,6 +124,7 @@ def test_keeps_gpu_sales_answers_as_filling_the_host_before_and_after_would(numa
                     checked += 1
                     shortcuts += any(numa_fit._same_fill(shape, later, a, n, cfg) for n in gpu_needs)
     assert checked > 1000 and 0 < shortcuts < checked  # both ways of answering were asked
+    assert skipped > 100
 
 
 @pytest.mark.parametrize(("case", "numa_unknown_policy", "gpus", "unknown"), [

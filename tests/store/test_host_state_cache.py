@@ -3,9 +3,11 @@ host's free state must move its generation, so the cached view always equals a f
 
 from __future__ import annotations
 
+import gc
+import importlib
 from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.fleet_index import Fleet
@@ -19,7 +21,7 @@ from gpucloud.store import host_states, migrate
 from gpucloud.store.catalog import sync_catalog
 from gpucloud.store.db import Database
 from gpucloud.store.host_states import all_states, build_states
-from gpucloud.store.tables import Host
+from gpucloud.store.tables import CpuRow, Host
 from tests.conftest import make_settings
 
 
@@ -157,7 +159,8 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
                                                                                            monkeypatch):
     """`services.preload` loads every region's view when a process starts, with the config its
     placements will use (views are kept per config, and pack's mix is learnt from the creates):
-    the process's first create then reads no host and ranks no region again."""
+    the process's first create then reads no host and ranks no region again. What is alive
+    once they are loaded is frozen (`gc.freeze`)."""
     settings = make_settings(tmp_path, store_db.url)
     for name, region in (("h1", "us-east"), ("h2", "us-east"), ("h3", "eu-central")):
         hosts.register_host(store_db, settings, name=name, region=region, topology=load_profile("rtx6000-2s4g"),
@@ -166,8 +169,10 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
     new = instances.NewInstance(type="g1-gpu-rtx6000-2", region="us-east")
     instances.create_instance(store_db, settings, account.id, "before", new, bypass_flags=True)
     restarted = Database(store_db.url)  # a new pool: a process starting with nothing cached
+    frozen = gc.get_freeze_count()
     try:
         preload.start(restarted, settings).join()
+        assert gc.get_freeze_count() > frozen  # the states loaded are out of the collector's scans
         with restarted.write() as s:
             assert learn_demand(s, settings).region_mix  # a learnt mix: not the settings' own config
         read: list[int] = []
@@ -188,6 +193,7 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
         assert read == [] and ranked == []
         _same_as_fresh(restarted, settings)
     finally:
+        gc.unfreeze()  # what this test process froze goes back to the collector
         restarted.dispose()
     assert preload.load_views(store_db, settings) == {"eu-central": 1, "us-east": 2}
 
@@ -212,3 +218,44 @@ def test_a_failed_preload_is_logged_and_the_first_placement_loads_its_region(tmp
         assert inst.host_id is not None
     finally:
         db.dispose()
+
+
+def test_hosts_of_one_cpu_layout_share_one_read_of_it(store_db, tmp_path):
+    """The key of a host's CPU layout is written at registration (and by migration 0012 for the
+    hosts before it); a region's load reads the threads of one host per key. Hosts of a profile
+    share a key unless their reserved cores differ; a host without a key (registered by an
+    older process) is read on its own."""
+    profile = load_profile("rtx6000-2s4g")
+    for name, reserved_cores in (("h1", 1), ("h2", 1), ("h3", 2), ("h4", 1)):
+        hosts.register_host(store_db, make_settings(tmp_path, store_db.url, reserved_cores_per_node=reserved_cores),
+                            name=name, region="us-east", topology=profile, driver="sim", profile="rtx6000-2s4g")
+    with store_db.write() as s:
+        keys = dict(s.execute(select(Host.name, Host.cpu_layout_key)).all())
+        s.execute(update(Host).where(Host.name == "h4").values(cpu_layout_key=None))
+        # Rows the key does not describe (CPU rows never change once registered): not read.
+        s.execute(update(CpuRow).where(CpuRow.host_id == select(Host.id).where(Host.name == "h2").scalar_subquery())
+                  .values(socket_id=CpuRow.socket_id + 10))
+    assert keys["h1"] == keys["h2"] == keys["h4"] != keys["h3"]
+    restarted = Database(store_db.url)  # nothing read yet
+    try:
+        with restarted.read() as s:
+            ids = dict(s.execute(select(Host.name, Host.id)).all())
+            read = host_states.topologies(s, list(ids.values()))
+    finally:
+        restarted.dispose()
+    assert read[ids["h1"]].topology == read[ids["h2"]].topology == profile == read[ids["h4"]].topology
+    assert read[ids["h1"]].reserved_cpus != read[ids["h3"]].reserved_cpus
+    assert len(read[ids["h3"]].reserved_cpus) == 2 * len(read[ids["h1"]].reserved_cpus)
+
+
+def test_migration_0012_gives_every_host_the_key_registration_gives(store_db, tmp_path):
+    settings = make_settings(tmp_path, store_db.url)
+    for n, profile in enumerate(sorted(builtin_profiles())):
+        hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=load_profile(profile),
+                            driver="sim")
+    with store_db.write() as s:
+        registered = dict(s.execute(select(Host.id, Host.cpu_layout_key)).all())
+        s.execute(update(Host).values(cpu_layout_key=None))
+        importlib.import_module("gpucloud.store.migrations.versions.0012_host_cpu_layout_key").backfill(s.connection())
+        assert dict(s.execute(select(Host.id, Host.cpu_layout_key)).all()) == registered
+    assert None not in registered.values()

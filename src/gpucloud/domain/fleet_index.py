@@ -29,10 +29,14 @@ Scoring is lazy, so that no work is spent on shapes that vanish before anyone as
 - new shapes are logged per region and scored for a request when that request comes next,
   or once it lags MAX_LAG shapes behind (no decision pays for a long backlog; the limits of
   the requests are staggered, so one change does not make every heap catch up at once);
-- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes) is
-  already worse than the best rank in the heap waits unscored in a second heap, and is scored
-  once the best rank reaches its floor. A standard plan thus never scores GPU hosts while
-  GPU-less hosts have room.
+- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes; for a plan
+  without GPUs on a GPU host also pack's or spread's first costs) is already worse than the
+  best rank in the heap waits unscored in a second heap, and is scored once the best rank
+  reaches its floor. A standard plan thus never scores GPU hosts while GPU-less hosts have
+  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one whose nodes
+  all have free GPUs only when no node without them takes it, and under pack one with more
+  free GPUs than the best only when the best has as many. A new request's GPU hosts wait on
+  the lowest floor a GPU host can have, and get their own when the best rank reaches it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from itertools import count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
+    GPU_HOST_NODE_WITHOUT_GPUS,
     HostShape,
     Need,
     cell_memory_room,
@@ -100,7 +105,7 @@ class Fleet:
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
         self._heaps: dict[Key, list] = {}  # (rank, order, shape)
-        self._waiting: dict[Key, list] = {}  # (rank floor, order, shape), not scored yet
+        self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
         self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
@@ -205,7 +210,7 @@ class Fleet:
         best = self._top(key)
         floor = rank_floor(shape, key[1], self.config.for_host(shape))
         if best is not None and floor > best[: len(floor)]:
-            heapq.heappush(self._waiting[key], (floor, next(self._order), shape))
+            heapq.heappush(self._waiting[key], (floor, next(self._order), shape, True))
         else:
             self._score(key, shape)
 
@@ -260,12 +265,12 @@ class Fleet:
         else:
             for shape in self._with_room(region, False, need.memory_mib):
                 self._queue(key, shape)
-        # Every GPU host waits, on the one floor a plan without GPUs has there (`rank_floor`
-        # depends only on GPUs being installed), without a look at each.
+        # Every GPU host waits, without a look at each, on the lowest preference a GPU host can
+        # have, until the best rank reaches it: then it gets its own floor (`rank_floor`).
         gpu_hosts = self._with_room(region, True, need.memory_mib)
         if gpu_hosts:
-            floor = rank_floor(gpu_hosts[0], need, self.config)
-            self._waiting[key] = [(floor, next(self._order), shape) for shape in gpu_hosts]  # sorted: a heap
+            floor = (GPU_HOST_NODE_WITHOUT_GPUS,)
+            self._waiting[key] = [(floor, next(self._order), shape, False) for shape in gpu_hosts]  # sorted: a heap
             self._queued[key].update(gpu_hosts)
         return heap
 
@@ -329,7 +334,7 @@ class Fleet:
             unread = self._next_unread(key)
             from_waiting = bool(waiting) and (unread is None or waiting[0][0] <= unread[0])
             if from_waiting:
-                floor, shape = waiting[0][0], waiting[0][2]
+                floor, _, shape, own_floor = waiting[0]
             elif unread is not None:
                 floor, shape = unread
             else:
@@ -338,6 +343,10 @@ class Fleet:
                 return best
             if from_waiting:
                 heapq.heappop(waiting)
+                if not own_floor:
+                    floor = rank_floor(shape, key[1], self.config.for_host(shape))
+                    heapq.heappush(waiting, (floor, next(self._order), shape, True))
+                    continue
             else:
                 self._unread[key][1] += 1
                 queued.add(shape)

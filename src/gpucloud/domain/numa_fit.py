@@ -278,13 +278,18 @@ def candidates(
 ) -> Iterator[tuple[int, int, int, Assignment]]:
     """(preference, span, distance, assignment) for every way the request fits the host.
 
-    Only the fewest-node spans are produced unless `every_span`; what blocked the others is
-    added to `lacking` when given (for "no room" reasons).
+    Only the fewest-node spans are produced unless `every_span`, and for a plan without GPUs on a
+    GPU host, the nodes with free GPUs not once a node without them keeps every GPU plan as
+    sellable (they rank after it, and each costs `keeps_gpu_sales` fills); what blocked the
+    others is added to `lacking` when given (for "no room" reasons).
     """
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
     if not need.gpus:
         gpu_host = bool(shape.installed)
-        for node in shape.nodes:
+        overflow = False  # a node without free GPUs took it as GPU_HOST_NODE_WITHOUT_GPUS
+        for node in sorted(shape.nodes, key=lambda n: bool(n.gpus)) if gpu_host else shape.nodes:
+            if overflow and node.gpus and not every_span and lacking is None:
+                return
             part = _single_part(node, need, tpc, ratio)
             if isinstance(part, set):
                 if lacking is not None:
@@ -295,6 +300,7 @@ def candidates(
                 preference = CPU_HOST
             elif keeps_gpu_sales(shape, a, cfg):
                 preference = GPU_HOST_NODE_WITH_GPUS if node.gpus else GPU_HOST_NODE_WITHOUT_GPUS
+                overflow = overflow or not node.gpus
             else:
                 preference = GPU_HOST_COSTS_SALES
             yield preference, 1, 0, a
@@ -404,11 +410,14 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
 def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, ...]:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
-    (preference,) for plans without GPUs, (0, fewest nodes holding enough GPUs) for GPU plans:
-    an index may leave a host unscored while its floor is above the best rank it holds.
+    (0, fewest nodes holding enough GPUs) for GPU plans; for plans without GPUs, (CPU_HOST,) on a
+    CPU-only host and `cores_floor` on a GPU host: an index may leave a host unscored while its
+    floor is above the best rank it holds. (On a CPU-only host a score costs a few µs, less than
+    the decisions that would later score dozens of hosts tied on cores at once; on a GPU host
+    it costs `keeps_gpu_sales`' fills.)
     """
     if not need.gpus:
-        return (CPU_HOST,) if not shape.installed else (GPU_HOST_NODE_WITHOUT_GPUS,)
+        return (CPU_HOST,) if not shape.installed else cores_floor(shape, need, cfg)
     counts = sorted((count_of(n.gpus, need.gpu_model) for n in shape.nodes), reverse=True)
     total, span = 0, FALLBACK_SPAN
     for k, c in enumerate(counts, start=1):
@@ -422,17 +431,30 @@ def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int,
 
 
 def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
-    """`rank_floor` of a GPU-less host for a plan without GPUs, with pack's or spread's cost:
-    such a host takes it on one node at distance 0, and both rank it by its free cores first
-    (`_scorer`: keep the two in step). `cores_first` says in which order of free cores these
-    floors rise, so an index can read GPU-less hosts in rank order without scoring them."""
+    """A lower bound of a host's rank for a plan without GPUs, without scoring anything.
+
+    Every host takes such a plan on one node at distance 0. The preference is at least
+    CPU_HOST on a CPU-only host, GPU_HOST_NODE_WITHOUT_GPUS on a GPU host with a node without
+    free GPUs, GPU_HOST_NODE_WITH_GPUS on any other. Then spread ranks by free cores, and so
+    does pack after its fragmentation and free GPUs (`_scorer`: keep the two in step): on a
+    node without free GPUs of a host that keeps every GPU plan as sellable, the fragmentation
+    does not change (no fill touches that node), so pack's cost starts with 0.0 there, and
+    nothing bounds it on a node with free GPUs. `cores_first` says in which order of free
+    cores these floors rise on CPU-only hosts, so an index can read them in rank order."""
+    if not shape.installed:
+        preference = CPU_HOST
+    elif all(n.gpus for n in shape.nodes):
+        preference = GPU_HOST_NODE_WITH_GPUS
+    else:
+        preference = GPU_HOST_NODE_WITHOUT_GPUS
     cores = sum(n.cores for n in shape.nodes)
-    if cfg.policy == "pack":
+    if cfg.policy == "pack" and preference != GPU_HOST_NODE_WITH_GPUS:
+        free = sum(placeable_free(shape, cfg.numa_unknown_policy).values()) if shape.installed else 0
         taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
-        return (CPU_HOST, 1, 0, (0.0, 0, cores - taken))
+        return (preference, 1, 0, (0.0, free, cores - taken))
     if cfg.policy == "spread":
-        return (CPU_HOST, 1, 0, (0, -cores))
-    return (CPU_HOST,)
+        return (preference, 1, 0, (0, -cores))
+    return (preference, 1, 0)
 
 
 def cores_first(cfg: PlacementConfig) -> int:
