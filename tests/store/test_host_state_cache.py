@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import threading
+import time
 from dataclasses import replace
 
 from sqlalchemy import select, update
@@ -259,3 +261,43 @@ def test_migration_0012_gives_every_host_the_key_registration_gives(store_db, tm
         importlib.import_module("gpucloud.store.migrations.versions.0012_host_cpu_layout_key").backfill(s.connection())
         assert dict(s.execute(select(Host.id, Host.cpu_layout_key)).all()) == registered
     assert None not in registered.values()
+
+
+def test_a_new_learnt_mix_waits_for_a_placement_reading_hosts_without_blocking_it(store_db, tmp_path, monkeypatch):
+    """The view for a new learnt mix takes the old view's hosts once the placement using the old
+    view is done with them; that placement, reading a changed host meanwhile, must not wait on
+    the new view (it did: the new view held the cache's lock while waiting for the old view)."""
+    settings = make_settings(tmp_path, store_db.url)
+    hosts.register_host(store_db, settings, name="h1", region="us-east", profile="rtx6000-2s4g",
+                        topology=load_profile("rtx6000-2s4g"), driver="sim")
+    old = placement_config(settings)
+    with store_db.read() as s:
+        all_states(s, old, "us-east")
+    hosts.set_host_status(store_db, "h1", "draining", why="PSU swap")  # the old view reads h1 again
+    new = replace(old, region_mix=(("us-east", demand_mix(load_catalog().plans, {"g1-gpu-rtx6000-2": 1.0})),))
+    reading, go = threading.Event(), threading.Event()
+    original = host_states.build_states
+
+    def paused(session, host_ids, *args, **kwargs):
+        reading.set()
+        go.wait(10)
+        return original(session, host_ids, *args, **kwargs)
+
+    monkeypatch.setattr(host_states, "build_states", paused)
+    seen: dict[str, list] = {}
+
+    def states(name: str, config) -> None:
+        with store_db.read() as s:
+            seen[name] = [h.status for h in all_states(s, config, "us-east")]
+
+    placing = threading.Thread(target=states, args=("old", old), daemon=True)
+    placing.start()
+    assert reading.wait(10)
+    learning = threading.Thread(target=states, args=("new", new), daemon=True)
+    learning.start()
+    time.sleep(0.2)  # the new mix's view now waits for the old view
+    go.set()
+    placing.join(10)
+    learning.join(10)
+    assert not placing.is_alive() and not learning.is_alive()
+    assert seen == {"old": ["draining"], "new": ["draining"]}

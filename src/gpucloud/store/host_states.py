@@ -304,14 +304,21 @@ def _view(session: Session, region: str, config: PlacementConfig) -> _RegionView
     with _lock:
         views = _views.setdefault(pool_of(session), {})
         view = views.get((region, id(config)))
-        if view is None or view.config is not config:
-            view = _RegionView(Fleet((), config), config)
-            for key in [k for k, v in views.items() if k[0] == region and _succeeds(config, v.config)]:
-                old = views.pop(key)  # a config whose learnt mix was replaced: its view is not asked again
-                with old.lock:  # its hosts carry over: a new mix re-ranks them, it need not read them again
-                    if old.newest > view.newest:
-                        view = _RegionView(Fleet(old.fleet.hosts(), config), config, old.newest)
-            views[(region, id(config))] = view
+        if view is not None and view.config is config:
+            return view
+        # Configs whose learnt mix was replaced: their views are not asked again, and their hosts
+        # carry over (a new mix ranks them again, it need not read them again).
+        replaced = [views.pop(k) for k in [k for k, v in views.items()
+                                           if k[0] == region and _succeeds(config, v.config)]]
+        view = views[(region, id(config))] = _RegionView(Fleet((), config), config)
+        view.lock.acquire()  # at once: no other thread has seen this view yet
+    try:
+        for old in replaced:
+            with old.lock:  # not under _lock: a placement holding it may need _lock to finish
+                if old.newest > view.newest:
+                    view.fleet, view.newest = Fleet(old.fleet.hosts(), config), old.newest
+    finally:
+        view.lock.release()
     return view
 
 
