@@ -139,16 +139,29 @@ def test_a_newer_learnt_mix_takes_the_hosts_over_without_reading_them_again(stor
 
 def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_path):
     """Hosts of one hardware profile share what their rows repeat (threads, distances, PCI
-    functions) when read together; each must still read back as registered, and its state as
-    when read alone."""
+    functions) when read together, and hosts whose state would be built from equal inputs (the
+    idle hosts of a profile) share one state's nodes and GPUs; each must still read back as
+    registered, and its state as when read alone: claimed, draining, with a faulty GPU or a
+    host override alike."""
     settings = make_settings(tmp_path, store_db.url)
     shipped = sorted(builtin_profiles())
     base = load_profile("rtx6000-2s4g")  # the same threads with more memory and hugepages on each node
     more = replace(base, nodes=tuple(replace(n, memory_mib=2 * n.memory_mib, hugepages_1g=n.hugepages_1g + 4)
                                      for n in base.nodes))
-    expected = [load_profile(p) for p in shipped * 2] + [more]
+    expected = [load_profile(p) for p in shipped * 3] + [more]
     for n, topology in enumerate(expected):
         hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=topology, driver="sim")
+    account = accounts.create_account(store_db, "together@example.com")
+    for plan in ("g1-gpu-rtx6000-1", "g1-gpu-rtx6000-1", "g3-gpu-h100-2", "g2-gpu-rtx4000a1-s", "g6-standard-2",
+                 "g6-dedicated-2"):
+        instances.create_instance(store_db, settings, account.id, "together",
+                                  instances.NewInstance(type=plan, region="us-east"), bypass_flags=True)
+    rtx6000 = len(shipped) + shipped.index("rtx6000-2s4g")
+    hosts.set_host_status(store_db, f"h{rtx6000}", "draining", why="PSU swap")
+    hosts.set_gpu_status(store_db, f"h{rtx6000 + len(shipped)}", load_profile("rtx6000-2s4g").gpus[0].address,
+                         "faulty", why="Xid 79")
+    with store_db.write() as s:
+        s.execute(update(Host).where(Host.name == f"h{len(shipped)}").values(settings={"shared_cpu_overcommit": 2.0}))
     with store_db.read() as s:
         ids = sorted(s.scalars(select(Host.id)))
         read = host_states.topologies(s, ids)
@@ -156,6 +169,10 @@ def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_p
         alone = [state for host_id in ids for state in build_states(s, [host_id])]
     assert [read[host_id].topology for host_id in ids] == expected
     assert together == alone and len(together) == len(expected)
+    assert {h.status for h in together} == {"active", "draining"} and any(h.overrides for h in together)
+    assert any(h.claimed_gpus for h in together) and any(h.unavailable_gpus for h in together)
+    shared = {id(h.nodes) for h in together}
+    assert len(shared) < len(together) and len({id(h.nodes) for h in alone}) == len(alone)
 
 
 def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks_nothing(store_db, tmp_path,
