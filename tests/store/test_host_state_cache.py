@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import itertools
 import threading
 import time
 from dataclasses import replace
@@ -19,7 +20,7 @@ from gpucloud.services import accounts, host_health, hosts, instances, preload
 from gpucloud.services.account_admin import set_staff
 from gpucloud.services.placement_config import learn_demand, placement_config
 from gpucloud.services.provisioning import remove_instance
-from gpucloud.store import host_states, migrate
+from gpucloud.store import host_states, migrate, usage
 from gpucloud.store.catalog import sync_catalog
 from gpucloud.store.db import Database
 from gpucloud.store.host_states import all_states, build_states
@@ -138,16 +139,29 @@ def test_a_newer_learnt_mix_takes_the_hosts_over_without_reading_them_again(stor
 
 def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_path):
     """Hosts of one hardware profile share what their rows repeat (threads, distances, PCI
-    functions) when read together; each must still read back as registered, and its state as
-    when read alone."""
+    functions) when read together, and hosts whose state would be built from equal inputs (the
+    idle hosts of a profile) share one state's nodes and GPUs; each must still read back as
+    registered, and its state as when read alone: claimed, draining, with a faulty GPU or a
+    host override alike."""
     settings = make_settings(tmp_path, store_db.url)
     shipped = sorted(builtin_profiles())
     base = load_profile("rtx6000-2s4g")  # the same threads with more memory and hugepages on each node
     more = replace(base, nodes=tuple(replace(n, memory_mib=2 * n.memory_mib, hugepages_1g=n.hugepages_1g + 4)
                                      for n in base.nodes))
-    expected = [load_profile(p) for p in shipped * 2] + [more]
+    expected = [load_profile(p) for p in shipped * 3] + [more]
     for n, topology in enumerate(expected):
         hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=topology, driver="sim")
+    account = accounts.create_account(store_db, "together@example.com")
+    for plan in ("g1-gpu-rtx6000-1", "g1-gpu-rtx6000-1", "g3-gpu-h100-2", "g2-gpu-rtx4000a1-s", "g6-standard-2",
+                 "g6-dedicated-2"):
+        instances.create_instance(store_db, settings, account.id, "together",
+                                  instances.NewInstance(type=plan, region="us-east"), bypass_flags=True)
+    rtx6000 = len(shipped) + shipped.index("rtx6000-2s4g")
+    hosts.set_host_status(store_db, f"h{rtx6000}", "draining", why="PSU swap")
+    hosts.set_gpu_status(store_db, f"h{rtx6000 + len(shipped)}", load_profile("rtx6000-2s4g").gpus[0].address,
+                         "faulty", why="Xid 79")
+    with store_db.write() as s:
+        s.execute(update(Host).where(Host.name == f"h{len(shipped)}").values(settings={"shared_cpu_overcommit": 2.0}))
     with store_db.read() as s:
         ids = sorted(s.scalars(select(Host.id)))
         read = host_states.topologies(s, ids)
@@ -155,6 +169,10 @@ def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_p
         alone = [state for host_id in ids for state in build_states(s, [host_id])]
     assert [read[host_id].topology for host_id in ids] == expected
     assert together == alone and len(together) == len(expected)
+    assert {h.status for h in together} == {"active", "draining"} and any(h.overrides for h in together)
+    assert any(h.claimed_gpus for h in together) and any(h.unavailable_gpus for h in together)
+    shared = {id(h.nodes) for h in together}
+    assert len(shared) < len(together) and len({id(h.nodes) for h in alone}) == len(alone)
 
 
 def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks_nothing(store_db, tmp_path,
@@ -301,3 +319,52 @@ def test_a_new_learnt_mix_waits_for_a_placement_reading_hosts_without_blocking_i
     learning.join(10)
     assert not placing.is_alive() and not learning.is_alive()
     assert seen == {"old": ["draining"], "new": ["draining"]}
+
+
+def test_an_early_create_beside_the_start_up_load_shares_its_view(postgres_db, tmp_path, monkeypatch):
+    """A create that learns the demand mix at the same moment as the start-up load gets the same
+    config (`learn_demand`), so both use one view: each region is loaded and ranked once, and the next create reads and ranks nothing. PostgreSQL only: SQLite's write
+    transactions (where both learn) run one at a time, so they cannot learn at once there."""
+    settings = make_settings(tmp_path, postgres_db.url)
+    ids = [hosts.register_host(postgres_db, settings, name=name, region=region, profile="rtx6000-2s4g",
+                               topology=load_profile("rtx6000-2s4g"), driver="sim").id
+           for name, region in (("h1", "us-east"), ("h2", "us-east"), ("h3", "eu-central"))]
+    account = accounts.create_account(postgres_db, "beside@example.com")
+    new = instances.NewInstance(type="g1-gpu-rtx6000-2", region="us-east")
+    instances.create_instance(postgres_db, settings, account.id, "before", new, bypass_flags=True)
+    both, calls, started_since = threading.Barrier(2, timeout=10), itertools.count(), usage.started_since
+    read: list[int] = []
+    ranked: list[str] = []
+    build, warm = host_states.build_states, Fleet.warm
+
+    def together(s, since):
+        if next(calls) < 2:
+            both.wait()  # the first two learn at once: both past the cache, reading the creates
+        return started_since(s, since)
+
+    def counted_build(session, host_ids, *args, **kwargs):
+        read.extend(host_ids)
+        return build(session, host_ids, *args, **kwargs)
+
+    def counted_warm(fleet, region):
+        ranked.append(region)
+        return warm(fleet, region)
+
+    monkeypatch.setattr(usage, "started_since", together)
+    monkeypatch.setattr(host_states, "build_states", counted_build)
+    monkeypatch.setattr(Fleet, "warm", counted_warm)
+    restarted = Database(postgres_db.url)  # a process starting
+    try:
+        loading = preload.start(restarted, settings)
+        instances.create_instance(restarted, settings, account.id, "early", new, bypass_flags=True)
+        loading.join(10)
+        # (a host the early create claimed may be read again by the load, if it looks before the
+        # create applied its claim to the view)
+        assert set(read) == set(ids) and sorted(ranked) == ["eu-central", "us-east"]
+        read.clear()
+        instances.create_instance(restarted, settings, account.id, "after", new, bypass_flags=True)
+        assert read == [] and sorted(ranked) == ["eu-central", "us-east"]
+        _same_as_fresh(restarted, settings)
+    finally:
+        gc.unfreeze()
+        restarted.dispose()

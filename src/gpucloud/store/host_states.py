@@ -220,6 +220,7 @@ def build_states(session: Session, host_ids: list[int], ignore_instance: int | N
         else:
             memory[host_id][index] += mib
         shared[host_id][index] += vcpus
+    memo: dict[tuple, tuple[HostTopology, HostState]] = {}  # a profile's idle hosts: one state built, copies
     return [
         build_host_state(
             host_id, r.region, r.topology, {g.pci_address: g.gpu_model_id for g in r.gpus if g.gpu_model_id},
@@ -228,7 +229,7 @@ def build_states(session: Session, host_ids: list[int], ignore_instance: int | N
             claimed_hugepages=pages[host_id], shared_vcpus=shared[host_id],
             gpu_statuses={g.pci_address: g.status for g in r.gpus}, reserved_cpus=r.reserved_cpus,
             reserved_memory_mib={n.node_index: n.reserved_memory_mib for n in r.nodes},
-            overrides={k: v for k, v in r.settings.items() if k in OVERRIDABLE} or None,
+            overrides={k: v for k, v in r.settings.items() if k in OVERRIDABLE} or None, memo=memo,
         )
         for host_id, r in read.items()
     ]
