@@ -1,5 +1,6 @@
 """`build_host_state` with a memo (one per read of many hosts): hosts whose inputs are equal
-share one state's nodes and GPUs, and every state equals the one built without it."""
+but for their ids and generations share one state's nodes, GPUs and shape, and every state
+equals the one built without it."""
 
 from __future__ import annotations
 
@@ -28,18 +29,21 @@ def _inputs(topology: HostTopology) -> list[dict]:
 def test_a_memo_shares_equal_states_and_changes_none():
     memo: dict = {}
     built = 0
+    hosts = [("us-east", "active", None), ("us-east", "active", None), ("eu-central", "active", None),
+             ("us-east", "draining", None), ("us-east", "active", {"shared_cpu_overcommit": 2.0}),
+             ("us-east", "active", {"shared_cpu_overcommit": 2.0})]  # equal: the 1st and 2nd, the 5th and 6th
     for name in sorted(builtin_profiles()):
         topology = load_profile(name)
         for inputs in _inputs(topology):
             models = inputs.pop("gpu_models")
-            first = None
-            for host_id, (region, status, overrides) in enumerate(
-                    [("us-east", "active", None), ("eu-central", "draining", {"shared_cpu_overcommit": 2.0}),
-                     ("us-east", "down", {"numa_unknown_policy": "legacy"})]):
+            states = []
+            for host_id, (region, status, overrides) in enumerate(hosts):
                 own = {"status": status, "generation": 10 + host_id, "overrides": overrides}
                 state = build_host_state(host_id, region, topology, models, **own, **inputs, memo=memo)
-                assert state == build_host_state(host_id, region, topology, models, **own, **inputs), (name, inputs)
-                first = first or state
-                assert state.nodes is first.nodes and state.claimed_gpus is first.claimed_gpus
-            built += 1
-    assert len(memo) == built  # one state built per profile and inputs; the other hosts copy it
+                alone = build_host_state(host_id, region, topology, models, **own, **inputs)
+                assert state == alone and state.shape == alone.shape, (name, inputs, host_id)
+                states.append(state)
+            for a, b in ((0, 1), (4, 5)):
+                assert states[a].nodes is states[b].nodes and states[a].shape is states[b].shape
+            built += 4
+    assert len(memo) == built  # one state built per profile, inputs, region, status and overrides

@@ -169,6 +169,7 @@ def test_a_region_read_at_once_gives_every_host_its_own_topology(store_db, tmp_p
         alone = [state for host_id in ids for state in build_states(s, [host_id])]
     assert [read[host_id].topology for host_id in ids] == expected
     assert together == alone and len(together) == len(expected)
+    assert [h.shape for h in together] == [h.shape for h in alone]  # copies take the shape they were copied from
     assert {h.status for h in together} == {"active", "draining"} and any(h.overrides for h in together)
     assert any(h.claimed_gpus for h in together) and any(h.unavailable_gpus for h in together)
     shared = {id(h.nodes) for h in together}
