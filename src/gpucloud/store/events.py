@@ -42,7 +42,8 @@ def _open_update(**values) -> Update:
 _RAISED = case((Event.percent_complete < bindparam("pct"), bindparam("pct")), else_=Event.percent_complete)
 _SINCE = func.coalesce(Event.started_at, bindparam("now"))
 _START = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED)
-_START_SAYING = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED, step_message=bindparam("say"))
+_START_SAYING = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED,
+                             step_message=bindparam("say"))
 _ADVANCE = _open_update(percent_complete=_RAISED)
 _ADVANCE_SAYING = _open_update(percent_complete=_RAISED, step_message=bindparam("say"))
 _FINISH = _open_update(status="finished", percent_complete=100, finished_at=bindparam("now"), started_at=_SINCE)
