@@ -44,11 +44,13 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from dataclasses import fields
 from itertools import count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
     GPU_HOST_NODE_WITHOUT_GPUS,
+    Fit,
     HostShape,
     Need,
     cell_memory_room,
@@ -76,6 +78,9 @@ from gpucloud.domain.placement import (
 MAX_LAG = 8
 
 Key = tuple[str, Need]
+# What a host state holds besides its generation: a new state whose fields are these very
+# objects (the store's generation after a claim the fleet applied) has the same shape.
+_RESOURCES = tuple(f.name for f in fields(HostState) if f.name != "generation")
 
 
 def _models(shape: HostShape) -> set[str]:
@@ -89,6 +94,7 @@ class Fleet:
     def __init__(self, hosts: Iterable[HostState] = (), config: PlacementConfig | None = None):
         self.config = config or PlacementConfig()
         self._hosts: dict[int, HostState] = {}
+        self._shape_of: dict[int, HostShape] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
         # the live active shapes that may take a request, for a new request's first ranking:
@@ -104,7 +110,7 @@ class Fleet:
         self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
-        self._heaps: dict[Key, list] = {}  # (rank, order, shape)
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape, fit)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
@@ -112,11 +118,11 @@ class Fleet:
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per live shape, its rank for each request it is scored for
+        # is scored on that rank; per live shape, its fit for each request it is scored for
         # (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
-        self._ranks: dict[HostShape, dict[Key, tuple]] = {}
+        self._ranks: dict[HostShape, dict[Key, Fit]] = {}
         for host in hosts:
             self.update(host)
 
@@ -134,19 +140,22 @@ class Fleet:
     def update(self, host: HostState) -> None:
         """Add a host or replace its state (e.g. after the store reloaded it)."""
         old = self._hosts.get(host.id)
-        if old is not None and old.shape == host.shape:  # e.g. a new generation only
+        if old is not None and (all(getattr(old, f) is getattr(host, f) for f in _RESOURCES)
+                                or self._shape_of[host.id] == host.shape):  # e.g. a new generation only
             self._hosts[host.id] = host
             return
         if old is not None:
-            self._unindex(old)
+            self._unindex(host.id)
         self._hosts[host.id] = host
-        self._index(host)
+        self._shape_of[host.id] = host.shape
+        self._index(host.id)
 
     def remove(self, host_id: int) -> None:
-        self._unindex(self._hosts.pop(host_id))
+        self._unindex(host_id)
+        del self._hosts[host_id], self._shape_of[host_id]
 
-    def _index(self, host: HostState) -> None:
-        shape = host.shape
+    def _index(self, host_id: int) -> None:
+        shape = self._shape_of[host_id]
         bucket = self._buckets.get(shape)
         new = bucket is None
         if bucket is None:
@@ -162,10 +171,10 @@ class Fleet:
                     cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
                     rooms = cell_rooms(shape, self.config.for_host(shape))
                     insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
-        insort(bucket, host.id)
+        insort(bucket, host_id)
         if self._by_rank:
-            for key, rank in self._ranks.get(shape, {}).items():
-                insort(self._members[key][rank], host.id)
+            for key, fit in self._ranks.get(shape, {}).items():
+                insort(self._members[key][fit.rank], host_id)
         if new:
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
@@ -173,14 +182,14 @@ class Fleet:
                 if len(log) - self._read[(shape.region, need)] >= MAX_LAG + i % MAX_LAG:
                     self._catch_up((shape.region, need))
 
-    def _unindex(self, host: HostState) -> None:
-        shape = host.shape
+    def _unindex(self, host_id: int) -> None:
+        shape = self._shape_of[host_id]
         bucket = self._buckets[shape]
-        del bucket[bisect_left(bucket, host.id)]
+        del bucket[bisect_left(bucket, host_id)]
         if self._by_rank:
-            for key, rank in self._ranks.get(shape, {}).items():
-                ids = self._members[key][rank]
-                del ids[bisect_left(ids, host.id)]
+            for key, fit in self._ranks.get(shape, {}).items():
+                ids = self._members[key][fit.rank]
+                del ids[bisect_left(ids, host_id)]
         if not bucket:
             del self._buckets[shape]
             if self._by_rank:  # forgotten now, scored again if it comes back
@@ -222,9 +231,9 @@ class Fleet:
             self._queued[key].discard(shape)
             return
         if not self._by_rank:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, fit))
         else:
-            self._ranks.setdefault(shape, {})[key] = fit.rank
+            self._ranks.setdefault(shape, {})[key] = fit
             ids = self._members[key].setdefault(fit.rank, [])
             bucket = self._buckets.get(shape, ())
             if len(bucket) < 8:
@@ -370,8 +379,8 @@ class Fleet:
         del self._unread[key]
         return None
 
-    def _tied(self, key: Key) -> list[HostShape]:
-        """pack and spread: the live shapes on the best rank (`_best_rank` first)."""
+    def _tied(self, key: Key) -> list[tuple]:
+        """pack and spread: the heap entries of the live shapes on the best rank (`_best_rank` first)."""
         heap = self._heaps[key]
         tied: list = []
         while heap and (not tied or heap[0][0] == tied[0][0]):
@@ -382,7 +391,7 @@ class Fleet:
                 self._queued[key].discard(entry[2])
         for entry in tied:
             heapq.heappush(heap, entry)
-        return [entry[2] for entry in tied]
+        return tied
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -401,11 +410,10 @@ class Fleet:
         if self._by_rank:
             ids = self._members[key][rank]
             host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
+            fit = self._ranks[self._shape_of[host.id]][key]
         else:
-            host = self._hosts[min(self._buckets[s][0] for s in self._tied(key))]
-        fit = choose(host.shape, key[1], self.config.for_host(host))
-        if fit is None:
-            raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
+            host_id, fit = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
+            host = self._hosts[host_id]
         return materialise(host, fit.assignment, request)
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
