@@ -50,7 +50,7 @@ from itertools import count
 from gpucloud.domain.numa_fit import (
     ACTIVE,
     GPU_HOST_NODE_WITHOUT_GPUS,
-    Fit,
+    Assignment,
     HostShape,
     Need,
     cell_memory_room,
@@ -110,7 +110,7 @@ class Fleet:
         self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
-        self._heaps: dict[Key, list] = {}  # (rank, order, shape, fit)
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape, assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
@@ -118,11 +118,11 @@ class Fleet:
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per live shape, its fit for each request it is scored for
-        # (their heaps stay empty)
+        # is scored on that rank; per live shape, its (rank, assignment) for each request it is
+        # scored for (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
-        self._ranks: dict[HostShape, dict[Key, Fit]] = {}
+        self._ranks: dict[HostShape, dict[Key, tuple[tuple, Assignment]]] = {}
         for host in hosts:
             self.update(host)
 
@@ -173,8 +173,8 @@ class Fleet:
                     insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
         insort(bucket, host_id)
         if self._by_rank:
-            for key, fit in self._ranks.get(shape, {}).items():
-                insort(self._members[key][fit.rank], host_id)
+            for key, (rank, _) in self._ranks.get(shape, {}).items():
+                insort(self._members[key][rank], host_id)
         if new:
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
@@ -187,8 +187,8 @@ class Fleet:
         bucket = self._buckets[shape]
         del bucket[bisect_left(bucket, host_id)]
         if self._by_rank:
-            for key, fit in self._ranks.get(shape, {}).items():
-                ids = self._members[key][fit.rank]
+            for key, (rank, _) in self._ranks.get(shape, {}).items():
+                ids = self._members[key][rank]
                 del ids[bisect_left(ids, host_id)]
         if not bucket:
             del self._buckets[shape]
@@ -231,9 +231,9 @@ class Fleet:
             self._queued[key].discard(shape)
             return
         if not self._by_rank:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, fit))
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, fit.assignment))
         else:
-            self._ranks.setdefault(shape, {})[key] = fit
+            self._ranks.setdefault(shape, {})[key] = (fit.rank, fit.assignment)
             ids = self._members[key].setdefault(fit.rank, [])
             bucket = self._buckets.get(shape, ())
             if len(bucket) < 8:
@@ -410,11 +410,11 @@ class Fleet:
         if self._by_rank:
             ids = self._members[key][rank]
             host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
-            fit = self._ranks[self._shape_of[host.id]][key]
+            assignment = self._ranks[self._shape_of[host.id]][key][1]
         else:
-            host_id, fit = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
+            host_id, assignment = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
             host = self._hosts[host_id]
-        return materialise(host, fit.assignment, request)
+        return materialise(host, assignment, request)
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)
