@@ -53,6 +53,7 @@ from gpucloud.domain.numa_fit import (
     Assignment,
     HostShape,
     Need,
+    Part,
     cell_memory_room,
     cell_rooms,
     choose,
@@ -83,6 +84,21 @@ Key = tuple[str, Need]
 _RESOURCES = tuple(f.name for f in fields(HostState) if f.name != "generation")
 
 
+# pack and spread keep beside each rank the assignment found, so a decision does not score its
+# host again; as one flat tuple of numbers and strings, which the garbage collector stops
+# tracking (named tuples it tracks for ever): a heap entry per request and shape scored.
+Kept = tuple
+
+
+def _kept(a: Assignment) -> Kept:
+    return (a.model, a.unknown_gpus, *(field for part in a.parts for field in part))
+
+
+def _assignment(kept: Kept) -> Assignment:
+    size = len(Part._fields)
+    return Assignment(kept[0], tuple(Part(*kept[i : i + size]) for i in range(2, len(kept), size)), kept[1])
+
+
 def _models(shape: HostShape) -> set[str]:
     """The GPU models whose plans the shape may take (`may_fit`)."""
     return {m for n in shape.nodes for m, _ in n.gpus} | {m for m, _ in shape.unknown_gpus}
@@ -110,7 +126,7 @@ class Fleet:
         self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
-        self._heaps: dict[Key, list] = {}  # (rank, order, shape, assignment)
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
@@ -118,11 +134,11 @@ class Fleet:
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per live shape, its (rank, assignment) for each request it is
-        # scored for (their heaps stay empty)
+        # is scored on that rank; per live shape, its rank for each request it is scored for
+        # (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
-        self._ranks: dict[HostShape, dict[Key, tuple[tuple, Assignment]]] = {}
+        self._ranks: dict[HostShape, dict[Key, tuple]] = {}
         for host in hosts:
             self.update(host)
 
@@ -173,7 +189,7 @@ class Fleet:
                     insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
         insort(bucket, host_id)
         if self._by_rank:
-            for key, (rank, _) in self._ranks.get(shape, {}).items():
+            for key, rank in self._ranks.get(shape, {}).items():
                 insort(self._members[key][rank], host_id)
         if new:
             log = self._log.setdefault(shape.region, [])
@@ -187,7 +203,7 @@ class Fleet:
         bucket = self._buckets[shape]
         del bucket[bisect_left(bucket, host_id)]
         if self._by_rank:
-            for key, (rank, _) in self._ranks.get(shape, {}).items():
+            for key, rank in self._ranks.get(shape, {}).items():
                 ids = self._members[key][rank]
                 del ids[bisect_left(ids, host_id)]
         if not bucket:
@@ -231,9 +247,9 @@ class Fleet:
             self._queued[key].discard(shape)
             return
         if not self._by_rank:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, fit.assignment))
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
         else:
-            self._ranks.setdefault(shape, {})[key] = (fit.rank, fit.assignment)
+            self._ranks.setdefault(shape, {})[key] = fit.rank
             ids = self._members[key].setdefault(fit.rank, [])
             bucket = self._buckets.get(shape, ())
             if len(bucket) < 8:
@@ -410,11 +426,14 @@ class Fleet:
         if self._by_rank:
             ids = self._members[key][rank]
             host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
-            assignment = self._ranks[self._shape_of[host.id]][key][1]
-        else:
-            host_id, assignment = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
-            host = self._hosts[host_id]
-        return materialise(host, assignment, request)
+            # the host's fit found again: keeping them all would cost more (thousands of hosts
+            # tie on a rank, all scored by a new request's first call)
+            fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
+            if fit is None:
+                raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
+            return materialise(host, fit.assignment, request)
+        host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
+        return materialise(self._hosts[host_id], _assignment(kept), request)
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)
