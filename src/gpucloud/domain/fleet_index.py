@@ -421,8 +421,12 @@ class Fleet:
         self._heap(*key)
         rank = self._best_rank(key)
         if rank is None:
-            shapes = {s: len(self._buckets[s]) for s in self._shapes.get(request.region, ())}
-            return no_room(request, shapes, self.config)
+            # A GPU plan's reason reads only the shapes with GPUs of its model, and when some are
+            # active with free ones, the others change nothing in it: the rest is not looked at.
+            shapes = self._models.get(request.region, {}).get(request.gpu_model or "") if request.gpus else None
+            if not shapes:
+                shapes = self._shapes.get(request.region, set())
+            return no_room(request, {s: len(self._buckets[s]) for s in shapes}, self.config)
         if self._by_rank:
             ids = self._members[key][rank]
             host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
