@@ -3,7 +3,7 @@
 Hosts are bucketed by their free shape (region, status and per-node free resources), because
 hosts of one shape rank identically for every request. For each (region, request) seen, a
 heap orders the buckets by rank; a decision pops the best rank, takes the lowest host id
-among the buckets tied on it, and materialises the placement on that host. Only the host
+among the buckets tied on it, and materialises on that host the assignment its scoring found. Only the host
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
 `first-fit` and `random` rank hosts by the placement rules alone, so thousands of shapes tie
