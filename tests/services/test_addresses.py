@@ -17,6 +17,7 @@ from gpucloud.errors import GpucloudError, ValidationErrors
 from gpucloud.hypervisor.domain_xml import build_domain_xml
 from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, addresses, capacity, guests, hosts, instances, provisioning
+from gpucloud.store import addresses as addresses_q
 from gpucloud.store import instances as instance_rows
 from gpucloud.store.addresses import PROBES
 from gpucloud.store.tables import Instance, IpPool
@@ -126,6 +127,30 @@ def test_past_every_lookup_the_regions_taken_addresses_are_read(lab):
     assert create(lab).ipv4 == str(ipaddress.IPv4Address("10.9.0.2") + hole)
     with pytest.raises(GpucloudError, match="No capacity: every IPv4 address of ap-west is assigned"):
         create(lab)
+
+
+def test_a_jobs_read_of_an_instance_has_its_hosts_settings_and_its_regions_pools(lab):
+    """What a job reads of its instance (one statement): its columns, its host's settings, and
+    the pools the guest's network comes from, as the region lists them; none when it has none."""
+    db, _, account = lab
+    addresses.add_pool(db, "ap-west", "2400:8904:1::/64", actor="t")
+    addresses.add_pool(db, "ap-west", "198.51.100.0/24", actor="t")
+    placed = create(lab)
+    with db.write() as s:
+        unplaced = instance_rows.insert_new(s, Instance(account_id=account.id, region_id="ap-west", type_id=PLAN,
+                                                        label="unplaced", authorized_keys=["ssh-ed25519 AAAA k"]))
+    with db.read() as s:
+        row, bare, gone = (instance_rows.row_of(s, i) for i in (placed.id, unplaced, unplaced + 1))
+        pools = addresses_q.shapes(s, "ap-west")
+    assert (row.id, row.ipv4, row.mac, row.host_id, row.created_at) == (
+        placed.id, placed.ipv4, placed.mac, placed.host_id, placed.created_at)
+    assert row.host_settings == {} and row.pools == tuple(pools) and [p.family for p in pools] == ["ipv4", "ipv6"]
+    assert (bare.host_id, bare.host_settings, bare.authorized_keys) == (None, None, ("ssh-ed25519 AAAA k",))
+    assert gone is None
+    with db.write() as s:
+        s.execute(delete(IpPool).where(IpPool.region_id == "ap-west"))
+    with db.read() as s:
+        assert instance_rows.row_of(s, placed.id).pools == ()
 
 
 def test_the_insert_skips_a_taken_address_and_refuses_any_other_repeat(lab):

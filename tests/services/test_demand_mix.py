@@ -3,6 +3,7 @@ the same learnt config, and an operator's mix wins."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from gpucloud.hypervisor.profile import load_profile
 from gpucloud.services import accounts, hosts, instances
 from gpucloud.services.capacity import capacity, pack_mix
 from gpucloud.services.placement_config import MIX_HALF_LIFE_S, MIX_REFRESH_S, demand_mix_in_use, learn_demand
+from gpucloud.store import usage
 from gpucloud.store.tables import UsageInterval
 
 
@@ -54,3 +56,34 @@ def test_an_operators_mix_is_not_replaced_by_what_was_learnt(store_db, settings)
         config = learn_demand(s, operator, now=utcnow() + timedelta(days=1))
     assert config.region_mix == ()
     assert dict(demand_mix_in_use(config)[("", "rtx6000")])["g1-gpu-rtx6000-2"] > 0.8
+
+
+def test_callers_learning_the_mix_at_once_get_one_config(store_db, settings, monkeypatch):
+    """Placement's views are kept per config object: two first callers at the same moment (a
+    process's start-up load and an early create) must not each build their own, equal config,
+    or the second ranks the region again."""
+    account = accounts.create_account(store_db, "once@example.com")
+    now = utcnow()
+    with store_db.write() as s:
+        s.add(UsageInterval(account_id=account.id, instance_id=1000, label="x", region_id="us-east",
+                            type_id="g1-gpu-rtx6000-2", started_at=now - timedelta(hours=1)))
+    both = threading.Barrier(2, timeout=10)
+    read = usage.started_since
+
+    def together(s, since):
+        both.wait()  # both callers are past the cache and reading the creates
+        return read(s, since)
+
+    monkeypatch.setattr(usage, "started_since", together)
+    configs: list = []
+
+    def learn() -> None:
+        with store_db.read() as s:
+            configs.append(learn_demand(s, settings, now=now))
+
+    callers = [threading.Thread(target=learn) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(10)
+    assert len(configs) == 2 and configs[0].region_mix and configs[0] is configs[1]

@@ -28,7 +28,7 @@ from gpucloud.jobs.context import JobContext
 from gpucloud.jobs.queue import PermanentJobError, RetryableJobError, first_step
 from gpucloud.services import parking, provisioning
 from gpucloud.services.provisioning import InstanceDeleted, enter
-from gpucloud.store.tables import Instance
+from gpucloud.store.instances import InstanceRow
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def resize(ctx: JobContext) -> None:
         _settle(ctx, lifecycle.OFFLINE)
 
 
-def _restore(ctx: JobContext, instance: Instance, name: str) -> None:
+def _restore(ctx: JobContext, instance: InstanceRow, name: str) -> None:
     """After a resize that found no room: the guest comes back as it was."""
     if instance.booted:
         ctx.driver(instance.host_id).start(name)

@@ -12,9 +12,10 @@ confirmed the domain gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -144,10 +145,22 @@ def _next_free(s: Session, region_id: str, order: Iterator[tuple[PoolShape, int]
     return next((ipv4_text(number) for _, number in order if number not in held), None)
 
 
-def network_in(s: Session, instance: Instance, mac: str) -> GuestNetwork:
+class Addressed(Protocol):
+    """What `network_in` reads of an instance: an `Instance`, or a job's `InstanceRow`."""
+
+    @property
+    def region_id(self) -> str: ...
+
+    @property
+    def ipv4(self) -> str | None: ...
+
+    @property
+    def ipv6(self) -> str | None: ...
+
+
+def network_in(shapes: Sequence[PoolShape], instance: Addressed, mac: str) -> GuestNetwork:
     """What the guest configures: its interface (`mac`), addresses with their pools' prefix and
-    gateway, and the region's resolvers."""
-    shapes = q.shapes(s, instance.region_id)
+    gateway (`shapes`: the region's pools), and the region's resolvers."""
     region = load_catalog().region(instance.region_id)
     v4 = next((p for p in shapes if instance.ipv4 and instance.ipv4 in p), None)
     v6_address = (instance.ipv6 or "").split("/")[0]
@@ -164,4 +177,5 @@ def network_in(s: Session, instance: Instance, mac: str) -> GuestNetwork:
 def network_of(db: Database, instance: Instance) -> GuestNetwork:
     """The gateways and prefixes of an instance's addresses (the API's `ips`; the MAC is left out)."""
     with db.read() as s:
-        return network_in(s, instance, instance.mac or "")
+        shapes = q.shapes(s, instance.region_id)
+    return network_in(shapes, instance, instance.mac or "")

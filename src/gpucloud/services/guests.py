@@ -23,10 +23,10 @@ from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import gpu_of
 from gpucloud.store.host_states import pool_of, topologies
-from gpucloud.store.tables import Instance
+from gpucloud.store.instances import InstanceRow
 
 
-def instance_uuid(instance: Instance) -> str:
+def instance_uuid(instance: InstanceRow) -> str:
     """Stable per instance; names the libvirt domain's UUID and the cloud-init instance-id."""
     return str(
         uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"gpucloud:instance:{instance.id}:{instance.created_at.isoformat()}")
@@ -35,7 +35,7 @@ def instance_uuid(instance: Instance) -> str:
 
 def domain_spec(db: Database, instance_id: int) -> DomainSpec:
     with db.read() as s:
-        instance = s.get(Instance, instance_id)
+        instance = q.row_of(s, instance_id)
         if instance is None or instance.host_id is None:
             raise NotFound(f"no instance {instance_id} placed on a host")
         return spec_in_session(s, instance)
@@ -63,11 +63,11 @@ def _cpu_layout(s: Session, host_id: int) -> tuple[HostTopology, tuple[int, ...]
     return known
 
 
-def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
+def spec_in_session(s: Session, instance: InstanceRow) -> DomainSpec:
     if instance.host_id is None:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
     layout, reserved = _cpu_layout(s, instance.host_id)
-    host_settings = q.settings_of_host(s, instance.host_id)
+    host_settings = instance.host_settings
     if host_settings is None:
         raise RuntimeError(f"instance {instance.id} is on host {instance.host_id}, which does not exist")
     held = q.claims_of(s, instance.id)
@@ -91,9 +91,9 @@ def spec_in_session(s: Session, instance: Instance) -> DomainSpec:
         image=instance.image,
         disk_mib=plan.disk_mib,
         cloud_init=CloudInit(hostname=instance.label, root_pass_hash=instance.root_pass_hash,
-                             authorized_keys=tuple(instance.authorized_keys or ()),
+                             authorized_keys=instance.authorized_keys,
                              user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
-                             network=addresses.network_in(s, instance, mac)),
+                             network=addresses.network_in(instance.pools, instance, mac)),
         domain_type=host_settings.get("domain_type", "kvm"),
     )
     return replace(spec, mac=mac)
@@ -111,10 +111,10 @@ def seed_files(db: Database, instance_id: int) -> dict[str, str]:
 def domain_xml(db: Database, instance_id: int) -> str:
     """The libvirt XML the instance's host is (or would be) given, with that host's NIC."""
     with db.read() as s:
-        instance = s.get(Instance, instance_id)
+        instance = q.row_of(s, instance_id)
         if instance is None or instance.host_id is None:
             raise NotFound(f"no instance {instance_id} placed on a host")
         spec = spec_in_session(s, instance)
-        host_settings = q.settings_of_host(s, instance.host_id) or {}
+    host_settings = instance.host_settings or {}
     nic = Nic.parse(host_settings["nic"]) if "nic" in host_settings else Nic()
     return build_domain_xml(spec, nic=nic)

@@ -86,6 +86,7 @@ def register_host(db: Database, settings: Settings, *, name: str, region: str, t
                             field="region")
     if driver == "libvirt" and not uri:
         raise GpucloudError("a libvirt host needs a URI", field="uri")
+    threads = _threads(topology, settings)
     try:
         with db.write() as s:
             if q.host_by_ref(s, name):
@@ -94,10 +95,10 @@ def register_host(db: Database, settings: Settings, *, name: str, region: str, t
                 raise Conflict(f"a host with URI {uri} is already registered")
             host = Host(name=name, region_id=region, driver=driver, uri=uri, profile=profile,
                         cpu_model=topology.cpu_model, status="active", last_seen_at=utcnow(),
-                        settings=dict(host_settings or {}))
+                        settings=dict(host_settings or {}), cpu_layout_key=q.cpu_layout_key(threads))
             s.add(host)
             s.flush()
-            _write_topology(s, host, topology, settings)
+            _write_topology(s, host, topology, settings, threads)
             claim_store.bump_hosts(s, [host.id])  # placement views of the region see it
             audit.record(s, actor=actor, action="host.register", target_type="host", target_id=host.id,
                          after={"name": name, "region": region, "driver": driver, "uri": uri, "profile": profile,
@@ -107,18 +108,28 @@ def register_host(db: Database, settings: Settings, *, name: str, region: str, t
         raise Conflict(f"host {name} (or its URI) is already registered") from None
 
 
-def _write_topology(s, host: Host, topology: HostTopology, settings: Settings) -> None:
-    catalog = load_catalog()
+def _threads(topology: HostTopology, settings: Settings) -> list[q.ThreadRow]:
+    """The host's threads as its `cpus` rows will say, the first cores of each node kept for the host."""
+    out: list[q.ThreadRow] = []
     for node in topology.nodes:
         reserved = set(default_reserved_cpus(node, settings.reserved_cores_per_node))
+        out += [(cpu.id, node.index, cpu.socket, cpu.core, cpu.siblings, cpu.id in reserved) for cpu in node.cpus]
+    return out
+
+
+def _write_topology(s, host: Host, topology: HostTopology, settings: Settings, threads: list[q.ThreadRow]) -> None:
+    catalog = load_catalog()
+    node_ids = {}
+    for node in topology.nodes:
         row = NumaNodeRow(host_id=host.id, node_index=node.index, memory_mib=node.memory_mib,
                           hugepages_1g=node.hugepages_1g, distances=list(node.distances),
                           reserved_memory_mib=min(settings.reserved_memory_mib_per_node, node.memory_mib))
         s.add(row)
         s.flush()
-        for cpu in node.cpus:
-            s.add(CpuRow(host_id=host.id, numa_node_id=row.id, cpu_index=cpu.id, socket_id=cpu.socket,
-                         core_id=cpu.core, siblings=list(cpu.siblings), reserved=cpu.id in reserved))
+        node_ids[node.index] = row.id
+    for index, node_index, socket, core, siblings, reserved in threads:
+        s.add(CpuRow(host_id=host.id, numa_node_id=node_ids[node_index], cpu_index=index, socket_id=socket,
+                     core_id=core, siblings=list(siblings), reserved=reserved))
     for gpu in topology.gpus:
         s.add(_gpu_row(host.id, gpu, catalog))
 

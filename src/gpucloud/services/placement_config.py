@@ -5,7 +5,8 @@ of fits inside its config, so one long-lived object is much faster than one per 
 create and plan change, a create MIX_HALF_LIFE_S old counting half), unless an operator sets
 `placement_demand_mix`. It is read again at most every MIX_REFRESH_S per database, and the config
 is replaced only when a plan's share moved by more than MIX_CHANGE (a new config ranks the
-region again). A multi-GPU plan keeps its floor (`placement.MULTI_GPU_FLOOR`)."""
+region again); callers learning at once get one object, as placement's views are kept per config
+object. A multi-GPU plan keeps its floor (`placement.MULTI_GPU_FLOOR`)."""
 
 from __future__ import annotations
 
@@ -78,10 +79,11 @@ def learn_demand(s: Session, settings: Settings, now: datetime | None = None) ->
     plans = load_catalog().plans
     mixes = {region: demand_mix(plans, learned_weights(items, MIX_HALF_LIFE_S)) for region, items in created.items()}
     region_mix = tuple(sorted(((region, mix) for region, mix in mixes.items() if mix), key=lambda e: e[0]))
-    current = entry[0] if entry is not None else base
-    if not _close(_shares_by_region(region_mix), _shares_by_region(current.region_mix)):
-        current = replace(base, region_mix=region_mix)  # a new config: the views rank the region again
-    with _lock:
+    with _lock:  # compared with what is stored now: another caller may have stored meanwhile
+        entry = learnt.get(key)
+        current = entry[0] if entry is not None else base
+        if not _close(_shares_by_region(region_mix), _shares_by_region(current.region_mix)):
+            current = replace(base, region_mix=region_mix)  # a new config: the views rank the region again
         learnt[key] = (current, now)
     return current
 

@@ -8,11 +8,15 @@ placement that arrives before its region is loaded waits for that load (the view
 it would have waited anyway. The views are kept per placement config, so this asks for the
 config the placements will use (`learn_demand`), or the load would be for nothing.
 
-A failed load is logged; each region then loads at its first placement.
+The states then live as long as the process, and a full collection of the garbage collector
+walked every object of them (~0.2 s at 10,000 hosts): once loaded, what is alive is moved out
+of its scans (`gc.freeze`; a view dropped later is still freed, by reference counting). A
+failed load is logged; each region then loads at its first placement (and is not frozen).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -36,6 +40,8 @@ def load_views(db: Database, settings: Settings) -> dict[str, int]:
     for region in regions:
         with db.write() as s:
             loaded[region] = len(host_states.region_states(s, region, config))
+    gc.collect()  # what the load left behind: frozen, it would stay for good
+    gc.freeze()
     return loaded
 
 

@@ -19,6 +19,7 @@ from gpucloud.services import guests, placing
 from gpucloud.store import instances as instance_store
 from gpucloud.store import usage
 from gpucloud.store.db import Database
+from gpucloud.store.instances import InstanceRow
 from gpucloud.store.tables import Instance
 
 
@@ -30,12 +31,12 @@ class InstanceDeleted(Exception):
         self.instance_id = instance_id
 
 
-def instance(db: Database, instance_id: int) -> Instance | None:
+def instance(db: Database, instance_id: int) -> InstanceRow | None:
     with db.read() as s:
-        return s.get(Instance, instance_id)
+        return instance_store.row_of(s, instance_id)
 
 
-def wanted(db: Database, instance_id: int) -> Instance:
+def wanted(db: Database, instance_id: int) -> InstanceRow:
     """The instance, unless it is gone or being deleted (then `InstanceDeleted`)."""
     found = instance(db, instance_id)
     if found is None or found.status == lifecycle.DELETING:
@@ -43,10 +44,10 @@ def wanted(db: Database, instance_id: int) -> Instance:
     return found
 
 
-def wanted_with_spec(db: Database, instance_id: int) -> tuple[Instance, DomainSpec]:
+def wanted_with_spec(db: Database, instance_id: int) -> tuple[InstanceRow, DomainSpec]:
     """`wanted`, and the domain its claims describe, in one read."""
     with db.read() as s:
-        found = s.get(Instance, instance_id)
+        found = instance_store.row_of(s, instance_id)
         if found is None or found.status == lifecycle.DELETING:
             raise InstanceDeleted(instance_id)
         return found, guests.spec_in_session(s, found)

@@ -38,11 +38,12 @@ _TAKEN_AMONG = {n: select(Instance.ipv4).where(Instance.ipv4.in_([bindparam(f"a{
 
 def shapes(session: Session, region_id: str) -> list[PoolShape]:
     """The region's pools, in the order `pools` lists them (parsed once per process per pool)."""
-    return [_parsed(*row) for row in session.connection().execute(_SHAPES, {"region": region_id})]
+    return [parsed(*row) for row in session.connection().execute(_SHAPES, {"region": region_id})]
 
 
 @lru_cache(maxsize=1024)
-def _parsed(network: str, gateway: str | None, first: str | None, last: str | None) -> PoolShape:
+def parsed(network: str, gateway: str | None, first: str | None, last: str | None) -> PoolShape:
+    """A pool's row as `PoolShape`, parsed once per process per pool."""
     return pool_shape(network, gateway, first, last)
 
 
@@ -54,7 +55,7 @@ def shapes_and_newest(session: Session, region_id: str) -> tuple[list[PoolShape]
     """`shapes`, and the IPv4 address of the region's newest instance that has one (where a
     create's search for a free address starts; None without pools), in one statement."""
     rows = session.connection().execute(_SHAPES_AND_NEWEST, {"region": region_id}).all()
-    return [_parsed(*row[:4]) for row in rows], rows[0][4] if rows else None
+    return [parsed(*row[:4]) for row in rows], rows[0][4] if rows else None
 
 
 def taken_among(session: Session, addresses: list[str]) -> set[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select, update
@@ -105,6 +107,19 @@ def topology_of(host: Host) -> HostTopology:
     gpus = tuple(gpu_of(g) for g in host.gpus)
     threads = max((len(c.siblings) for n in host.numa_nodes for c in n.cpus), default=1)
     return HostTopology(nodes=nodes, gpus=gpus, cpu_model=host.cpu_model, threads_per_core=threads)
+
+
+# A `cpus` row: (index, NUMA node index, socket, core, siblings, reserved: kept for the host).
+ThreadRow = tuple[int, int, int, int, Sequence[int], bool]
+
+
+def cpu_layout_key(threads: Iterable[ThreadRow]) -> str:
+    """What names a host's CPU layout: a hash of its threads, equal on every host of a hardware
+    profile registered with the same reserved cores. Placement reads one host's threads per
+    key (`store.host_states`)."""
+    canonical = sorted([index, node, socket, core, list(siblings), bool(reserved)]
+                       for index, node, socket, core, siblings, reserved in threads)
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
 def gpu_of(row: GpuRow) -> Gpu:

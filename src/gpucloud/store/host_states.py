@@ -2,8 +2,10 @@
 
 **Building a state** (or a topology, for a domain spec) reads a host's rows with a fixed
 number of Core queries. A host's CPU layout never changes once registered (a rediscovery
-that would change it is refused), so it is read once per process and host; the host row,
-NUMA nodes, GPUs and claims are read each time.
+that would change it is refused), and the hosts of a hardware profile share one: it is read
+once per process and layout key (`hosts.cpu_layout_key`), from one host that has it, and the
+row ids of a host's threads (what its claims point at) at its first claim. The host row, NUMA
+nodes, GPUs and claims are read each time.
 
 **The per-process view of a region** is one `domain.fleet_index.Fleet` per (database,
 region, placement config): every placement decision of this process goes through it.
@@ -59,16 +61,18 @@ class HostRows:
 
 @dataclass(frozen=True)
 class _CpuLayout:
-    by_node: dict[int, tuple[Cpu, ...]]  # numa_nodes.id -> its threads
+    by_node: dict[int, tuple[Cpu, ...]]  # node index -> its threads
     reserved: tuple[int, ...]
-    ids: dict[int, int]  # cpu index -> cpus.id
     threads_per_core: int
 
 
 # Everything here is kept per connection pool: one per database in a process (PostgreSQL's
 # reads and writes share one), and a test's fresh database never sees another's.
-_layouts: weakref.WeakKeyDictionary[Pool, dict[int, _CpuLayout]] = weakref.WeakKeyDictionary()
-_rows: weakref.WeakKeyDictionary[Pool, dict[int, HostRows]] = weakref.WeakKeyDictionary()
+# Layouts by layout key (a host without one: by its id); per host, its nodes' and GPUs' row ids
+# (node index -> numa_nodes.id, PCI address -> gpus.id) and its threads' (cpu index -> cpus.id).
+_layouts: weakref.WeakKeyDictionary[Pool, dict[str | int, _CpuLayout]] = weakref.WeakKeyDictionary()
+_rows: weakref.WeakKeyDictionary[Pool, dict[int, tuple[dict[int, int], dict[str, int]]]] = weakref.WeakKeyDictionary()
+_cpu_ids: weakref.WeakKeyDictionary[Pool, dict[int, dict[int, int]]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -106,9 +110,10 @@ def topologies(session: Session, host_ids: list[int]) -> dict[int, HostTopologyR
     pool = pool_of(session)
     db = session.connection()  # Core rows: the ORM's result machinery cost more than the rows here
     hosts = db.execute(select(Host.id, Host.region_id, Host.status, Host.generation, Host.settings,
-                                   Host.cpu_model).where(_among(Host.id, host_ids)).order_by(Host.id)).all()
+                              Host.cpu_model, Host.cpu_layout_key).where(_among(Host.id, host_ids))
+                       .order_by(Host.id)).all()
     ids = [h.id for h in hosts]
-    layouts = _cpu_layouts(session, pool, ids)
+    layouts = _cpu_layouts(session, pool, {h.id: h.cpu_layout_key or h.id for h in hosts})
     # JSON columns are read as their text and parsed once per distinct text: hosts of one
     # hardware profile repeat the same distances and companions.
     nodes: dict[int, list] = defaultdict(list)
@@ -134,9 +139,12 @@ def topologies(session: Session, host_ids: list[int]) -> dict[int, HostTopologyR
         if g.companions_json not in companions:
             functions = json.loads(g.companions_json or "null") or ()
             companions[g.companions_json] = tuple(PciFunction(**c) for c in functions)
-    # Nodes alike on many hosts are one object, so what the domain works out per node (its
-    # cores) is worked out once for them.
+    # Nodes, GPUs and whole topologies alike on many hosts are one object each (immutable), so
+    # what the domain works out per node (its cores) is worked out once for them, and the
+    # hosts of a profile build one topology.
     same_nodes: dict[tuple, NumaNode] = {}
+    same_gpus: dict[tuple, Gpu] = {}
+    same_topologies: dict[tuple, HostTopology] = {}
 
     def node(n: Any, cpus: tuple[Cpu, ...]) -> NumaNode:
         key = (n.node_index, id(cpus), n.memory_mib, n.hugepages_1g, n.distances_json)
@@ -145,21 +153,27 @@ def topologies(session: Session, host_ids: list[int]) -> dict[int, HostTopologyR
                                        hugepages_1g=n.hugepages_1g, distances=distances[n.distances_json])
         return same_nodes[key]
 
+    def gpu_of(g: Any) -> Gpu:
+        key = tuple(g[2:10])  # pci_address to companions_json: all but its ids, model and status
+        if key not in same_gpus:
+            same_gpus[key] = Gpu(address=g.pci_address, vendor_id=g.vendor_id, device_id=g.device_id,
+                                 class_code=g.class_code, numa_node=g.numa_node, iommu_group=g.iommu_group,
+                                 product=g.product, companions=companions[g.companions_json])
+        return same_gpus[key]
+
     out = {}
     for h in hosts:
         layout = layouts[h.id]
-        topology = HostTopology(
-            nodes=tuple(node(n, layout.by_node.get(n.id, ())) for n in nodes[h.id]),
-            gpus=tuple(Gpu(address=g.pci_address, vendor_id=g.vendor_id, device_id=g.device_id,
-                           class_code=g.class_code, numa_node=g.numa_node, iommu_group=g.iommu_group,
-                           product=g.product, companions=companions[g.companions_json])
-                       for g in gpus[h.id]),
-            cpu_model=h.cpu_model,
-            threads_per_core=layout.threads_per_core,
-        )
+        host_nodes = tuple(node(n, layout.by_node.get(n.node_index, ())) for n in nodes[h.id])
+        host_gpus = tuple(gpu_of(g) for g in gpus[h.id])
+        key = (tuple(map(id, host_nodes)), tuple(map(id, host_gpus)), h.cpu_model, layout.threads_per_core)
+        if key not in same_topologies:
+            same_topologies[key] = HostTopology(nodes=host_nodes, gpus=host_gpus, cpu_model=h.cpu_model,
+                                                threads_per_core=layout.threads_per_core)
+        topology = same_topologies[key]
         with _lock:
-            _rows.setdefault(pool, {})[h.id] = HostRows({n.node_index: n.id for n in nodes[h.id]}, layout.ids,
-                                                        {g.pci_address: g.id for g in gpus[h.id]})
+            _rows.setdefault(pool, {})[h.id] = ({n.node_index: n.id for n in nodes[h.id]},
+                                                {g.pci_address: g.id for g in gpus[h.id]})
         out[h.id] = HostTopologyRows(topology, layout.reserved, dict(h.settings or {}), h.region_id, h.status,
                                      h.generation, tuple(nodes[h.id]), tuple(gpus[h.id]))
     return out
@@ -206,6 +220,7 @@ def build_states(session: Session, host_ids: list[int], ignore_instance: int | N
         else:
             memory[host_id][index] += mib
         shared[host_id][index] += vcpus
+    memo: dict[tuple, tuple[HostTopology, HostState]] = {}  # a profile's idle hosts: one state built, copies
     return [
         build_host_state(
             host_id, r.region, r.topology, {g.pci_address: g.gpu_model_id for g in r.gpus if g.gpu_model_id},
@@ -214,57 +229,61 @@ def build_states(session: Session, host_ids: list[int], ignore_instance: int | N
             claimed_hugepages=pages[host_id], shared_vcpus=shared[host_id],
             gpu_statuses={g.pci_address: g.status for g in r.gpus}, reserved_cpus=r.reserved_cpus,
             reserved_memory_mib={n.node_index: n.reserved_memory_mib for n in r.nodes},
-            overrides={k: v for k, v in r.settings.items() if k in OVERRIDABLE} or None,
+            overrides={k: v for k, v in r.settings.items() if k in OVERRIDABLE} or None, memo=memo,
         )
         for host_id, r in read.items()
     ]
 
 
-def _cpu_layouts(session: Session, bind: Pool, ids: list[int]) -> dict[int, _CpuLayout]:
+def _cpu_layouts(session: Session, pool: Pool, keys: dict[int, str | int]) -> dict[int, _CpuLayout]:
+    """The CPU layout of each host (`keys`: host id -> its layout key), reading the threads of
+    one host per key not read yet."""
     with _lock:
-        known = _layouts.setdefault(bind, {})
-        missing = [i for i in ids if i not in known]
-    if missing:
-        by_host: dict[int, dict[int, list[Cpu]]] = defaultdict(lambda: defaultdict(list))
+        known = _layouts.setdefault(pool, {})
+        read_from: dict[str | int, int] = {}  # layout key -> a host that has it
+        for host_id, key in keys.items():
+            if key not in known:
+                read_from.setdefault(key, host_id)
+    if read_from:
+        threads: dict[int, dict[int, list[Cpu]]] = defaultdict(lambda: defaultdict(list))
         reserved: dict[int, list[int]] = defaultdict(list)
-        cpu_ids: dict[int, dict[int, int]] = defaultdict(dict)
-        # ~130 threads a host, alike on every host of a hardware profile: the siblings are read as
-        # their JSON text and each distinct thread is built once (Cpu is immutable, hosts share it).
-        alike: dict[tuple, Cpu] = {}
-        for host_id, node_id, row_id, index, socket, core, siblings, is_reserved in session.connection().execute(
-            select(CpuRow.host_id, CpuRow.numa_node_id, CpuRow.id, CpuRow.cpu_index, CpuRow.socket_id,
-                   CpuRow.core_id, cast(CpuRow.siblings, Text), CpuRow.reserved)
-            .where(_among(CpuRow.host_id, missing)).order_by(CpuRow.cpu_index)
+        for host_id, node, index, socket, core, siblings, is_reserved in session.connection().execute(
+            select(CpuRow.host_id, NumaNodeRow.node_index, CpuRow.cpu_index, CpuRow.socket_id, CpuRow.core_id,
+                   CpuRow.siblings, CpuRow.reserved).join(NumaNodeRow, NumaNodeRow.id == CpuRow.numa_node_id)
+            .where(_among(CpuRow.host_id, list(read_from.values()))).order_by(CpuRow.cpu_index)
         ).all():
-            key = (index, socket, core, siblings)
-            cpu = alike.get(key)
-            if cpu is None:
-                cpu = alike[key] = Cpu(index, socket, core, tuple(json.loads(siblings)))
-            by_host[host_id][node_id].append(cpu)
-            cpu_ids[host_id][index] = row_id
+            threads[host_id][node].append(Cpu(index, socket, core, tuple(siblings)))
             if is_reserved:
                 reserved[host_id].append(index)
-        same_threads: dict[tuple[int, ...], tuple[Cpu, ...]] = {}  # one tuple per distinct node
         with _lock:
-            for host_id in missing:
-                by_node = {n: same_threads.setdefault(tuple(map(id, c)), tuple(c))
-                           for n, c in by_host[host_id].items()}
-                known[host_id] = _CpuLayout(by_node, tuple(reserved[host_id]), cpu_ids[host_id],
-                                            max((len(c.siblings) for cpus in by_node.values() for c in cpus),
-                                                default=1))
+            for key, host_id in read_from.items():
+                by_node = {n: tuple(cpus) for n, cpus in threads[host_id].items()}
+                known[key] = _CpuLayout(by_node, tuple(reserved[host_id]),
+                                        max((len(c.siblings) for cpus in by_node.values() for c in cpus), default=1))
     with _lock:
-        return {i: known[i] for i in ids}
+        return {host_id: known[key] for host_id, key in keys.items()}
+
+
+_CPU_IDS = select(CpuRow.cpu_index, CpuRow.id).where(CpuRow.host_id == bindparam("host"))
 
 
 def host_rows(session: Session, host_id: int) -> HostRows:
-    """The row ids claims of this host point at (read with its last state)."""
+    """The row ids claims of this host point at: its nodes' and GPUs' as read with its last
+    state, its threads' read at its first claim in this process (a region's load reads the
+    threads of one host per layout)."""
+    pool = pool_of(session)
     with _lock:
-        rows = _rows.get(pool_of(session), {}).get(host_id)
+        rows = _rows.get(pool, {}).get(host_id)
+        cpus = _cpu_ids.get(pool, {}).get(host_id)
     if rows is None:
-        build_states(session, [host_id])
+        topologies(session, [host_id])
         with _lock:
-            rows = _rows[pool_of(session)][host_id]
-    return rows
+            rows = _rows[pool][host_id]
+    if cpus is None:
+        cpus = {index: row_id for index, row_id in session.connection().execute(_CPU_IDS, {"host": host_id})}
+        with _lock:
+            _cpu_ids.setdefault(pool, {})[host_id] = cpus
+    return HostRows(rows[0], cpus, rows[1])
 
 
 # --- the per-process view of each region ------------------------------------------------------
@@ -286,14 +305,21 @@ def _view(session: Session, region: str, config: PlacementConfig) -> _RegionView
     with _lock:
         views = _views.setdefault(pool_of(session), {})
         view = views.get((region, id(config)))
-        if view is None or view.config is not config:
-            view = _RegionView(Fleet((), config), config)
-            for key in [k for k, v in views.items() if k[0] == region and _succeeds(config, v.config)]:
-                old = views.pop(key)  # a config whose learnt mix was replaced: its view is not asked again
-                with old.lock:  # its hosts carry over: a new mix re-ranks them, it need not read them again
-                    if old.newest > view.newest:
-                        view = _RegionView(Fleet(old.fleet.hosts(), config), config, old.newest)
-            views[(region, id(config))] = view
+        if view is not None and view.config is config:
+            return view
+        # Configs whose learnt mix was replaced: their views are not asked again, and their hosts
+        # carry over (a new mix ranks them again, it need not read them again).
+        replaced = [views.pop(k) for k in [k for k, v in views.items()
+                                           if k[0] == region and _succeeds(config, v.config)]]
+        view = views[(region, id(config))] = _RegionView(Fleet((), config), config)
+        view.lock.acquire()  # at once: no other thread has seen this view yet
+    try:
+        for old in replaced:
+            with old.lock:  # not under _lock: a placement holding it may need _lock to finish
+                if old.newest > view.newest:
+                    view.fleet, view.newest = Fleet(old.fleet.hosts(), config), old.newest
+    finally:
+        view.lock.release()
     return view
 
 

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, exists, func, insert, inspect, select, update
+from sqlalchemy import (
+    String,
+    bindparam,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from gpucloud.clock import utcnow
-from gpucloud.store.tables import CpuClaim, CpuRow, GpuClaim, GpuRow, Host, Instance, Job, MemoryClaim, NumaNodeRow
+from gpucloud.domain.addresses import PoolShape
+from gpucloud.store.addresses import parsed
+from gpucloud.store.tables import (
+    CpuClaim,
+    CpuRow,
+    GpuClaim,
+    GpuRow,
+    Host,
+    Instance,
+    IpPool,
+    Job,
+    MemoryClaim,
+    NumaNodeRow,
+)
 
 # (attribute, column) of every column a new row is written with; the id comes back from the INSERT
 _NEW_COLUMNS = tuple((a.key, a.columns[0].name) for a in inspect(Instance).column_attrs if a.key != "id")
@@ -73,7 +100,6 @@ def on_host(session: Session, host_id: int) -> list[Instance]:
 
 _PINNED_BY_OTHERS = (select(CpuRow.cpu_index).join(CpuClaim, CpuClaim.cpu_id == CpuRow.id)
                      .where(CpuClaim.host_id == bindparam("host_id"), CpuClaim.instance_id != bindparam("instance_id")))
-_HOST_SETTINGS = select(Host.settings).where(Host.id == bindparam("host_id"))
 
 
 def pinned_cpus_of_others(session: Session, host_id: int, instance_id: int) -> set[int]:
@@ -81,11 +107,52 @@ def pinned_cpus_of_others(session: Session, host_id: int, instance_id: int) -> s
     return set(session.connection().scalars(_PINNED_BY_OTHERS, {"host_id": host_id, "instance_id": instance_id}))
 
 
-def settings_of_host(session: Session, host_id: int) -> dict | None:
-    """The settings of the host an instance is on (its domain type, NIC), or None when there is no
-    such host: one column, not the host's ORM entity."""
-    row = session.connection().execute(_HOST_SETTINGS, {"host_id": host_id}).first()
-    return None if row is None else dict(row[0] or {})
+@dataclass(frozen=True)
+class InstanceRow:
+    """What a job reads of its instance (the handler, and the domain spec it defines), with the
+    settings of its host (domain type, NIC) and its region's address pools (the guest's
+    network): one statement of Core rows, not an ORM entity, whose loading was a quarter of a
+    create job's read (issue #11). A snapshot: writes go through statements."""
+
+    id: int
+    label: str
+    region_id: str
+    type_id: str
+    image: str | None
+    status: str
+    host_id: int | None
+    booted: bool
+    ipv4: str | None
+    ipv6: str | None
+    mac: str | None
+    root_pass_hash: str | None
+    authorized_keys: tuple[str, ...]
+    user_data: str | None
+    created_at: datetime
+    host_settings: dict | None  # None: on no host, or on one that does not exist
+    pools: tuple[PoolShape, ...]  # as `store.addresses.shapes` lists them
+
+
+_ROW_COLUMNS = tuple(getattr(Instance, f.name) for f in fields(InstanceRow) if f.name not in ("host_settings", "pools"))
+_POOL_COLUMNS = (IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
+# One row per pool of the region (one with NULL pool columns without any); built once per process.
+_INSTANCE_ROWS = (select(*_ROW_COLUMNS, Host.id, Host.settings, *_POOL_COLUMNS)
+                  .outerjoin(Host, Host.id == Instance.host_id)
+                  .outerjoin(IpPool, IpPool.region_id == Instance.region_id)
+                  .where(Instance.id == bindparam("instance_id")).order_by(IpPool.family, IpPool.id))
+
+
+def row_of(session: Session, instance_id: int) -> InstanceRow | None:
+    """The instance as `InstanceRow`, or None when there is none; one statement."""
+    rows = session.connection().execute(_INSTANCE_ROWS, {"instance_id": instance_id}).all()
+    if not rows:
+        return None
+    n = len(_ROW_COLUMNS)  # then the host's id and settings, then the pool's columns
+    given = dict(zip((c.key for c in _ROW_COLUMNS), rows[0][:n], strict=True))
+    host_id, host_settings = rows[0][n:n + 2]
+    return InstanceRow(**{**given, "authorized_keys": tuple(given["authorized_keys"] or ())},
+                       host_settings=None if host_id is None else dict(host_settings or {}),
+                       pools=tuple(parsed(*r[n + 2:]) for r in rows if r[n + 2] is not None))
 
 
 def labels_of_account(session: Session, account_id: int) -> set[str]:
@@ -144,26 +211,46 @@ def cancel_queued_jobs(session: Session, instance_id: int, why: str) -> list[tup
     return [(job_id, event_id) for job_id, event_id in rows]
 
 
-# Built once and run as plain rows on the session's connection: a worker reads them for every
-# job that defines a domain, and the ORM's entity loading was most of their cost (issue #11).
-_CLAIMED_CPUS = (select(CpuClaim.guest_vcpu, CpuRow.cpu_index, NumaNodeRow.node_index)
-                 .join(CpuRow, CpuRow.id == CpuClaim.cpu_id).join(NumaNodeRow, NumaNodeRow.id == CpuRow.numa_node_id)
-                 .where(CpuClaim.instance_id == bindparam("instance_id")).order_by(CpuClaim.guest_vcpu))
-_CLAIMED_GPUS = (select(*GpuRow.__table__.columns).join(GpuClaim, GpuClaim.gpu_id == GpuRow.id)
-                 .where(GpuClaim.instance_id == bindparam("instance_id")).order_by(GpuRow.pci_address))
-_CLAIMED_MEMORY = (select(NumaNodeRow.node_index, MemoryClaim.guest_cell, MemoryClaim.memory_mib,
-                          MemoryClaim.hugepages_1g, MemoryClaim.shared_vcpus)
-                   .join(NumaNodeRow, NumaNodeRow.id == MemoryClaim.numa_node_id)
-                   .where(MemoryClaim.instance_id == bindparam("instance_id")).order_by(MemoryClaim.guest_cell))
+# What `claims_of` reads, as one statement built once per process: a UNION ALL of the instance's
+# threads, memory cells and GPUs, each row tagged with its kind and NULL in the other kinds'
+# columns. A worker reads it for every job that defines a domain; three statements (and, before
+# them, the ORM's entity loading) were most of that read's cost (issue #11).
+_CLAIMED = {
+    "cpu": select(NumaNodeRow.node_index.label("node"), CpuClaim.guest_vcpu, CpuRow.cpu_index.label("cpu"))
+    .join_from(CpuClaim, CpuRow, CpuRow.id == CpuClaim.cpu_id).join(NumaNodeRow, NumaNodeRow.id == CpuRow.numa_node_id)
+    .where(CpuClaim.instance_id == bindparam("id")),
+    "memory": select(NumaNodeRow.node_index.label("node"), MemoryClaim.guest_cell, MemoryClaim.memory_mib,
+                     MemoryClaim.hugepages_1g, MemoryClaim.shared_vcpus)
+    .join_from(MemoryClaim, NumaNodeRow, NumaNodeRow.id == MemoryClaim.numa_node_id)
+    .where(MemoryClaim.instance_id == bindparam("id")),
+    "gpu": select(*GpuRow.__table__.columns).join_from(GpuClaim, GpuRow, GpuRow.id == GpuClaim.gpu_id)
+    .where(GpuClaim.instance_id == bindparam("id")),
+}
+_CLAIMED_TYPES = {c.name: c.type for stmt in _CLAIMED.values() for c in stmt.selected_columns}
+
+
+def _padded(kind: str, stmt: Select[Any]) -> Select[Any]:
+    """`stmt` with the kind, and every kind's columns in one order (NULLs of their types for the
+    others: PostgreSQL matches a UNION's column types branch by branch)."""
+    given = {c.name: c for c in stmt.selected_columns}
+    return stmt.with_only_columns(
+        literal_column(f"'{kind}'", String).label("kind"),
+        *(given[name] if name in given else null().cast(type_).label(name)
+          for name, type_ in _CLAIMED_TYPES.items()))
+
+
+_CLAIMS = (union_all(*(_padded(kind, stmt) for kind, stmt in _CLAIMED.items()))
+           .order_by("kind", "guest_vcpu", "guest_cell", "pci_address"))
 
 
 def claims_of(session: Session, instance_id: int) -> dict:
     """What an instance holds, by natural keys: for building its domain and for reports. GPUs
-    are rows of the `gpus` table (read-only; their attributes are its column names)."""
-    conn, key = session.connection(), {"instance_id": instance_id}
+    are rows with the `gpus` table's columns (read-only; their attributes are its column names)."""
+    rows = session.connection().execute(_CLAIMS, {"id": instance_id}).all()
     return {
-        "cpus": [{"guest_vcpu": v, "cpu": c, "node": n} for v, c, n in conn.execute(_CLAIMED_CPUS, key)],
-        "gpus": conn.execute(_CLAIMED_GPUS, key).all(),
-        "memory": [{"node": n, "guest_cell": cell, "memory_mib": mib, "hugepages_1g": huge, "shared_vcpus": shared}
-                   for n, cell, mib, huge, shared in conn.execute(_CLAIMED_MEMORY, key)],
+        "cpus": [{"guest_vcpu": r.guest_vcpu, "cpu": r.cpu, "node": r.node} for r in rows if r.kind == "cpu"],
+        "gpus": [r for r in rows if r.kind == "gpu"],
+        "memory": [{"node": r.node, "guest_cell": r.guest_cell, "memory_mib": r.memory_mib,
+                    "hugepages_1g": r.hugepages_1g, "shared_vcpus": r.shared_vcpus}
+                   for r in rows if r.kind == "memory"],
     }

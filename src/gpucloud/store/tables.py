@@ -111,6 +111,7 @@ class Host(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)  # per-host placement overrides
+    cpu_layout_key: Mapped[str | None] = mapped_column(String(64))  # store.fleet.cpu_layout_key of its cpus rows
 
     numa_nodes: Mapped[list[NumaNodeRow]] = relationship(
         back_populates="host", order_by="NumaNodeRow.node_index", cascade="all, delete-orphan"
