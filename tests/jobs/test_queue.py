@@ -40,9 +40,9 @@ def event_row(db, event_id: int) -> Event:
         return s.get(Event, event_id)
 
 
-def new_event(db, action: str = "linode_boot") -> int:
+def new_event(db, action: str = "linode_boot", message: str = "") -> int:
     with db.write() as s:
-        return events.create(s, action=action, account_id=None, entity_id=7, entity_label="box")
+        return events.create(s, action=action, account_id=None, entity_id=7, entity_label="box", message=message)
 
 
 def attempts(db, job_id: int) -> list[tuple[str, str, str]]:
@@ -191,7 +191,7 @@ def test_event_moves_scheduled_started_finished_and_progress_never_goes_back(sto
         assert queue.progress(s, held, 60, "booting")
         assert queue.progress(s, held, 30)
     assert (job_row(store_db, job_id).progress, event_row(store_db, event_id).percent_complete) == (60, 60)
-    assert event_row(store_db, event_id).message == "booting"
+    assert event_row(store_db, event_id).shown_message == "booting"
     for bad in (-1, 101, 50.5, True):
         with pytest.raises(ValueError), store_db.write() as s:
             queue.progress(s, held, bad)
@@ -224,7 +224,7 @@ def test_a_kinds_first_step_is_written_by_the_claim_and_never_lowers_progress(st
         first = queue.claim(s, worker="w1", kinds=KINDS, lease_seconds=30, first_steps=steps)
     assert first is not None
     event = event_row(store_db, event_id)
-    assert (event.status, event.percent_complete, event.message) == ("started", 10, "Preparing the disk")
+    assert (event.status, event.percent_complete, event.shown_message) == ("started", 10, "Preparing the disk")
     assert job_row(store_db, job_id).progress == 10
     started_at = event.started_at
     with store_db.write() as s:
@@ -233,11 +233,34 @@ def test_a_kinds_first_step_is_written_by_the_claim_and_never_lowers_progress(st
     with store_db.write() as s:
         assert queue.claim(s, worker="w2", kinds=KINDS, lease_seconds=30, first_steps=steps) is not None
     event = event_row(store_db, event_id)
-    assert (event.started_at, event.percent_complete, event.message) == (started_at, 40, "Preparing the disk")
+    assert (event.started_at, event.percent_complete, event.shown_message) == (started_at, 40, "Preparing the disk")
     assert job_row(store_db, job_id).progress == 40
     other = enq(store_db, kind="other", event_id=new_event(store_db))
     claim(store_db, kinds=["other"])
     assert job_row(store_db, other).progress == 0
+
+
+def test_steps_never_hide_the_reason_an_event_was_created_with(store_db):
+    steps = {"work": queue.Step(20, "Shutting down")}
+    reasoned = new_event(store_db, "linode_shutdown", message="Shut down: Your GPU trial ended")
+    plain = new_event(store_db, "linode_shutdown")
+    jobs = {enq(store_db, event_id=reasoned, instance_id=1): reasoned, enq(store_db, event_id=plain, instance_id=2): plain}
+    for _ in jobs:
+        with store_db.write() as s:
+            job = queue.claim(s, worker="w1", kinds=KINDS, lease_seconds=30, first_steps=steps)
+        assert job is not None
+        with store_db.write() as s:
+            queue.progress(s, job, 60, "Waiting for the guest")
+            queue.complete(s, job)
+    said = {e: (event_row(store_db, e).status, event_row(store_db, e).shown_message) for e in jobs.values()}
+    assert said == {reasoned: ("finished", "Shut down: Your GPU trial ended"), plain: ("finished", "Waiting for the guest")}
+    failed = new_event(store_db, message="Booted again after its host came back")
+    enq(store_db, event_id=failed, instance_id=3)
+    with store_db.write() as s:
+        job = queue.claim(s, worker="w1", kinds=KINDS, lease_seconds=30, first_steps=steps)
+        assert job is not None
+        queue.fail(s, job, "host unreachable", retryable=False, delay_s=0, public_message="The host did not answer")
+    assert event_row(store_db, failed).shown_message == "The host did not answer"  # a failure says why it failed
 
 
 def test_an_expired_lease_is_reaped_and_the_old_holder_can_no_longer_write(store_db):

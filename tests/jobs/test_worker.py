@@ -96,7 +96,7 @@ def test_handler_errors_retry_or_fail_with_readable_events(store_db, fast_settin
     finally:
         worker.stop(timeout=5)
     with store_db.read() as s:
-        seen = {name: (s.get(Job, j).state, s.get(Job, j).attempts, s.get(Event, e).status, s.get(Event, e).message,
+        seen = {name: (s.get(Job, j).state, s.get(Job, j).attempts, s.get(Event, e).status, s.get(Event, e).shown_message,
                        s.get(Job, j).last_error) for name, (j, e) in jobs.items()}
     assert seen["retry-then-ok"][:3] == ("succeeded", 3, "finished")
     assert seen["driver-then-ok"][:3] == ("succeeded", 2, "finished")
@@ -118,7 +118,7 @@ def test_a_sim_boot_reports_progress_and_finishes_its_event(sqlite_db, fast_sett
         worker.stop(timeout=5)
     with sqlite_db.read() as s:
         event = s.get(Event, event_id)
-        assert (event.status, event.percent_complete, event.message) == ("finished", 100, "booting")
+        assert (event.status, event.percent_complete, event.shown_message) == ("finished", 100, "booting")
     domains = sim.read_state(settings.data_dir, "sim-boot-1")["domains"]
     assert list(domains) == ["gpucloud-41"] and domains["gpucloud-41"]["state"] == "running"
 
@@ -240,7 +240,7 @@ def test_a_worker_writes_a_handlers_first_step_with_the_claim(store_db, fast_set
     def warm(ctx) -> None:
         with store_db.read() as s:
             event, job = s.get(Event, ctx.event_id), s.get(Job, ctx.id)
-            seen.append((event.percent_complete, event.message, job.progress))
+            seen.append((event.percent_complete, event.shown_message, job.progress))
 
     job_id, event_id = enq_with_event(store_db, "warm")
     worker = start_workers(store_db, fast_settings(store_db), {"warm": warm}, concurrency=1, periodic=[])

@@ -137,6 +137,9 @@ def test_trial_end_shuts_down_releases_gpus_keeps_disks_then_deletes(env):
         (event,) = s.scalars(select(Event).where(Event.entity_id == vm.id, Event.action == "linode_shutdown"))
     assert event.message.startswith("Shut down: Your GPU trial ended on ") and event.username == "gpucloud"
     settle(db, vm.id, "offline")
+    with db.read() as s:  # the worker's steps did not replace the reason
+        event = s.get(Event, event.id)
+        assert event is not None and (event.status, event.shown_message[:35]) == ("finished", "Shut down: Your GPU trial ended on ")
     assert trials.sweep(db, settings).parked == [vm.id]
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(GpuClaim)) == 0  # the GPU is for sale again

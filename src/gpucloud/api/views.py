@@ -221,7 +221,7 @@ def event(e) -> dict:
         "time_remaining": 0 if e.status == "finished" else None,
         "rate": None,
         "duration": duration,
-        "message": e.message or "",
+        "message": e.shown_message,
         "seen": e.seen,
         "read": e.seen,
         "entity": entity,

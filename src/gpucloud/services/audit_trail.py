@@ -33,7 +33,7 @@ def activity_of_account(db: Database, account_id: int, instance_ids: list[int], 
     with db.read() as s:
         actions = [{"id": e.id, "at": e.created_at, "actor": e.username or "system", "action": e.action,
                     "target_type": e.entity_type, "target_id": f"{e.entity_id} {e.entity_label}".strip(),
-                    "status": e.status, "message": e.message, "source": "customer"}
+                    "status": e.status, "message": e.shown_message, "source": "customer"}
                    for e in events.recent_of_account(s, account_id, limit)]
     return sorted(audited + actions, key=lambda e: e["at"], reverse=True)[:limit]
 

@@ -79,7 +79,7 @@ def detail(db: Database, instance_id: int) -> dict:
                         "cpu_count": len(cpus_by_node.get(m["node"], []))} for m in held["memory"]],
             "jobs": [{**job_view(j), "attempts": [attempt_view(a) for a in attempts[j.id]]} for j in reversed(jobs)],
             "events": [{"id": e.id, "action": e.action, "status": e.status, "percent": e.percent_complete,
-                        "message": e.message, "username": e.username, "created": e.created_at,
+                        "message": e.shown_message, "username": e.username, "created": e.created_at,
                         "finished": e.finished_at} for e in feed],
         }
 
@@ -112,7 +112,7 @@ def progress(db: Database, instance_id: int) -> dict:
         "percent": (
             event.percent_complete if event and event.percent_complete is not None else (job.progress if job else 100)
         ),
-        "message": (event.message if event else "") or "",
+        "message": event.shown_message if event else "",
         "job_state": job.state if job else None,
         "error": job.last_error if job and job.state in ("failed", "cancelled") else "",
         "done": finished,

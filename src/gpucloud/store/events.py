@@ -42,23 +42,26 @@ def _open_update(**values) -> Update:
 _RAISED = case((Event.percent_complete < bindparam("pct"), bindparam("pct")), else_=Event.percent_complete)
 _SINCE = func.coalesce(Event.started_at, bindparam("now"))
 _START = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED)
-_START_SAYING = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED, message=bindparam("say"))
+_START_SAYING = _open_update(status="started", started_at=_SINCE, percent_complete=_RAISED,
+                             step_message=bindparam("say"))
 _ADVANCE = _open_update(percent_complete=_RAISED)
-_ADVANCE_SAYING = _open_update(percent_complete=_RAISED, message=bindparam("say"))
+_ADVANCE_SAYING = _open_update(percent_complete=_RAISED, step_message=bindparam("say"))
 _FINISH = _open_update(status="finished", percent_complete=100, finished_at=bindparam("now"), started_at=_SINCE)
 
 
 def mark_started(session: Session, event_id: int, now: datetime | None = None, percent: int = 0,
                  message: str | None = None) -> None:
     """scheduled -> started (a started event stays so, a closed one is left alone), with
-    `percent_complete` raised to `percent` and `message` set if given: a job's claim and its
-    first step in one statement."""
+    `percent_complete` raised to `percent` and the step's `message` set if given (`step_message`:
+    the event's own message, a reason it was created with, stays): a job's claim and its first
+    step in one statement."""
     params = {"event_id": event_id, "now": now or utcnow(), "pct": percent, "say": message}
     session.connection().execute(_START if message is None else _START_SAYING, params)
 
 
 def advance(session: Session, event_id: int, percent: int, message: str | None = None) -> None:
-    """Raise `percent_complete` to `percent` (never lower it) on an open event."""
+    """Raise `percent_complete` to `percent` (never lower it) on an open event, and set the
+    step's `message` if given (`step_message`, as `mark_started`)."""
     params = {"event_id": event_id, "pct": percent, "say": message}
     session.connection().execute(_ADVANCE if message is None else _ADVANCE_SAYING, params)
 
@@ -79,7 +82,7 @@ def reopen(session: Session, event_id: int) -> None:
     """A failed event whose job an operator re-queued: scheduled again, from 0 %."""
     session.execute(
         update(Event).where(Event.id == event_id, Event.status == "failed")
-        .values(status="scheduled", percent_complete=0, message="", started_at=None, finished_at=None)
+        .values(status="scheduled", percent_complete=0, message="", step_message="", started_at=None, finished_at=None)
         .execution_options(synchronize_session=False)
     )
 

@@ -400,12 +400,19 @@ class Event(Base):
     entity_label: Mapped[str] = mapped_column(String(128), default="")
     secondary_entity: Mapped[dict | None] = mapped_column(JSON)
     username: Mapped[str | None] = mapped_column(String(64))
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")  # why it happened, or why it failed
+    step_message: Mapped[str] = mapped_column(Text, default="", server_default="")  # the step its job is at
     seen: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @property
+    def shown_message(self) -> str:
+        """What the event says to its readers: its own message (a reason given when it was
+        created, a failure), else the step its job is at. A step never hides a reason."""
+        return self.message or self.step_message
 
 
 # --- feature flags and audit ----------------------------------------------------------
