@@ -138,7 +138,8 @@ def run(kind: str, n_hosts: int, creates: int, seed: int, template: str | None =
             "first_ms": 1000 * sum(first.values()), "first_engine_ms": 1000 * (first["decide"] + first["upkeep"]),
             "create_p50_ms": 1000 * statistics.median(whole), "create_p99_ms": 1000 * percentile(whole, 99),
             "engine_p50_ms": 1000 * statistics.median(engine), "engine_p99_ms": 1000 * percentile(engine, 99),
-            "share": {p: total[p] / sum(total.values()) for p in PARTS}}
+            "share": {p: total[p] / sum(total.values()) for p in PARTS},
+            "mean_ms": {p: 1000 * total[p] / len(rest) for p in PARTS}}
 
 
 def main() -> None:
@@ -154,14 +155,15 @@ def main() -> None:
         parser.error("--template needs --database postgres")
     print(f"# placement's share of a create ({machine()})\n")
     r = run(args.database, args.hosts, args.creates, args.seed, args.template)
-    s = r["share"]
+    s, ms = r["share"], r["mean_ms"]
     print(table(
         ["database", "hosts", "creates", "create CPU p50 / p99 ms", "decide", "index upkeep",
-         "placement (decide + upkeep)", "host reads", "rest of the create", "engine p50 / p99 ms",
-         "first create ms (engine)", "registering s"],
+         "placement (decide + upkeep)", "host reads", "rest of the create", "decide / upkeep ms per create",
+         "engine p50 / p99 ms", "first create ms (engine)", "registering s"],
         [[r["kind"], f"{r['hosts']:,}", r["creates"], f"{r['create_p50_ms']:.1f} / {r['create_p99_ms']:.1f}",
           f"{s['decide']:.1%}", f"{s['upkeep']:.1%}", f"{s['decide'] + s['upkeep']:.1%}", f"{s['store reads']:.1%}",
-          f"{s['create']:.1%}", f"{r['engine_p50_ms']:.2f} / {r['engine_p99_ms']:.2f}",
+          f"{s['create']:.1%}", f"{ms['decide']:.3f} / {ms['upkeep']:.3f}",
+          f"{r['engine_p50_ms']:.2f} / {r['engine_p99_ms']:.2f}",
           f"{r['first_ms']:,.0f} ({r['first_engine_ms']:,.0f})", f"{r['register_s']:.0f}"]]))
 
 

@@ -3,7 +3,7 @@
 Hosts are bucketed by their free shape (region, status and per-node free resources), because
 hosts of one shape rank identically for every request. For each (region, request) seen, a
 heap orders the buckets by rank; a decision pops the best rank, takes the lowest host id
-among the buckets tied on it, and materialises the placement on that host. Only the host
+among the buckets tied on it, and materialises on that host the assignment its scoring found. Only the host
 that changed moves between buckets, and only a shape never seen before costs a real scoring.
 
 `first-fit` and `random` rank hosts by the placement rules alone, so thousands of shapes tie
@@ -44,13 +44,16 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from dataclasses import fields
 from itertools import count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
     GPU_HOST_NODE_WITHOUT_GPUS,
+    Assignment,
     HostShape,
     Need,
+    Part,
     cell_memory_room,
     cell_rooms,
     choose,
@@ -76,6 +79,24 @@ from gpucloud.domain.placement import (
 MAX_LAG = 8
 
 Key = tuple[str, Need]
+# What a host state holds besides its generation: a new state whose fields are these very
+# objects (the store's generation after a claim the fleet applied) has the same shape.
+_RESOURCES = tuple(f.name for f in fields(HostState) if f.name != "generation")
+
+
+# pack and spread keep beside each rank the assignment found, so a decision does not score its
+# host again; as one flat tuple of numbers and strings, which the garbage collector stops
+# tracking (named tuples it tracks for ever): a heap entry per request and shape scored.
+Kept = tuple
+
+
+def _kept(a: Assignment) -> Kept:
+    return (a.model, a.unknown_gpus, *(field for part in a.parts for field in part))
+
+
+def _assignment(kept: Kept) -> Assignment:
+    size = len(Part._fields)
+    return Assignment(kept[0], tuple(Part(*kept[i : i + size]) for i in range(2, len(kept), size)), kept[1])
 
 
 def _models(shape: HostShape) -> set[str]:
@@ -89,6 +110,7 @@ class Fleet:
     def __init__(self, hosts: Iterable[HostState] = (), config: PlacementConfig | None = None):
         self.config = config or PlacementConfig()
         self._hosts: dict[int, HostState] = {}
+        self._shape_of: dict[int, HostShape] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
         # the live active shapes that may take a request, for a new request's first ranking:
@@ -104,7 +126,7 @@ class Fleet:
         self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
-        self._heaps: dict[Key, list] = {}  # (rank, order, shape)
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
@@ -134,19 +156,22 @@ class Fleet:
     def update(self, host: HostState) -> None:
         """Add a host or replace its state (e.g. after the store reloaded it)."""
         old = self._hosts.get(host.id)
-        if old is not None and old.shape == host.shape:  # e.g. a new generation only
+        if old is not None and (all(getattr(old, f) is getattr(host, f) for f in _RESOURCES)
+                                or self._shape_of[host.id] == host.shape):  # e.g. a new generation only
             self._hosts[host.id] = host
             return
         if old is not None:
-            self._unindex(old)
+            self._unindex(host.id)
         self._hosts[host.id] = host
-        self._index(host)
+        self._shape_of[host.id] = host.shape
+        self._index(host.id)
 
     def remove(self, host_id: int) -> None:
-        self._unindex(self._hosts.pop(host_id))
+        self._unindex(host_id)
+        del self._hosts[host_id], self._shape_of[host_id]
 
-    def _index(self, host: HostState) -> None:
-        shape = host.shape
+    def _index(self, host_id: int) -> None:
+        shape = self._shape_of[host_id]
         bucket = self._buckets.get(shape)
         new = bucket is None
         if bucket is None:
@@ -162,10 +187,10 @@ class Fleet:
                     cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
                     rooms = cell_rooms(shape, self.config.for_host(shape))
                     insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
-        insort(bucket, host.id)
+        insort(bucket, host_id)
         if self._by_rank:
             for key, rank in self._ranks.get(shape, {}).items():
-                insort(self._members[key][rank], host.id)
+                insort(self._members[key][rank], host_id)
         if new:
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
@@ -173,14 +198,14 @@ class Fleet:
                 if len(log) - self._read[(shape.region, need)] >= MAX_LAG + i % MAX_LAG:
                     self._catch_up((shape.region, need))
 
-    def _unindex(self, host: HostState) -> None:
-        shape = host.shape
+    def _unindex(self, host_id: int) -> None:
+        shape = self._shape_of[host_id]
         bucket = self._buckets[shape]
-        del bucket[bisect_left(bucket, host.id)]
+        del bucket[bisect_left(bucket, host_id)]
         if self._by_rank:
             for key, rank in self._ranks.get(shape, {}).items():
                 ids = self._members[key][rank]
-                del ids[bisect_left(ids, host.id)]
+                del ids[bisect_left(ids, host_id)]
         if not bucket:
             del self._buckets[shape]
             if self._by_rank:  # forgotten now, scored again if it comes back
@@ -222,7 +247,7 @@ class Fleet:
             self._queued[key].discard(shape)
             return
         if not self._by_rank:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape))
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
         else:
             self._ranks.setdefault(shape, {})[key] = fit.rank
             ids = self._members[key].setdefault(fit.rank, [])
@@ -370,8 +395,8 @@ class Fleet:
         del self._unread[key]
         return None
 
-    def _tied(self, key: Key) -> list[HostShape]:
-        """pack and spread: the live shapes on the best rank (`_best_rank` first)."""
+    def _tied(self, key: Key) -> list[tuple]:
+        """pack and spread: the heap entries of the live shapes on the best rank (`_best_rank` first)."""
         heap = self._heaps[key]
         tied: list = []
         while heap and (not tied or heap[0][0] == tied[0][0]):
@@ -382,7 +407,7 @@ class Fleet:
                 self._queued[key].discard(entry[2])
         for entry in tied:
             heapq.heappush(heap, entry)
-        return [entry[2] for entry in tied]
+        return tied
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -396,17 +421,23 @@ class Fleet:
         self._heap(*key)
         rank = self._best_rank(key)
         if rank is None:
-            shapes = {s: len(self._buckets[s]) for s in self._shapes.get(request.region, ())}
-            return no_room(request, shapes, self.config)
+            # A GPU plan's reason reads only the shapes with GPUs of its model, and when some are
+            # active with free ones, the others change nothing in it: the rest is not looked at.
+            shapes = self._models.get(request.region, {}).get(request.gpu_model or "") if request.gpus else None
+            if not shapes:
+                shapes = self._shapes.get(request.region, set())
+            return no_room(request, {s: len(self._buckets[s]) for s in shapes}, self.config)
         if self._by_rank:
             ids = self._members[key][rank]
             host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
-        else:
-            host = self._hosts[min(self._buckets[s][0] for s in self._tied(key))]
-        fit = choose(host.shape, key[1], self.config.for_host(host))
-        if fit is None:
-            raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
-        return materialise(host, fit.assignment, request)
+            # the host's fit found again: keeping them all would cost more (thousands of hosts
+            # tie on a rank, all scored by a new request's first call)
+            fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
+            if fit is None:
+                raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
+            return materialise(host, fit.assignment, request)
+        host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
+        return materialise(self._hosts[host_id], _assignment(kept), request)
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)
