@@ -1,10 +1,15 @@
 """The migrations build exactly the schema the code declares, on both databases."""
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
 
+from gpucloud.hypervisor.profile import builtin_profiles, load_profile
+from gpucloud.services import hosts
 from gpucloud.store import migrate
-from gpucloud.store.tables import Base
+from gpucloud.store.tables import Base, Host
+from tests.conftest import make_settings
 
 
 def test_migrations_match_the_declared_tables(store_db):
@@ -23,3 +28,23 @@ def test_sqlite_runs_in_wal_mode(sqlite_db):
     with sqlite_db.read() as s:
         assert s.connection().exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert s.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_downgrading_0012_keeps_the_hosts_topology_rows_and_upgrading_gives_their_keys_again(store_db, tmp_path):
+    # SQLite's batch mode rebuilt `hosts`: dropping the old table deleted, through the foreign
+    # keys' cascades, every host's NUMA nodes, CPU threads and GPUs.
+    settings = make_settings(tmp_path, store_db.url)
+    for n, profile in enumerate(sorted(builtin_profiles())[:3]):
+        hosts.register_host(store_db, settings, name=f"h{n}", region="us-east", topology=load_profile(profile),
+                            driver="sim")
+    counts = "SELECT (SELECT count(*) FROM numa_nodes), (SELECT count(*) FROM cpus), (SELECT count(*) FROM gpus)"
+    with store_db.write() as s:
+        before = tuple(s.connection().exec_driver_sql(counts).one())
+        keys = dict(s.execute(select(Host.id, Host.cpu_layout_key)).all())
+    with store_db.write_engine.connect() as conn:
+        command.downgrade(migrate._config(conn), "0011")
+        conn.commit()
+        assert tuple(conn.exec_driver_sql(counts).one()) == before
+    assert migrate.upgrade(store_db) == migrate.head_revision()
+    with store_db.read() as s:
+        assert dict(s.execute(select(Host.id, Host.cpu_layout_key)).all()) == keys
