@@ -54,5 +54,6 @@ def backfill(db: sa.Connection) -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('hosts', schema=None) as batch_op:
-        batch_op.drop_column('cpu_layout_key')
+    # Not SQLite's batch mode: it rebuilds `hosts`, and dropping the old table deletes what
+    # cascades from it (every host's NUMA nodes, threads and GPUs). SQLite drops a column itself.
+    op.drop_column('hosts', 'cpu_layout_key')
