@@ -118,7 +118,8 @@ def test_a_sim_boot_reports_progress_and_finishes_its_event(sqlite_db, fast_sett
         worker.stop(timeout=5)
     with sqlite_db.read() as s:
         event = s.get(Event, event_id)
-        assert (event.status, event.percent_complete, event.shown_message) == ("finished", 100, "booting")
+        assert (event.status, event.percent_complete, event.step_message, event.shown_message) == (
+            "finished", 100, "booting", "")  # its last step, no longer shown once finished
     domains = sim.read_state(settings.data_dir, "sim-boot-1")["domains"]
     assert list(domains) == ["gpucloud-41"] and domains["gpucloud-41"]["state"] == "running"
 

@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
 from gpucloud.clock import utcnow
-from gpucloud.store.tables import Event
+from gpucloud.store.tables import EVENT_OPEN_STATUSES, Event
 
-OPEN_STATUSES = ("scheduled", "started")
 _INSERT = insert(Event).returning(Event.id)  # built once per process
 
 
@@ -36,7 +35,8 @@ def create(session: Session, *, action: str, account_id: int | None, entity_type
 
 def _open_update(**values) -> Update:
     """An UPDATE of an open event (parameter `event_id`), built once per process."""
-    return update(Event).where(Event.id == bindparam("event_id"), Event.status.in_(OPEN_STATUSES)).values(**values)
+    open_event = (Event.id == bindparam("event_id")) & Event.status.in_(EVENT_OPEN_STATUSES)
+    return update(Event).where(open_event).values(**values)
 
 
 _RAISED = case((Event.percent_complete < bindparam("pct"), bindparam("pct")), else_=Event.percent_complete)
@@ -72,7 +72,7 @@ def mark_finished(session: Session, event_id: int, now: datetime | None = None) 
 
 def mark_failed(session: Session, event_id: int, message: str, now: datetime | None = None) -> None:
     session.execute(
-        update(Event).where(Event.id == event_id, Event.status.in_(OPEN_STATUSES))
+        update(Event).where(Event.id == event_id, Event.status.in_(EVENT_OPEN_STATUSES))
         .values(status="failed", message=message, finished_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )

@@ -385,6 +385,9 @@ class JobAttempt(Base):
     error: Mapped[str] = mapped_column(Text, default="")
 
 
+EVENT_OPEN_STATUSES = ("scheduled", "started")  # the statuses a job may still move an event out of
+
+
 class Event(Base):
     """A customer-visible event, shaped like Linode's. `account_id` NULL means operator-only."""
 
@@ -411,8 +414,9 @@ class Event(Base):
     @property
     def shown_message(self) -> str:
         """What the event says to its readers: its own message (a reason given when it was
-        created, a failure), else the step its job is at. A step never hides a reason."""
-        return self.message or self.step_message
+        created, a failure), else, while it is open, the step its job is at. A step never hides
+        a reason, and a finished event does not claim to be "Booting" still."""
+        return self.message or (self.step_message if self.status in EVENT_OPEN_STATUSES else "")
 
 
 # --- feature flags and audit ----------------------------------------------------------
