@@ -103,6 +103,25 @@ def check_claims(hosts: list[HostState], live: list[Placement], config: Placemen
         assert 0 <= row["stranded"] <= row["free"]
 
 
+def answers_as_place(fleet: Fleet, ops: list, request_of) -> None:
+    """Replay `ops` (("delete", i) releases a live placement, any other op asks for
+    `request_of(op, arg)` and applies what it got) on the index, which must answer each request as
+    a brute-force `place()` over its hosts, with a copy of its config, does."""
+    twin = replace(fleet.config)
+    live: list[Placement] = []
+    for op, arg in ops:
+        if op == "delete":
+            if live:
+                fleet.release(live.pop(arg % len(live)))
+            continue
+        request = request_of(op, arg)
+        got = fleet.place(request)
+        assert got == place(request, fleet.hosts(), twin)
+        if isinstance(got, Placement):
+            fleet.apply(got)
+            live.append(got)
+
+
 def _sum_by_node(placements: list[Placement], value) -> dict[int, int]:
     out: Counter = Counter()
     for p in placements:
@@ -178,20 +197,7 @@ cpu_ops = st.lists(st.one_of(
 @given(policy=st.sampled_from(["pack", "spread", "first-fit", "random"]), ops=cpu_ops, seed=st.integers(0, 3))
 def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops, seed):
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
-    fleet, twin = Fleet(CPU_HOSTS, config), replace(config)
-    live: list[Placement] = []
-    for op, arg in ops:
-        if op == "delete":
-            if live:
-                fleet.release(live.pop(arg % len(live)))
-            continue
-        vcpus, gib, dedicated = arg
-        request = cpu_request(vcpus, gib, dedicated=dedicated)
-        got = fleet.place(request)
-        assert got == place(request, fleet.hosts(), twin)
-        if isinstance(got, Placement):
-            fleet.apply(got)
-            live.append(got)
+    answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
@@ -219,21 +225,7 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, ops, seed, warm
                      memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS),
                              plans=tuple(plans) if warm else ())
-    fleet, twin = Fleet(GPU_HOSTS, config), replace(config)
+    fleet = Fleet(GPU_HOSTS, config)
     fleet.warm("r1")
-    live: list[Placement] = []
-    for op, arg in ops:
-        if op == "delete":
-            if live:
-                fleet.release(live.pop(arg % len(live)))
-            continue
-        if op == "gpu":
-            request = gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
-        else:
-            vcpus, gib, dedicated = arg
-            request = cpu_request(vcpus, gib, dedicated=dedicated)
-        got = fleet.place(request)
-        assert got == place(request, fleet.hosts(), twin)
-        if isinstance(got, Placement):
-            fleet.apply(got)
-            live.append(got)
+    answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
+                     else cpu_request(arg[0], arg[1], dedicated=arg[2]))

@@ -28,6 +28,25 @@ from gpucloud.store.tables import CpuRow, Host
 from tests.conftest import make_settings
 
 
+def count_reads_and_rankings(monkeypatch) -> tuple[list[int], list[str]]:
+    """From now on, the ids of the hosts read into a view and the regions ranked for the plans."""
+    read: list[int] = []
+    ranked: list[str] = []
+    build, warm = host_states.build_states, Fleet.warm
+
+    def counted_build(session, host_ids, *args, **kwargs):
+        read.extend(host_ids)
+        return build(session, host_ids, *args, **kwargs)
+
+    def counted_warm(fleet, region):
+        ranked.append(region)
+        return warm(fleet, region)
+
+    monkeypatch.setattr(host_states, "build_states", counted_build)
+    monkeypatch.setattr(Fleet, "warm", counted_warm)
+    return read, ranked
+
+
 def _same_as_fresh(db, settings) -> list:
     with db.read() as s:
         cached = all_states(s, placement_config(settings), "us-east")
@@ -196,20 +215,7 @@ def test_a_process_loads_its_views_at_start_and_its_first_create_reads_and_ranks
         assert gc.get_freeze_count() > frozen  # the states loaded are out of the collector's scans
         with restarted.write() as s:
             assert learn_demand(s, settings).region_mix  # a learnt mix: not the settings' own config
-        read: list[int] = []
-        ranked: list[str] = []
-        build, warm = host_states.build_states, Fleet.warm
-
-        def counted_build(session, host_ids, *args, **kwargs):
-            read.extend(host_ids)
-            return build(session, host_ids, *args, **kwargs)
-
-        def counted_warm(fleet, region):
-            ranked.append(region)
-            return warm(fleet, region)
-
-        monkeypatch.setattr(host_states, "build_states", counted_build)
-        monkeypatch.setattr(Fleet, "warm", counted_warm)
+        read, ranked = count_reads_and_rankings(monkeypatch)
         instances.create_instance(restarted, settings, account.id, "after", new, bypass_flags=True)
         assert read == [] and ranked == []
         _same_as_fresh(restarted, settings)
@@ -334,26 +340,14 @@ def test_an_early_create_beside_the_start_up_load_shares_its_view(postgres_db, t
     new = instances.NewInstance(type="g1-gpu-rtx6000-2", region="us-east")
     instances.create_instance(postgres_db, settings, account.id, "before", new, bypass_flags=True)
     both, calls, started_since = threading.Barrier(2, timeout=10), itertools.count(), usage.started_since
-    read: list[int] = []
-    ranked: list[str] = []
-    build, warm = host_states.build_states, Fleet.warm
 
     def together(s, since):
         if next(calls) < 2:
             both.wait()  # the first two learn at once: both past the cache, reading the creates
         return started_since(s, since)
 
-    def counted_build(session, host_ids, *args, **kwargs):
-        read.extend(host_ids)
-        return build(session, host_ids, *args, **kwargs)
-
-    def counted_warm(fleet, region):
-        ranked.append(region)
-        return warm(fleet, region)
-
     monkeypatch.setattr(usage, "started_since", together)
-    monkeypatch.setattr(host_states, "build_states", counted_build)
-    monkeypatch.setattr(Fleet, "warm", counted_warm)
+    read, ranked = count_reads_and_rankings(monkeypatch)
     restarted = Database(postgres_db.url)  # a process starting
     try:
         loading = preload.start(restarted, settings)
