@@ -25,7 +25,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('api_tokens') as batch_op:
-        batch_op.drop_constraint('ck_api_tokens_kind_valid', type_='check')
+        batch_op.drop_constraint('kind_valid', type_='check')  # named by the naming convention, as created
         batch_op.drop_column('kind')
     with op.batch_alter_table('users') as batch_op:
         batch_op.drop_column('password_hash')
