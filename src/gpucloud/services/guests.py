@@ -4,17 +4,13 @@ and the XML operators read with `gpucloud instance xml`."""
 from __future__ import annotations
 
 import base64
-import threading
 import uuid as uuidlib
-import weakref
 from dataclasses import replace
 
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import Pool
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.guest import CellClaim, CloudInit, DomainSpec, domain_name, spec_from_claims
-from gpucloud.domain.topology import HostTopology
 from gpucloud.errors import NotFound
 from gpucloud.hypervisor import cloudinit
 from gpucloud.hypervisor.domain_xml import Nic, build_domain_xml, mac_address
@@ -22,7 +18,7 @@ from gpucloud.services import addresses
 from gpucloud.store import instances as q
 from gpucloud.store.db import Database
 from gpucloud.store.fleet import gpu_of
-from gpucloud.store.host_states import pool_of, topologies
+from gpucloud.store.host_states import cpu_topology
 from gpucloud.store.instances import InstanceRow
 
 
@@ -41,32 +37,10 @@ def domain_spec(db: Database, instance_id: int) -> DomainSpec:
         return spec_in_session(s, instance)
 
 
-# Per database (connection pool) and host: its NUMA nodes, CPU threads and reserved threads, as
-# first read in this process. They never change once a host is registered (a rediscovery that
-# would change the CPU layout is refused), so a spec reads them once per process; the GPUs it
-# passes through come fresh with the claims, and the host's settings are read every time.
-_layouts: weakref.WeakKeyDictionary[Pool, dict[int, tuple[HostTopology, tuple[int, ...]]]] = (
-    weakref.WeakKeyDictionary())
-_lock = threading.Lock()
-
-
-def _cpu_layout(s: Session, host_id: int) -> tuple[HostTopology, tuple[int, ...]]:
-    """The host's topology without GPUs (only its CPU layout is to be used) and its reserved threads."""
-    pool = pool_of(s)
-    with _lock:
-        known = _layouts.get(pool, {}).get(host_id)
-    if known is None:
-        rows = topologies(s, [host_id])[host_id]
-        known = (replace(rows.topology, gpus=()), rows.reserved_cpus)
-        with _lock:
-            _layouts.setdefault(pool, {})[host_id] = known
-    return known
-
-
 def spec_in_session(s: Session, instance: InstanceRow) -> DomainSpec:
     if instance.host_id is None:
         raise RuntimeError(f"instance {instance.id} is not placed on a host")
-    layout, reserved = _cpu_layout(s, instance.host_id)
+    layout, reserved = cpu_topology(s, instance.host_id)
     host_settings = instance.host_settings
     if host_settings is None:
         raise RuntimeError(f"instance {instance.id} is on host {instance.host_id}, which does not exist")

@@ -73,6 +73,9 @@ class _CpuLayout:
 _layouts: weakref.WeakKeyDictionary[Pool, dict[str | int, _CpuLayout]] = weakref.WeakKeyDictionary()
 _rows: weakref.WeakKeyDictionary[Pool, dict[int, tuple[dict[int, int], dict[str, int]]]] = weakref.WeakKeyDictionary()
 _cpu_ids: weakref.WeakKeyDictionary[Pool, dict[int, dict[int, int]]] = weakref.WeakKeyDictionary()
+# Per host, its topology without GPUs and its reserved threads, for domain specs (`cpu_topology`).
+_cpu_topologies: weakref.WeakKeyDictionary[Pool, dict[int, tuple[HostTopology, tuple[int, ...]]]] = (
+    weakref.WeakKeyDictionary())
 _lock = threading.Lock()
 
 
@@ -262,6 +265,22 @@ def _cpu_layouts(session: Session, pool: Pool, keys: dict[int, str | int]) -> di
                                         max((len(c.siblings) for cpus in by_node.values() for c in cpus), default=1))
     with _lock:
         return {host_id: known[key] for host_id, key in keys.items()}
+
+
+def cpu_topology(session: Session, host_id: int) -> tuple[HostTopology, tuple[int, ...]]:
+    """The host's NUMA nodes and CPU threads (a topology without GPUs: only its CPU layout is to
+    be used) and its reserved threads, read once per process: they never change once a host is
+    registered (a rediscovery that would change them is refused). A domain spec takes the GPUs
+    it passes through from its claims, fresh."""
+    pool = pool_of(session)
+    with _lock:
+        known = _cpu_topologies.get(pool, {}).get(host_id)
+    if known is None:
+        rows = topologies(session, [host_id])[host_id]
+        known = (replace(rows.topology, gpus=()), rows.reserved_cpus)
+        with _lock:
+            _cpu_topologies.setdefault(pool, {})[host_id] = known
+    return known
 
 
 _CPU_IDS = select(CpuRow.cpu_index, CpuRow.id).where(CpuRow.host_id == bindparam("host"))
