@@ -23,8 +23,9 @@ def shape(pool: IpPool) -> PoolShape:
 
 
 # Built once and run as plain rows: a create asks both, and the ORM's share was most of their cost.
-_SHAPES = (select(IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
-           .where(IpPool.region_id == bindparam("region")).order_by(IpPool.family, IpPool.id))
+POOL_COLUMNS = (IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)  # `parsed`'s arguments
+POOL_ORDER = (IpPool.family, IpPool.id)  # how a region's pools are listed (IPv4 first)
+_SHAPES = select(*POOL_COLUMNS).where(IpPool.region_id == bindparam("region")).order_by(*POOL_ORDER)
 _IPV4_TAKEN = select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
 _NEWEST_IPV4 = (select(Instance.ipv4).where(Instance.region_id == bindparam("region"), Instance.ipv4.is_not(None))
                 .order_by(Instance.id.desc()).limit(1))  # ix_instances_region_id_id: one index step

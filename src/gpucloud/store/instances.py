@@ -25,7 +25,7 @@ from sqlalchemy.sql import Select
 
 from gpucloud.clock import utcnow
 from gpucloud.domain.addresses import PoolShape
-from gpucloud.store.addresses import parsed
+from gpucloud.store.addresses import POOL_COLUMNS, POOL_ORDER, parsed
 from gpucloud.store.tables import (
     CpuClaim,
     CpuRow,
@@ -134,12 +134,11 @@ class InstanceRow:
 
 
 _ROW_COLUMNS = tuple(getattr(Instance, f.name) for f in fields(InstanceRow) if f.name not in ("host_settings", "pools"))
-_POOL_COLUMNS = (IpPool.network, IpPool.gateway, IpPool.first, IpPool.last)
 # One row per pool of the region (one with NULL pool columns without any); built once per process.
-_INSTANCE_ROWS = (select(*_ROW_COLUMNS, Host.id, Host.settings, *_POOL_COLUMNS)
+_INSTANCE_ROWS = (select(*_ROW_COLUMNS, Host.id, Host.settings, *POOL_COLUMNS)
                   .outerjoin(Host, Host.id == Instance.host_id)
                   .outerjoin(IpPool, IpPool.region_id == Instance.region_id)
-                  .where(Instance.id == bindparam("instance_id")).order_by(IpPool.family, IpPool.id))
+                  .where(Instance.id == bindparam("instance_id")).order_by(*POOL_ORDER))
 
 
 def row_of(session: Session, instance_id: int) -> InstanceRow | None:
