@@ -255,7 +255,7 @@ class Fleet:
             return
         queued.add(shape)
         best = self._top(key)
-        floor = rank_floor(shape, key[1], self.config.for_host(shape))
+        floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
         if best is not None and floor > best[: len(floor)]:
             heapq.heappush(self._waiting[key], (floor, next(self._order), shape, True))
         else:
@@ -433,16 +433,18 @@ class Fleet:
             while waiting and waiting[0][2] not in self._buckets:
                 queued.discard(heapq.heappop(waiting)[2])
             best = self._top(key)
-            if key in self._deferred and (best is None or best[:1] >= GPU_HOSTS_FLOOR):
-                self._wait_gpu_hosts(key)
-                continue
             unread = self._next_unread(key)
             from_waiting = bool(waiting) and (unread is None or waiting[0][0] <= unread[0])
             if from_waiting:
                 floor, _, shape, own_floor = waiting[0]
             elif unread is not None:
                 floor, shape = unread
-            else:
+            if key in self._deferred and (not (waiting or unread) or floor[:1] > GPU_HOSTS_FLOOR):
+                if best is None or best[:1] >= GPU_HOSTS_FLOOR:  # the GPU hosts come next
+                    self._wait_gpu_hosts(key)
+                    continue
+                return best
+            if not (waiting or unread):
                 return best
             if best is not None and floor > best[: len(floor)]:
                 return best

@@ -380,7 +380,8 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
-    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts: change the two together
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `rank_floor` spread's on
+    # GPU hosts for GPU plans: change them together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
     free = placeable_free(shape, cfg.numa_unknown_policy)
@@ -407,14 +408,19 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
     return lambda a: (round(fragmentation(after(shape, a), cfg) - before, 9), *fullness(a))
 
 
-def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, ...]:
+def rank_floor(
+    shape: HostShape, need: Need, cfg: PlacementConfig, rooms: tuple[tuple[int, int, int], ...] | None = None
+) -> tuple:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
-    (0, fewest nodes holding enough GPUs) for GPU plans; for plans without GPUs, (CPU_HOST,) on a
-    CPU-only host and `cores_floor` on a GPU host: an index may leave a host unscored while its
-    floor is above the best rank it holds. (On a CPU-only host a score costs a few µs, less than
-    the decisions that would later score dozens of hosts tied on cores at once; on a GPU host
-    it costs `keeps_gpu_sales`' fills.)
+    For GPU plans (0, fewest nodes holding enough GPUs), at least 2 nodes when its `cell_rooms`
+    (`rooms`, if given) show that no node takes the request whole (`rules_rank`), and under
+    spread then (0, (free GPUs of the model, free cores) negated), the first costs of its rank
+    (`_scorer`: keep the two in step); for plans without GPUs, (CPU_HOST,) on a CPU-only host and
+    `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
+    best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
+    would later score dozens of hosts tied on cores at once; on a GPU host it costs
+    `keeps_gpu_sales`' fills.)
     """
     if not need.gpus:
         return (CPU_HOST,) if not shape.installed else cores_floor(shape, need, cfg)
@@ -427,6 +433,11 @@ def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int,
             break
     if cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus:
         span = 1
+    elif span == 1 and rooms is not None and rules_rank(shape, rooms, need) is None:
+        span = 2
+    if cfg.policy == "spread":
+        mine = placeable_free(shape, cfg.numa_unknown_policy).get(need.gpu_model or "", 0)
+        return (0, span, 0, (-mine, -sum(n.cores for n in shape.nodes)))
     return (0, span)
 
 
