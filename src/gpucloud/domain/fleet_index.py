@@ -132,13 +132,14 @@ class Fleet:
         self._models: dict[str, dict[str, set[HostShape]]] = {}
         self._roomy: dict[tuple[str, bool], list[Entry]] = {}
         self._entry: dict[HostShape, Entry] = {}
-        # pack, spread: per region, the active GPU-less shapes as (free cores, order, cell
-        # memory room, rooms of its nodes, shape) sorted; per request without GPUs, what of
-        # them is left to read, in the policy's order
+        # pack, spread: per region and class of cell memory room (its bit length, so a request
+        # reads only the classes that may hold its memory), the active GPU-less shapes as (free
+        # cores, order, cell memory room, rooms of its nodes, shape) sorted; per request without
+        # GPUs, what of them is left to read, in the policy's order
         self._cores_first = cores_first(self.config)
-        self._by_cores: dict[str, list[tuple[int, int, int, Rooms, HostShape]]] = {}
+        self._by_cores: dict[str, dict[int, list[tuple[int, int, int, Rooms, HostShape]]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
-        self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
+        self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
@@ -205,7 +206,8 @@ class Fleet:
                 insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
                 if self._cores_first and not shape.installed:
                     cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
-                    insort(self._by_cores.setdefault(shape.region, []), (*cores, entry[0], rooms, shape))
+                    by_cores = self._by_cores.setdefault(shape.region, {}).setdefault(entry[0].bit_length(), [])
+                    insort(by_cores, (*cores, entry[0], rooms, shape))
         insort(bucket, host_id)
         if self._by_rank:
             for number, rank in self._ranks.get(shape, {}).items():
@@ -235,9 +237,10 @@ class Fleet:
                 for model in _models(shape):
                     models[model].discard(shape)
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
-                del roomy[bisect_left(roomy, self._entry.pop(shape)[:2])]
+                room = self._entry.pop(shape)[:2]
+                del roomy[bisect_left(roomy, room)]
                 if self._cores_first and not shape.installed:
-                    by_cores = self._by_cores[shape.region]
+                    by_cores = self._by_cores[shape.region][room[0].bit_length()]
                     del by_cores[bisect_left(by_cores, self._cores_of.pop(shape))]
 
     def warm(self, region: str) -> None:
@@ -353,8 +356,12 @@ class Fleet:
         if self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
-            by_cores = self._by_cores.get(region, [])
-            self._unread[key] = [by_cores[:] if self._cores_first > 0 else by_cores[::-1], 0]
+            smallest = need.memory_mib.bit_length()
+            classes = [entries for room, entries in self._by_cores.get(region, {}).items() if room >= smallest]
+            if self._cores_first > 0:
+                self._unread[key] = [heapq.merge(*(entries[:] for entries in classes)), None]
+            else:
+                self._unread[key] = [heapq.merge(*(entries[::-1] for entries in classes), reverse=True), None]
         else:
             for entry in self._with_room(region, False, need.memory_mib):
                 self._queue(key, entry[2])
@@ -393,7 +400,7 @@ class Fleet:
                 unread = self._next_unread(key)
                 if unread is None:
                     break
-                self._unread[key][1] += 1
+                self._unread[key][1] = None
                 self._queue(key, unread[1])
         live = len(self._shapes.get(region, ()))
         if len(log) > 2 * live + 1024:
@@ -455,7 +462,7 @@ class Fleet:
                     heapq.heappush(waiting, (floor, next(self._order), shape, True))
                     continue
             else:
-                self._unread[key][1] += 1
+                self._unread[key][1] = None
                 queued.add(shape)
             self._score(key, shape)
 
@@ -465,15 +472,16 @@ class Fleet:
         unread = self._unread.get(key)
         if unread is None:
             return None
-        entries, start = unread
+        entries, peeked = unread
         queued, need = self._queued[key], key[1]
+        if peeked is not None and peeked[1] in self._buckets and peeked[1] not in queued:
+            return peeked
         memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
-        for position in range(start, len(entries)):
-            _, _, most_memory, rooms, shape = entries[position]
+        for _, _, most_memory, rooms, shape in entries:
             if (most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
                     and shape in self._buckets and shape not in queued):
-                unread[1] = position
-                return cores_floor(shape, need, self.config.for_host(shape)), shape
+                unread[1] = cores_floor(shape, need, self.config.for_host(shape)), shape
+                return unread[1]
         del self._unread[key]
         return None
 
