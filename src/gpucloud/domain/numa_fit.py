@@ -243,9 +243,15 @@ CPU_HOST, GPU_HOST_NODE_WITHOUT_GPUS, GPU_HOST_NODE_WITH_GPUS, GPU_HOST_COSTS_SA
 
 def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bool:
     """Whether the host, once `a` (an instance without GPUs) is claimed, still takes as many
-    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure)."""
+    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure).
+
+    Without filling when `a` takes from one node without free GPUs and no GPU without a NUMA
+    node is placed: no GPU plan's fill takes anything from that node (`_same_fill`)."""
     free = placeable_free(shape, cfg.numa_unknown_policy)
     if not free:
+        return True
+    if len(a.parts) == 1 and (not shape.unknown_gpus or cfg.numa_unknown_policy == "required") and not next(
+            n for n in shape.nodes if n.index == a.parts[0].node).gpus:
         return True
     later = after(shape, a)
     return all(_same_fill(shape, later, a, gpu_need, cfg) or fill_count(later, gpu_need, cfg) >= fill_count(
