@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from gpucloud.domain.capacity import capacity_rows, sellable
 from gpucloud.domain.fleet_index import Fleet
-from gpucloud.domain.numa_fit import after, best_fit
+from gpucloud.domain.numa_fit import HostShape, Need, NodeShape, after, best_fit, cell_rooms, choose, rules_rank
 from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place
 from gpucloud.domain.topology import HostTopology
 from tests.domain.test_placement import cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
@@ -239,3 +239,33 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
     fleet.warm("r1")
     answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
                      else cpu_request(arg[0], arg[1], dedicated=arg[2]))
+
+
+# One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
+node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
+
+
+@settings(max_examples=400, deadline=None)
+@given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
+       ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["first-fit", "random"]),
+       gpus=st.integers(0, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
+       dedicated=st.booleans())
+def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nodes, tpc, ratio, policy, gpus, vcpus,
+                                                                            memory_mib, dedicated):
+    """`rules_rank` (first-fit and random rank hosts without `choose` with it) says what `choose`
+    answers: the lowest rank when one node takes the request whole, None when none does (then a
+    plan without GPUs does not fit at all, a GPU plan only across nodes if anywhere)."""
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
+                  40 if pages else 0, shared, (10,) * len(nodes))
+        for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (), (("rtx6000", 8),) if gpus else (), ())
+    config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio)
+    need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
+    rank = rules_rank(shape, cell_rooms(shape, config), need)
+    fit = choose(shape, need, config)
+    if rank is not None:
+        assert fit is not None and fit.rank == rank
+    elif not gpus:
+        assert fit is None
+    else:
+        assert fit is None or fit.rank > (0, 1, 0, ())

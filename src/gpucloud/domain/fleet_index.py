@@ -10,14 +10,18 @@ that changed moves between buckets, and only a shape never seen before costs a r
 on the best rank: for them the index keeps, instead of a heap of shapes, per request and rank
 the sorted ids of the hosts on that rank (a handful of ranks), so the lowest id (`first-fit`)
 or the i-th (`random`'s uniform draw) is read at once instead of walking the tied shapes; a
-shape leaves them as soon as its last host does.
+shape leaves them as soon as its last host does. Their rank is the rules' alone, so where one
+NUMA node takes the whole request (a plan without GPUs on a CPU-only host, a GPU plan on one
+node) `numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
+bucket: a request's first ranking reads thousands of entries without scoring or looking up any.
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
 catalog ranks the whole region. A request of any other shape builds its heap on first use
 from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
 a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
-sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones.
+sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones
+(not even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
 (`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
 first call: they are read in that order from a list kept sorted by free cores, skipped where
@@ -63,6 +67,7 @@ from gpucloud.domain.numa_fit import (
     cores_floor,
     may_fit,
     rank_floor,
+    rules_rank,
 )
 from gpucloud.domain.placement import (
     HostState,
@@ -81,6 +86,14 @@ from gpucloud.domain.placement import (
 MAX_LAG = 8
 
 Key = tuple[str, Need]
+Rooms = tuple[tuple[int, int, int], ...]
+# A live active shape: (cell memory room, order, shape, `cell_rooms`, its bucket, its ranks by
+# request for first-fit and random), the parts a first ranking reads kept together, so that it
+# reads thousands of them without looking each up.
+Entry = tuple[int, int, HostShape, Rooms, list[int], dict[int, tuple]]
+# Where GPU hosts wait, without a look at each, for a plan without GPUs: the lowest preference
+# a GPU host can have (each gets its own floor, `rank_floor`, once the best rank reaches it).
+GPU_HOSTS_FLOOR = (GPU_HOST_NODE_WITHOUT_GPUS,)
 # What a host state holds besides its generation: a new state whose fields are these very
 # objects (the store's generation after a claim the fleet applied) has the same shape.
 _RESOURCES = tuple(f.name for f in fields(HostState) if f.name != "generation")
@@ -117,30 +130,35 @@ class Fleet:
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
         # the live active shapes that may take a request, for a new request's first ranking:
         # per region and GPU model, those with free GPUs of it; per region and "has GPUs", all,
-        # as (cell memory room, order, shape) sorted
+        # as their entries sorted by cell memory room
         self._models: dict[str, dict[str, set[HostShape]]] = {}
-        self._roomy: dict[tuple[str, bool], list[tuple[int, int, HostShape]]] = {}
-        self._room_of: dict[HostShape, tuple[int, int]] = {}
+        self._roomy: dict[tuple[str, bool], list[Entry]] = {}
+        self._entry: dict[HostShape, Entry] = {}
         # pack, spread: per region, the active GPU-less shapes as (free cores, order, cell
         # memory room, rooms of its nodes, shape) sorted; per request without GPUs, what of
         # them is left to read, in the policy's order
         self._cores_first = cores_first(self.config)
-        self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
+        self._by_cores: dict[str, list[tuple[int, int, int, Rooms, HostShape]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
+        # per request without GPUs, the GPU hosts with room not looked at yet (`GPU_HOSTS_FLOOR`)
+        self._deferred: dict[Key, list[Entry]] = {}
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
         self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per live shape, its rank for each request it is scored for
-        # (their heaps stay empty)
+        # is scored on that rank; per live active shape, its rank for each request it is scored
+        # for, by the request's number (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
-        self._ranks: dict[HostShape, dict[Key, tuple]] = {}
+        self._ranks: dict[HostShape, dict[int, tuple]] = {}
+        self._number: dict[Key, int] = {}
+        self._keys: list[Key] = []  # by number
+        self._members_of: list[dict[tuple, list[int]]] = []  # by the request's number
         for host in hosts:
             self.update(host)
 
@@ -183,16 +201,17 @@ class Fleet:
                 models = self._models.setdefault(shape.region, {})
                 for model in _models(shape):
                     models.setdefault(model, set()).add(shape)
-                room = self._room_of[shape] = (cell_memory_room(shape), next(self._order))
-                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), (*room, shape))
+                rooms = cell_rooms(shape, self.config.for_host(shape))
+                ranks = self._ranks[shape] = {}
+                entry = self._entry[shape] = (cell_memory_room(shape), next(self._order), shape, rooms, bucket, ranks)
+                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
                 if self._cores_first and not shape.installed:
                     cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
-                    rooms = cell_rooms(shape, self.config.for_host(shape))
-                    insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
+                    insort(self._by_cores.setdefault(shape.region, []), (*cores, entry[0], rooms, shape))
         insort(bucket, host_id)
         if self._by_rank:
-            for key, rank in self._ranks.get(shape, {}).items():
-                insort(self._members[key][rank], host_id)
+            for number, rank in self._ranks.get(shape, {}).items():
+                insort(self._members_of[number][rank], host_id)
         if new:
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
@@ -205,21 +224,20 @@ class Fleet:
         bucket = self._buckets[shape]
         del bucket[bisect_left(bucket, host_id)]
         if self._by_rank:
-            for key, rank in self._ranks.get(shape, {}).items():
-                ids = self._members[key][rank]
+            for number, rank in self._ranks.get(shape, {}).items():
+                ids = self._members_of[number][rank]
                 del ids[bisect_left(ids, host_id)]
         if not bucket:
             del self._buckets[shape]
-            if self._by_rank:  # forgotten now, scored again if it comes back
-                for key in self._ranks.pop(shape, {}):
-                    self._queued[key].discard(shape)
+            for number in self._ranks.pop(shape, {}):  # forgotten now, scored again if it comes back
+                self._queued[self._keys[number]].discard(shape)
             self._shapes[shape.region].discard(shape)
             if shape.status == ACTIVE:
                 models = self._models[shape.region]
                 for model in _models(shape):
                     models[model].discard(shape)
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
-                del roomy[bisect_left(roomy, self._room_of.pop(shape))]
+                del roomy[bisect_left(roomy, self._entry.pop(shape)[:2])]
                 if self._cores_first and not shape.installed:
                     by_cores = self._by_cores[shape.region]
                     del by_cores[bisect_left(by_cores, self._cores_of.pop(shape))]
@@ -229,9 +247,13 @@ class Fleet:
         for plan in self.config.plans:
             self._heap(region, PlacementRequest.for_plan(plan, region).need, lazy=False)
 
+    def _seen(self, key: Key, shape: HostShape) -> bool:
+        """Whether the shape waits or is scored for the request already."""
+        return shape in self._queued[key] or self._number[key] in self._ranks.get(shape, ())
+
     def _queue(self, key: Key, shape: HostShape) -> None:
         queued = self._queued[key]
-        if shape in queued or not may_fit(shape, key[1]):
+        if self._seen(key, shape) or not may_fit(shape, key[1]):
             return
         queued.add(shape)
         best = self._top(key)
@@ -244,22 +266,59 @@ class Fleet:
     def _score(self, key: Key, shape: HostShape) -> None:
         # Not the memoised `best_fit`: the heap keeps the rank, and a memo of every shape ever
         # seen would only grow (and slow the garbage collector) in a long-running process.
-        fit = choose(shape, key[1], self.config.for_host(shape))
+        need = key[1]
+        if self._by_rank and (need.gpus or not shape.installed):
+            rank = rules_rank(shape, self._entry[shape][3], need)
+            if rank is None and need.gpus:  # not on one node: maybe across nodes
+                fit = choose(shape, need, self.config.for_host(shape))
+                rank = fit.rank if fit is not None else None
+            if rank is None:
+                self._queued[key].discard(shape)
+            else:
+                self._rank(key, shape, rank)
+            return
+        fit = choose(shape, need, self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
-            return
-        if not self._by_rank:
+        elif not self._by_rank:
             heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
         else:
-            self._ranks.setdefault(shape, {})[key] = fit.rank
-            ids = self._members[key].setdefault(fit.rank, [])
-            bucket = self._buckets.get(shape, ())
-            if len(bucket) < 8:
-                for host_id in bucket:
-                    insort(ids, host_id)
-            else:
-                ids.extend(bucket)
-                ids.sort()  # two sorted runs: merged in linear time
+            self._rank(key, shape, fit.rank)
+
+    def _rank(self, key: Key, shape: HostShape, rank: tuple) -> None:
+        """first-fit, random: the shape's hosts join the request's ids on that rank."""
+        number = self._number[key]
+        self._ranks[shape][number] = rank
+        ids = self._members_of[number].setdefault(rank, [])
+        bucket = self._buckets[shape]
+        if len(bucket) < 8:
+            for host_id in bucket:
+                insort(ids, host_id)
+        else:
+            ids.extend(bucket)
+            ids.sort()  # two sorted runs: merged in linear time
+
+    def _rank_at_once(self, key: Key, entries: Iterable[Entry]) -> None:
+        """first-fit, random, a request's first ranking: the shapes whose rank the rules settle
+        (`rules_rank`) join its ids at once, each id list sorted once at the end; the others
+        (GPU plans across nodes) are queued."""
+        need, number, members = key[1], self._number[key], self._members[key]
+        ids: list[int] = []
+        last, rest = None, []
+        for _, _, shape, rooms, bucket, ranks in entries:
+            rank = rules_rank(shape, rooms, need)
+            if rank is None:
+                if need.gpus:
+                    rest.append(shape)
+                continue  # a plan without GPUs: no node has room for it, so it fits nowhere here
+            if rank != last:
+                ids, last = members.setdefault(rank, []), rank
+            ranks[number] = rank
+            ids += bucket
+        for ids in members.values():
+            ids.sort()
+        for shape in rest:
+            self._queue(key, shape)
 
     def _top(self, key: Key) -> tuple | None:
         """The best rank scored for the request (pack, spread: maybe of a shape gone since)."""
@@ -279,32 +338,50 @@ class Fleet:
         heap = self._heaps[key] = []
         self._waiting[key] = []
         self._queued[key] = set()
-        self._members[key] = {}
+        members = self._members[key] = {}
+        self._number[key] = len(self._keys)
+        self._keys.append(key)
+        self._members_of.append(members)
         self._needs.setdefault(region, []).append(need)
         self._read[key] = len(self._log.setdefault(region, []))
         if need.gpus:
-            for shape in self._models.get(region, {}).get(need.gpu_model or "", ()):
-                self._queue(key, shape)
+            shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
+            if self._by_rank:
+                self._rank_at_once(key, [self._entry[shape] for shape in shapes])
+            else:
+                for shape in shapes:
+                    self._queue(key, shape)
             return heap
-        if self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
+        if self._by_rank:
+            self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
+        elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             by_cores = self._by_cores.get(region, [])
             self._unread[key] = [by_cores[:] if self._cores_first > 0 else by_cores[::-1], 0]
         else:
-            for shape in self._with_room(region, False, need.memory_mib):
-                self._queue(key, shape)
-        # Every GPU host waits, without a look at each, on the lowest preference a GPU host can
-        # have, until the best rank reaches it: then it gets its own floor (`rank_floor`).
+            for entry in self._with_room(region, False, need.memory_mib):
+                self._queue(key, entry[2])
+        # Every GPU host waits, without a look at each, on GPU_HOSTS_FLOOR until the best rank
+        # reaches it (`_best_rank`): then each gets its own floor.
         gpu_hosts = self._with_room(region, True, need.memory_mib)
         if gpu_hosts:
-            floor = (GPU_HOST_NODE_WITHOUT_GPUS,)
-            self._waiting[key] = [(floor, next(self._order), shape, False) for shape in gpu_hosts]  # sorted: a heap
-            self._queued[key].update(gpu_hosts)
+            self._deferred[key] = gpu_hosts
         return heap
 
-    def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[HostShape]:
-        """The active shapes, with or without GPUs installed, where a node has `memory_mib` free."""
+    def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[Entry]:
+        """The entries of the active shapes, with or without GPUs installed, where a node has
+        `memory_mib` free (a copy: the index's list changes as hosts do)."""
         roomy = self._roomy.get((region, gpus), [])
-        return [entry[2] for entry in roomy[bisect_left(roomy, (memory_mib,)) :]]
+        return roomy[bisect_left(roomy, (memory_mib,)) :]
+
+    def _wait_gpu_hosts(self, key: Key) -> None:
+        """The GPU hosts deferred for a plan without GPUs wait now, on GPU_HOSTS_FLOOR."""
+        waiting, queued = self._waiting[key], self._queued[key]
+        for entry in self._deferred.pop(key):
+            shape = entry[2]
+            if shape in self._buckets and not self._seen(key, shape):
+                waiting.append((GPU_HOSTS_FLOOR, next(self._order), shape, False))
+                queued.add(shape)
+        heapq.heapify(waiting)
 
     def _catch_up(self, key: Key) -> None:
         region = key[0]
@@ -358,6 +435,9 @@ class Fleet:
             while waiting and waiting[0][2] not in self._buckets:
                 queued.discard(heapq.heappop(waiting)[2])
             best = self._top(key)
+            if key in self._deferred and (best is None or best[:1] >= GPU_HOSTS_FLOOR):
+                self._wait_gpu_hosts(key)
+                continue
             unread = self._next_unread(key)
             from_waiting = bool(waiting) and (unread is None or waiting[0][0] <= unread[0])
             if from_waiting:

@@ -490,18 +490,52 @@ def may_fit(shape: HostShape, need: Need) -> bool:
 
 
 def cell_rooms(shape: HostShape, cfg: PlacementConfig) -> tuple[tuple[int, int, int], ...]:
-    """Per NUMA node, at least the most (memory MiB, shared vCPUs, dedicated vCPUs) it could
-    give a cell: a plan without GPUs fits a host only if one node has room for both its
-    memory and its vCPUs (an index skips the others without scoring them)."""
+    """Per NUMA node, the most (memory MiB, shared vCPUs, dedicated vCPUs) it can give one cell
+    (exactly: a cell of m MiB and v vCPUs fits the node alone iff both are at most these): a
+    plan without GPUs fits a host only if one node has room for both its memory and its vCPUs
+    (an index skips the others without scoring them, and `rules_rank` ranks with them)."""
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
     return tuple(
         (
             n.hugepages * MIB_PER_PAGE if n.total_hugepages else n.memory_mib,
-            int(n.cores * tpc * ratio) + 1 - n.shared_vcpus,  # + 1: no float rounding makes it too small
+            _shared_room(n, tpc, ratio),
             usable_cores(n, tpc, ratio) * tpc,
         )
         for n in shape.nodes
     )
+
+
+def _shared_room(node: NodeShape, tpc: int, ratio: float) -> int:
+    """The most shared vCPUs a cell may add to the node (`_single_part`'s test, solved for them)."""
+    threads = node.cores * tpc
+    room = int(threads * ratio) - node.shared_vcpus  # float rounding: one either way, settled below
+    while room > 0 and shared_threads(node.shared_vcpus + room, ratio) > threads:
+        room -= 1
+    while shared_threads(node.shared_vcpus + room + 1, ratio) <= threads:
+        room += 1
+    return room
+
+
+def rules_rank(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need) -> tuple | None:
+    """Under first-fit and random (no policy cost): the host's rank when one NUMA node takes the
+    whole request, found without `choose` from its `cell_rooms`. Such a fit ranks (CPU_HOST or
+    0, 1, 0, ()), the lowest rank the request can have: a plan without GPUs on a CPU-only host,
+    a GPU plan taking its GPUs, cores and memory from that node. None when no node has room
+    for it whole: a plan without GPUs then fits nowhere on the host, a GPU plan maybe across
+    nodes (only `choose` knows). Not for a plan without GPUs on a GPU host (its preference
+    is `keeps_gpu_sales`')."""
+    memory, vcpus = need.memory_mib, need.vcpus
+    if not need.gpus:
+        cpu = 2 if need.dedicated else 1
+        for room in rooms:
+            if room[0] >= memory and room[cpu] >= vcpus:
+                return (CPU_HOST, 1, 0, ())
+        return None
+    model, wanted = need.gpu_model, need.gpus
+    for node, room in zip(shape.nodes, rooms, strict=True):
+        if room[0] >= memory and room[2] >= vcpus and count_of(node.gpus, model) >= wanted:
+            return (0, 1, 0, ())
+    return None
 
 
 def cell_memory_room(shape: HostShape) -> int:
