@@ -209,6 +209,15 @@ GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib), model=model)
                  ((1, 1), 4, 32, "rtx6000"), ((2, 1), 4, 32, "rtx6000"), ((1, 1), 6, 32, "rtx6000"),
                  ((1, 0), 4, 24, "rtx6000"), ((1, 1), 4, 32, "h100"), ((2, 2), 6, 64, "rtx6000"),
                  ((1, 1), 4, 48, "rtx6000")], start=1)]
+# GPU hosts of 3 and 4 nodes, two or three of each kind, several nodes without GPUs, whose free
+# cores part as dedicated plans take them: a GPU host's floor goes on to the cores of its nodes
+# without free GPUs that have room (spread: the most, pack: the fewest), so hosts tied on their
+# free GPUs and cores (alike hosts claimed alike) rank apart by them.
+MANY_NODE_GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib, distances=NPS4 if len(gpus) == 4 else None),
+                            model=model)
+                       for i, (gpus, cores, gib, model) in enumerate(3 * [((1, 0, 0), 4, 32, "rtx6000")]
+                                                                     + 2 * [((1, 1, 0, 0), 3, 24, "rtx6000")]
+                                                                     + 2 * [((1, 0, 1, 0), 4, 32, "h100")], start=1)]
 gpu_host_ops = st.lists(st.one_of(
     st.tuples(st.just("gpu"), st.tuples(st.integers(1, 2), st.sampled_from(["rtx6000", "h100"]))),
     st.tuples(st.just("cpu"), st.tuples(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans())),
@@ -216,16 +225,17 @@ gpu_host_ops = st.lists(st.one_of(
 ), min_size=1, max_size=60)
 
 
+@pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS], ids=["two-node", "many-node"])
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
 @settings(max_examples=150, deadline=None)
 @given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans())
-def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, ops, seed, warm):
+def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm):
     requests = [cpu_request(v, g, dedicated=d) for v in (1, 2, 4) for g in (1, 2, 8) for d in (False, True)]
     plans = [replace(PLANS[0], id=f"cpu-{k}", type_class="dedicated" if r.dedicated else "standard", vcpus=r.vcpus,
                      memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS),
                              plans=tuple(plans) if warm else ())
-    fleet = Fleet(GPU_HOSTS, config)
+    fleet = Fleet(hosts, config)
     fleet.warm("r1")
     answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
                      else cpu_request(arg[0], arg[1], dedicated=arg[2]))

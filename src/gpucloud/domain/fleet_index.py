@@ -37,10 +37,12 @@ Scoring is lazy, so that no work is spent on shapes that vanish before anyone as
   without GPUs on a GPU host also pack's or spread's first costs) is already worse than the
   best rank in the heap waits unscored in a second heap, and is scored once the best rank
   reaches its floor. A standard plan thus never scores GPU hosts while GPU-less hosts have
-  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one whose nodes
-  all have free GPUs only when no node without them takes it, and under pack one with more
-  free GPUs than the best only when the best has as many. A new request's GPU hosts wait on
-  the lowest floor a GPU host can have, and get their own when the best rank reaches it.
+  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one where no
+  node without free GPUs has room only when no such node takes it elsewhere, under pack one
+  with more free GPUs than the best only when the best has as many, and under pack and spread
+  one tied with the best on free cores only when the cores of its nodes without free GPUs tie
+  too. A new request's GPU hosts wait on the lowest floor a GPU host can have, and get their
+  own when the best rank reaches it.
 """
 
 from __future__ import annotations

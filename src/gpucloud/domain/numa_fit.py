@@ -243,9 +243,15 @@ CPU_HOST, GPU_HOST_NODE_WITHOUT_GPUS, GPU_HOST_NODE_WITH_GPUS, GPU_HOST_COSTS_SA
 
 def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bool:
     """Whether the host, once `a` (an instance without GPUs) is claimed, still takes as many
-    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure)."""
+    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure).
+
+    Without filling when `a` takes from one node without free GPUs and no GPU without a NUMA
+    node is placed: no GPU plan's fill takes anything from that node (`_same_fill`)."""
     free = placeable_free(shape, cfg.numa_unknown_policy)
     if not free:
+        return True
+    if len(a.parts) == 1 and (not shape.unknown_gpus or cfg.numa_unknown_policy == "required") and not next(
+            n for n in shape.nodes if n.index == a.parts[0].node).gpus:
         return True
     later = after(shape, a)
     return all(_same_fill(shape, later, a, gpu_need, cfg) or fill_count(later, gpu_need, cfg) >= fill_count(
@@ -446,24 +452,34 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
 
     Every host takes such a plan on one node at distance 0. The preference is at least
     CPU_HOST on a CPU-only host, GPU_HOST_NODE_WITHOUT_GPUS on a GPU host with a node without
-    free GPUs, GPU_HOST_NODE_WITH_GPUS on any other. Then spread ranks by free cores, and so
-    does pack after its fragmentation and free GPUs (`_scorer`: keep the two in step): on a
-    node without free GPUs of a host that keeps every GPU plan as sellable, the fragmentation
-    does not change (no fill touches that node), so pack's cost starts with 0.0 there, and
-    nothing bounds it on a node with free GPUs. `cores_first` says in which order of free
-    cores these floors rise on CPU-only hosts, so an index can read them in rank order."""
+    free GPUs that has room for it (`_single_part`: no fill), GPU_HOST_NODE_WITH_GPUS on any
+    other. Then spread ranks by free cores, and so does pack after its fragmentation and free
+    GPUs (`_scorer`: keep the two in step): on a node without free GPUs of a host that keeps
+    every GPU plan as sellable, the fragmentation does not change (no fill touches that node),
+    so pack's cost starts with 0.0 there, and nothing bounds it on a node with free GPUs. On a
+    GPU host the bound goes on to the node's cores (spread: the most, pack: the fewest of those
+    nodes with room), so it equals the rank wherever such a node keeps every GPU plan sellable
+    and hosts tied on it are told apart only by scoring them. `cores_first` says in which order
+    of free cores these floors rise on CPU-only hosts, so an index can read them in rank order
+    (their floors stop at the host's cores: the node's would break that order)."""
+    cores = sum(n.cores for n in shape.nodes)
+    node_cores: list[int] = []  # of the nodes without free GPUs with room for it (GPU hosts)
     if not shape.installed:
         preference = CPU_HOST
-    elif all(n.gpus for n in shape.nodes):
-        preference = GPU_HOST_NODE_WITH_GPUS
     else:
-        preference = GPU_HOST_NODE_WITHOUT_GPUS
-    cores = sum(n.cores for n in shape.nodes)
+        tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+        node_cores = [n.cores for n in shape.nodes
+                      if not n.gpus and isinstance(_single_part(n, need, tpc, ratio), Part)]
+        preference = GPU_HOST_NODE_WITHOUT_GPUS if node_cores else GPU_HOST_NODE_WITH_GPUS
     if cfg.policy == "pack" and preference != GPU_HOST_NODE_WITH_GPUS:
         free = sum(placeable_free(shape, cfg.numa_unknown_policy).values()) if shape.installed else 0
         taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
+        if node_cores:
+            return (preference, 1, 0, (0.0, free, cores - taken, min(node_cores) - taken))
         return (preference, 1, 0, (0.0, free, cores - taken))
     if cfg.policy == "spread":
+        if node_cores:
+            return (preference, 1, 0, (0, -cores, -max(node_cores)))
         return (preference, 1, 0, (0, -cores))
     return (preference, 1, 0)
 
