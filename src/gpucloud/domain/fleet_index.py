@@ -65,6 +65,7 @@ from gpucloud.domain.numa_fit import (
     choose,
     cores_first,
     cores_floor,
+    gpu_floor,
     may_fit,
     rank_floor,
     rules_rank,
@@ -142,6 +143,12 @@ class Fleet:
         self._by_cores: dict[str, dict[int, list[tuple[int, int, int, Rooms, HostShape]]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
+        # spread, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region and GPU
+        # model, the shapes that may take its plans as (floor, order, shape) sorted; a GPU plan's
+        # first ranking reads them in that order (`_unread` too)
+        self._gpus_first = self.config.policy == "spread"
+        self._by_gpus: dict[tuple[str, str], list[tuple[tuple, int, HostShape]]] = {}
+        self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
@@ -202,6 +209,10 @@ class Fleet:
                 models = self._models.setdefault(shape.region, {})
                 for model in _models(shape):
                     models.setdefault(model, set()).add(shape)
+                    if self._gpus_first:
+                        floor = (gpu_floor(shape, model, self.config.for_host(shape)), next(self._order))
+                        insort(self._by_gpus.setdefault((shape.region, model), []), (*floor, shape))
+                        self._gpus_of.setdefault(shape, []).append(((shape.region, model), floor))
                 rooms = cell_rooms(shape, self.config.for_host(shape))
                 ranks = self._ranks[shape] = {}
                 entry = self._entry[shape] = (cell_memory_room(shape), next(self._order), shape, rooms, bucket, ranks)
@@ -238,6 +249,9 @@ class Fleet:
                 models = self._models[shape.region]
                 for model in _models(shape):
                     models[model].discard(shape)
+                for where, floor in self._gpus_of.pop(shape, ()):
+                    by_gpus = self._by_gpus[where]
+                    del by_gpus[bisect_left(by_gpus, floor)]
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
                 room = self._entry.pop(shape)[:2]
                 del roomy[bisect_left(roomy, room)]
@@ -351,6 +365,8 @@ class Fleet:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
             if self._by_rank:
                 self._rank_at_once(key, [self._entry[shape] for shape in shapes])
+            elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
+                self._unread[key] = [iter(self._by_gpus.get((region, need.gpu_model or ""), [])[:]), None]
             else:
                 for shape in shapes:
                     self._queue(key, shape)
@@ -466,11 +482,16 @@ class Fleet:
             else:
                 self._unread[key][1] = None
                 queued.add(shape)
+                if key[1].gpus:  # on the model's floor: wait on its own if that is higher
+                    own = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
+                    if own > floor:
+                        heapq.heappush(waiting, (own, next(self._order), shape, True))
+                        continue
             self._score(key, shape)
 
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
-        """(floor, shape): the next GPU-less shape of a request's first ranking still to read
-        that may take it (live, not queued since, a node with room for it: `cell_rooms`)."""
+        """(floor, shape): the next shape of a request's first ranking still to read that may
+        take it (live, not queued since; without GPUs, a node with room for it: `cell_rooms`)."""
         unread = self._unread.get(key)
         if unread is None:
             return None
@@ -478,6 +499,13 @@ class Fleet:
         queued, need = self._queued[key], key[1]
         if peeked is not None and peeked[1] in self._buckets and peeked[1] not in queued:
             return peeked
+        if need.gpus:  # spread's GPU hosts, on the floor of the model's every plan (`gpu_floor`)
+            for floor, _, shape in entries:
+                if shape in self._buckets and shape not in queued:
+                    unread[1] = floor, shape
+                    return unread[1]
+            del self._unread[key]
+            return None
         memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
         for _, _, most_memory, rooms, shape in entries:
             if (most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)

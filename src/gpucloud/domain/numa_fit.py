@@ -386,7 +386,7 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
-    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `rank_floor` spread's on
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `gpu_floor` spread's on
     # GPU hosts for GPU plans: change them together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
@@ -419,10 +419,9 @@ def rank_floor(
 ) -> tuple:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
-    For GPU plans (0, fewest nodes holding enough GPUs), at least 2 nodes when its `cell_rooms`
-    (`rooms`, if given) show that no node takes the request whole (`rules_rank`), and under
-    spread then (0, (free GPUs of the model, free cores) negated), the first costs of its rank
-    (`_scorer`: keep the two in step); for plans without GPUs, (CPU_HOST,) on a CPU-only host and
+    For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs, at least 2 when its
+    `cell_rooms` (`rooms`, if given) show that no node takes the request whole (`rules_rank`);
+    for plans without GPUs, (CPU_HOST,) on a CPU-only host and
     `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
     best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
     would later score dozens of hosts tied on cores at once; on a GPU host it costs
@@ -441,10 +440,18 @@ def rank_floor(
         span = 1
     elif span == 1 and rooms is not None and rules_rank(shape, rooms, need) is None:
         span = 2
-    if cfg.policy == "spread":
-        mine = placeable_free(shape, cfg.numa_unknown_policy).get(need.gpu_model or "", 0)
-        return (0, span, 0, (-mine, -sum(n.cores for n in shape.nodes)))
-    return (0, span)
+    return (0, span, *gpu_floor(shape, need.gpu_model or "", cfg)[2:])
+
+
+def gpu_floor(shape: HostShape, model: str, cfg: PlacementConfig) -> tuple:
+    """A lower bound of the rank of every GPU plan of `model` on this host: (0, 1), and under
+    spread then 0 and its first costs, (free GPUs of the model, free cores) negated (`_scorer`:
+    keep the two in step). An index may keep a model's hosts sorted on it, so that a first
+    ranking reads them as their floors rise (`rank_floor`: this with the plan's own span)."""
+    if cfg.policy != "spread":
+        return (0, 1)
+    mine = placeable_free(shape, cfg.numa_unknown_policy).get(model, 0)
+    return (0, 1, 0, (-mine, -sum(n.cores for n in shape.nodes)))
 
 
 def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
