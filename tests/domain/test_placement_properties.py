@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpucloud.domain import fleet_index
 from gpucloud.domain.capacity import capacity_rows, sellable
 from gpucloud.domain.fleet_index import Fleet
 from gpucloud.domain.numa_fit import HostShape, Need, NodeShape, after, best_fit, cell_rooms, choose, rules_rank
@@ -194,10 +196,13 @@ cpu_ops = st.lists(st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(policy=st.sampled_from(["pack", "spread", "first-fit", "random"]), ops=cpu_ops, seed=st.integers(0, 3))
-def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops, seed):
+@given(policy=st.sampled_from(["pack", "spread", "first-fit", "random"]), ops=cpu_ops, seed=st.integers(0, 3),
+       chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
+def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops, seed, chunk):
+    # random ranks one CPU-only host on a first call, the others `chunk` a call later on
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
-    answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk):
+        answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must

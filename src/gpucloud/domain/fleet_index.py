@@ -85,6 +85,7 @@ from gpucloud.domain.placement import (
 )
 
 MAX_LAG = 8
+PENDING_CHUNK = 64
 
 Key = tuple[str, Need]
 Rooms = tuple[tuple[int, int, int], ...]
@@ -126,6 +127,7 @@ class Fleet:
     def __init__(self, hosts: Iterable[HostState] = (), config: PlacementConfig | None = None):
         self.config = config or PlacementConfig()
         self._hosts: dict[int, HostState] = {}
+        self._ids: dict[str, list[int]] = {}  # region -> its host ids, sorted (`random`'s tries)
         self._shape_of: dict[int, HostShape] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
@@ -165,6 +167,10 @@ class Fleet:
         self._members: dict[Key, dict[tuple, list[int]]] = {}
         self._ranks: dict[HostShape, dict[int, tuple]] = {}
         self._number: dict[Key, int] = {}
+        # random, a plan without GPUs: once a first ranking found a CPU-only host on the lowest
+        # rank, [the other entries, the position of the next to rank, that rank], ranked a chunk
+        # per later call; its draws tell a tied host from its shape meanwhile (`_on_best`)
+        self._pending: dict[Key, list] = {}
         self._keys: list[Key] = []  # by number
         self._members_of: list[dict[tuple, list[int]]] = []  # by the request's number
         for host in hosts:
@@ -190,12 +196,19 @@ class Fleet:
             return
         if old is not None:
             self._unindex(host.id)
+        if old is None or old.region != host.region:
+            if old is not None:
+                ids = self._ids[old.region]
+                del ids[bisect_left(ids, host.id)]
+            insort(self._ids.setdefault(host.region, []), host.id)
         self._hosts[host.id] = host
         self._shape_of[host.id] = host.shape
         self._index(host.id)
 
     def remove(self, host_id: int) -> None:
         self._unindex(host_id)
+        ids = self._ids[self._hosts[host_id].region]
+        del ids[bisect_left(ids, host_id)]
         del self._hosts[host_id], self._shape_of[host_id]
 
     def _index(self, host_id: int) -> None:
@@ -371,7 +384,9 @@ class Fleet:
                 for shape in shapes:
                     self._queue(key, shape)
             return heap
-        if self._by_rank:
+        if self._by_rank and self.config.policy == "random" and lazy:
+            self._rank_first(key, self._with_room(region, False, need.memory_mib))
+        elif self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
@@ -389,6 +404,42 @@ class Fleet:
         if gpu_hosts:
             self._deferred[key] = gpu_hosts
         return heap
+
+    def _rank_first(self, key: Key, entries: list[Entry]) -> None:
+        """random, a plan without GPUs, a first ranking: rank the first CPU-only entry that takes
+        it and leave the others pending (ranked `PENDING_CHUNK` a call later on): that rank is
+        the lowest there is (`rules_rank`), so it is the best, and `_on_best` tells which
+        other hosts share it without ranking them."""
+        need = key[1]
+        for position, (_, _, shape, rooms, _, _) in enumerate(entries):
+            rank = rules_rank(shape, rooms, need)
+            if rank is not None:
+                self._rank_at_once(key, entries[position : position + 1])
+                self._pending[key] = [entries, position + 1, rank]
+                return
+
+    def _rank_pending(self, key: Key, count: int | None = None) -> None:
+        """Rank `count` more of the entries a first ranking left pending (None: all of them)."""
+        entries, position, _ = pending = self._pending[key]
+        end = len(entries) if count is None else position + count
+        self._rank_at_once(key, entries[position:end])
+        if end >= len(entries):
+            del self._pending[key]
+        else:
+            pending[1] = end
+
+    def _on_best(self, key: Key, host_id: int, rank: tuple) -> bool:
+        """Whether the host is on the request's best rank (`rank`), known from its shape."""
+        shape = self._shape_of[host_id]
+        ranks = self._ranks.get(shape)
+        if ranks is None:  # not active
+            return False
+        mine = ranks.get(self._number[key])
+        if mine is not None:
+            return mine == rank
+        if key in self._pending and not shape.installed:  # maybe among the pending entries
+            return rules_rank(shape, self._entry[shape][3], key[1]) == rank
+        return False  # waiting on a floor above the best rank, or no fit
 
     def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[Entry]:
         """The entries of the active shapes, with or without GPUs installed, where a node has
@@ -413,6 +464,8 @@ class Fleet:
             if shape in self._buckets:
                 self._queue(key, shape)
         self._read[key] = len(log)
+        if key in self._pending:
+            self._rank_pending(key, PENDING_CHUNK)
         if key in self._unread:  # a first ranking left unread: read some more
             for _ in range(MAX_LAG):
                 unread = self._next_unread(key)
@@ -452,6 +505,8 @@ class Fleet:
     def _best_rank(self, key: Key) -> tuple | None:
         """The best rank a live shape holds (waiting shapes scored as needed); None: no fit."""
         heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
+        if key in self._pending and not self._members[key].get(self._pending[key][2]):
+            self._rank_pending(key)  # the hosts of the one ranked on the lowest rank are gone
         while True:
             while heap and heap[0][2] not in self._buckets:
                 queued.discard(heapq.heappop(heap)[2])  # its hosts all changed shape since
@@ -549,7 +604,12 @@ class Fleet:
             return no_room(request, {s: len(self._buckets[s]) for s in shapes}, self.config)
         if self._by_rank:
             ids = self._members[key][rank]
-            host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
+            if self.config.policy == "first-fit":
+                host = self._hosts[ids[0]]
+            else:
+                host = self._hosts[draw(self.config, self._ids[request.region],
+                                        lambda host_id: self._on_best(key, host_id, rank),
+                                        lambda: self._listed(key, rank))]
             # the host's fit found again: keeping them all would cost more (thousands of hosts
             # tie on a rank, all scored by a new request's first call)
             fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
@@ -558,6 +618,12 @@ class Fleet:
             return materialise(host, fit.assignment, request)
         host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
         return materialise(self._hosts[host_id], _assignment(kept), request)
+
+    def _listed(self, key: Key, rank: tuple) -> list[int]:
+        """The ids on the rank, every pending entry ranked first."""
+        if key in self._pending:
+            self._rank_pending(key)
+        return self._members[key][rank]
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)
