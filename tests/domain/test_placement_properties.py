@@ -246,6 +246,23 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
                      else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
+@pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
+def test_gpu_hosts_deferred_for_a_warmed_plan_come_before_gpu_hosts_waiting_on_higher_floors(policy):
+    """A warmed plan without GPUs defers the GPU hosts (GPU_HOSTS_FLOOR); two GPU claims then make
+    new shapes, queued for it on their own floors (preference 1 and beyond): the deferred hosts,
+    host 7 among them (16 free cores, spread's best), must be looked at before those floors are
+    compared with the best rank (spread placed on host 6, 15 free cores, when they were not)."""
+    request = cpu_request(2, 2)
+    plan = replace(PLANS[0], id="cpu", type_class="standard", vcpus=request.vcpus, memory_mib=request.memory_mib,
+                   gpus=0, gpu_model=None)
+    fleet = Fleet(MANY_NODE_GPU_HOSTS, PlacementConfig(policy=policy, demand_mix=tuple((p, 1.0) for p in PLANS),
+                                                       plans=(plan,)))
+    fleet.warm("r1")
+    ops = [("gpu", (1, "h100")), ("gpu", (1, "rtx6000")), ("cpu", (request.vcpus, 2, False))]
+    answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
+                     else cpu_request(arg[0], arg[1], dedicated=arg[2]))
+
+
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
 node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
 

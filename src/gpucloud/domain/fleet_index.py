@@ -519,7 +519,7 @@ class Fleet:
                 floor, _, shape, own_floor = waiting[0]
             elif unread is not None:
                 floor, shape = unread
-            if key in self._deferred and (not (waiting or unread) or floor[:1] > GPU_HOSTS_FLOOR):
+            if key in self._deferred and (not (waiting or unread) or floor > GPU_HOSTS_FLOOR):
                 if best is None or best[:1] >= GPU_HOSTS_FLOOR:  # the GPU hosts come next
                     self._wait_gpu_hosts(key)
                     continue
