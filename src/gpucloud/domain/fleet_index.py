@@ -55,6 +55,7 @@ from itertools import count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
+    CPU_HOST,
     GPU_HOST_NODE_WITHOUT_GPUS,
     Assignment,
     HostShape,
@@ -121,13 +122,21 @@ def _models(shape: HostShape) -> set[str]:
     return {m for n in shape.nodes for m, _ in n.gpus} | {m for m, _ in shape.unknown_gpus}
 
 
+def _pools(shape: HostShape) -> list[tuple[str, str | None]]:
+    """The pools of `random`'s tries a host of this shape is in (`placement.tried`)."""
+    models = [model for model, _ in shape.installed] or [""]
+    return [(shape.region, None), *((shape.region, model) for model in models)]
+
+
 class Fleet:
     """An indexed, mutable set of host states with `place`, `apply` and `release`."""
 
     def __init__(self, hosts: Iterable[HostState] = (), config: PlacementConfig | None = None):
         self.config = config or PlacementConfig()
         self._hosts: dict[int, HostState] = {}
-        self._ids: dict[str, list[int]] = {}  # region -> its host ids, sorted (`random`'s tries)
+        # `random`'s pools (`placement.tried`): per region, the ids of every host (None), of the
+        # hosts with GPUs of a model installed (the model) and of the CPU-only ones (""), sorted
+        self._pools: dict[tuple[str, str | None], list[int]] = {}
         self._shape_of: dict[int, HostShape] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
@@ -166,6 +175,7 @@ class Fleet:
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
         self._ranks: dict[HostShape, dict[int, tuple]] = {}
+        self._host_ranks: dict[int, dict[int, tuple] | None] = {}  # host id -> its shape's (None: not active)
         self._number: dict[Key, int] = {}
         # random, a plan without GPUs: once a first ranking found a CPU-only host on the lowest
         # rank, [the other entries, the position of the next to rank, that rank], ranked a chunk
@@ -194,22 +204,28 @@ class Fleet:
                                 or self._shape_of[host.id] == host.shape):  # e.g. a new generation only
             self._hosts[host.id] = host
             return
+        shape = host.shape
         if old is not None:
+            before = self._shape_of[host.id]
             self._unindex(host.id)
-        if old is None or old.region != host.region:
-            if old is not None:
-                ids = self._ids[old.region]
-                del ids[bisect_left(ids, host.id)]
-            insort(self._ids.setdefault(host.region, []), host.id)
+            if before.region != shape.region or before.installed != shape.installed:
+                self._unpool(host.id, before)
+        if old is None or before.region != shape.region or before.installed != shape.installed:
+            for pool in _pools(shape):
+                insort(self._pools.setdefault(pool, []), host.id)
         self._hosts[host.id] = host
-        self._shape_of[host.id] = host.shape
+        self._shape_of[host.id] = shape
         self._index(host.id)
 
     def remove(self, host_id: int) -> None:
         self._unindex(host_id)
-        ids = self._ids[self._hosts[host_id].region]
-        del ids[bisect_left(ids, host_id)]
-        del self._hosts[host_id], self._shape_of[host_id]
+        self._unpool(host_id, self._shape_of[host_id])
+        del self._hosts[host_id], self._shape_of[host_id], self._host_ranks[host_id]
+
+    def _unpool(self, host_id: int, shape: HostShape) -> None:
+        for pool in _pools(shape):
+            ids = self._pools[pool]
+            del ids[bisect_left(ids, host_id)]
 
     def _index(self, host_id: int) -> None:
         shape = self._shape_of[host_id]
@@ -235,6 +251,7 @@ class Fleet:
                     by_cores = self._by_cores.setdefault(shape.region, {}).setdefault(entry[0].bit_length(), [])
                     insort(by_cores, (*cores, entry[0], rooms, shape))
         insort(bucket, host_id)
+        self._host_ranks[host_id] = self._ranks.get(shape)
         if self._by_rank:
             for number, rank in self._ranks.get(shape, {}).items():
                 insort(self._members_of[number][rank], host_id)
@@ -439,13 +456,13 @@ class Fleet:
 
     def _on_best(self, key: Key, host_id: int, rank: tuple) -> bool:
         """Whether the host is on the request's best rank (`rank`), known from its shape."""
-        shape = self._shape_of[host_id]
-        ranks = self._ranks.get(shape)
+        ranks = self._host_ranks[host_id]
         if ranks is None:  # not active
             return False
         mine = ranks.get(self._number[key])
         if mine is not None:
             return mine == rank
+        shape = self._shape_of[host_id]
         if key in self._pending and not shape.installed:  # maybe among the pending entries
             return rules_rank(shape, self._entry[shape][3], key[1]) == rank
         return False  # waiting on a floor above the best rank, or no fit
@@ -616,7 +633,9 @@ class Fleet:
             if self.config.policy == "first-fit":
                 host = self._hosts[ids[0]]
             else:
-                host = self._hosts[draw(self.config, self._ids[request.region],
+                model = request.gpu_model if request.gpus else None if rank[0] != CPU_HOST else ""
+                pool = self._pools[(request.region, model)]
+                host = self._hosts[draw(self.config, pool,
                                         lambda host_id: self._on_best(key, host_id, rank),
                                         lambda: self._listed(key, rank))]
             # the host's fit found again: keeping them all would cost more (thousands of hosts
