@@ -335,7 +335,7 @@ class Fleet:
     def _rank_at_once(self, key: Key, entries: Iterable[Entry]) -> None:
         """first-fit, random, a request's first ranking: the shapes whose rank the rules settle
         (`rules_rank`) join its ids at once, each id list sorted once at the end; the others
-        (GPU plans across nodes) are queued."""
+        (GPU plans across nodes) wait on their floors or are scored."""
         need, number, members = key[1], self._number[key], self._members[key]
         ids: list[int] = []
         last, rest = None, []
@@ -343,7 +343,7 @@ class Fleet:
             rank = rules_rank(shape, rooms, need)
             if rank is None:
                 if need.gpus:
-                    rest.append(shape)
+                    rest.append((shape, rooms))
                 continue  # a plan without GPUs: no node has room for it, so it fits nowhere here
             if rank != last:
                 ids, last = members.setdefault(rank, []), rank
@@ -351,8 +351,17 @@ class Fleet:
             ids += bucket
         for ids in members.values():
             ids.sort()
-        for shape in rest:
-            self._queue(key, shape)
+        # GPU plans no node takes whole: new to the request, so queued without `_queue`'s checks
+        best, waiting, queued = self._top(key), self._waiting[key], self._queued[key]
+        for shape, rooms in rest:
+            floor = rank_floor(shape, need, self.config.for_host(shape), rooms)
+            queued.add(shape)
+            if best is not None and floor > best[: len(floor)]:
+                waiting.append((floor, next(self._order), shape, True))
+            else:
+                self._score(key, shape)
+                best = self._top(key)
+        heapq.heapify(waiting)
 
     def _top(self, key: Key) -> tuple | None:
         """The best rank scored for the request (pack, spread: maybe of a shape gone since)."""
