@@ -215,6 +215,20 @@ def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops
         answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
+def test_pack_reads_cpu_only_hosts_in_the_order_of_their_floors_whatever_their_threads_per_core():
+    """Pack's floor on a CPU-only host is its free cores less the cores the plan takes, which
+    depend on the host's threads per core: host 3 (4 cores without SMT, 2 taken) ranks best
+    although host 2 (4 cores with SMT, 1 taken, floor 3) comes after host 1 (3 cores, rank 2, 2)
+    in free cores. Read in order of free cores alone, the first ranking stopped at host 2's
+    floor and placed on host 1."""
+    hosts = [host(1, topology((0,), cores=3)), host(2, topology((0,), cores=4)),
+             host(3, topology((0, 0), cores=2, threads_per_core=1))]
+    config = PlacementConfig(policy="pack")
+    request = cpu_request(2, 4, dedicated=True)
+    assert Fleet(hosts, config).place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 3
+
+
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
 # choose between hosts with and without a node free of GPUs: most GPU hosts wait unscored on
 # their floors (`numa_fit.cores_floor`: preference, free GPUs, free cores) and are scored only

@@ -24,10 +24,11 @@ sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-l
 (not even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
 (`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
-first call: they are read in that order from a list kept sorted by free cores, skipped where
-no node has room (`cell_rooms`), and scored only until the best rank found beats the floor of
-the next; later calls read MAX_LAG more each, so the request soon ranks them all (scored as
-they change, not in a burst when the best rank reaches many shapes tied on cores).
+first call: they are read in that order from lists kept sorted by free cores (one per class of
+cell memory room and threads per core, merged on their floors), skipped where no node has room
+(`cell_rooms`), and scored only until the best rank found beats the floor of the next; later
+calls read MAX_LAG more each, so the request soon ranks them all (scored as they change, not
+in a burst when the best rank reaches many shapes tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from itertools import count
 
@@ -147,11 +148,12 @@ class Fleet:
         self._roomy: dict[tuple[str, bool], list[Entry]] = {}
         self._entry: dict[HostShape, Entry] = {}
         # pack, spread: per region and class of cell memory room (its bit length, so a request
-        # reads only the classes that may hold its memory), the active GPU-less shapes as (free
-        # cores, order, cell memory room, rooms of its nodes, shape) sorted; per request without
-        # GPUs, what of them is left to read, in the policy's order
+        # reads only the classes that may hold its memory) and threads per core (within one, the
+        # floors rise with free cores: `cores_first`), the active GPU-less shapes as (free cores,
+        # order, cell memory room, rooms of its nodes, shape) sorted; per request without GPUs,
+        # what of them is left to read, merged in the order of their floors
         self._cores_first = cores_first(self.config)
-        self._by_cores: dict[str, dict[int, list[tuple[int, int, int, Rooms, HostShape]]]] = {}
+        self._by_cores: dict[str, dict[tuple[int, int], list[tuple[int, int, int, Rooms, HostShape]]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
         # spread, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region and GPU
@@ -252,7 +254,8 @@ class Fleet:
                 insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
                 if self._cores_first and not shape.installed:
                     cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
-                    by_cores = self._by_cores.setdefault(shape.region, {}).setdefault(entry[0].bit_length(), [])
+                    by_cores = self._by_cores.setdefault(shape.region, {}).setdefault(
+                        (entry[0].bit_length(), shape.threads_per_core), [])
                     insort(by_cores, (*cores, entry[0], rooms, shape))
         insort(bucket, host_id)
         self._host_ranks[host_id] = self._ranks.get(shape)
@@ -290,7 +293,7 @@ class Fleet:
                 room = self._entry.pop(shape)[:2]
                 del roomy[bisect_left(roomy, room)]
                 if self._cores_first and not shape.installed:
-                    by_cores = self._by_cores[shape.region][room[0].bit_length()]
+                    by_cores = self._by_cores[shape.region][(room[0].bit_length(), shape.threads_per_core)]
                     del by_cores[bisect_left(by_cores, self._cores_of.pop(shape))]
 
     def warm(self, region: str) -> None:
@@ -424,11 +427,9 @@ class Fleet:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
-            classes = [entries for room, entries in self._by_cores.get(region, {}).items() if room >= smallest]
-            if self._cores_first > 0:
-                self._unread[key] = [heapq.merge(*(entries[:] for entries in classes)), None]
-            else:
-                self._unread[key] = [heapq.merge(*(entries[::-1] for entries in classes), reverse=True), None]
+            classes = [entries for (room, _), entries in self._by_cores.get(region, {}).items() if room >= smallest]
+            step = 1 if self._cores_first > 0 else -1  # each class in the order its floors rise
+            self._unread[key] = [heapq.merge(*(self._cores_floors(entries[::step], need) for entries in classes)), None]
         else:
             for entry in self._with_room(region, False, need.memory_mib):
                 self._queue(key, entry[2])
@@ -581,28 +582,28 @@ class Fleet:
                         continue
             self._score(key, shape)
 
+    def _cores_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
+        """(floor, order, shape) of the GPU-less shapes among `entries` where a node has room for
+        the plan (`cell_rooms`), in their order (`cores_floor`'s, within one class)."""
+        memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
+        for _, order, most_memory, rooms, shape in entries:
+            if most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms):
+                yield cores_floor(shape, need, self.config.for_host(shape)), order, shape
+
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
         """(floor, shape): the next shape of a request's first ranking still to read that may
-        take it (live, not queued since; without GPUs, a node with room for it: `cell_rooms`)."""
+        take it (live, not queued since), for a GPU plan on the floor of its model's every plan
+        (`gpu_floor`), for a plan without GPUs on its own (`_cores_floors`)."""
         unread = self._unread.get(key)
         if unread is None:
             return None
         entries, peeked = unread
-        queued, need = self._queued[key], key[1]
+        queued = self._queued[key]
         if peeked is not None and peeked[1] in self._buckets and peeked[1] not in queued:
             return peeked
-        if need.gpus:  # spread's GPU hosts, on the floor of the model's every plan (`gpu_floor`)
-            for floor, _, shape in entries:
-                if shape in self._buckets and shape not in queued:
-                    unread[1] = floor, shape
-                    return unread[1]
-            del self._unread[key]
-            return None
-        memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
-        for _, _, most_memory, rooms, shape in entries:
-            if (most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
-                    and shape in self._buckets and shape not in queued):
-                unread[1] = cores_floor(shape, need, self.config.for_host(shape)), shape
+        for floor, _, shape in entries:
+            if shape in self._buckets and shape not in queued:
+                unread[1] = floor, shape
                 return unread[1]
         del self._unread[key]
         return None

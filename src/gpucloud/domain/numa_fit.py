@@ -473,7 +473,8 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
     GPU host the bound goes on to the node's cores (spread: the most, pack: the fewest of those
     nodes with room), so it equals the rank wherever such a node keeps every GPU plan sellable
     and hosts tied on it are told apart only by scoring them. `cores_first` says in which order
-    of free cores these floors rise on CPU-only hosts, so an index can read them in rank order
+    of free cores these floors rise on CPU-only hosts of one threads per core (pack's subtracts
+    the cores the plan takes, which depend on it), so an index can read them in rank order
     (their floors stop at the host's cores: the node's would break that order)."""
     cores = sum(n.cores for n in shape.nodes)
     node_cores: list[int] = []  # of the nodes without free GPUs with room for it (GPU hosts)
@@ -498,8 +499,8 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
 
 
 def cores_first(cfg: PlacementConfig) -> int:
-    """How `cores_floor` rises with free cores: 1 fewest first (pack), -1 most first (spread),
-    0 not with them (first-fit, random)."""
+    """How `cores_floor` rises with free cores on CPU-only hosts of one threads per core: 1
+    fewest first (pack), -1 most first (spread), 0 not with them (first-fit, random)."""
     return {"pack": 1, "spread": -1}.get(cfg.policy, 0)
 
 
