@@ -3,11 +3,16 @@
     .venv/bin/python bench/placement.py            # the full run (a few minutes on 2 cores)
     .venv/bin/python bench/placement.py --quick    # a short run
     .venv/bin/python bench/placement.py --no-speed --quality-hosts 300   # the quality table alone
+    .venv/bin/python bench/placement.py --gpu-only --hosts 10000   # GPU hosts only, plans without GPUs asked
 
 Speed: fleets of 1,000 and 10,000 hosts of the shipped GPU profiles (4 and 8 GPUs, 2 and 4
 NUMA nodes) plus CPU-only hosts, filled to about 80 % of their GPUs, then churned (a delete,
 then a create) through `fleet_index.Fleet`. Reports placements/s and the latency of each
 decision (`Fleet.place`), and how long `capacity_rows` takes over the whole fleet.
+
+`--gpu-only`: the same speed run on a fleet of GPU hosts only (bench/claims.py's mix), the
+product's config, and arrivals of claims.py's GPU plan mix with 30 % plans without GPUs, which
+there can only go to GPU hosts (`GpuOnlyDraw`).
 
 Quality: a seeded synthetic workload (plan mix, Poisson arrivals, exponential lifetimes) offered
 at 1.25x capacity, the same arrivals for every policy. Reports the GPU allocation rate at the
@@ -35,6 +40,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from claims import FLEET_MIX as GPU_ONLY_FLEET_MIX
+from claims import PLAN_MIX as GPU_ONLY_PLAN_MIX
 
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.capacity import capacity_rows
@@ -56,6 +65,9 @@ POLICIES = ("pack", "spread", "first-fit", "random")
 FLEET_MIX = {"rtx6000-2s4g": 0.30, "rtx4000ada-2s8g": 0.25, "h100-nps4-8g": 0.30, "cpu-2s": 0.15}
 QUALITY_LOAD = 1.25  # demand offered, as a multiple of capacity
 STEADY_AFTER = 2.0  # mean lifetimes: at 1.25x the fleet is full after ln(5) = 1.6; counted from here
+# --gpu-only: bench/claims.py's fleet (GPU_ONLY_FLEET_MIX) and GPU plan mix (GPU_ONLY_PLAN_MIX), with
+# this share of the arrivals drawn uniformly from the plans without GPUs of PLAN_WEIGHTS.
+GPU_ONLY_WITHOUT_GPUS = 0.3
 PLAN_WEIGHTS = {
     "g1-gpu-rtx6000-1": 4, "g1-gpu-rtx6000-2": 2, "g1-gpu-rtx6000-3": 0.5, "g1-gpu-rtx6000-4": 1,
     "g2-gpu-rtx4000a1-s": 3, "g2-gpu-rtx4000a1-m": 3, "g2-gpu-rtx4000a1-l": 1, "g2-gpu-rtx4000a2-s": 1.5,
@@ -73,17 +85,17 @@ def profile_states() -> dict[str, HostState]:
     """One host state per shipped profile (copied per host with a new id: building is not measured)."""
     catalog = load_catalog()
     states = {}
-    for name in FLEET_MIX:
+    for name in {**FLEET_MIX, **GPU_ONLY_FLEET_MIX}:
         topo = load_profile(name)
         models = {g.address: m.id for g in topo.gpus if (m := catalog.model_for_device(g.vendor_id, g.device_id))}
         states[name] = build_host_state(0, REGION, topo, models)
     return states
 
 
-def make_fleet(size: int, seed: int) -> list[HostState]:
+def make_fleet(size: int, seed: int, mix: dict[str, float] = FLEET_MIX) -> list[HostState]:
     states, rng = profile_states(), random.Random(seed)
-    names = list(FLEET_MIX)
-    picks = rng.choices(names, weights=[FLEET_MIX[n] for n in names], k=size)
+    names = list(mix)
+    picks = rng.choices(names, weights=[mix[n] for n in names], k=size)
     return [replace(states[name], id=i) for i, name in enumerate(picks, start=1)]
 
 
@@ -147,8 +159,31 @@ class Workload:
             yield Arrival(now, self.rng.expovariate(1 / self.mean_lifetime), self.draw())
 
 
-def config_for(policy: str, seed: int = 0) -> PlacementConfig:
+class GpuOnlyDraw:
+    """--gpu-only's arrivals, with `Workload`'s `plans`, `ids`, `weights` and `draw`: claims.py's
+    GPU plan mix, and GPU_ONLY_WITHOUT_GPUS of the arrivals a plan without GPUs drawn uniformly."""
+
+    def __init__(self, seed: int):
+        catalog = load_catalog()
+        self.plans = {p.id: p for p in catalog.plans if p.id in GPU_ONLY_PLAN_MIX or (p.id in PLAN_WEIGHTS and not p.is_gpu)}
+        without = [i for i, p in self.plans.items() if not p.is_gpu]
+        gpu_total = sum(GPU_ONLY_PLAN_MIX.values())
+        self.ids = list(GPU_ONLY_PLAN_MIX) + without
+        self.weights = [w / gpu_total * (1 - GPU_ONLY_WITHOUT_GPUS) for w in GPU_ONLY_PLAN_MIX.values()] + [
+            GPU_ONLY_WITHOUT_GPUS / len(without)] * len(without)
+        self.rng = random.Random(seed)
+
+    def draw(self) -> str:
+        return self.rng.choices(self.ids, self.weights)[0]
+
+
+def config_for(policy: str, seed: int = 0, product: bool = False) -> PlacementConfig:
+    """The bench's config (pack's mix: PLAN_WEIGHTS), or with `product` the one the product builds
+    from default settings (`services.placement_config`: every GPU plan weighs 1, the catalog's
+    plans warmed)."""
     catalog = load_catalog()
+    if product:
+        return PlacementConfig(policy=policy, seed=seed, demand_mix=demand_mix(catalog.plans), plans=tuple(catalog.plans))
     return PlacementConfig(policy=policy, seed=seed, demand_mix=demand_mix(catalog.plans, PLAN_WEIGHTS))
 
 
@@ -166,12 +201,13 @@ def first_fit_scan(hosts: list[HostState], need: Need, config: PlacementConfig) 
     return any(may_fit(host.shape, need) and choose(host.shape, need, config) is not None for host in hosts)
 
 
-def filled(size: int, seed: int) -> tuple[list[HostState], list[Placement], Workload]:
-    """A fleet filled to ~80 % of its GPUs with the workload's plan mix (by `pack`)."""
-    hosts = make_fleet(size, seed)
-    fleet = Fleet(hosts, config_for("pack"))
+def filled(size: int, seed: int, gpu_only: bool = False) -> tuple[list[HostState], list[Placement], Workload | GpuOnlyDraw]:
+    """A fleet filled to ~80 % of its GPUs with the workload's plan mix (by `pack`); `gpu_only`:
+    GPU hosts only, filled with `GpuOnlyDraw` under the product's config."""
+    hosts = make_fleet(size, seed, GPU_ONLY_FLEET_MIX if gpu_only else FLEET_MIX)
+    fleet = Fleet(hosts, config_for("pack", product=gpu_only))
     total_gpus = sum(len(n.gpus) for h in hosts for n in h.nodes)
-    work = Workload(hosts, 1.0, seed)
+    work: Workload | GpuOnlyDraw = GpuOnlyDraw(seed) if gpu_only else Workload(hosts, 1.0, seed)
     plans = {i: PlacementRequest.for_plan(p, REGION) for i, p in work.plans.items()}
     live: list[Placement] = []
     used = 0
@@ -184,17 +220,21 @@ def filled(size: int, seed: int) -> tuple[list[HostState], list[Placement], Work
     return fleet.hosts(), live, work
 
 
-def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Workload, churn: int,
-          seed: int = 1) -> dict:
+def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Workload | GpuOnlyDraw, churn: int,
+          seed: int = 1, product: bool = False) -> dict:
     """Load the filled fleet into a new index (as a process does), then churn: delete one, create one.
 
     Every decision is timed, the first of each plan included. Beside it, in the same loop, the
     plain first-fit scan answers the same request on the same hosts (`baseline_*`), and a
     request of a shape no plan has (each GPU plan with 2 or more extra vCPUs, each plan without
     GPUs with 1 more) is asked at even intervals of the churn: its first call ranks the hosts
-    that can take it (`new_gpu_*`, `new_cpu_*`)."""
-    config = config_for(policy, seed)
-    config = replace(config, plans=tuple(work.plans.values()))
+    that can take it (`new_gpu_*`, `new_cpu_*`; the garbage collector's pauses inside those
+    calls are timed apart with `gc.callbacks`, and their maxima given without them too; so are
+    the decisions': their p99 without them, and how many of the slowest 1 % had one).
+    `product`: the product's config (`config_for`)."""
+    config = config_for(policy, seed, product)
+    if not product:
+        config = replace(config, plans=tuple(work.plans.values()))
     scan_config = config_for("first-fit")
     c0 = time.thread_time()
     fleet = Fleet(hosts, config)
@@ -210,9 +250,13 @@ def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Work
     every = max(1, churn // (len(odd) + 1))  # spread over the churn: shapes grow more varied as it goes
     rng, draws = random.Random(seed), random.Random(seed + 1)
     decide_cpu, baseline_cpu, upkeep_cpu = [], [], []
+    decide_gc: list[int] = []  # the collector's pauses inside each decision
     new_shape_cpu: dict[bool, list[int]] = {True: [], False: []}  # GPU plan or not -> first calls
+    new_shape_gc: dict[bool, list[int]] = {True: [], False: []}  # ... of which the collector's pauses
+    collecting = CollectorTime()
     gc.collect()
     gc.freeze()  # what a long-running service does once its state is loaded
+    gc.callbacks.append(collecting)
     placed = 0
     c_loop = time.thread_time()
     for op in range(churn):
@@ -224,13 +268,17 @@ def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Work
         request = plans[draws.choices(work.ids, work.weights)[0]]
         if op and op % every == 0 and odd:
             request = odd.pop()
+            paused = collecting.total
             c0 = time.thread_time_ns()
             result = fleet.place(request)
             new_shape_cpu[bool(request.gpus)].append(time.thread_time_ns() - c0)
+            new_shape_gc[bool(request.gpus)].append(collecting.total - paused)
         else:
+            paused = collecting.total
             c0 = time.thread_time_ns()
             result = fleet.place(request)
             decide_cpu.append(time.thread_time_ns() - c0)
+            decide_gc.append(collecting.total - paused)
         if op % 10 == 0:
             scan_hosts = fleet.hosts()
             c0 = time.thread_time_ns()
@@ -244,7 +292,10 @@ def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Work
             used_gpus += len(result.gpu_addresses)
             placed += 1
     loop_cpu = time.thread_time() - c_loop - sum(baseline_cpu) / 1e9
+    gc.callbacks.remove(collecting)
     gc.unfreeze()
+    without_gc = {k: [t - g for t, g in zip(new_shape_cpu[k], new_shape_gc[k])] for k in new_shape_cpu}
+    tail = sorted(zip(decide_cpu, decide_gc), reverse=True)[: max(1, len(decide_cpu) // 100)]
     return {
         "policy": policy,
         "hosts": len(hosts),
@@ -255,15 +306,35 @@ def speed(policy: str, hosts: list[HostState], live: list[Placement], work: Work
         "p50_ms": percentile(decide_cpu, 0.5) / 1e6,
         "p99_ms": percentile(decide_cpu, 0.99) / 1e6,
         "max_ms": max(decide_cpu) / 1e6,
+        "p99_nogc_ms": percentile([t - g for t, g in zip(decide_cpu, decide_gc)], 0.99) / 1e6,
+        "tail_gc": sum(1 for _, g in tail if g) / len(tail),
         "new_gpu_p50_ms": percentile(new_shape_cpu[True], 0.5) / 1e6,
         "new_gpu_max_ms": max(new_shape_cpu[True]) / 1e6,
         "new_cpu_p50_ms": percentile(new_shape_cpu[False], 0.5) / 1e6,
         "new_cpu_max_ms": max(new_shape_cpu[False]) / 1e6,
+        "new_gpu_max_nogc_ms": max(without_gc[True]) / 1e6,
+        "new_cpu_max_nogc_ms": max(without_gc[False]) / 1e6,
+        "new_gc_calls": sum(1 for k in new_shape_gc for g in new_shape_gc[k] if g),
         "baseline_p50_ms": percentile(baseline_cpu, 0.5) / 1e6,
         "baseline_p99_ms": percentile(baseline_cpu, 0.99) / 1e6,
         "upkeep_p99_ms": percentile(upkeep_cpu, 0.99) / 1e6,
         "gpu_use": used_gpus / total_gpus,
     }
+
+
+class CollectorTime:
+    """A `gc.callbacks` entry adding up the thread CPU time of the collector's pauses, so that a
+    maximum can be told apart from a collection that landed in it."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._start = 0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.thread_time_ns()
+        else:
+            self.total += time.thread_time_ns() - self._start
 
 
 def capacity_speed(hosts: list[HostState]) -> tuple[float, float]:
@@ -418,10 +489,13 @@ def main() -> None:
     parser.add_argument("--no-quality", action="store_true", help="the speed run only")
     parser.add_argument("--no-speed", action="store_true", help="the quality run only")
     parser.add_argument("--quality-hosts", type=int, help="hosts of the quality run (default 300; --quick 150)")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="the speed run on GPU hosts only, with plans without GPUs asked (3,000 churn operations; no quality run)")
+    parser.add_argument("--policies", nargs="*", choices=POLICIES, default=POLICIES, help="the speed run's policies")
     args = parser.parse_args()
-    quick = args.quick
+    quick, gpu_only = args.quick, args.gpu_only
     parser_sizes = args.hosts or ((1000, 10000) if not quick else (1000,))
-    sizes, churn = (() if args.no_speed else parser_sizes), (5000 if not quick else 1000)
+    sizes, churn = (() if args.no_speed else parser_sizes), (1000 if quick else 3000 if gpu_only else 5000)
     q_size, q_lifetimes, seeds = (300, 5.0, 5) if not quick else (150, 4.0, 2)
     q_size = args.quality_hosts or q_size
 
@@ -429,25 +503,29 @@ def main() -> None:
           f"Python {platform.python_version()}\n")
     rows = []
     for size in sizes:
-        hosts, live, work = filled(size, 1)
+        hosts, live, work = filled(size, 1, gpu_only)
         cold, warm = capacity_speed(hosts)
-        for policy in POLICIES:
-            r = speed(policy, hosts, live, work, churn)
+        for policy in args.policies:
+            r = speed(policy, hosts, live, work, churn, product=gpu_only)
             rows.append([f"{r['hosts']:,}", f"{r['gpus']:,}", policy, f"{r['churn_ops']:,}", f"{r['load_s']:.2f}",
                          f"{r['placed_per_cpu_s']:,.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
-                         f"{r['max_ms']:.2f}", f"{r['new_gpu_p50_ms']:.2f} / {r['new_gpu_max_ms']:.2f}",
-                         f"{r['new_cpu_p50_ms']:.2f} / {r['new_cpu_max_ms']:.2f}",
+                         f"{r['p99_nogc_ms']:.3f}", f"{r['tail_gc']:.0%}", f"{r['max_ms']:.2f}",
+                         f"{r['new_gpu_p50_ms']:.2f} / {r['new_gpu_max_ms']:.2f} ({r['new_gpu_max_nogc_ms']:.2f})",
+                         f"{r['new_cpu_p50_ms']:.2f} / {r['new_cpu_max_ms']:.2f} ({r['new_cpu_max_nogc_ms']:.2f})",
+                         f"{r['new_gc_calls']}",
                          f"{r['baseline_p50_ms']:.3f}", f"{r['baseline_p99_ms']:.3f}",
                          f"{r['baseline_p99_ms'] / r['p99_ms']:.1f}x", f"{r['upkeep_p99_ms']:.3f}",
                          f"{r['gpu_use']:.0%}", f"{cold:.2f} / {warm:.2f}"])
     if rows:
-        print("## Speed (churn at ~80 % of GPUs; CPU time of this thread; every decision timed, first calls included)\n")
+        fleet = "GPU hosts only, 30 % of arrivals without GPUs, the product's config; " if gpu_only else ""
+        print(f"## Speed ({fleet}churn at ~80 % of GPUs; CPU time of this thread; every decision timed, first calls included)\n")
         print(table(["hosts", "GPUs", "policy", "churn ops", "load + warm s", "placements/s (CPU)", "p50 ms",
-                     "p99 ms", "max ms", "new GPU shape p50 / max ms", "new shape w/o GPUs p50 / max ms",
+                     "p99 ms", "p99 w/o collections ms", "slowest 1 % with a collection", "max ms", "new GPU shape p50 / max (w/o collections) ms",
+                     "new shape w/o GPUs p50 / max (w/o collections) ms", "new-shape calls with a collection",
                      "first-fit scan p50 ms", "scan p99 ms", "scan p99 / p99", "apply/release p99 ms", "GPUs used",
                      "capacity cold / warm s"], rows))
 
-    if args.no_quality:
+    if args.no_quality or gpu_only:
         return
     print(f"\n## Quality ({q_size} hosts, load {QUALITY_LOAD}x, {q_lifetimes:g} mean lifetimes, seeds 1-{seeds}; medians)\n")
     results = {p: [quality(p, q_size, q_lifetimes, seed) for seed in range(1, seeds + 1)] for p in POLICIES}

@@ -355,6 +355,17 @@ def test_random_does_not_stick_to_the_host_it_just_used():
     assert sum((counts[i] - 300) ** 2 / 300 for i in range(1, 11)) < CHI2_9_P001
 
 
+def test_random_draws_among_the_hosts_the_fleet_still_has_in_the_region():
+    """`random` tries hosts of the region before it lists the tied ones: the index's list of the
+    region's hosts follows hosts removed or moved to another region, as `place` sees them."""
+    config = PlacementConfig(policy="random", seed=4)
+    fleet, twin = Fleet([host(i, topology((1, 0) if i % 3 else (2, 2))) for i in range(1, 13)], config), replace(config)
+    fleet.remove(3)
+    fleet.update(replace(fleet.host(6), region="r2"))
+    for request in [gpu_request(1), gpu_request(2), cpu_request(2)] * 10:
+        assert fleet.place(request) == place(request, fleet.hosts(), twin)
+
+
 def test_random_still_keeps_the_placement_rules():
     """Uniform among the hosts tied on the rules, not among all hosts: one node before two."""
     split = host(1, topology((1, 1)))

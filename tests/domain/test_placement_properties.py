@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpucloud.domain import fleet_index
 from gpucloud.domain.capacity import capacity_rows, sellable
 from gpucloud.domain.fleet_index import Fleet
-from gpucloud.domain.numa_fit import after, best_fit
+from gpucloud.domain.numa_fit import HostShape, Need, NodeShape, after, best_fit, cell_rooms, choose, rules_rank
 from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place
 from gpucloud.domain.topology import HostTopology
 from tests.domain.test_placement import cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
@@ -194,10 +196,13 @@ cpu_ops = st.lists(st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(policy=st.sampled_from(["pack", "spread", "first-fit", "random"]), ops=cpu_ops, seed=st.integers(0, 3))
-def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops, seed):
+@given(policy=st.sampled_from(["pack", "spread", "first-fit", "random"]), ops=cpu_ops, seed=st.integers(0, 3),
+       chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
+def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops, seed, chunk):
+    # random ranks one CPU-only host on a first call, the others `chunk` a call later on
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
-    answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk):
+        answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
@@ -209,6 +214,15 @@ GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib), model=model)
                  ((1, 1), 4, 32, "rtx6000"), ((2, 1), 4, 32, "rtx6000"), ((1, 1), 6, 32, "rtx6000"),
                  ((1, 0), 4, 24, "rtx6000"), ((1, 1), 4, 32, "h100"), ((2, 2), 6, 64, "rtx6000"),
                  ((1, 1), 4, 48, "rtx6000")], start=1)]
+# GPU hosts of 3 and 4 nodes, two or three of each kind, several nodes without GPUs, whose free
+# cores part as dedicated plans take them: a GPU host's floor goes on to the cores of its nodes
+# without free GPUs that have room (spread: the most, pack: the fewest), so hosts tied on their
+# free GPUs and cores (alike hosts claimed alike) rank apart by them.
+MANY_NODE_GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib, distances=NPS4 if len(gpus) == 4 else None),
+                            model=model)
+                       for i, (gpus, cores, gib, model) in enumerate(3 * [((1, 0, 0), 4, 32, "rtx6000")]
+                                                                     + 2 * [((1, 1, 0, 0), 3, 24, "rtx6000")]
+                                                                     + 2 * [((1, 0, 1, 0), 4, 32, "h100")], start=1)]
 gpu_host_ops = st.lists(st.one_of(
     st.tuples(st.just("gpu"), st.tuples(st.integers(1, 2), st.sampled_from(["rtx6000", "h100"]))),
     st.tuples(st.just("cpu"), st.tuples(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans())),
@@ -216,16 +230,64 @@ gpu_host_ops = st.lists(st.one_of(
 ), min_size=1, max_size=60)
 
 
+@pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS], ids=["two-node", "many-node"])
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
 @settings(max_examples=150, deadline=None)
 @given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans())
-def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, ops, seed, warm):
+def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm):
     requests = [cpu_request(v, g, dedicated=d) for v in (1, 2, 4) for g in (1, 2, 8) for d in (False, True)]
     plans = [replace(PLANS[0], id=f"cpu-{k}", type_class="dedicated" if r.dedicated else "standard", vcpus=r.vcpus,
                      memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS),
                              plans=tuple(plans) if warm else ())
-    fleet = Fleet(GPU_HOSTS, config)
+    fleet = Fleet(hosts, config)
     fleet.warm("r1")
     answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
                      else cpu_request(arg[0], arg[1], dedicated=arg[2]))
+
+
+@pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
+def test_gpu_hosts_deferred_for_a_warmed_plan_come_before_gpu_hosts_waiting_on_higher_floors(policy):
+    """A warmed plan without GPUs defers the GPU hosts (GPU_HOSTS_FLOOR); two GPU claims then make
+    new shapes, queued for it on their own floors (preference 1 and beyond): the deferred hosts,
+    host 7 among them (16 free cores, spread's best), must be looked at before those floors are
+    compared with the best rank (spread placed on host 6, 15 free cores, when they were not)."""
+    request = cpu_request(2, 2)
+    plan = replace(PLANS[0], id="cpu", type_class="standard", vcpus=request.vcpus, memory_mib=request.memory_mib,
+                   gpus=0, gpu_model=None)
+    fleet = Fleet(MANY_NODE_GPU_HOSTS, PlacementConfig(policy=policy, demand_mix=tuple((p, 1.0) for p in PLANS),
+                                                       plans=(plan,)))
+    fleet.warm("r1")
+    ops = [("gpu", (1, "h100")), ("gpu", (1, "rtx6000")), ("cpu", (request.vcpus, 2, False))]
+    answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
+                     else cpu_request(arg[0], arg[1], dedicated=arg[2]))
+
+
+# One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
+node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
+
+
+@settings(max_examples=400, deadline=None)
+@given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
+       ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["first-fit", "random"]),
+       gpus=st.integers(0, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
+       dedicated=st.booleans())
+def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nodes, tpc, ratio, policy, gpus, vcpus,
+                                                                            memory_mib, dedicated):
+    """`rules_rank` (first-fit and random rank hosts without `choose` with it) says what `choose`
+    answers: the lowest rank when one node takes the request whole, None when none does (then a
+    plan without GPUs does not fit at all, a GPU plan only across nodes if anywhere)."""
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
+                  40 if pages else 0, shared, (10,) * len(nodes))
+        for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (), (("rtx6000", 8),) if gpus else (), ())
+    config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio)
+    need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
+    rank = rules_rank(shape, cell_rooms(shape, config), need)
+    fit = choose(shape, need, config)
+    if rank is not None:
+        assert fit is not None and fit.rank == rank
+    elif not gpus:
+        assert fit is None
+    else:
+        assert fit is None or fit.rank > (0, 1, 0, ())

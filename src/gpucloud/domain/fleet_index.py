@@ -10,14 +10,18 @@ that changed moves between buckets, and only a shape never seen before costs a r
 on the best rank: for them the index keeps, instead of a heap of shapes, per request and rank
 the sorted ids of the hosts on that rank (a handful of ranks), so the lowest id (`first-fit`)
 or the i-th (`random`'s uniform draw) is read at once instead of walking the tied shapes; a
-shape leaves them as soon as its last host does.
+shape leaves them as soon as its last host does. Their rank is the rules' alone, so where one
+NUMA node takes the whole request (a plan without GPUs on a CPU-only host, a GPU plan on one
+node) `numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
+bucket: a request's first ranking reads thousands of entries without scoring or looking up any.
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
 catalog ranks the whole region. A request of any other shape builds its heap on first use
 from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
 a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
-sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones.
+sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones
+(not even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
 (`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
 first call: they are read in that order from a list kept sorted by free cores, skipped where
@@ -33,10 +37,12 @@ Scoring is lazy, so that no work is spent on shapes that vanish before anyone as
   without GPUs on a GPU host also pack's or spread's first costs) is already worse than the
   best rank in the heap waits unscored in a second heap, and is scored once the best rank
   reaches its floor. A standard plan thus never scores GPU hosts while GPU-less hosts have
-  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one whose nodes
-  all have free GPUs only when no node without them takes it, and under pack one with more
-  free GPUs than the best only when the best has as many. A new request's GPU hosts wait on
-  the lowest floor a GPU host can have, and get their own when the best rank reaches it.
+  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one where no
+  node without free GPUs has room only when no such node takes it elsewhere, under pack one
+  with more free GPUs than the best only when the best has as many, and under pack and spread
+  one tied with the best on free cores only when the cores of its nodes without free GPUs tie
+  too. A new request's GPU hosts wait on the lowest floor a GPU host can have, and get their
+  own when the best rank reaches it.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from itertools import count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
+    CPU_HOST,
     GPU_HOST_NODE_WITHOUT_GPUS,
     Assignment,
     HostShape,
@@ -59,8 +66,10 @@ from gpucloud.domain.numa_fit import (
     choose,
     cores_first,
     cores_floor,
+    gpu_floor,
     may_fit,
     rank_floor,
+    rules_rank,
 )
 from gpucloud.domain.placement import (
     HostState,
@@ -77,8 +86,17 @@ from gpucloud.domain.placement import (
 )
 
 MAX_LAG = 8
+PENDING_CHUNK = 64
 
 Key = tuple[str, Need]
+Rooms = tuple[tuple[int, int, int], ...]
+# A live active shape: (cell memory room, order, shape, `cell_rooms`, its bucket, its ranks by
+# request for first-fit and random), the parts a first ranking reads kept together, so that it
+# reads thousands of them without looking each up.
+Entry = tuple[int, int, HostShape, Rooms, list[int], dict[int, tuple]]
+# Where GPU hosts wait, without a look at each, for a plan without GPUs: the lowest preference
+# a GPU host can have (each gets its own floor, `rank_floor`, once the best rank reaches it).
+GPU_HOSTS_FLOOR = (GPU_HOST_NODE_WITHOUT_GPUS,)
 # What a host state holds besides its generation: a new state whose fields are these very
 # objects (the store's generation after a claim the fleet applied) has the same shape.
 _RESOURCES = tuple(f.name for f in fields(HostState) if f.name != "generation")
@@ -104,41 +122,67 @@ def _models(shape: HostShape) -> set[str]:
     return {m for n in shape.nodes for m, _ in n.gpus} | {m for m, _ in shape.unknown_gpus}
 
 
+def _pools(shape: HostShape) -> list[tuple[str, str | None]]:
+    """The pools of `random`'s tries a host of this shape is in (`placement.tried`)."""
+    models = [model for model, _ in shape.installed] or [""]
+    return [(shape.region, None), *((shape.region, model) for model in models)]
+
+
 class Fleet:
     """An indexed, mutable set of host states with `place`, `apply` and `release`."""
 
     def __init__(self, hosts: Iterable[HostState] = (), config: PlacementConfig | None = None):
         self.config = config or PlacementConfig()
         self._hosts: dict[int, HostState] = {}
+        # `random`'s pools (`placement.tried`): per region, the ids of every host (None), of the
+        # hosts with GPUs of a model installed (the model) and of the CPU-only ones (""), sorted
+        self._pools: dict[tuple[str, str | None], list[int]] = {}
         self._shape_of: dict[int, HostShape] = {}
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
         # the live active shapes that may take a request, for a new request's first ranking:
         # per region and GPU model, those with free GPUs of it; per region and "has GPUs", all,
-        # as (cell memory room, order, shape) sorted
+        # as their entries sorted by cell memory room
         self._models: dict[str, dict[str, set[HostShape]]] = {}
-        self._roomy: dict[tuple[str, bool], list[tuple[int, int, HostShape]]] = {}
-        self._room_of: dict[HostShape, tuple[int, int]] = {}
-        # pack, spread: per region, the active GPU-less shapes as (free cores, order, cell
-        # memory room, rooms of its nodes, shape) sorted; per request without GPUs, what of
-        # them is left to read, in the policy's order
+        self._roomy: dict[tuple[str, bool], list[Entry]] = {}
+        self._entry: dict[HostShape, Entry] = {}
+        # pack, spread: per region and class of cell memory room (its bit length, so a request
+        # reads only the classes that may hold its memory), the active GPU-less shapes as (free
+        # cores, order, cell memory room, rooms of its nodes, shape) sorted; per request without
+        # GPUs, what of them is left to read, in the policy's order
         self._cores_first = cores_first(self.config)
-        self._by_cores: dict[str, list[tuple[int, int, int, tuple[tuple[int, int, int], ...], HostShape]]] = {}
+        self._by_cores: dict[str, dict[int, list[tuple[int, int, int, Rooms, HostShape]]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
-        self._unread: dict[Key, list] = {}  # [entries of `_by_cores`, position of the next one]
+        self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
+        # spread, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region and GPU
+        # model, the shapes that may take its plans as (floor, order, shape) sorted; a GPU plan's
+        # first ranking reads them in that order (`_unread` too)
+        self._gpus_first = self.config.policy == "spread"
+        self._by_gpus: dict[tuple[str, str], list[tuple[tuple, int, HostShape]]] = {}
+        self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
+        # per request without GPUs, the GPU hosts with room not looked at yet (`GPU_HOSTS_FLOOR`)
+        self._deferred: dict[Key, list[Entry]] = {}
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
         self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
         self._order = count()
         # first-fit and random: per request and rank, the sorted ids of the hosts whose shape
-        # is scored on that rank; per live shape, its rank for each request it is scored for
-        # (their heaps stay empty)
+        # is scored on that rank; per live active shape, its rank for each request it is scored
+        # for, by the request's number (their heaps stay empty)
         self._by_rank = self.config.policy in ("first-fit", "random")
         self._members: dict[Key, dict[tuple, list[int]]] = {}
-        self._ranks: dict[HostShape, dict[Key, tuple]] = {}
+        self._ranks: dict[HostShape, dict[int, tuple]] = {}
+        self._host_ranks: dict[int, dict[int, tuple] | None] = {}  # host id -> its shape's (None: not active)
+        self._number: dict[Key, int] = {}
+        # random, a plan without GPUs: once a first ranking found a CPU-only host on the lowest
+        # rank, [the other entries, the position of the next to rank, that rank], ranked a chunk
+        # per later call; its draws tell a tied host from its shape meanwhile (`_on_best`)
+        self._pending: dict[Key, list] = {}
+        self._keys: list[Key] = []  # by number
+        self._members_of: list[dict[tuple, list[int]]] = []  # by the request's number
         for host in hosts:
             self.update(host)
 
@@ -160,15 +204,28 @@ class Fleet:
                                 or self._shape_of[host.id] == host.shape):  # e.g. a new generation only
             self._hosts[host.id] = host
             return
+        shape = host.shape
         if old is not None:
+            before = self._shape_of[host.id]
             self._unindex(host.id)
+            if before.region != shape.region or before.installed != shape.installed:
+                self._unpool(host.id, before)
+        if old is None or before.region != shape.region or before.installed != shape.installed:
+            for pool in _pools(shape):
+                insort(self._pools.setdefault(pool, []), host.id)
         self._hosts[host.id] = host
-        self._shape_of[host.id] = host.shape
+        self._shape_of[host.id] = shape
         self._index(host.id)
 
     def remove(self, host_id: int) -> None:
         self._unindex(host_id)
-        del self._hosts[host_id], self._shape_of[host_id]
+        self._unpool(host_id, self._shape_of[host_id])
+        del self._hosts[host_id], self._shape_of[host_id], self._host_ranks[host_id]
+
+    def _unpool(self, host_id: int, shape: HostShape) -> None:
+        for pool in _pools(shape):
+            ids = self._pools[pool]
+            del ids[bisect_left(ids, host_id)]
 
     def _index(self, host_id: int) -> None:
         shape = self._shape_of[host_id]
@@ -181,16 +238,23 @@ class Fleet:
                 models = self._models.setdefault(shape.region, {})
                 for model in _models(shape):
                     models.setdefault(model, set()).add(shape)
-                room = self._room_of[shape] = (cell_memory_room(shape), next(self._order))
-                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), (*room, shape))
+                    if self._gpus_first:
+                        floor = (gpu_floor(shape, model, self.config.for_host(shape)), next(self._order))
+                        insort(self._by_gpus.setdefault((shape.region, model), []), (*floor, shape))
+                        self._gpus_of.setdefault(shape, []).append(((shape.region, model), floor))
+                rooms = cell_rooms(shape, self.config.for_host(shape))
+                ranks = self._ranks[shape] = {}
+                entry = self._entry[shape] = (cell_memory_room(shape), next(self._order), shape, rooms, bucket, ranks)
+                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
                 if self._cores_first and not shape.installed:
                     cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
-                    rooms = cell_rooms(shape, self.config.for_host(shape))
-                    insort(self._by_cores.setdefault(shape.region, []), (*cores, room[0], rooms, shape))
+                    by_cores = self._by_cores.setdefault(shape.region, {}).setdefault(entry[0].bit_length(), [])
+                    insort(by_cores, (*cores, entry[0], rooms, shape))
         insort(bucket, host_id)
+        self._host_ranks[host_id] = self._ranks.get(shape)
         if self._by_rank:
-            for key, rank in self._ranks.get(shape, {}).items():
-                insort(self._members[key][rank], host_id)
+            for number, rank in self._ranks.get(shape, {}).items():
+                insort(self._members_of[number][rank], host_id)
         if new:
             log = self._log.setdefault(shape.region, [])
             log.append(shape)
@@ -203,37 +267,48 @@ class Fleet:
         bucket = self._buckets[shape]
         del bucket[bisect_left(bucket, host_id)]
         if self._by_rank:
-            for key, rank in self._ranks.get(shape, {}).items():
-                ids = self._members[key][rank]
+            for number, rank in self._ranks.get(shape, {}).items():
+                ids = self._members_of[number][rank]
                 del ids[bisect_left(ids, host_id)]
         if not bucket:
             del self._buckets[shape]
-            if self._by_rank:  # forgotten now, scored again if it comes back
-                for key in self._ranks.pop(shape, {}):
-                    self._queued[key].discard(shape)
+            for number in self._ranks.pop(shape, {}):  # forgotten now, scored again if it comes back
+                self._queued[self._keys[number]].discard(shape)
             self._shapes[shape.region].discard(shape)
             if shape.status == ACTIVE:
                 models = self._models[shape.region]
                 for model in _models(shape):
                     models[model].discard(shape)
+                for where, floor in self._gpus_of.pop(shape, ()):
+                    by_gpus = self._by_gpus[where]
+                    del by_gpus[bisect_left(by_gpus, floor)]
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
-                del roomy[bisect_left(roomy, self._room_of.pop(shape))]
+                room = self._entry.pop(shape)[:2]
+                del roomy[bisect_left(roomy, room)]
                 if self._cores_first and not shape.installed:
-                    by_cores = self._by_cores[shape.region]
+                    by_cores = self._by_cores[shape.region][room[0].bit_length()]
                     del by_cores[bisect_left(by_cores, self._cores_of.pop(shape))]
 
     def warm(self, region: str) -> None:
-        """Rank the region's hosts now for the requests of every plan of the config."""
+        """Rank the region's hosts now for the requests of every plan of the config, and find
+        each one's best rank as its first decision would (on GPU hosts only, that lists the
+        GPU hosts a plan without GPUs defers and floors each: 2-6 ms per plan at 10,000 hosts)."""
         for plan in self.config.plans:
-            self._heap(region, PlacementRequest.for_plan(plan, region).need, lazy=False)
+            key = (region, PlacementRequest.for_plan(plan, region).need)
+            self._heap(*key, lazy=False)
+            self._best_rank(key)
+
+    def _seen(self, key: Key, shape: HostShape) -> bool:
+        """Whether the shape waits or is scored for the request already."""
+        return shape in self._queued[key] or self._number[key] in self._ranks.get(shape, ())
 
     def _queue(self, key: Key, shape: HostShape) -> None:
         queued = self._queued[key]
-        if shape in queued or not may_fit(shape, key[1]):
+        if self._seen(key, shape) or not may_fit(shape, key[1]):
             return
         queued.add(shape)
         best = self._top(key)
-        floor = rank_floor(shape, key[1], self.config.for_host(shape))
+        floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
         if best is not None and floor > best[: len(floor)]:
             heapq.heappush(self._waiting[key], (floor, next(self._order), shape, True))
         else:
@@ -242,22 +317,68 @@ class Fleet:
     def _score(self, key: Key, shape: HostShape) -> None:
         # Not the memoised `best_fit`: the heap keeps the rank, and a memo of every shape ever
         # seen would only grow (and slow the garbage collector) in a long-running process.
-        fit = choose(shape, key[1], self.config.for_host(shape))
+        need = key[1]
+        if self._by_rank and (need.gpus or not shape.installed):
+            rank = rules_rank(shape, self._entry[shape][3], need)
+            if rank is None and need.gpus:  # not on one node: maybe across nodes
+                fit = choose(shape, need, self.config.for_host(shape))
+                rank = fit.rank if fit is not None else None
+            if rank is None:
+                self._queued[key].discard(shape)
+            else:
+                self._rank(key, shape, rank)
+            return
+        fit = choose(shape, need, self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
-            return
-        if not self._by_rank:
+        elif not self._by_rank:
             heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
         else:
-            self._ranks.setdefault(shape, {})[key] = fit.rank
-            ids = self._members[key].setdefault(fit.rank, [])
-            bucket = self._buckets.get(shape, ())
-            if len(bucket) < 8:
-                for host_id in bucket:
-                    insort(ids, host_id)
+            self._rank(key, shape, fit.rank)
+
+    def _rank(self, key: Key, shape: HostShape, rank: tuple) -> None:
+        """first-fit, random: the shape's hosts join the request's ids on that rank."""
+        number = self._number[key]
+        self._ranks[shape][number] = rank
+        ids = self._members_of[number].setdefault(rank, [])
+        bucket = self._buckets[shape]
+        if len(bucket) < 8:
+            for host_id in bucket:
+                insort(ids, host_id)
+        else:
+            ids.extend(bucket)
+            ids.sort()  # two sorted runs: merged in linear time
+
+    def _rank_at_once(self, key: Key, entries: Iterable[Entry]) -> None:
+        """first-fit, random, a request's first ranking: the shapes whose rank the rules settle
+        (`rules_rank`) join its ids at once, each id list sorted once at the end; the others
+        (GPU plans across nodes) wait on their floors or are scored."""
+        need, number, members = key[1], self._number[key], self._members[key]
+        ids: list[int] = []
+        last, rest = None, []
+        for _, _, shape, rooms, bucket, ranks in entries:
+            rank = rules_rank(shape, rooms, need)
+            if rank is None:
+                if need.gpus:
+                    rest.append((shape, rooms))
+                continue  # a plan without GPUs: no node has room for it, so it fits nowhere here
+            if rank != last:
+                ids, last = members.setdefault(rank, []), rank
+            ranks[number] = rank
+            ids += bucket
+        for ids in members.values():
+            ids.sort()
+        # GPU plans no node takes whole: new to the request, so queued without `_queue`'s checks
+        best, waiting, queued = self._top(key), self._waiting[key], self._queued[key]
+        for shape, rooms in rest:
+            floor = rank_floor(shape, need, self.config.for_host(shape), rooms)
+            queued.add(shape)
+            if best is not None and floor > best[: len(floor)]:
+                waiting.append((floor, next(self._order), shape, True))
             else:
-                ids.extend(bucket)
-                ids.sort()  # two sorted runs: merged in linear time
+                self._score(key, shape)
+                best = self._top(key)
+        heapq.heapify(waiting)
 
     def _top(self, key: Key) -> tuple | None:
         """The best rank scored for the request (pack, spread: maybe of a shape gone since)."""
@@ -277,32 +398,94 @@ class Fleet:
         heap = self._heaps[key] = []
         self._waiting[key] = []
         self._queued[key] = set()
-        self._members[key] = {}
+        members = self._members[key] = {}
+        self._number[key] = len(self._keys)
+        self._keys.append(key)
+        self._members_of.append(members)
         self._needs.setdefault(region, []).append(need)
         self._read[key] = len(self._log.setdefault(region, []))
         if need.gpus:
-            for shape in self._models.get(region, {}).get(need.gpu_model or "", ()):
-                self._queue(key, shape)
+            shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
+            if self._by_rank:
+                self._rank_at_once(key, [self._entry[shape] for shape in shapes])
+            elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
+                self._unread[key] = [iter(self._by_gpus.get((region, need.gpu_model or ""), [])[:]), None]
+            else:
+                for shape in shapes:
+                    self._queue(key, shape)
             return heap
-        if self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
-            by_cores = self._by_cores.get(region, [])
-            self._unread[key] = [by_cores[:] if self._cores_first > 0 else by_cores[::-1], 0]
+        if self._by_rank and self.config.policy == "random" and lazy:
+            self._rank_first(key, self._with_room(region, False, need.memory_mib))
+        elif self._by_rank:
+            self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
+        elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
+            smallest = need.memory_mib.bit_length()
+            classes = [entries for room, entries in self._by_cores.get(region, {}).items() if room >= smallest]
+            if self._cores_first > 0:
+                self._unread[key] = [heapq.merge(*(entries[:] for entries in classes)), None]
+            else:
+                self._unread[key] = [heapq.merge(*(entries[::-1] for entries in classes), reverse=True), None]
         else:
-            for shape in self._with_room(region, False, need.memory_mib):
-                self._queue(key, shape)
-        # Every GPU host waits, without a look at each, on the lowest preference a GPU host can
-        # have, until the best rank reaches it: then it gets its own floor (`rank_floor`).
+            for entry in self._with_room(region, False, need.memory_mib):
+                self._queue(key, entry[2])
+        # Every GPU host waits, without a look at each, on GPU_HOSTS_FLOOR until the best rank
+        # reaches it (`_best_rank`): then each gets its own floor.
         gpu_hosts = self._with_room(region, True, need.memory_mib)
         if gpu_hosts:
-            floor = (GPU_HOST_NODE_WITHOUT_GPUS,)
-            self._waiting[key] = [(floor, next(self._order), shape, False) for shape in gpu_hosts]  # sorted: a heap
-            self._queued[key].update(gpu_hosts)
+            self._deferred[key] = gpu_hosts
         return heap
 
-    def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[HostShape]:
-        """The active shapes, with or without GPUs installed, where a node has `memory_mib` free."""
+    def _rank_first(self, key: Key, entries: list[Entry]) -> None:
+        """random, a plan without GPUs, a first ranking: rank the first CPU-only entry that takes
+        it and leave the others pending (ranked `PENDING_CHUNK` a call later on): that rank is
+        the lowest there is (`rules_rank`), so it is the best, and `_on_best` tells which
+        other hosts share it without ranking them."""
+        need = key[1]
+        for position, (_, _, shape, rooms, _, _) in enumerate(entries):
+            rank = rules_rank(shape, rooms, need)
+            if rank is not None:
+                self._rank_at_once(key, entries[position : position + 1])
+                self._pending[key] = [entries, position + 1, rank]
+                return
+
+    def _rank_pending(self, key: Key, count: int | None = None) -> None:
+        """Rank `count` more of the entries a first ranking left pending (None: all of them)."""
+        entries, position, _ = pending = self._pending[key]
+        end = len(entries) if count is None else position + count
+        self._rank_at_once(key, entries[position:end])
+        if end >= len(entries):
+            del self._pending[key]
+        else:
+            pending[1] = end
+
+    def _on_best(self, key: Key, host_id: int, rank: tuple) -> bool:
+        """Whether the host is on the request's best rank (`rank`), known from its shape."""
+        ranks = self._host_ranks[host_id]
+        if ranks is None:  # not active
+            return False
+        mine = ranks.get(self._number[key])
+        if mine is not None:
+            return mine == rank
+        shape = self._shape_of[host_id]
+        if key in self._pending and not shape.installed:  # maybe among the pending entries
+            return rules_rank(shape, self._entry[shape][3], key[1]) == rank
+        return False  # waiting on a floor above the best rank, or no fit
+
+    def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[Entry]:
+        """The entries of the active shapes, with or without GPUs installed, where a node has
+        `memory_mib` free (a copy: the index's list changes as hosts do)."""
         roomy = self._roomy.get((region, gpus), [])
-        return [entry[2] for entry in roomy[bisect_left(roomy, (memory_mib,)) :]]
+        return roomy[bisect_left(roomy, (memory_mib,)) :]
+
+    def _wait_gpu_hosts(self, key: Key) -> None:
+        """The GPU hosts deferred for a plan without GPUs wait now, on GPU_HOSTS_FLOOR."""
+        waiting, queued = self._waiting[key], self._queued[key]
+        for entry in self._deferred.pop(key):
+            shape = entry[2]
+            if shape in self._buckets and not self._seen(key, shape):
+                waiting.append((GPU_HOSTS_FLOOR, next(self._order), shape, False))
+                queued.add(shape)
+        heapq.heapify(waiting)
 
     def _catch_up(self, key: Key) -> None:
         region = key[0]
@@ -311,12 +494,14 @@ class Fleet:
             if shape in self._buckets:
                 self._queue(key, shape)
         self._read[key] = len(log)
+        if key in self._pending:
+            self._rank_pending(key, PENDING_CHUNK)
         if key in self._unread:  # a first ranking left unread: read some more
             for _ in range(MAX_LAG):
                 unread = self._next_unread(key)
                 if unread is None:
                     break
-                self._unread[key][1] += 1
+                self._unread[key][1] = None
                 self._queue(key, unread[1])
         live = len(self._shapes.get(region, ()))
         if len(log) > 2 * live + 1024:
@@ -350,6 +535,8 @@ class Fleet:
     def _best_rank(self, key: Key) -> tuple | None:
         """The best rank a live shape holds (waiting shapes scored as needed); None: no fit."""
         heap, waiting, queued = self._heaps[key], self._waiting[key], self._queued[key]
+        if key in self._pending and not self._members[key].get(self._pending[key][2]):
+            self._rank_pending(key)  # the hosts of the one ranked on the lowest rank are gone
         while True:
             while heap and heap[0][2] not in self._buckets:
                 queued.discard(heapq.heappop(heap)[2])  # its hosts all changed shape since
@@ -362,7 +549,12 @@ class Fleet:
                 floor, _, shape, own_floor = waiting[0]
             elif unread is not None:
                 floor, shape = unread
-            else:
+            if key in self._deferred and (not (waiting or unread) or floor > GPU_HOSTS_FLOOR):
+                if best is None or best[:1] >= GPU_HOSTS_FLOOR:  # the GPU hosts come next
+                    self._wait_gpu_hosts(key)
+                    continue
+                return best
+            if not (waiting or unread):
                 return best
             if best is not None and floor > best[: len(floor)]:
                 return best
@@ -373,25 +565,38 @@ class Fleet:
                     heapq.heappush(waiting, (floor, next(self._order), shape, True))
                     continue
             else:
-                self._unread[key][1] += 1
+                self._unread[key][1] = None
                 queued.add(shape)
+                if key[1].gpus:  # on the model's floor: wait on its own if that is higher
+                    own = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
+                    if own > floor:
+                        heapq.heappush(waiting, (own, next(self._order), shape, True))
+                        continue
             self._score(key, shape)
 
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
-        """(floor, shape): the next GPU-less shape of a request's first ranking still to read
-        that may take it (live, not queued since, a node with room for it: `cell_rooms`)."""
+        """(floor, shape): the next shape of a request's first ranking still to read that may
+        take it (live, not queued since; without GPUs, a node with room for it: `cell_rooms`)."""
         unread = self._unread.get(key)
         if unread is None:
             return None
-        entries, start = unread
+        entries, peeked = unread
         queued, need = self._queued[key], key[1]
+        if peeked is not None and peeked[1] in self._buckets and peeked[1] not in queued:
+            return peeked
+        if need.gpus:  # spread's GPU hosts, on the floor of the model's every plan (`gpu_floor`)
+            for floor, _, shape in entries:
+                if shape in self._buckets and shape not in queued:
+                    unread[1] = floor, shape
+                    return unread[1]
+            del self._unread[key]
+            return None
         memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
-        for position in range(start, len(entries)):
-            _, _, most_memory, rooms, shape = entries[position]
+        for _, _, most_memory, rooms, shape in entries:
             if (most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
                     and shape in self._buckets and shape not in queued):
-                unread[1] = position
-                return cores_floor(shape, need, self.config.for_host(shape)), shape
+                unread[1] = cores_floor(shape, need, self.config.for_host(shape)), shape
+                return unread[1]
         del self._unread[key]
         return None
 
@@ -429,7 +634,14 @@ class Fleet:
             return no_room(request, {s: len(self._buckets[s]) for s in shapes}, self.config)
         if self._by_rank:
             ids = self._members[key][rank]
-            host = self._hosts[ids[0] if self.config.policy == "first-fit" else ids[draw(self.config, len(ids))]]
+            if self.config.policy == "first-fit":
+                host = self._hosts[ids[0]]
+            else:
+                model = request.gpu_model if request.gpus else None if rank[0] != CPU_HOST else ""
+                pool = self._pools[(request.region, model)]
+                host = self._hosts[draw(self.config, pool,
+                                        lambda host_id: self._on_best(key, host_id, rank),
+                                        lambda: self._listed(key, rank))]
             # the host's fit found again: keeping them all would cost more (thousands of hosts
             # tie on a rank, all scored by a new request's first call)
             fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
@@ -438,6 +650,12 @@ class Fleet:
             return materialise(host, fit.assignment, request)
         host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
         return materialise(self._hosts[host_id], _assignment(kept), request)
+
+    def _listed(self, key: Key, rank: tuple) -> list[int]:
+        """The ids on the rank, every pending entry ranked first."""
+        if key in self._pending:
+            self._rank_pending(key)
+        return self._members[key][rank]
 
     def apply(self, placement: Placement, *, staff: bool = False) -> HostState:
         host = apply(self._hosts[placement.host_id], placement, staff=staff)

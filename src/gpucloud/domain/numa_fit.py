@@ -243,9 +243,15 @@ CPU_HOST, GPU_HOST_NODE_WITHOUT_GPUS, GPU_HOST_NODE_WITH_GPUS, GPU_HOST_COSTS_SA
 
 def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bool:
     """Whether the host, once `a` (an instance without GPUs) is claimed, still takes as many
-    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure)."""
+    instances of every GPU plan of the demand mix as before (`fill_count`, the sellable figure).
+
+    Without filling when `a` takes from one node without free GPUs and no GPU without a NUMA
+    node is placed: no GPU plan's fill takes anything from that node (`_same_fill`)."""
     free = placeable_free(shape, cfg.numa_unknown_policy)
     if not free:
+        return True
+    if len(a.parts) == 1 and (not shape.unknown_gpus or cfg.numa_unknown_policy == "required") and not next(
+            n for n in shape.nodes if n.index == a.parts[0].node).gpus:
         return True
     later = after(shape, a)
     return all(_same_fill(shape, later, a, gpu_need, cfg) or fill_count(later, gpu_need, cfg) >= fill_count(
@@ -380,7 +386,8 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
-    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts: change the two together
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `gpu_floor` spread's on
+    # GPU hosts for GPU plans: change them together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
     free = placeable_free(shape, cfg.numa_unknown_policy)
@@ -407,14 +414,18 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
     return lambda a: (round(fragmentation(after(shape, a), cfg) - before, 9), *fullness(a))
 
 
-def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, ...]:
+def rank_floor(
+    shape: HostShape, need: Need, cfg: PlacementConfig, rooms: tuple[tuple[int, int, int], ...] | None = None
+) -> tuple:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
-    (0, fewest nodes holding enough GPUs) for GPU plans; for plans without GPUs, (CPU_HOST,) on a
-    CPU-only host and `cores_floor` on a GPU host: an index may leave a host unscored while its
-    floor is above the best rank it holds. (On a CPU-only host a score costs a few µs, less than
-    the decisions that would later score dozens of hosts tied on cores at once; on a GPU host
-    it costs `keeps_gpu_sales`' fills.)
+    For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs, at least 2 when its
+    `cell_rooms` (`rooms`, if given) show that no node takes the request whole (`rules_rank`);
+    for plans without GPUs, (CPU_HOST,) on a CPU-only host and
+    `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
+    best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
+    would later score dozens of hosts tied on cores at once; on a GPU host it costs
+    `keeps_gpu_sales`' fills.)
     """
     if not need.gpus:
         return (CPU_HOST,) if not shape.installed else cores_floor(shape, need, cfg)
@@ -427,7 +438,20 @@ def rank_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int,
             break
     if cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus:
         span = 1
-    return (0, span)
+    elif span == 1 and rooms is not None and rules_rank(shape, rooms, need) is None:
+        span = 2
+    return (0, span, *gpu_floor(shape, need.gpu_model or "", cfg)[2:])
+
+
+def gpu_floor(shape: HostShape, model: str, cfg: PlacementConfig) -> tuple:
+    """A lower bound of the rank of every GPU plan of `model` on this host: (0, 1), and under
+    spread then 0 and its first costs, (free GPUs of the model, free cores) negated (`_scorer`:
+    keep the two in step). An index may keep a model's hosts sorted on it, so that a first
+    ranking reads them as their floors rise (`rank_floor`: this with the plan's own span)."""
+    if cfg.policy != "spread":
+        return (0, 1)
+    mine = placeable_free(shape, cfg.numa_unknown_policy).get(model, 0)
+    return (0, 1, 0, (-mine, -sum(n.cores for n in shape.nodes)))
 
 
 def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
@@ -435,24 +459,34 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
 
     Every host takes such a plan on one node at distance 0. The preference is at least
     CPU_HOST on a CPU-only host, GPU_HOST_NODE_WITHOUT_GPUS on a GPU host with a node without
-    free GPUs, GPU_HOST_NODE_WITH_GPUS on any other. Then spread ranks by free cores, and so
-    does pack after its fragmentation and free GPUs (`_scorer`: keep the two in step): on a
-    node without free GPUs of a host that keeps every GPU plan as sellable, the fragmentation
-    does not change (no fill touches that node), so pack's cost starts with 0.0 there, and
-    nothing bounds it on a node with free GPUs. `cores_first` says in which order of free
-    cores these floors rise on CPU-only hosts, so an index can read them in rank order."""
+    free GPUs that has room for it (`_single_part`: no fill), GPU_HOST_NODE_WITH_GPUS on any
+    other. Then spread ranks by free cores, and so does pack after its fragmentation and free
+    GPUs (`_scorer`: keep the two in step): on a node without free GPUs of a host that keeps
+    every GPU plan as sellable, the fragmentation does not change (no fill touches that node),
+    so pack's cost starts with 0.0 there, and nothing bounds it on a node with free GPUs. On a
+    GPU host the bound goes on to the node's cores (spread: the most, pack: the fewest of those
+    nodes with room), so it equals the rank wherever such a node keeps every GPU plan sellable
+    and hosts tied on it are told apart only by scoring them. `cores_first` says in which order
+    of free cores these floors rise on CPU-only hosts, so an index can read them in rank order
+    (their floors stop at the host's cores: the node's would break that order)."""
+    cores = sum(n.cores for n in shape.nodes)
+    node_cores: list[int] = []  # of the nodes without free GPUs with room for it (GPU hosts)
     if not shape.installed:
         preference = CPU_HOST
-    elif all(n.gpus for n in shape.nodes):
-        preference = GPU_HOST_NODE_WITH_GPUS
     else:
-        preference = GPU_HOST_NODE_WITHOUT_GPUS
-    cores = sum(n.cores for n in shape.nodes)
+        tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+        node_cores = [n.cores for n in shape.nodes
+                      if not n.gpus and isinstance(_single_part(n, need, tpc, ratio), Part)]
+        preference = GPU_HOST_NODE_WITHOUT_GPUS if node_cores else GPU_HOST_NODE_WITH_GPUS
     if cfg.policy == "pack" and preference != GPU_HOST_NODE_WITH_GPUS:
         free = sum(placeable_free(shape, cfg.numa_unknown_policy).values()) if shape.installed else 0
         taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
+        if node_cores:
+            return (preference, 1, 0, (0.0, free, cores - taken, min(node_cores) - taken))
         return (preference, 1, 0, (0.0, free, cores - taken))
     if cfg.policy == "spread":
+        if node_cores:
+            return (preference, 1, 0, (0, -cores, -max(node_cores)))
         return (preference, 1, 0, (0, -cores))
     return (preference, 1, 0)
 
@@ -474,18 +508,52 @@ def may_fit(shape: HostShape, need: Need) -> bool:
 
 
 def cell_rooms(shape: HostShape, cfg: PlacementConfig) -> tuple[tuple[int, int, int], ...]:
-    """Per NUMA node, at least the most (memory MiB, shared vCPUs, dedicated vCPUs) it could
-    give a cell: a plan without GPUs fits a host only if one node has room for both its
-    memory and its vCPUs (an index skips the others without scoring them)."""
+    """Per NUMA node, the most (memory MiB, shared vCPUs, dedicated vCPUs) it can give one cell
+    (exactly: a cell of m MiB and v vCPUs fits the node alone iff both are at most these): a
+    plan without GPUs fits a host only if one node has room for both its memory and its vCPUs
+    (an index skips the others without scoring them, and `rules_rank` ranks with them)."""
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
     return tuple(
         (
             n.hugepages * MIB_PER_PAGE if n.total_hugepages else n.memory_mib,
-            int(n.cores * tpc * ratio) + 1 - n.shared_vcpus,  # + 1: no float rounding makes it too small
+            _shared_room(n, tpc, ratio),
             usable_cores(n, tpc, ratio) * tpc,
         )
         for n in shape.nodes
     )
+
+
+def _shared_room(node: NodeShape, tpc: int, ratio: float) -> int:
+    """The most shared vCPUs a cell may add to the node (`_single_part`'s test, solved for them)."""
+    threads = node.cores * tpc
+    room = int(threads * ratio) - node.shared_vcpus  # float rounding: one either way, settled below
+    while room > 0 and shared_threads(node.shared_vcpus + room, ratio) > threads:
+        room -= 1
+    while shared_threads(node.shared_vcpus + room + 1, ratio) <= threads:
+        room += 1
+    return room
+
+
+def rules_rank(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need) -> tuple | None:
+    """Under first-fit and random (no policy cost): the host's rank when one NUMA node takes the
+    whole request, found without `choose` from its `cell_rooms`. Such a fit ranks (CPU_HOST or
+    0, 1, 0, ()), the lowest rank the request can have: a plan without GPUs on a CPU-only host,
+    a GPU plan taking its GPUs, cores and memory from that node. None when no node has room
+    for it whole: a plan without GPUs then fits nowhere on the host, a GPU plan maybe across
+    nodes (only `choose` knows). Not for a plan without GPUs on a GPU host (its preference
+    is `keeps_gpu_sales`')."""
+    memory, vcpus = need.memory_mib, need.vcpus
+    if not need.gpus:
+        cpu = 2 if need.dedicated else 1
+        for room in rooms:
+            if room[0] >= memory and room[cpu] >= vcpus:
+                return (CPU_HOST, 1, 0, ())
+        return None
+    model, wanted = need.gpu_model, need.gpus
+    for node, room in zip(shape.nodes, rooms, strict=True):
+        if room[0] >= memory and room[2] >= vcpus and count_of(node.gpus, model) >= wanted:
+            return (0, 1, 0, ())
+    return None
 
 
 def cell_memory_room(shape: HostShape) -> int:

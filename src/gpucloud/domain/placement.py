@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +51,7 @@ from gpucloud.domain.host_state import (
 )
 from gpucloud.domain.numa_fit import (
     ACTIVE,
+    CPU_HOST,
     Assignment,
     FitMemo,
     HostShape,
@@ -82,6 +83,7 @@ __all__ = [
     "parse_demand_mix",
     "draw",
     "place",
+    "tried",
     "release",
 ]
 
@@ -321,11 +323,39 @@ class StalePlacement(ValueError):
 # --- the decision ---------------------------------------------------------------------------
 
 
-def draw(config: PlacementConfig, tied: int) -> int:
-    """`random`'s pick among the `tied` hosts on the best rank, as a position in host id order:
-    uniform, one draw from the config's generator, so `place` and `fleet_index.Fleet` (which
-    keeps the ids of each rank sorted) draw the same host from the same generator state."""
-    return config.rng.randrange(tied)
+# `random` first tries this many hosts of its pool (`tried`), drawn uniformly, before it draws
+# among the tied hosts themselves: with 1 host in 7 tied (a CPU-only host for a plan without
+# GPUs on the bench's fleet), the tied ones are listed in 1 decision in 140,000.
+DRAW_TRIES = 32
+
+
+def tried(need: Need, rank: tuple, shape: HostShape) -> bool:
+    """Whether `random` tries a host of the region with this shape (`draw`) when the best rank
+    is `rank`: for a GPU plan those with GPUs of its model installed, for a plan without GPUs
+    the CPU-only hosts if it ranks one of them best (preference CPU_HOST), else every host; a
+    pool that holds every host on that rank."""
+    if need.gpus:
+        return count_of(shape.installed, need.gpu_model) > 0
+    return rank[0] != CPU_HOST or not shape.installed
+
+
+def draw(
+    config: PlacementConfig, pool: Sequence[int], tied: Callable[[int], bool], listed: Callable[[], Sequence[int]]
+) -> int:
+    """`random`'s pick among the hosts on the best rank, uniform: up to DRAW_TRIES draws of a
+    host of the `pool` (the region's hosts it `tried`, ids in order), the first that is `tied`
+    taken; if none is, one draw among the tied ones (`listed`, in id order). Each try is
+    uniform over the pool, so a tried host that is tied is uniform over the tied ones, and so
+    is the last draw. From the config's generator, so `place` and `fleet_index.Fleet` draw the
+    same host from the same generator state; the index tells a host is tied from its shape,
+    without listing the tied hosts (thousands, on a request's first call) unless every try
+    missed."""
+    for _ in range(DRAW_TRIES):
+        host_id = pool[config.rng.randrange(len(pool))]
+        if tied(host_id):
+            return host_id
+    ids = listed()
+    return ids[config.rng.randrange(len(ids))]
 
 
 def place(
@@ -342,7 +372,8 @@ def place(
     need = request.need
     best = None
     tied: list[HostState] = []  # `random`: the hosts on the best rank, in id order
-    for host in sorted(hosts, key=lambda h: h.id):
+    hosts.sort(key=lambda h: h.id)
+    for host in hosts:
         cfg = config.for_host(host)
         fit = best_fit(host.shape, need, cfg)
         if fit is None:
@@ -358,7 +389,9 @@ def place(
         return no_room(request, Counter(h.shape for h in hosts), config)
     host, fit = best[1], best[2]
     if config.policy == "random":
-        host = tied[draw(config, len(tied))]
+        by_id = {h.id: h for h in tied}
+        pool = [h.id for h in hosts if tried(need, fit.rank, h.shape)]
+        host = by_id[draw(config, pool, by_id.__contains__, lambda: list(by_id))]
         fit = best_fit(host.shape, need, config.for_host(host)) or fit  # memoised: its shape was scored above
     return materialise(host, fit.assignment, request)
 
