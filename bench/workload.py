@@ -35,7 +35,7 @@ last hosts able to take its model's largest plan) and a soft drain (hosts kept f
 plans after a refusal of the largest); 1-GPU refusals and all refusals are shown beside the
 multi-GPU ones, since a reserve refuses 1-GPU requests.
 
-    .venv/bin/python bench/workload.py --variants      # ~25 min of CPU
+    .venv/bin/python bench/workload.py --variants      # ~40 min on a busy 2-core machine
 
 The counts under churn are totals over the seeds (one seed's count swings by 2-3x with the
 heavy-tailed lifetimes), the ratios are ratios of those totals, with the range of the per-seed
