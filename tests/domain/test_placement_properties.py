@@ -20,10 +20,20 @@ from hypothesis import strategies as st
 from gpucloud.domain import fleet_index
 from gpucloud.domain.capacity import capacity_rows, sellable
 from gpucloud.domain.fleet_index import Fleet
-from gpucloud.domain.numa_fit import HostShape, Need, NodeShape, after, best_fit, cell_rooms, choose, rules_rank
+from gpucloud.domain.numa_fit import (
+    HostShape,
+    Need,
+    NodeShape,
+    after,
+    best_fit,
+    cell_rooms,
+    choose,
+    rank_floor,
+    rules_rank,
+)
 from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place
 from gpucloud.domain.topology import HostTopology
-from tests.domain.test_placement import cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
+from tests.domain.test_placement import POLICIES, cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
 
 NPS4 = [[10, 12, 12, 12], [12, 10, 12, 12], [12, 12, 10, 12], [12, 12, 12, 10]]
 TOPOLOGIES: dict[int, tuple[HostTopology, str, dict]] = {
@@ -291,3 +301,28 @@ def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nod
         assert fit is None
     else:
         assert fit is None or fit.rank > (0, 1, 0, ())
+
+
+@settings(max_examples=400, deadline=None)
+@given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
+       far=st.lists(st.integers(11, 40), min_size=6, max_size=6), policy=st.sampled_from(POLICIES),
+       numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
+       gpus=st.integers(1, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024))
+def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib):
+    """The floor an index leaves a host waiting on (`rank_floor`, with its `cell_rooms`) never
+    exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node."""
+    pairs = iter(far)
+    matrix = [[10] * len(nodes) for _ in nodes]
+    for i in range(len(nodes)):
+        for j in range(i + 1, len(nodes)):
+            matrix[i][j] = matrix[j][i] = next(pairs)
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
+                  40 if pages else 0, shared, tuple(matrix[i]))
+        for i, (g, cores, gib, pages, shared) in enumerate(nodes)),
+        (("rtx6000", unknown),) if unknown else (), (("rtx6000", 12),), ())
+    config = PlacementConfig(policy=policy, numa_unknown_policy=numa)
+    need = Need(gpus, "rtx6000", vcpus, memory_mib, True)
+    fit = choose(shape, need, config)
+    floor = rank_floor(shape, need, config, cell_rooms(shape, config))
+    assert fit is None or floor <= fit.rank[: len(floor)]

@@ -181,6 +181,10 @@ class Fleet:
         # rank, [the other entries, the position of the next to rank, that rank], ranked a chunk
         # per later call; its draws tell a tied host from its shape meanwhile (`_on_best`)
         self._pending: dict[Key, list] = {}
+        # the draw under way, (request, best rank), and what it calls, bound once: a decision
+        # allocates no closures (they moved the collector's pauses into decisions)
+        self._drawing: tuple[Key, tuple] = (("", Need(0, None, 1, 1, False)), ())
+        self._drawn_tied, self._drawn_listed = self._tried_is_tied, self._listed_now
         self._keys: list[Key] = []  # by number
         self._members_of: list[dict[tuple, list[int]]] = []  # by the request's number
         for host in hosts:
@@ -458,6 +462,9 @@ class Fleet:
         else:
             pending[1] = end
 
+    def _tried_is_tied(self, host_id: int) -> bool:
+        return self._on_best(*self._drawing[:1], host_id, self._drawing[1])
+
     def _on_best(self, key: Key, host_id: int, rank: tuple) -> bool:
         """Whether the host is on the request's best rank (`rank`), known from its shape."""
         ranks = self._host_ranks[host_id]
@@ -639,9 +646,8 @@ class Fleet:
             else:
                 model = request.gpu_model if request.gpus else None if rank[0] != CPU_HOST else ""
                 pool = self._pools[(request.region, model)]
-                host = self._hosts[draw(self.config, pool,
-                                        lambda host_id: self._on_best(key, host_id, rank),
-                                        lambda: self._listed(key, rank))]
+                self._drawing = (key, rank)
+                host = self._hosts[draw(self.config, pool, self._drawn_tied, self._drawn_listed)]
             # the host's fit found again: keeping them all would cost more (thousands of hosts
             # tie on a rank, all scored by a new request's first call)
             fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
@@ -650,6 +656,9 @@ class Fleet:
             return materialise(host, fit.assignment, request)
         host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
         return materialise(self._hosts[host_id], _assignment(kept), request)
+
+    def _listed_now(self) -> list[int]:
+        return self._listed(*self._drawing)
 
     def _listed(self, key: Key, rank: tuple) -> list[int]:
         """The ids on the rank, every pending entry ranked first."""

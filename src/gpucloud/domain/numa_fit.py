@@ -420,8 +420,9 @@ def rank_floor(
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
     For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs, at least 2 when its
-    `cell_rooms` (`rooms`, if given) show that no node takes the request whole (`rules_rank`);
-    for plans without GPUs, (CPU_HOST,) on a CPU-only host and
+    `cell_rooms` (`rooms`, if given) show that no node takes the request whole (`rules_rank`),
+    and across nodes the least distance between so many nodes holding enough; for plans without
+    GPUs, (CPU_HOST,) on a CPU-only host and
     `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
     best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
     would later score dozens of hosts tied on cores at once; on a GPU host it costs
@@ -440,7 +441,12 @@ def rank_floor(
         span = 1
     elif span == 1 and rooms is not None and rules_rank(shape, rooms, need) is None:
         span = 2
-    return (0, span, *gpu_floor(shape, need.gpu_model or "", cfg)[2:])
+    distance = 0
+    if 1 < span < FALLBACK_SPAN:
+        local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
+        distance = min((_distance(nodes) for nodes in combinations(local, span)
+                        if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
+    return (0, span, distance, *gpu_floor(shape, need.gpu_model or "", cfg)[3:])
 
 
 def gpu_floor(shape: HostShape, model: str, cfg: PlacementConfig) -> tuple:
