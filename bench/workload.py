@@ -27,6 +27,16 @@ cost, takes the one whose busy time the instance extends least (a scan of every 
 index). How far it gets below `pack` is what lifetime information could add to a greedy
 placement that never moves an instance.
 
+With --variants (churn only), pack changed in one way, each a scan of every host like the bound
+(`Variant`, `VARIANTS`): what a control plane knows of its residents (when each came: with
+heavy-tailed lifetimes an old instance is likely to live long), other uses of the bound's
+knowledge, hard reserves (admission control: a smaller plan refused rather than take one of the
+last hosts able to take its model's largest plan) and a soft drain (hosts kept from smaller
+plans after a refusal of the largest); 1-GPU refusals and all refusals are shown beside the
+multi-GPU ones, since a reserve refuses 1-GPU requests.
+
+    .venv/bin/python bench/workload.py --variants      # ~40 min on a busy 2-core machine
+
 The counts under churn are totals over the seeds (one seed's count swings by 2-3x with the
 heavy-tailed lifetimes), the ratios are ratios of those totals, with the range of the per-seed
 ratios beside them.
@@ -51,7 +61,7 @@ from placement import stranded, table
 from gpucloud.catalog import load_catalog
 from gpucloud.domain.catalog import Plan
 from gpucloud.domain.fleet_index import Fleet
-from gpucloud.domain.numa_fit import best_fit
+from gpucloud.domain.numa_fit import HostShape, Need, after, best_fit, fill_count
 from gpucloud.domain.placement import (
     HostState,
     NoRoom,
@@ -75,6 +85,19 @@ MIXES = {  # share of arrivals per GPU count
 }
 POLICIES = ("pack", "pack (workload mix)", "first-fit", "spread", "random")
 CLAIRVOYANT = "pack, clairvoyant"
+# Under churn, with --variants: pack changed in one way (see `Variant`): row -> (how, share, whether
+# the variant's preference comes before pack's fullness rather than after it)
+VARIANTS = {
+    "pack, clairvoyant (before fullness)": ("clairvoyant", 0.0, True),
+    "pack, clairvoyant (latest)": ("clairvoyant, latest", 0.0, False),
+    "pack, oldest resident": ("oldest", 0.0, False),
+    "pack, oldest resident (before fullness)": ("oldest", 0.0, True),
+    "pack, oldest resident (1-GPU)": ("oldest, 1-GPU", 0.0, False),
+    "pack, hard reserve 5 %": ("reserve", 0.05, False),
+    "pack, hard 1-GPU reserve 5 %": ("reserve, 1-GPU", 0.05, False),
+    "pack, hard 1-GPU reserve 20 %": ("reserve, 1-GPU", 0.2, False),
+    "pack, drain 1 host": ("drain", 1, False),
+}
 LOAD = 1.1
 LIFETIMES = 12.0
 STEADY_AFTER = 2.0
@@ -179,13 +202,15 @@ def churn(policy: str, size: int, mix: dict[int, float], seed: int, lifetimes: f
           load: float = LOAD) -> dict:
     hosts = fleet(size, seed)
     gen = Generator(hosts, mix, load, seed)
-    config = config_for("pack" if policy == CLAIRVOYANT else policy, gen, seed)
-    index = Fleet(hosts, config) if policy != CLAIRVOYANT else Clairvoyant(hosts, config)
+    how, share, early = ("clairvoyant", 0.0, False) if policy == CLAIRVOYANT else VARIANTS.get(policy, ("", 0, False))
+    config = config_for("pack" if how else policy, gen, seed)
+    index = Variant(hosts, config, gen.plans, how, share, early) if how else Fleet(hosts, config)
     free = free_by_model(hosts)
     total = sum(free.values())
     needs = [PlacementRequest.for_plan(p, REGION).need for p in gen.plans]
     departures: list = []
-    n = dict.fromkeys(("multi", "multi_with_room", "four", "four_with_room"), 0)
+    n = dict.fromkeys(("multi", "multi_with_room", "four", "four_with_room", "one", "one_refused", "one_with_room",
+                       "all", "all_refused", "all_with_room"), 0)
     allocation, strand = [], []
     next_sample = next_strand = STEADY_AFTER * gen.mean
     for k, arrival in enumerate(gen.arrivals(lifetimes * gen.mean)):
@@ -194,22 +219,25 @@ def churn(policy: str, size: int, mix: dict[int, float], seed: int, lifetimes: f
             index.release(gone)
             free[model] += len(gone.gpu_addresses)
         plan = arrival.plan
-        if isinstance(index, Clairvoyant):
-            index.leaves_at = arrival.at + arrival.lifetime
+        if isinstance(index, Variant):
+            index.now, index.leaves_at = arrival.at, arrival.at + arrival.lifetime
         result = index.place(PlacementRequest.for_plan(plan, REGION))
         placed = isinstance(result, Placement)
+        refused_with_room = not placed and free[plan.gpu_model] >= plan.gpus
         if placed:
             index.apply(result)
             heapq.heappush(departures, (arrival.at + arrival.lifetime, k, result, plan.gpu_model))
             free[plan.gpu_model] -= plan.gpus
         if arrival.at < STEADY_AFTER * gen.mean:
             continue
-        if plan.gpus > 1:
-            n["multi"] += 1
-            n["four"] += plan.gpus == 4
-            if not placed and free[plan.gpu_model] >= plan.gpus:
-                n["multi_with_room"] += 1
-                n["four_with_room"] += plan.gpus == 4
+        size = "multi" if plan.gpus > 1 else "one"
+        for counted in ("all", size):
+            n[counted] += 1
+            n[f"{counted}_with_room"] += refused_with_room
+        n["all_refused"] += not placed
+        n["one_refused"] += not placed and plan.gpus == 1
+        n["four"] += plan.gpus == 4
+        n["four_with_room"] += refused_with_room and plan.gpus == 4
         if arrival.at >= next_sample:
             allocation.append(1 - sum(free.values()) / total)
             next_sample += gen.mean / 10
@@ -222,41 +250,96 @@ def churn(policy: str, size: int, mix: dict[int, float], seed: int, lifetimes: f
         "multi_with_room_pct": n["multi_with_room"] / max(n["multi"], 1),
         "four_with_room": n["four_with_room"],
         "stranded": statistics.mean(strand),
+        **{k: n[k] for k in ("one_refused", "one_with_room", "all_refused", "all_with_room")},
     }
 
 
-class Clairvoyant:
-    """pack that knows when each instance leaves: among the hosts pack ranks alike up to its
-    fragmentation cost, the one whose busy time (its residents' last departure) grows least."""
+class Variant:
+    """`pack` over a scan of every host (not the index), changed in one way: what a choice at
+    placement time could add under churn (`VARIANTS`). Its decisions are pack's when unchanged."""
 
-    def __init__(self, hosts: list[HostState], config: PlacementConfig):
+    def __init__(self, hosts: list[HostState], config: PlacementConfig, plans: list[Plan], how: str, share: float,
+                 early: bool = False):
         self.states = {h.id: h for h in hosts}
-        self.config = config
-        self.leaves: dict[int, list[float]] = {h.id: [] for h in hosts}  # when each resident leaves
-        self.leaves_at = 0.0  # when the instance of the next request will leave
+        self.config, self.how, self.share, self.early = config, how, share, early
+        # per host, (arrival, departure) of each resident: what a control plane knows (its claims'
+        # times), and what none does (when it will leave)
+        self.residents: dict[int, dict[Placement, tuple[float, float]]] = {h.id: {} for h in hosts}
+        self.now = self.leaves_at = 0.0  # the next request's arrival and its instance's departure
+        self.hosts_of: dict[str, list[int]] = {}
+        for h in hosts:
+            for model in {g.model for n in h.nodes for g in n.gpus}:
+                self.hosts_of.setdefault(model, []).append(h.id)
+        self.largest: dict[str | None, Need] = {}  # per model, the largest plan's need
+        for need in (PlacementRequest.for_plan(p, REGION).need for p in plans):
+            self.largest[need.gpu_model] = max(self.largest.get(need.gpu_model, need), need)
+        self.kept: dict[str | None, set[int]] = {}  # "drain": hosts kept from smaller plans
 
     def place(self, request: PlacementRequest) -> Placement | NoRoom:
+        need = request.need
+        largest = self.largest[need.gpu_model]
+        smaller = need.gpus < largest.gpus and (need.gpus == 1 or not self.how.endswith("1-GPU"))
+        kept = self.kept.get(need.gpu_model, set()) if smaller else set()
+        # "reserve": the last hosts able to take the largest plan are not for smaller ones
+        guard = smaller and self.how.startswith("reserve") and sum(
+            self._takes(self.states[i].shape, largest) for i in self.hosts_of[need.gpu_model]
+        ) <= self.share * len(self.hosts_of[need.gpu_model])
         best = None
         for host in self.states.values():
-            fit = best_fit(host.shape, request.need, self.config)
+            fit = best_fit(host.shape, need, self.config)
             if fit is None:
                 continue
-            busy_until = max(self.leaves[host.id], default=0.0)
-            key = (fit.rank[:4], max(0.0, self.leaves_at - busy_until), fit.rank[4:], host.id)
+            if guard and self._takes(host.shape, largest) and not self._takes(after(host.shape, fit.assignment), largest):
+                continue
+            # pack's rank: (preference, span, distance, (fragmentation cost, *fullness))
+            head, (frag, *fullness) = fit.rank[:3], fit.rank[3]
+            cost = self._cost(host.id, need)
+            key = (host.id in kept, head, frag, *((cost, fullness) if self.early else (fullness, cost)), host.id)
             if best is None or key < best[0]:
                 best = (key, host, fit)
-        if best is None:
-            return NoRoom("no-room", "no host fits")
-        return materialise(best[1], best[2].assignment, request)
+        result = materialise(best[1], best[2].assignment, request) if best else NoRoom("no-room", "no host fits")
+        if self.how == "drain":
+            self._drain(need, result)
+        return result
+
+    def _takes(self, shape: HostShape, need: Need) -> bool:
+        return fill_count(shape, need, self.config) > 0
+
+    def _cost(self, host_id: int, need: Need) -> float:
+        """The variant's preference among hosts pack ranks alike up to its fragmentation cost."""
+        times = self.residents[host_id].values()
+        if self.how == "clairvoyant":  # how much longer the host stays busy
+            return max(0.0, self.leaves_at - max((leave for _, leave in times), default=0.0))
+        if self.how == "clairvoyant, latest":  # the host whose last resident leaves last
+            return -max((leave for _, leave in times), default=self.now)
+        if self.how == "oldest" or (self.how == "oldest, 1-GPU" and need.gpus == 1):
+            return min((start for start, _ in times), default=self.now)
+        return 0.0
+
+    def _drain(self, need: Need, result: Placement | NoRoom) -> None:
+        """After a refusal of a model's largest plan, keep the `share` hosts of the model with the
+        most free GPUs from smaller plans while another host fits them, until a largest plan lands."""
+        kept = self.kept.setdefault(need.gpu_model, set())
+        if isinstance(result, Placement):
+            kept.discard(result.host_id)
+            return
+        if need.gpus < self.largest[need.gpu_model].gpus:
+            return
+        free = []
+        for i in self.hosts_of[need.gpu_model]:
+            n = sum(1 for node in self.states[i].nodes for g in node.gpus if g.model == need.gpu_model)
+            if n and i not in kept:
+                # the most free GPUs, then the youngest residents (the likeliest to leave soon)
+                free.append((-n, -min((start for start, _ in self.residents[i].values()), default=self.now), i))
+        kept.update(i for _, _, i in sorted(free)[: max(0, int(self.share) - len(kept))])
 
     def apply(self, placement: Placement) -> None:
         self.states[placement.host_id] = apply(self.states[placement.host_id], placement)
-        self.leaves[placement.host_id].append(self.leaves_at)
+        self.residents[placement.host_id][placement] = (self.now, self.leaves_at)
 
     def release(self, placement: Placement) -> None:
         self.states[placement.host_id] = release(self.states[placement.host_id], placement)
-        # departures come in time order: the one leaving is the host's earliest
-        self.leaves[placement.host_id].remove(min(self.leaves[placement.host_id]))
+        del self.residents[placement.host_id][placement]
 
     def hosts(self) -> list[HostState]:
         return list(self.states.values())
@@ -266,9 +349,10 @@ def medians(runs: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def churn_rows(runs: dict[str, list[dict]]) -> list[list[str]]:
+def churn_rows(runs: dict[str, list[dict]], every_size: bool = False) -> list[list[str]]:
     """One row per policy: mean allocation over the seeds, refusals summed over them, and the
-    ratio of those sums to first-fit's (with the per-seed ratios' range)."""
+    ratio of those sums to first-fit's (with the per-seed ratios' range); with `every_size`, the
+    1-GPU and all refusals too (a reserve refuses 1-GPU requests)."""
     base = runs["first-fit"]
     base_total = sum(r["multi_with_room"] for r in base)
     rows = []
@@ -281,7 +365,14 @@ def churn_rows(runs: dict[str, list[dict]]) -> list[list[str]]:
                      f"{total / base_total:.2f}" if base_total else "-",
                      f"{min(per_seed):.2f}-{max(per_seed):.2f}" if per_seed else "-",
                      f"{sum(r['four_with_room'] for r in rs):,}", f"{statistics.mean(r['stranded'] for r in rs):.2%}"])
+        if every_size:
+            rows[-1][-1:] = [f"{sum(r[f'{k}_refused'] for r in rs):,} ({sum(r[f'{k}_with_room'] for r in rs):,})"
+                             for k in ("one", "all")]
     return rows
+
+
+CHURN_HEADER = ["policy", "mean GPU alloc", "multi-GPU refused with room", "% of multi-GPU", "vs first-fit",
+                "per seed", "4-GPU refused with room", "stranded GPUs"]
 
 
 def main() -> None:
@@ -290,13 +381,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--lifetimes", type=float, default=LIFETIMES, help="length of the churn run, in mean lifetimes")
     parser.add_argument("--mix", choices=list(MIXES), action="append", help="size mix(es) to run (default: all)")
+    parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--no-clairvoyant", action="store_true", help="leave out the bound (a scan of every host)")
+    parser.add_argument("--variants", action="store_true",
+                        help="churn only: first-fit, pack, the bound and pack's variants (VARIANTS), refusals of every size")
     args = parser.parse_args()
-    seeds = range(1, args.seeds + 1)
-    print(f"# workload benchmark: {args.hosts} GPU hosts, seeds 1-{args.seeds}\n")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(f"# workload benchmark: {args.hosts} GPU hosts, seeds {seeds[0]}-{seeds[-1]}\n")
     for name in args.mix or list(MIXES):
         mix = MIXES[name]
         print(f"## {name} ({', '.join(f'{g} GPU {w:.0%}' for g, w in mix.items())})\n")
+        if args.variants:
+            churned = {p: [churn(p, args.hosts, mix, s, args.lifetimes) for s in seeds]
+                       for p in ("first-fit", "pack", CLAIRVOYANT, *VARIANTS)}
+            print(table([*CHURN_HEADER[:-1], "1-GPU refused (with room)", "all refused (with room)"],
+                        churn_rows(churned, every_size=True)))
+            print()
+            continue
         filled = {p: medians([fill(p, args.hosts, mix, s) for s in seeds]) for p in POLICIES}
         sizes = sorted(mix)
         print("Fill until full: GPU allocation when the first request of each size is refused, and at the end "
@@ -308,8 +409,7 @@ def main() -> None:
         churned = {p: [churn(p, args.hosts, mix, s, args.lifetimes) for s in seeds] for p in policies}
         print(f"\nChurn at {LOAD}x load, {args.lifetimes:g} mean lifetimes, from {STEADY_AFTER:g} on "
               f"(refusals summed over the seeds)\n")
-        print(table(["policy", "mean GPU alloc", "multi-GPU refused with room", "% of multi-GPU", "vs first-fit",
-                     "per seed", "4-GPU refused with room", "stranded GPUs"], churn_rows(churned)))
+        print(table(CHURN_HEADER, churn_rows(churned)))
         print()
 
 

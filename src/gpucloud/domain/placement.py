@@ -324,8 +324,9 @@ class StalePlacement(ValueError):
 
 
 # `random` first tries this many hosts of its pool (`tried`), drawn uniformly, before it draws
-# among the tied hosts themselves: with 1 host in 7 tied (a CPU-only host for a plan without
-# GPUs on the bench's fleet), the tied ones are listed in 1 decision in 140,000.
+# among the tied hosts themselves: with half the pool tied they are listed in 1 decision in
+# 4 billion, with 1 in 7 in 1 in 139, with 1 in 50 in 1 in 2 (3.1 tries a decision on the
+# bench's churn at 10,000 hosts).
 DRAW_TRIES = 32
 
 
