@@ -8,19 +8,24 @@ that changed moves between buckets, and only a shape never seen before costs a r
 
 `first-fit` and `random` rank hosts by the placement rules alone, so thousands of shapes tie
 on the best rank: for them the index keeps, instead of a heap of shapes, per request and rank
-the sorted ids of the hosts on that rank (a handful of ranks), so the lowest id (`first-fit`)
-or the i-th (`random`'s uniform draw) is read at once instead of walking the tied shapes; a
-shape leaves them as soon as its last host does. Their rank is the rules' alone, so where one
-NUMA node takes the whole request (a plan without GPUs on a CPU-only host, a GPU plan on one
-node) `numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
+the sorted ids of the hosts on that rank (a handful of ranks), so `first-fit` reads the lowest
+id at once instead of walking the tied shapes; a shape leaves them as soon as its last host
+does. `random` (`placement.draw`) tries hosts of a pool kept sorted per region
+(`placement.pools`), tells a tried host is tied from its shape's rank, and reads the ids only
+if every try misses; a plan without GPUs' first call under it ranks one CPU-only host on the
+lowest rank and leaves the other CPU-only shapes pending (PENDING_CHUNK a call later, all at
+once if a draw must list them). Their rank is the rules' alone, so where one NUMA node takes
+the whole request (a plan without GPUs on a CPU-only host, a GPU plan on one node)
+`numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
 bucket: a request's first ranking reads thousands of entries without scoring or looking up any.
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
 catalog ranks the whole region. A request of any other shape builds its heap on first use
-from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
-a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
-sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones
+from the shapes that can take it at all: the live shapes with free GPUs of its model (under
+spread read as their `gpu_floor` rises, from a list kept sorted per model), or for a plan
+without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept sorted,
+so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones
 (not even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
 (`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
@@ -34,16 +39,17 @@ Scoring is lazy, so that no work is spent on shapes that vanish before anyone as
 - new shapes are logged per region and scored for a request when that request comes next,
   or once it lags MAX_LAG shapes behind (no decision pays for a long backlog; the limits of
   the requests are staggered, so one change does not make every heap catch up at once);
-- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes; for a plan
-  without GPUs on a GPU host also pack's or spread's first costs) is already worse than the
-  best rank in the heap waits unscored in a second heap, and is scored once the best rank
-  reaches its floor. A standard plan thus never scores GPU hosts while GPU-less hosts have
-  room, and on GPU hosts (where a score costs `keeps_gpu_sales`' fills) scores one where no
-  node without free GPUs has room only when no such node takes it elsewhere, under pack one
-  with more free GPUs than the best only when the best has as many, and under pack and spread
-  one tied with the best on free cores only when the cores of its nodes without free GPUs tie
-  too. A new request's GPU hosts wait on the lowest floor a GPU host can have, and get their
-  own when the best rank reaches it.
+- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes and their
+  least distance, under spread a GPU host's free GPUs and cores; for a plan without GPUs on a
+  GPU host also pack's or spread's first costs) is already worse than the best rank in the
+  heap waits unscored in a second heap, and is scored once the best rank reaches its floor.
+  A standard plan thus never scores GPU hosts while GPU-less hosts have room, and on GPU
+  hosts (where a score costs `keeps_gpu_sales`' fills) scores one where no node without free
+  GPUs has room only when no such node takes it elsewhere, under pack one with more free GPUs
+  than the best only when the best has as many, and under pack and spread one tied with the
+  best on free cores only when the cores of its nodes without free GPUs tie too. A new
+  request's GPU hosts wait on the lowest floor a GPU host can have, and get their own when
+  the best rank reaches it.
 """
 
 from __future__ import annotations
@@ -56,7 +62,6 @@ from itertools import count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
-    CPU_HOST,
     GPU_HOST_NODE_WITHOUT_GPUS,
     Assignment,
     HostShape,
@@ -83,6 +88,8 @@ from gpucloud.domain.placement import (
     materialise,
     no_room,
     place_pinned,
+    pool_of,
+    pools,
     release,
 )
 
@@ -124,9 +131,8 @@ def _models(shape: HostShape) -> set[str]:
 
 
 def _pools(shape: HostShape) -> list[tuple[str, str | None]]:
-    """The pools of `random`'s tries a host of this shape is in (`placement.tried`)."""
-    models = [model for model, _ in shape.installed] or [""]
-    return [(shape.region, None), *((shape.region, model) for model in models)]
+    """The pools of `random`'s tries a host of this shape is in (`placement.pools`), per region."""
+    return [(shape.region, pool) for pool in pools(shape)]
 
 
 class Fleet:
@@ -645,8 +651,7 @@ class Fleet:
             if self.config.policy == "first-fit":
                 host = self._hosts[ids[0]]
             else:
-                model = request.gpu_model if request.gpus else None if rank[0] != CPU_HOST else ""
-                pool = self._pools[(request.region, model)]
+                pool = self._pools[(request.region, pool_of(key[1], rank))]
                 self._drawing = (key, rank)
                 host = self._hosts[draw(self.config, pool, self._drawn_tied, self._drawn_listed)]
             # the host's fit found again: keeping them all would cost more (thousands of hosts

@@ -79,12 +79,14 @@ __all__ = [
     "apply",
     "build_host_state",
     "demand_mix",
+    "draw",
     "learned_weights",
     "parse_demand_mix",
-    "draw",
     "place",
-    "tried",
+    "pool_of",
+    "pools",
     "release",
+    "tried",
 ]
 
 POLICIES = ("pack", "spread", "first-fit", "random")
@@ -330,14 +332,25 @@ class StalePlacement(ValueError):
 DRAW_TRIES = 32
 
 
-def tried(need: Need, rank: tuple, shape: HostShape) -> bool:
-    """Whether `random` tries a host of the region with this shape (`draw`) when the best rank
-    is `rank`: for a GPU plan those with GPUs of its model installed, for a plan without GPUs
-    the CPU-only hosts if it ranks one of them best (preference CPU_HOST), else every host; a
-    pool that holds every host on that rank."""
+def pool_of(need: Need, rank: tuple) -> str | None:
+    """Which hosts of the region `random` tries (`draw`) when the best rank is `rank`: for a GPU
+    plan those with GPUs of its model installed (the model), for a plan without GPUs the
+    CPU-only hosts ("") if it ranks one of them best (preference CPU_HOST), else every host
+    (None); a pool that holds every host on that rank."""
     if need.gpus:
-        return count_of(shape.installed, need.gpu_model) > 0
-    return rank[0] != CPU_HOST or not shape.installed
+        return need.gpu_model
+    return "" if rank[0] == CPU_HOST else None
+
+
+def pools(shape: HostShape) -> tuple[str | None, ...]:
+    """The pools (`pool_of`) a host of this shape is in: every host's, and those of its GPU
+    models or, with none installed, the CPU-only hosts'."""
+    return (None, *(model for model, _ in shape.installed)) if shape.installed else (None, "")
+
+
+def tried(need: Need, rank: tuple, shape: HostShape) -> bool:
+    """Whether `random` tries a host of this shape when the best rank is `rank` (`pool_of`)."""
+    return pool_of(need, rank) in pools(shape)
 
 
 def draw(
