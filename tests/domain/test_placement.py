@@ -355,6 +355,17 @@ def test_random_does_not_stick_to_the_host_it_just_used():
     assert sum((counts[i] - 300) ** 2 / 300 for i in range(1, 11)) < CHI2_9_P001
 
 
+def test_random_is_uniform_over_the_tied_hosts_among_the_others_it_tries():
+    """`draw` tries hosts of its pool, most of them not tied (a 2-GPU plan ranks one node first:
+    1 host in 20 has two GPUs on one), before it lists the tied ones (1 decision in 5): each
+    tied host is still drawn 1 time in 10, whichever way it was found."""
+    hosts = [host(i, topology((2, 2) if i % 20 == 0 else (1, 1))) for i in range(1, 201)]
+    fleet = Fleet(hosts, PlacementConfig(policy="random", seed=7))
+    counts = Counter(placed(fleet.place(gpu_request(2))).host_id for _ in range(5000))
+    assert set(counts) == set(range(20, 201, 20))
+    assert sum((counts[i] - 500) ** 2 / 500 for i in range(20, 201, 20)) < CHI2_9_P001
+
+
 def test_random_draws_among_the_hosts_the_fleet_still_has_in_the_region():
     """`random` tries hosts of the region before it lists the tied ones: the index's list of the
     region's hosts follows hosts removed or moved to another region, as `place` sees them."""

@@ -31,7 +31,7 @@ from gpucloud.domain.numa_fit import (
     rank_floor,
     rules_rank,
 )
-from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place
+from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place, tried
 from gpucloud.domain.topology import HostTopology
 from tests.domain.test_placement import POLICIES, cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
 
@@ -171,6 +171,26 @@ def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_coun
                 assert fleet.apply(got).shape == after(before.shape, fit.assignment)
                 live.append(got)
         check_claims(fleet.hosts(), live, config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=configs, ops=operations, statuses=statuses, cpu_only_host=st.booleans())
+def test_random_tries_every_host_on_the_best_rank(config, ops, statuses, cpu_only_host):
+    """`draw` is uniform over the tied hosts only if its pool (`tried`) holds every one of them,
+    for GPU plans and for plans without GPUs, with and without a CPU-only host to rank best."""
+    hosts = fresh_hosts(statuses, cpu_only_host)
+    for op, arg in ops:
+        if op != "create":
+            continue
+        need = REQUESTS[arg].need
+        fits = {h.id: best_fit(h.shape, need, config.for_host(h)) for h in hosts}
+        ranks = [fit.rank for fit in fits.values() if fit is not None]
+        if ranks:
+            assert all(tried(need, min(ranks), h.shape) for h in hosts
+                       if (fit := fits[h.id]) is not None and fit.rank == min(ranks))
+        got = place(REQUESTS[arg], hosts, config)
+        if isinstance(got, Placement):
+            hosts = [apply(h, got) if h.id == got.host_id else h for h in hosts]
 
 
 @settings(max_examples=40, deadline=None)
