@@ -375,6 +375,8 @@ class Fleet:
         # GPU plans no node takes whole: new to the request, so queued without `_queue`'s checks
         best, waiting, queued = self._top(key), self._waiting[key], self._queued[key]
         for shape, rooms in rest:
+            if shape not in self._buckets or self._seen(key, shape):  # a pending entry, gone or queued since
+                continue
             floor = rank_floor(shape, need, self.config.for_host(shape), rooms)
             queued.add(shape)
             if best is not None and floor > best[: len(floor)]:
@@ -410,7 +412,9 @@ class Fleet:
         self._read[key] = len(self._log.setdefault(region, []))
         if need.gpus:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
-            if self._by_rank:
+            if self._by_rank and self.config.policy == "random" and lazy:
+                self._rank_first(key, [self._entry[shape] for shape in shapes])
+            elif self._by_rank:
                 self._rank_at_once(key, [self._entry[shape] for shape in shapes])
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
                 self._unread[key] = [iter(self._by_gpus.get((region, need.gpu_model or ""), [])[:]), None]
@@ -440,17 +444,20 @@ class Fleet:
         return heap
 
     def _rank_first(self, key: Key, entries: list[Entry]) -> None:
-        """random, a plan without GPUs, a first ranking: rank the first CPU-only entry that takes
-        it and leave the others pending (ranked `PENDING_CHUNK` a call later on): that rank is
-        the lowest there is (`rules_rank`), so it is the best, and `_on_best` tells which
-        other hosts share it without ranking them."""
+        """random, a first ranking: rank the first entry one node of which takes the request
+        whole (a CPU-only host for a plan without GPUs) and leave the others pending (ranked
+        `PENDING_CHUNK` a call later on): that rank is the lowest there is (`rules_rank`), so
+        it is the best, and `_on_best` tells which other hosts share it without ranking them.
+        Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
             rank = rules_rank(shape, rooms, need)
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
-                self._pending[key] = [entries, position + 1, rank]
+                self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
                 return
+        if need.gpus:
+            self._rank_at_once(key, entries)
 
     def _rank_pending(self, key: Key, count: int | None = None) -> None:
         """Rank `count` more of the entries a first ranking left pending (None: all of them)."""
@@ -474,7 +481,7 @@ class Fleet:
         if mine is not None:
             return mine == rank
         shape = self._shape_of[host_id]
-        if key in self._pending and not shape.installed:  # maybe among the pending entries
+        if key in self._pending and (key[1].gpus or not shape.installed):  # maybe pending
             return rules_rank(shape, self._entry[shape][3], key[1]) == rank
         return False  # waiting on a floor above the best rank, or no fit
 
