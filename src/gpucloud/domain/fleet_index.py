@@ -14,6 +14,10 @@ shape leaves them as soon as its last host does. Their rank is the rules' alone,
 NUMA node takes the whole request (a plan without GPUs on a CPU-only host, a GPU plan on one
 node) `numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
 bucket: a request's first ranking reads thousands of entries without scoring or looking up any.
+`random` does not even read them: it draws by trying hosts of a pool that holds every tied one
+(`placement.draw`, `placement.tried`) and tells a tried host is tied from its shape, so a first
+call ranks the first host on the lowest rank there is and leaves the others pending, ranked
+PENDING_CHUNK a call later (all at once if a draw must list them).
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
@@ -24,9 +28,11 @@ sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-l
 (not even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
 (`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
-first call: they are read in that order from a list kept sorted by free cores, skipped where
-no node has room (`cell_rooms`), and scored only until the best rank found beats the floor of
-the next; later calls read MAX_LAG more each, so the request soon ranks them all (scored as
+first call: they are read in that order from lists kept sorted by free cores (one per class
+of cell memory room, merged: the classes without room for the memory are not read), skipped
+where no node has room (`cell_rooms`), and scored only until the best rank found beats the
+floor of the next (spread reads a GPU plan's hosts the same way, kept sorted per model on
+`gpu_floor`); later calls read MAX_LAG more each, so the request soon ranks them all (scored as
 they change, not in a burst when the best rank reaches many shapes tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
