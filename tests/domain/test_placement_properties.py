@@ -277,8 +277,8 @@ gpu_host_ops = st.lists(st.one_of(
 @pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS], ids=["two-node", "many-node"])
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
 @settings(max_examples=150, deadline=None)
-@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans())
-def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm):
+@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans(), chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
+def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm, chunk):
     requests = [cpu_request(v, g, dedicated=d) for v in (1, 2, 4) for g in (1, 2, 8) for d in (False, True)]
     plans = [replace(PLANS[0], id=f"cpu-{k}", type_class="dedicated" if r.dedicated else "standard", vcpus=r.vcpus,
                      memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
@@ -286,8 +286,9 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
                              plans=tuple(plans) if warm else ())
     fleet = Fleet(hosts, config)
     fleet.warm("r1")
-    answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1]) if op == "gpu"
-                     else cpu_request(arg[0], arg[1], dedicated=arg[2]))
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk):  # random: a GPU plan's first call leaves hosts pending
+        answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
+                         if op == "gpu" else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])

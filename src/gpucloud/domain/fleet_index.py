@@ -10,30 +10,31 @@ that changed moves between buckets, and only a shape never seen before costs a r
 on the best rank: for them the index keeps, instead of a heap of shapes, per request and rank
 the sorted ids of the hosts on that rank (a handful of ranks), so `first-fit` reads the lowest
 id at once instead of walking the tied shapes; a shape leaves them as soon as its last host
-does. `random` (`placement.draw`) tries hosts of a pool kept sorted per region
-(`placement.pools`), tells a tried host is tied from its shape's rank, and reads the ids only
-if every try misses; a plan without GPUs' first call under it ranks one CPU-only host on the
-lowest rank and leaves the other CPU-only shapes pending (PENDING_CHUNK a call later, all at
-once if a draw must list them). Their rank is the rules' alone, so where one NUMA node takes
-the whole request (a plan without GPUs on a CPU-only host, a GPU plan on one node)
-`numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
-bucket: a request's first ranking reads thousands of entries without scoring or looking up any.
+does. Their rank is the rules' alone, so where one NUMA node takes the whole request (a plan
+without GPUs on a CPU-only host, a GPU plan on one node) `numa_fit.rules_rank` gives it from
+the shape's `cell_rooms`, kept in its entry with its bucket: a request's first ranking reads
+thousands of entries without scoring or looking up any. `random` does not even read them: it
+draws by trying hosts of a pool that holds every tied one (`placement.draw`;
+`placement.pools`, kept sorted per region) and tells a tried host is tied from its shape, so a
+first call ranks the first host on the lowest rank there is and leaves the others pending,
+ranked PENDING_CHUNK a call later (all at once if a draw must list them).
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
 catalog ranks the whole region. A request of any other shape builds its heap on first use
-from the shapes that can take it at all: the live shapes with free GPUs of its model (under
-spread read as their `gpu_floor` rises, from a list kept sorted per model), or for a plan
-without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept sorted,
-so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones
-(not even listed one by one until the best rank reaches the lowest floor a GPU host can have).
+from the shapes that can take it at all: the live shapes with free GPUs of its model, or for
+a plan without GPUs those where one NUMA node has its memory free (`cell_memory_room`; kept
+sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones (not
+even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
 (`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
-first call: they are read in that order from lists kept sorted by free cores (one per class of
-cell memory room and threads per core, merged on their floors), skipped where no node has room
-(`cell_rooms`), and scored only until the best rank found beats the floor of the next; later
-calls read MAX_LAG more each, so the request soon ranks them all (scored as they change, not
-in a burst when the best rank reaches many shapes tied on cores).
+first call: they are read in that order from lists kept sorted by free cores (one per class
+of cell memory room and threads per core, merged on their floors: the classes without room
+for the memory are not read), skipped where no node has room (`cell_rooms`), and scored only
+until the best rank found beats the floor of the next (spread reads a GPU plan's hosts the
+same way, kept sorted per model on `gpu_floor`); later calls read MAX_LAG more each, so the
+request soon ranks them all (scored as they change, not in a burst when the best rank
+reaches many shapes tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -384,6 +385,8 @@ class Fleet:
         # GPU plans no node takes whole: new to the request, so queued without `_queue`'s checks
         best, waiting, queued = self._top(key), self._waiting[key], self._queued[key]
         for shape, rooms in rest:
+            if shape not in self._buckets or self._seen(key, shape):  # a pending entry, gone or queued since
+                continue
             floor = rank_floor(shape, need, self.config.for_host(shape), rooms)
             queued.add(shape)
             if best is not None and floor > best[: len(floor)]:
@@ -419,7 +422,9 @@ class Fleet:
         self._read[key] = len(self._log.setdefault(region, []))
         if need.gpus:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
-            if self._by_rank:
+            if self._by_rank and self.config.policy == "random" and lazy:
+                self._rank_first(key, [self._entry[shape] for shape in shapes])
+            elif self._by_rank:
                 self._rank_at_once(key, [self._entry[shape] for shape in shapes])
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
                 self._unread[key] = [iter(self._by_gpus.get((region, need.gpu_model or ""), [])[:]), None]
@@ -447,17 +452,20 @@ class Fleet:
         return heap
 
     def _rank_first(self, key: Key, entries: list[Entry]) -> None:
-        """random, a plan without GPUs, a first ranking: rank the first CPU-only entry that takes
-        it and leave the others pending (ranked `PENDING_CHUNK` a call later on): that rank is
-        the lowest there is (`rules_rank`), so it is the best, and `_on_best` tells which
-        other hosts share it without ranking them."""
+        """random, a first ranking: rank the first entry one node of which takes the request
+        whole (a CPU-only host for a plan without GPUs) and leave the others pending (ranked
+        `PENDING_CHUNK` a call later on): that rank is the lowest there is (`rules_rank`), so
+        it is the best, and `_on_best` tells which other hosts share it without ranking them.
+        Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
             rank = rules_rank(shape, rooms, need)
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
-                self._pending[key] = [entries, position + 1, rank]
+                self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
                 return
+        if need.gpus:
+            self._rank_at_once(key, entries)
 
     def _rank_pending(self, key: Key, count: int | None = None) -> None:
         """Rank `count` more of the entries a first ranking left pending (None: all of them)."""
@@ -481,7 +489,7 @@ class Fleet:
         if mine is not None:
             return mine == rank
         shape = self._shape_of[host_id]
-        if key in self._pending and not shape.installed:  # maybe among the pending entries
+        if key in self._pending and (key[1].gpus or not shape.installed):  # maybe pending
             return rules_rank(shape, self._entry[shape][3], key[1]) == rank
         return False  # waiting on a floor above the best rank, or no fit
 
