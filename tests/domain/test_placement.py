@@ -366,6 +366,17 @@ def test_random_is_uniform_over_the_tied_hosts_among_the_others_it_tries():
     assert sum((counts[i] - 500) ** 2 / 500 for i in range(20, 201, 20)) < CHI2_9_P001
 
 
+def test_random_draws_hosts_whose_gpus_have_no_numa_node_under_legacy_on_a_first_call():
+    """Under `legacy`, host 2's GPUs without a NUMA node take a 1-GPU plan on one node as host 1's
+    do (rank (0, 1, 0, ())): the index's first call ranks host 1 and leaves host 2 pending, and
+    must still tell it is tied when a draw tries it (it never drew host 2 when it did not)."""
+    hosts = [host(1, topology((2, 0))), host(2, topology((0, 0), unknown_gpus=2))]
+    for seed in range(10):
+        config = PlacementConfig(policy="random", numa_unknown_policy="legacy", seed=seed)
+        request = gpu_request(1, vcpus=2, memory_gib=4)
+        assert Fleet(hosts, config).place(request) == place(request, hosts, replace(config))
+
+
 def test_random_draws_among_the_hosts_the_fleet_still_has_in_the_region():
     """`random` tries hosts of the region before it lists the tied ones: the index's list of the
     region's hosts follows hosts removed or moved to another region, as `place` sees them."""

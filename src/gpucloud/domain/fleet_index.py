@@ -333,7 +333,7 @@ class Fleet:
         # seen would only grow (and slow the garbage collector) in a long-running process.
         need = key[1]
         if self._by_rank and (need.gpus or not shape.installed):
-            rank = rules_rank(shape, self._entry[shape][3], need)
+            rank = rules_rank(shape, self._entry[shape][3], need, self.config.for_host(shape))
             if rank is None and need.gpus:  # not on one node: maybe across nodes
                 fit = choose(shape, need, self.config.for_host(shape))
                 rank = fit.rank if fit is not None else None
@@ -371,7 +371,7 @@ class Fleet:
         ids: list[int] = []
         last, rest = None, []
         for _, _, shape, rooms, bucket, ranks in entries:
-            rank = rules_rank(shape, rooms, need)
+            rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
             if rank is None:
                 if need.gpus:
                     rest.append((shape, rooms))
@@ -459,7 +459,7 @@ class Fleet:
         Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
-            rank = rules_rank(shape, rooms, need)
+            rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
@@ -490,7 +490,7 @@ class Fleet:
             return mine == rank
         shape = self._shape_of[host_id]
         if key in self._pending and (key[1].gpus or not shape.installed):  # maybe pending
-            return rules_rank(shape, self._entry[shape][3], key[1]) == rank
+            return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape)) == rank
         return False  # waiting on a floor above the best rank, or no fit
 
     def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[Entry]:

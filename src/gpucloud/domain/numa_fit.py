@@ -439,7 +439,7 @@ def rank_floor(
             break
     if cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus:
         span = 1
-    elif span == 1 and rooms is not None and rules_rank(shape, rooms, need) is None:
+    elif span == 1 and rooms is not None and rules_rank(shape, rooms, need, cfg) is None:
         span = 2
     distance = 0
     if 1 < span < FALLBACK_SPAN:
@@ -541,14 +541,17 @@ def _shared_room(node: NodeShape, tpc: int, ratio: float) -> int:
     return room
 
 
-def rules_rank(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need) -> tuple | None:
+def rules_rank(
+    shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need, cfg: PlacementConfig
+) -> tuple | None:
     """Under first-fit and random (no policy cost): the host's rank when one NUMA node takes the
     whole request, found without `choose` from its `cell_rooms`. Such a fit ranks (CPU_HOST or
     0, 1, 0, ()), the lowest rank the request can have: a plan without GPUs on a CPU-only host,
-    a GPU plan taking its GPUs, cores and memory from that node. None when no node has room
-    for it whole: a plan without GPUs then fits nowhere on the host, a GPU plan maybe across
-    nodes (only `choose` knows). Not for a plan without GPUs on a GPU host (its preference
-    is `keeps_gpu_sales`')."""
+    a GPU plan taking its GPUs, cores and memory from that node (or, under `legacy`, enough GPUs
+    without a NUMA node and that node's cores and memory: `candidates` ranks them alike). None
+    when no node has room for it whole: a plan without GPUs then fits nowhere on the host, a
+    GPU plan maybe across nodes (only `choose` knows). Not for a plan without GPUs on a GPU host
+    (its preference is `keeps_gpu_sales`')."""
     memory, vcpus = need.memory_mib, need.vcpus
     if not need.gpus:
         cpu = 2 if need.dedicated else 1
@@ -557,8 +560,9 @@ def rules_rank(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: 
                 return (CPU_HOST, 1, 0, ())
         return None
     model, wanted = need.gpu_model, need.gpus
+    unplaced = count_of(shape.unknown_gpus, model) >= wanted and cfg.numa_unknown_policy == "legacy"
     for node, room in zip(shape.nodes, rooms, strict=True):
-        if room[0] >= memory and room[2] >= vcpus and count_of(node.gpus, model) >= wanted:
+        if room[0] >= memory and room[2] >= vcpus and (unplaced or count_of(node.gpus, model) >= wanted):
             return (0, 1, 0, ())
     return None
 
