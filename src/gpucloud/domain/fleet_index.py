@@ -478,7 +478,8 @@ class Fleet:
             pending[1] = end
 
     def _tried_is_tied(self, host_id: int) -> bool:
-        return self._on_best(*self._drawing[:1], host_id, self._drawing[1])
+        """`draw`'s `tied` for the draw under way."""
+        return self._on_best(self._drawing[0], host_id, self._drawing[1])
 
     def _on_best(self, key: Key, host_id: int, rank: tuple) -> bool:
         """Whether the host is on the request's best rank (`rank`), known from its shape."""
@@ -672,10 +673,9 @@ class Fleet:
         return materialise(self._hosts[host_id], _assignment(kept), request)
 
     def _listed_now(self) -> list[int]:
-        return self._listed(*self._drawing)
-
-    def _listed(self, key: Key, rank: tuple) -> list[int]:
-        """The ids on the rank, every pending entry ranked first."""
+        """`draw`'s `listed` for the draw under way: the ids on its rank, every pending entry
+        ranked first."""
+        key, rank = self._drawing
         if key in self._pending:
             self._rank_pending(key)
         return self._members[key][rank]
