@@ -9,6 +9,7 @@ And the sellable figure is a promise: N creates succeed, the N+1th is refused.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import replace
 from unittest.mock import patch
@@ -233,6 +234,22 @@ def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
     with patch.object(fleet_index, "PENDING_CHUNK", chunk):
         answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
+
+
+@pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
+def test_a_long_churn_on_few_hosts_compacts_the_log_of_new_shapes_and_answers_as_place(policy):
+    """Each new bucket is logged for the requests to read; past 1,024 entries beyond twice the
+    live shapes the log drops what every request read or what is gone (`_compact`), and each
+    request's place in it must move with it: 2,400 churn steps on three hosts log a new bucket
+    every step or two, so it is compacted twice or more while four requests read it."""
+    rng = random.Random(1)
+    requests = [cpu_request(v, g, dedicated=d) for v, g, d in [(1, 1, False), (2, 2, True), (3, 1, True), (4, 4, False)]]
+    ops = [("delete", rng.randrange(1000)) if rng.random() < 0.45 else ("create", rng.randrange(len(requests)))
+           for _ in range(2400)]
+    fleet = Fleet([host(i, topology((0, 0), cores=16, memory_gib=64)) for i in range(1, 4)],
+                  PlacementConfig(policy=policy, seed=1))
+    answers_as_place(fleet, ops, lambda op, arg: requests[arg])
+    assert len(fleet._log["r1"]) < 1024  # it was compacted (the churn made more new buckets than that)
 
 
 def test_pack_reads_cpu_only_hosts_in_the_order_of_their_floors_whatever_their_threads_per_core():
