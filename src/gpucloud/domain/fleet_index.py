@@ -75,6 +75,7 @@ from gpucloud.domain.numa_fit import (
     cores_floor,
     gpu_floor,
     may_fit,
+    node_takes,
     rank_floor,
     rules_rank,
 )
@@ -599,10 +600,10 @@ class Fleet:
 
     def _cores_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
         """(floor, order, shape) of the GPU-less shapes among `entries` where a node has room for
-        the plan (`cell_rooms`), in their order (`cores_floor`'s, within one class)."""
-        memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
+        the plan (`node_takes`), in their order (`cores_floor`'s, within one class)."""
+        memory = need.memory_mib
         for _, order, most_memory, rooms, shape in entries:
-            if most_memory >= memory and any(room[0] >= memory and room[cpu] >= vcpus for room in rooms):
+            if most_memory >= memory and node_takes(rooms, need):
                 yield cores_floor(shape, need, self.config.for_host(shape)), order, shape
 
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:

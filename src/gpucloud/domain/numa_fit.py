@@ -541,6 +541,13 @@ def _shared_room(node: NodeShape, tpc: int, ratio: float) -> int:
     return room
 
 
+def node_takes(rooms: tuple[tuple[int, int, int], ...], need: Need) -> bool:
+    """Whether one NUMA node of a host with these `cell_rooms` has room for a plan without GPUs
+    (its memory and its shared or dedicated vCPUs): only then does the host fit it at all."""
+    memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
+    return any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
+
+
 def rules_rank(
     shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need, cfg: PlacementConfig
 ) -> tuple | None:
@@ -552,14 +559,9 @@ def rules_rank(
     when no node has room for it whole: a plan without GPUs then fits nowhere on the host, a
     GPU plan maybe across nodes (only `choose` knows). Not for a plan without GPUs on a GPU host
     (its preference is `keeps_gpu_sales`')."""
-    memory, vcpus = need.memory_mib, need.vcpus
     if not need.gpus:
-        cpu = 2 if need.dedicated else 1
-        for room in rooms:
-            if room[0] >= memory and room[cpu] >= vcpus:
-                return (CPU_HOST, 1, 0, ())
-        return None
-    model, wanted = need.gpu_model, need.gpus
+        return (CPU_HOST, 1, 0, ()) if node_takes(rooms, need) else None
+    memory, vcpus, model, wanted = need.memory_mib, need.vcpus, need.gpu_model, need.gpus
     unplaced = count_of(shape.unknown_gpus, model) >= wanted and cfg.numa_unknown_policy == "legacy"
     for node, room in zip(shape.nodes, rooms, strict=True):
         if room[0] >= memory and room[2] >= vcpus and (unplaced or count_of(node.gpus, model) >= wanted):
