@@ -493,13 +493,17 @@ def main() -> None:
                         help="the speed run on GPU hosts only, with plans without GPUs asked (3,000 churn operations; no quality run)")
     parser.add_argument("--policies", nargs="*", choices=POLICIES, default=POLICIES, help="the speed run's policies")
     args = parser.parse_args()
+    if args.no_speed and args.no_quality:
+        parser.error("--no-speed with --no-quality leaves nothing to run")
+    if args.gpu_only and (args.no_speed or args.quality_hosts):
+        parser.error("--gpu-only is a speed run only: it takes neither --no-speed nor --quality-hosts")
     quick, gpu_only = args.quick, args.gpu_only
     parser_sizes = args.hosts or ((1000, 10000) if not quick else (1000,))
     sizes, churn = (() if args.no_speed else parser_sizes), (1000 if quick else 3000 if gpu_only else 5000)
     q_size, q_lifetimes, seeds = (300, 5.0, 5) if not quick else (150, 4.0, 2)
     q_size = args.quality_hosts or q_size
 
-    print(f"# placement benchmark ({'quick' if quick else 'full'}) on {platform.processor() or platform.machine()}, "
+    print(f"# placement benchmark ({'quick' if quick else 'GPU hosts only' if gpu_only else 'full'}) on {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}\n")
     rows = []
     for size in sizes:

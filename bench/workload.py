@@ -386,6 +386,8 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true",
                         help="churn only: first-fit, pack, the bound and pack's variants (VARIANTS), refusals of every size")
     args = parser.parse_args()
+    if args.variants and args.no_clairvoyant:
+        parser.error("--variants always runs the clairvoyant bound beside the variants: drop --no-clairvoyant")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"# workload benchmark: {args.hosts} GPU hosts, seeds {seeds[0]}-{seeds[-1]}\n")
     for name in args.mix or list(MIXES):
