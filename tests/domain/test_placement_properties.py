@@ -325,6 +325,21 @@ def test_gpu_hosts_deferred_for_a_warmed_plan_come_before_gpu_hosts_waiting_on_h
                      else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
+def test_a_first_ranking_on_gpu_hosts_only_reads_them_in_the_order_of_their_floors():
+    """With no CPU-only host, a new plan without GPUs' first call reads the GPU hosts with a
+    node without free GPUs in `cores_order` (pack: free GPUs, then free cores) and stops once
+    the best rank beats the next floor. Pack's best is host 3 (its GPU reserved: 0 free, 16
+    cores) although hosts 1 (1 free GPU, 8 cores) and 2 (2 free GPUs, 12 cores) have fewer
+    cores: read in free cores alone, the first ranking scored host 1, stopped at host 2's floor
+    (2 free GPUs, above host 1's rank) and placed on host 1."""
+    hosts = [host(1, topology((1, 0), cores=4)), host(2, topology((2, 0), cores=6)),
+             host(3, topology((1, 0), cores=8), gpu_statuses={gpu_address(0, 0): "reserved"})]
+    config = PlacementConfig(policy="pack", demand_mix=tuple((p, 1.0) for p in PLANS))
+    request = cpu_request(2, 4, dedicated=True)
+    assert Fleet(hosts, config).place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 3
+
+
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
 node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
 

@@ -476,25 +476,43 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
     of free cores these floors rise on CPU-only hosts of one threads per core (pack's subtracts
     the cores the plan takes, which depend on it), so an index can read them in rank order
     (their floors stop at the host's cores: the node's would break that order)."""
-    cores = sum(n.cores for n in shape.nodes)
-    node_cores: list[int] = []  # of the nodes without free GPUs with room for it (GPU hosts)
     if not shape.installed:
-        preference = CPU_HOST
-    else:
-        tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
-        node_cores = [n.cores for n in shape.nodes
-                      if not n.gpus and isinstance(_single_part(n, need, tpc, ratio), Part)]
-        preference = GPU_HOST_NODE_WITHOUT_GPUS if node_cores else GPU_HOST_NODE_WITH_GPUS
-    if cfg.policy == "pack" and preference != GPU_HOST_NODE_WITH_GPUS:
-        free = sum(placeable_free(shape, cfg.numa_unknown_policy).values()) if shape.installed else 0
-        taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
-        if node_cores:
-            return (preference, 1, 0, (0.0, free, cores - taken, min(node_cores) - taken))
-        return (preference, 1, 0, (0.0, free, cores - taken))
+        return order_floor(CPU_HOST, cores_order(shape, cfg), shape.threads_per_core, need, cfg)
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    # the cores of the nodes without free GPUs with room for it
+    node_cores = [n.cores for n in shape.nodes if not n.gpus and isinstance(_single_part(n, need, tpc, ratio), Part)]
+    if not node_cores:
+        return (GPU_HOST_NODE_WITH_GPUS, 1, 0, (0, -sum(n.cores for n in shape.nodes))) if cfg.policy == "spread" \
+            else (GPU_HOST_NODE_WITH_GPUS, 1, 0)
+    head = order_floor(GPU_HOST_NODE_WITHOUT_GPUS, cores_order(shape, cfg), tpc, need, cfg)
+    if cfg.policy == "pack":
+        return (*head[:3], (*head[3], min(node_cores) - cores_for(need.vcpus, tpc) * need.dedicated))
     if cfg.policy == "spread":
-        if node_cores:
-            return (preference, 1, 0, (0, -cores, -max(node_cores)))
-        return (preference, 1, 0, (0, -cores))
+        return (*head[:3], (*head[3], -max(node_cores)))
+    return head
+
+
+def cores_order(shape: HostShape, cfg: PlacementConfig) -> tuple[int, int]:
+    """What `cores_floor` rises with on hosts of one kind (CPU-only, or GPU hosts where a node
+    without free GPUs has room: `order_floor`) and threads per core, ascending: (free GPUs,
+    free cores) under pack, (0, free cores negated) under spread, (0, 0) otherwise. An index may
+    keep hosts sorted on it to read them in the order of their floors."""
+    if cfg.policy == "pack":
+        return (sum(placeable_free(shape, cfg.numa_unknown_policy).values()), sum(n.cores for n in shape.nodes))
+    if cfg.policy == "spread":
+        return (0, -sum(n.cores for n in shape.nodes))
+    return (0, 0)
+
+
+def order_floor(preference: int, order: tuple[int, int], tpc: int, need: Need, cfg: PlacementConfig) -> tuple:
+    """(preference, 1, 0) and pack's or spread's first costs of a plan without GPUs on one node
+    of a host of this `cores_order` and threads per core: `cores_floor` on a CPU-only host, and
+    short of the node's cores on a GPU host where a node without free GPUs has room for it (a
+    lower bound of its rank, from the order alone)."""
+    if cfg.policy == "pack":
+        return (preference, 1, 0, (0.0, order[0], order[1] - cores_for(need.vcpus, tpc) * need.dedicated))
+    if cfg.policy == "spread":
+        return (preference, 1, 0, (0, order[1]))
     return (preference, 1, 0)
 
 
