@@ -62,7 +62,7 @@ import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
-from itertools import count
+from itertools import chain, count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
@@ -465,8 +465,11 @@ class Fleet:
             smallest = need.memory_mib.bit_length()
             lists = [(kind, tpc, items) for (kind, room, tpc), items in self._by_cores.get(region, {}).items()
                      if room >= smallest]
-            self._unread[key] = [heapq.merge(*(self._cores_floors(items[:], kind, tpc, need)
-                                               for kind, tpc, items in lists)), None]
+            # the CPU-only hosts' lists first (their floors are all lower): the GPU hosts' are not
+            # opened (a look at each list's first entries with room) while any of those is left
+            self._unread[key] = [chain.from_iterable(
+                heapq.merge(*(self._cores_floors(items[:], kind, tpc, need) for kind, tpc, items in lists
+                              if kind == first)) for first in (CPU_HOST, GPU_HOST_NODE_WITHOUT_GPUS)), None]
         else:
             for entry in self._with_room(region, False, need.memory_mib):
                 self._queue(key, entry[2])
