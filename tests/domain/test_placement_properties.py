@@ -22,6 +22,7 @@ from gpucloud.domain import fleet_index
 from gpucloud.domain.capacity import capacity_rows, sellable
 from gpucloud.domain.fleet_index import Fleet
 from gpucloud.domain.numa_fit import (
+    GPU_HOST_NODE_WITHOUT_GPUS,
     HostShape,
     Need,
     NodeShape,
@@ -348,28 +349,33 @@ node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40
 @given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
        ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["first-fit", "random"]),
        gpus=st.integers(0, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
-       dedicated=st.booleans(), numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2))
+       dedicated=st.booleans(), numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
+       gpu_host=st.booleans())
 def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nodes, tpc, ratio, policy, gpus, vcpus,
-                                                                            memory_mib, dedicated, numa, unknown):
+                                                                            memory_mib, dedicated, numa, unknown,
+                                                                            gpu_host):
     """`rules_rank` (first-fit and random rank hosts without `choose` with it) says what `choose`
     answers: the lowest rank when one node takes the request whole (with GPUs without a NUMA
-    node under `legacy`, a node's cores and memory beside them), None when none does (then a
-    plan without GPUs does not fit at all, a GPU plan only across nodes if anywhere)."""
+    node under `legacy`, a node's cores and memory beside them; a plan without GPUs on a GPU
+    host, a node without free GPUs that keeps every GPU plan as sellable), None when none does
+    (then a plan without GPUs does not fit a CPU-only host at all, a GPU plan only across nodes
+    if anywhere, a plan without GPUs a GPU host only on a worse preference if anywhere)."""
+    gpu_host = gpu_host or bool(gpus)
     shape = HostShape("r1", "active", tpc, tuple(
         NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
                   40 if pages else 0, shared, (10,) * len(nodes))
-        for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (("rtx6000", unknown),) if unknown and gpus else (),
-        (("rtx6000", 8),) if gpus else (), ())
+        for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (("rtx6000", unknown),) if unknown and gpu_host else (),
+        (("rtx6000", 8),) if gpu_host else (), ())
     config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio, numa_unknown_policy=numa)
     need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
     rank = rules_rank(shape, cell_rooms(shape, config), need, config)
     fit = choose(shape, need, config)
     if rank is not None:
         assert fit is not None and fit.rank == rank
-    elif not gpus:
+    elif not gpu_host:
         assert fit is None
     else:
-        assert fit is None or fit.rank > (0, 1, 0, ())
+        assert fit is None or fit.rank > ((0 if gpus else GPU_HOST_NODE_WITHOUT_GPUS), 1, 0, ())
 
 
 @settings(max_examples=400, deadline=None)

@@ -357,9 +357,9 @@ class Fleet:
         # Not the memoised `best_fit`: the heap keeps the rank, and a memo of every shape ever
         # seen would only grow (and slow the garbage collector) in a long-running process.
         need = key[1]
-        if self._by_rank and (need.gpus or not shape.installed):
+        if self._by_rank:
             rank = rules_rank(shape, self._entry[shape][3], need, self.config.for_host(shape))
-            if rank is None and need.gpus:  # not on one node: maybe across nodes
+            if rank is None and (need.gpus or shape.installed):  # maybe across nodes, or on a worse preference
                 fit = choose(shape, need, self.config.for_host(shape))
                 rank = fit.rank if fit is not None else None
             if rank is None:
@@ -370,10 +370,8 @@ class Fleet:
         fit = choose(shape, need, self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
-        elif not self._by_rank:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
         else:
-            self._rank(key, shape, fit.rank)
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
 
     def _rank(self, key: Key, shape: HostShape, rank: tuple) -> None:
         """first-fit, random: the shape's hosts join the request's ids on that rank."""
@@ -391,14 +389,15 @@ class Fleet:
     def _rank_at_once(self, key: Key, entries: Iterable[Entry]) -> None:
         """first-fit, random, a request's first ranking: the shapes whose rank the rules settle
         (`rules_rank`) join its ids at once, each id list sorted once at the end; the others
-        (GPU plans across nodes) wait on their floors or are scored."""
+        (GPU plans across nodes, plans without GPUs on GPU hosts where one node has room) wait
+        on their floors or are scored."""
         need, number, members = key[1], self._number[key], self._members[key]
         ids: list[int] = []
         last, rest = None, []
         for _, _, shape, rooms, bucket, ranks in entries:
             rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
             if rank is None:
-                if need.gpus:
+                if need.gpus or (shape.installed and node_takes(rooms, need)):
                     rest.append((shape, rooms))
                 continue  # a plan without GPUs: no node has room for it, so it fits nowhere here
             if rank != last:
@@ -407,7 +406,7 @@ class Fleet:
             ids += bucket
         for ids in members.values():
             ids.sort()
-        # GPU plans no node takes whole: new to the request, so queued without `_queue`'s checks
+        # new to the request, so queued without `_queue`'s checks
         best, waiting, queued = self._top(key), self._waiting[key], self._queued[key]
         for shape, rooms in rest:
             if shape not in self._buckets or self._seen(key, shape):  # a pending entry, gone or queued since
@@ -448,7 +447,9 @@ class Fleet:
         if need.gpus:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
             if self._by_rank and self.config.policy == "random" and lazy:
-                self._rank_first(key, [self._entry[shape] for shape in shapes])
+                entries = [self._entry[shape] for shape in shapes]
+                if not self._rank_first(key, entries):
+                    self._rank_at_once(key, entries)  # none on one node: every one now
             elif self._by_rank:
                 self._rank_at_once(key, [self._entry[shape] for shape in shapes])
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
@@ -457,10 +458,20 @@ class Fleet:
                 for shape in shapes:
                     self._queue(key, shape)
             return heap
+        # first-fit, random: the CPU-only hosts ranked by the rules; where none takes the plan
+        # (a fleet of GPU hosts only), a first call ranks the GPU hosts so, none deferred
+        # (random: one on the lowest rank a GPU host can have, the others pending)
         if self._by_rank and self.config.policy == "random" and lazy:
-            self._rank_first(key, self._with_room(region, False, need.memory_mib))
+            if not self._rank_first(key, self._with_room(region, False, need.memory_mib)):
+                gpu_hosts = self._with_room(region, True, need.memory_mib)
+                if not self._rank_first(key, gpu_hosts):
+                    self._rank_at_once(key, gpu_hosts)
+                return heap
         elif self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
+            if lazy and self._top(key) is None:
+                self._rank_at_once(key, self._with_room(region, True, need.memory_mib))
+                return heap
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
             lists = [(kind, tpc, items) for (kind, room, tpc), items in self._by_cores.get(region, {}).items()
@@ -481,21 +492,21 @@ class Fleet:
             self._deferred[key] = (OTHER_GPU_HOSTS_FLOOR if key in self._unread else GPU_HOSTS_FLOOR), gpu_hosts
         return heap
 
-    def _rank_first(self, key: Key, entries: list[Entry]) -> None:
+    def _rank_first(self, key: Key, entries: list[Entry]) -> bool:
         """random, a first ranking: rank the first entry one node of which takes the request
-        whole (a CPU-only host for a plan without GPUs) and leave the others pending (ranked
-        `PENDING_CHUNK` a call later on): that rank is the lowest there is (`rules_rank`), so
-        it is the best, and `_on_best` tells which other hosts share it without ranking them.
-        Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none)."""
+        whole (`rules_rank`) and leave the others pending (ranked `PENDING_CHUNK` a call later
+        on): among `entries` (for a plan without GPUs, CPU-only or, when none of those takes
+        it, GPU hosts) that rank is the lowest there is, so it is the best, and `_on_best`
+        tells which other hosts share it without ranking them. False: no such entry, nothing
+        ranked (a GPU plan or a GPU host may still take it otherwise: `_rank_at_once`)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
             rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
-                return
-        if need.gpus:
-            self._rank_at_once(key, entries)
+                return True
+        return False
 
     def _rank_pending(self, key: Key, count: int | None = None) -> None:
         """Rank `count` more of the entries a first ranking left pending (None: all of them)."""
@@ -520,7 +531,7 @@ class Fleet:
         if mine is not None:
             return mine == rank
         shape = self._shape_of[host_id]
-        if key in self._pending and (key[1].gpus or not shape.installed):  # maybe pending
+        if key in self._pending:  # maybe pending (the lowest rank there is: `rules_rank` knows it)
             return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape)) == rank
         return False  # waiting on a floor above the best rank, or no fit
 

@@ -250,12 +250,18 @@ def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bo
     free = placeable_free(shape, cfg.numa_unknown_policy)
     if not free:
         return True
-    if len(a.parts) == 1 and (not shape.unknown_gpus or cfg.numa_unknown_policy == "required") and not next(
+    if len(a.parts) == 1 and not places_unknown_gpus(shape, cfg) and not next(
             n for n in shape.nodes if n.index == a.parts[0].node).gpus:
         return True
     later = after(shape, a)
     return all(_same_fill(shape, later, a, gpu_need, cfg) or fill_count(later, gpu_need, cfg) >= fill_count(
         shape, gpu_need, cfg) for model in free for gpu_need, _ in cfg.mix_for(model, shape.region))
+
+
+def places_unknown_gpus(shape: HostShape, cfg: PlacementConfig) -> bool:
+    """Whether placement hands out GPUs of this host whose NUMA node is unknown (they may take
+    any node's cores and memory, so no node is left out of a GPU plan's fill)."""
+    return bool(shape.unknown_gpus) and cfg.numa_unknown_policy != "required"
 
 
 def _same_fill(shape: HostShape, later: HostShape, a: Assignment, gpu_need: Need, cfg: PlacementConfig) -> bool:
@@ -268,7 +274,7 @@ def _same_fill(shape: HostShape, later: HostShape, a: Assignment, gpu_need: Need
     would enter pack's cost, and unknown-NUMA GPUs may take any node's cores and memory."""
     if len(a.parts) != 1 or len(shape.installed) != 1:
         return False
-    if shape.unknown_gpus and cfg.numa_unknown_policy != "required":
+    if places_unknown_gpus(shape, cfg):
         return False
     index = a.parts[0].node
     node = next(n for n in shape.nodes if n.index == index)
@@ -575,8 +581,23 @@ def rules_rank(
     a GPU plan taking its GPUs, cores and memory from that node (or, under `legacy`, enough GPUs
     without a NUMA node and that node's cores and memory: `candidates` ranks them alike). None
     when no node has room for it whole: a plan without GPUs then fits nowhere on the host, a
-    GPU plan maybe across nodes (only `choose` knows). Not for a plan without GPUs on a GPU host
-    (its preference is `keeps_gpu_sales`')."""
+    GPU plan maybe across nodes (only `choose` knows). On a GPU host, a plan without GPUs ranks
+    (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ()), the lowest rank it can have there, when a node
+    without free GPUs takes it and keeps every GPU plan as sellable (without filling unless
+    GPUs without a NUMA node are placed: `keeps_gpu_sales`); None otherwise (only `choose`
+    knows whether and how it fits)."""
+    if not need.gpus and shape.installed:
+        memory, cpu, vcpus = need.memory_mib, 2 if need.dedicated else 1, need.vcpus
+        fills = places_unknown_gpus(shape, cfg)
+        for node, room in zip(shape.nodes, rooms, strict=True):
+            if node.gpus or room[0] < memory or room[cpu] < vcpus:
+                continue
+            if not fills:
+                return (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ())
+            part = _single_part(node, need, shape.threads_per_core, cfg.shared_cpu_overcommit)
+            if isinstance(part, Part) and keeps_gpu_sales(shape, Assignment(None, (part,)), cfg):
+                return (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ())
+        return None
     if not need.gpus:
         return (CPU_HOST, 1, 0, ()) if node_takes(rooms, need) else None
     memory, vcpus, model, wanted = need.memory_mib, need.vcpus, need.gpu_model, need.gpus
