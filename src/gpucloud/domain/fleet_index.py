@@ -562,9 +562,12 @@ class Fleet:
         if key in self._pending:
             self._rank_pending(key, PENDING_CHUNK)
         if key in self._unread:  # a first ranking left unread: read some more
+            best = self._top(key)
             for _ in range(MAX_LAG):
                 unread = self._next_unread(key)
-                if unread is None:
+                # not the GPU hosts while a CPU-only one ranks best (`_best_rank` reads them if
+                # it needs them): they would be read only to wait on their floors
+                if unread is None or (best is not None and unread[0][:1] > best[:1]):
                     break
                 self._unread[key][1] = None
                 self._queue(key, unread[1])
