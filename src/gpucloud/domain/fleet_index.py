@@ -11,9 +11,10 @@ on the best rank: for them the index keeps, instead of a heap of shapes, per req
 the sorted ids of the hosts on that rank (a handful of ranks), so `first-fit` reads the lowest
 id at once instead of walking the tied shapes; a shape leaves them as soon as its last host
 does. Their rank is the rules' alone, so where one NUMA node takes the whole request (a plan
-without GPUs on a CPU-only host, a GPU plan on one node) `numa_fit.rules_rank` gives it from
-the shape's `cell_rooms`, kept in its entry with its bucket: a request's first ranking reads
-thousands of entries without scoring or looking up any. `random` does not even read them: it
+without GPUs on a CPU-only host, a GPU plan on one node) or two take a GPU plan between them,
+`numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
+bucket: a request's first ranking reads thousands of entries without scoring or looking up
+any. `random` does not even read them: it
 draws by trying hosts of a pool that holds every tied one (`placement.draw`;
 `placement.pools`, kept sorted per region) and tells a tried host is tied from its shape, so a
 first call ranks the first host on the lowest rank there is and leaves the others pending,
@@ -498,10 +499,11 @@ class Fleet:
         on): among `entries` (for a plan without GPUs, CPU-only or, when none of those takes
         it, GPU hosts) that rank is the lowest there is, so it is the best, and `_on_best`
         tells which other hosts share it without ranking them. False: no such entry, nothing
-        ranked (a GPU plan or a GPU host may still take it otherwise: `_rank_at_once`)."""
+        ranked (a GPU plan or a GPU host may still take it otherwise: `_rank_at_once`, which
+        ranks by the rules too where two nodes take a GPU plan)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
-            rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
+            rank = rules_rank(shape, rooms, need, self.config.for_host(shape), spans=1)
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
@@ -532,7 +534,7 @@ class Fleet:
             return mine == rank
         shape = self._shape_of[host_id]
         if key in self._pending:  # maybe pending (the lowest rank there is: `rules_rank` knows it)
-            return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape)) == rank
+            return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape), rank[1]) == rank
         return False  # waiting on a floor above the best rank, or no fit
 
     def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[Entry]:
