@@ -335,7 +335,9 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
                              plans=tuple(plans) if warm else ())
     fleet = Fleet(hosts, config)
     fleet.warm("r1")
-    with patch.object(fleet_index, "PENDING_CHUNK", chunk):  # random: a GPU plan's first call leaves hosts pending
+    # random: a GPU plan's first call leaves hosts pending; random and first-fit: a plan without
+    # GPUs' first call where no CPU-only host takes it; first-fit tries `chunk` hosts for a lower id
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk), patch.object(fleet_index, "LOWEST_TRIES", chunk):
         answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
                          if op == "gpu" else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
@@ -370,6 +372,18 @@ def test_a_first_ranking_on_gpu_hosts_only_reads_them_in_the_order_of_their_floo
     request = cpu_request(2, 4, dedicated=True)
     assert Fleet(hosts, config).place(request) == place(request, hosts, config)
     assert place(request, hosts, config).host_id == 3
+
+
+def test_first_fit_on_gpu_hosts_only_finds_a_lower_id_among_the_hosts_its_first_call_left_pending():
+    """With no CPU-only host, first-fit's first call of a plan without GPUs ranks the first GPU
+    host (in cell memory order: host 3, 32 GiB) on the lowest rank a GPU host can have and
+    leaves the others pending; host 1 (64 GiB) is on that rank too and has the lower id, told
+    from its shape (`_lowest`). Reading the ranked hosts' lowest id alone placed on host 3."""
+    hosts = [host(1, topology((1, 0), memory_gib=64)), host(2, topology((1, 1))), host(3, topology((1, 0), memory_gib=32))]
+    config = PlacementConfig(policy="first-fit", demand_mix=tuple((p, 1.0) for p in PLANS))
+    request = cpu_request(2, 4)
+    assert Fleet(hosts, config).place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 1
 
 
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.

@@ -18,7 +18,9 @@ any. `random` does not even read them: it
 draws by trying hosts of a pool that holds every tied one (`placement.draw`;
 `placement.pools`, kept sorted per region) and tells a tried host is tied from its shape, so a
 first call ranks the first host on the lowest rank there is and leaves the others pending,
-ranked PENDING_CHUNK a call later (all at once if a draw must list them).
+ranked PENDING_CHUNK a call later (all at once if a draw must list them). So does first-fit
+for a plan without GPUs that no CPU-only host takes (GPU hosts only), trying the region's
+lowest ids for one on that rank below the ranked hosts' lowest (`_lowest`).
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
@@ -63,7 +65,7 @@ import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
-from itertools import chain, count
+from itertools import chain, count, islice
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
@@ -104,6 +106,9 @@ from gpucloud.domain.placement import (
 
 MAX_LAG = 8
 PENDING_CHUNK = 64
+# first-fit, while a first ranking left hosts pending: the lowest ids of a decision's pool it
+# tries before ranking them all (`_lowest`)
+LOWEST_TRIES = 64
 
 Key = tuple[str, Need]
 Rooms = tuple[tuple[int, int, int], ...]
@@ -201,9 +206,10 @@ class Fleet:
         self._ranks: dict[HostShape, dict[int, tuple]] = {}
         self._host_ranks: dict[int, dict[int, tuple] | None] = {}  # host id -> its shape's (None: not active)
         self._number: dict[Key, int] = {}
-        # random, a plan without GPUs: once a first ranking found a CPU-only host on the lowest
-        # rank, [the other entries, the position of the next to rank, that rank], ranked a chunk
-        # per later call; its draws tell a tied host from its shape meanwhile (`_on_best`)
+        # random, and first-fit's plans without GPUs: once a first ranking found a host on the
+        # lowest rank, [the other entries, the position of the next to rank, that rank], ranked
+        # a chunk per later call; draws and first-fit's lowest id tell a host on that rank from
+        # its shape meanwhile (`_on_best`, `_lowest`)
         self._pending: dict[Key, list] = {}
         # the draw under way, (request, best rank), and what it calls, bound once: a decision
         # allocates no closures (they moved the collector's pauses into decisions)
@@ -459,20 +465,25 @@ class Fleet:
                 for shape in shapes:
                     self._queue(key, shape)
             return heap
-        # first-fit, random: the CPU-only hosts ranked by the rules; where none takes the plan
-        # (a fleet of GPU hosts only), a first call ranks the GPU hosts so, none deferred
-        # (random: one on the lowest rank a GPU host can have, the others pending)
-        if self._by_rank and self.config.policy == "random" and lazy:
-            if not self._rank_first(key, self._with_room(region, False, need.memory_mib)):
+        # first-fit, random: the CPU-only hosts, and where none takes the plan (a fleet of GPU
+        # hosts only) the GPU hosts, none deferred: one on the lowest rank there is ranked, the
+        # others pending (first-fit then looks for a lower id among them: `_lowest`). First-fit
+        # ranks the CPU-only hosts at once: fewer, and where they are full the lowest ids are not
+        # on that rank (its tries missed on the bench fleet)
+        if self._by_rank and lazy:
+            cpu_hosts = self._with_room(region, False, need.memory_mib)
+            if self.config.policy == "first-fit":
+                self._rank_at_once(key, cpu_hosts)
+                found = self._top(key) is not None
+            else:
+                found = self._rank_first(key, cpu_hosts)
+            if not found:
                 gpu_hosts = self._with_room(region, True, need.memory_mib)
                 if not self._rank_first(key, gpu_hosts):
                     self._rank_at_once(key, gpu_hosts)
                 return heap
         elif self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
-            if lazy and self._top(key) is None:
-                self._rank_at_once(key, self._with_room(region, True, need.memory_mib))
-                return heap
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
             lists = [(kind, tpc, items) for (kind, room, tpc), items in self._by_cores.get(region, {}).items()
@@ -494,13 +505,13 @@ class Fleet:
         return heap
 
     def _rank_first(self, key: Key, entries: list[Entry]) -> bool:
-        """random, a first ranking: rank the first entry one node of which takes the request
-        whole (`rules_rank`) and leave the others pending (ranked `PENDING_CHUNK` a call later
-        on): among `entries` (for a plan without GPUs, CPU-only or, when none of those takes
-        it, GPU hosts) that rank is the lowest there is, so it is the best, and `_on_best`
-        tells which other hosts share it without ranking them. False: no such entry, nothing
-        ranked (a GPU plan or a GPU host may still take it otherwise: `_rank_at_once`, which
-        ranks by the rules too where two nodes take a GPU plan)."""
+        """random, and first-fit's plans without GPUs, a first ranking: rank the first entry
+        one node of which takes the request whole (`rules_rank`) and leave the others pending
+        (ranked `PENDING_CHUNK` a call later on): among `entries` (for a plan without GPUs,
+        CPU-only or, when none of those takes it, GPU hosts) that rank is the lowest there is,
+        so it is the best, and `_on_best` tells which other hosts share it without ranking
+        them. False: no such entry, nothing ranked (a GPU plan or a GPU host may still take it
+        otherwise: `_rank_at_once`, which ranks by the rules too where two nodes take a GPU plan)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
             rank = rules_rank(shape, rooms, need, self.config.for_host(shape), spans=1)
@@ -710,7 +721,7 @@ class Fleet:
         if self._by_rank:
             ids = self._members[key][rank]
             if self.config.policy == "first-fit":
-                host = self._hosts[ids[0]]
+                host = self._hosts[ids[0] if key not in self._pending else self._lowest(key, rank)]
             else:
                 pool = self._pools[(request.region, pool_of(key[1], rank))]
                 self._drawing = (key, rank)
@@ -723,6 +734,18 @@ class Fleet:
             return materialise(host, fit.assignment, request)
         host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
         return materialise(self._hosts[host_id], _assignment(kept), request)
+
+    def _lowest(self, key: Key, rank: tuple) -> int:
+        """first-fit while a first ranking left hosts pending: the lowest id on the best rank,
+        the ranked hosts' lowest or a lower one told from its shape (`_on_best`), trying the
+        hosts of the region that may be on it (`pool_of`) in id order; past LOWEST_TRIES of
+        them, every pending entry is ranked (the ranked hosts' lowest is then the answer)."""
+        ranked = self._members[key][rank][0]
+        for host_id in islice(self._pools[(key[0], pool_of(key[1], rank))], LOWEST_TRIES):
+            if host_id >= ranked or self._on_best(key, host_id, rank):
+                return min(host_id, ranked)
+        self._rank_pending(key)
+        return self._members[key][rank][0]
 
     def _listed_now(self) -> list[int]:
         """`draw`'s `listed` for the draw under way: the ids on its rank, every pending entry
