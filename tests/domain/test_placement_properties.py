@@ -29,6 +29,7 @@ from gpucloud.domain.numa_fit import (
     best_fit,
     cell_rooms,
     choose,
+    fragmentation,
     rank_floor,
     rules_rank,
 )
@@ -266,6 +267,26 @@ def test_pack_reads_cpu_only_hosts_in_the_order_of_their_floors_whatever_their_t
     assert place(request, hosts, config).host_id == 3
 
 
+def test_pack_reads_a_models_gpu_hosts_in_the_order_of_their_floors_and_reads_those_on_the_best_rank():
+    """Pack's floor on a GPU host for a GPU plan is its fragmentation negated, rounded as the
+    rank's rise (`gpu_floor`): fragmentation is never below 0, and a claim of the host's last
+    free GPU reaches 0, so the floor of hosts 1 and 2 (one free GPU each, on node 0 and on node
+    1) is their rank. With thirds in the mix (fragmentation 2/3) the unrounded floor lies above
+    that rank: host 2, read first, ranks exactly as host 1, and a first ranking that skipped
+    host 1 (its floor read as above the best) placed on host 2.
+    Host 3 (four free GPUs on node 0: fragmentation 0, floor 0) is not scored at all."""
+    plans = (gpu_plan(1, 2, 1), gpu_plan(2, 4, 2), gpu_plan(4, 8, 4))
+    config = PlacementConfig(policy="pack", demand_mix=tuple((p, 1.0) for p in plans))
+    hosts = [host(2, topology((0, 1))), host(1, topology((1, 0))), host(3, topology((4, 0)))]
+    request = gpu_request(1, vcpus=2, memory_gib=1)
+    assert -fragmentation(hosts[0].shape, config) > round(-fragmentation(hosts[0].shape, config), 9)
+    fleet = Fleet(hosts, config)
+    with patch.object(fleet_index, "choose", wraps=choose) as scored:
+        assert fleet.place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 1
+    assert hosts[2].shape not in {call.args[0] for call in scored.call_args_list}
+
+
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
 # choose between hosts with and without a node free of GPUs: most GPU hosts wait unscored on
 # their floors (`numa_fit.cores_floor`: preference, free GPUs, free cores) and are scored only
@@ -361,20 +382,24 @@ def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nod
 @given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
        far=st.lists(st.integers(11, 40), min_size=6, max_size=6), policy=st.sampled_from(POLICIES),
        numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
-       gpus=st.integers(1, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024))
-def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib):
+       gpus=st.integers(1, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
+       other=st.integers(0, 2))
+def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib,
+                                                   other):
     """The floor an index leaves a host waiting on (`rank_floor`, with its `cell_rooms`) never
-    exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node."""
+    exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node,
+    GPUs of another model on node 0 (pack's floor counts them apart, and the claim's cores and
+    memory change their fragmentation too)."""
     pairs = iter(far)
     matrix = [[10] * len(nodes) for _ in nodes]
     for i in range(len(nodes)):
         for j in range(i + 1, len(nodes)):
             matrix[i][j] = matrix[j][i] = next(pairs)
     shape = HostShape("r1", "active", tpc, tuple(
-        NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
-                  40 if pages else 0, shared, tuple(matrix[i]))
+        NodeShape(i, ((("h100", other),) if other and not i else ()) + ((("rtx6000", g),) if g else ()), cores,
+                  0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, shared, tuple(matrix[i]))
         for i, (g, cores, gib, pages, shared) in enumerate(nodes)),
-        (("rtx6000", unknown),) if unknown else (), (("rtx6000", 12),), ())
+        (("rtx6000", unknown),) if unknown else (), (("h100", 2), ("rtx6000", 12)), ())
     config = PlacementConfig(policy=policy, numa_unknown_policy=numa)
     need = Need(gpus, "rtx6000", vcpus, memory_mib, True)
     fit = choose(shape, need, config)

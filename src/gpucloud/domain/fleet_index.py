@@ -31,10 +31,10 @@ Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their
 first call: they are read in that order from lists kept sorted by free cores (one per class
 of cell memory room and threads per core, merged on their floors: the classes without room
 for the memory are not read), skipped where no node has room (`cell_rooms`), and scored only
-until the best rank found beats the floor of the next (spread reads a GPU plan's hosts the
-same way, kept sorted per model on `gpu_floor`); later calls read MAX_LAG more each, so the
-request soon ranks them all (scored as they change, not in a burst when the best rank
-reaches many shapes tied on cores).
+until the best rank found beats the floor of the next (spread and pack read a GPU plan's hosts
+the same way, kept sorted per model on `gpu_floor`: spread's free GPUs and cores, pack's
+fragmentation); later calls read MAX_LAG more each, so the request soon ranks them all
+(scored as they change, not in a burst when the best rank reaches many shapes tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -76,6 +76,7 @@ from gpucloud.domain.numa_fit import (
     gpu_floor,
     may_fit,
     node_takes,
+    plan_floor,
     rank_floor,
     rules_rank,
 )
@@ -164,11 +165,12 @@ class Fleet:
         self._by_cores: dict[str, dict[tuple[int, int], list[tuple[int, int, int, Rooms, HostShape]]]] = {}
         self._cores_of: dict[HostShape, tuple[int, int]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
-        # spread, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region and GPU
-        # model, the shapes that may take its plans as (floor, order, shape) sorted; a GPU plan's
-        # first ranking reads them in that order (`_unread` too)
-        self._gpus_first = self.config.policy == "spread"
-        self._by_gpus: dict[tuple[str, str], list[tuple[tuple, int, HostShape]]] = {}
+        # spread and pack, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region
+        # and GPU model, and threads per core (pack's floors subtract the cores a plan takes, which
+        # depend on it), the shapes that may take its plans as (floor, order, shape) sorted; a GPU
+        # plan's first ranking reads them in the order of its floors (`_plan_floors`, `_unread`)
+        self._gpus_first = self.config.policy in ("spread", "pack")
+        self._by_gpus: dict[tuple[str, str], dict[int, list[tuple[tuple, int, HostShape]]]] = {}
         self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
@@ -254,7 +256,8 @@ class Fleet:
                     models.setdefault(model, set()).add(shape)
                     if self._gpus_first:
                         floor = (gpu_floor(shape, model, self.config.for_host(shape)), next(self._order))
-                        insort(self._by_gpus.setdefault((shape.region, model), []), (*floor, shape))
+                        by_gpus = self._by_gpus.setdefault((shape.region, model), {})
+                        insort(by_gpus.setdefault(shape.threads_per_core, []), (*floor, shape))
                         self._gpus_of.setdefault(shape, []).append(((shape.region, model), floor))
                 rooms = cell_rooms(shape, self.config.for_host(shape))
                 ranks = self._ranks[shape] = {}
@@ -295,7 +298,7 @@ class Fleet:
                 for model in _models(shape):
                     models[model].discard(shape)
                 for where, floor in self._gpus_of.pop(shape, ()):
-                    by_gpus = self._by_gpus[where]
+                    by_gpus = self._by_gpus[where][shape.threads_per_core]
                     del by_gpus[bisect_left(by_gpus, floor)]
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
                 room = self._entry.pop(shape)[:2]
@@ -428,7 +431,8 @@ class Fleet:
             elif self._by_rank:
                 self._rank_at_once(key, [self._entry[shape] for shape in shapes])
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
-                self._unread[key] = [iter(self._by_gpus.get((region, need.gpu_model or ""), [])[:]), None]
+                per_tpc = self._by_gpus.get((region, need.gpu_model or ""), {}).values()
+                self._unread[key] = [heapq.merge(*(self._plan_floors(entries[:], need) for entries in per_tpc)), None]
             else:
                 for shape in shapes:
                     self._queue(key, shape)
@@ -606,10 +610,16 @@ class Fleet:
             if most_memory >= memory and node_takes(rooms, need):
                 yield cores_floor(shape, need, self.config.for_host(shape)), order, shape
 
+    def _plan_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
+        """(floor, order, shape) of the GPU plan on the shapes of `entries` (one threads per
+        core), in their order (`plan_floor` takes the same cores off each)."""
+        for floor, order, shape in entries:
+            yield plan_floor(floor, shape, need, self.config.for_host(shape)), order, shape
+
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
         """(floor, shape): the next shape of a request's first ranking still to read that may
-        take it (live, not queued since), for a GPU plan on the floor of its model's every plan
-        (`gpu_floor`), for a plan without GPUs on its own (`_cores_floors`)."""
+        take it (live, not queued since), for a GPU plan on its model's floor for the plan
+        (`_plan_floors`), for a plan without GPUs on its own (`_cores_floors`)."""
         unread = self._unread.get(key)
         if unread is None:
             return None

@@ -386,8 +386,8 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
-    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `gpu_floor` spread's on
-    # GPU hosts for GPU plans: change them together
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `gpu_floor` and
+    # `rank_floor` theirs on GPU hosts for GPU plans: change them together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
     free = placeable_free(shape, cfg.numa_unknown_policy)
@@ -421,7 +421,8 @@ def rank_floor(
 
     For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs, at least 2 when its
     `cell_rooms` (`rooms`, if given) show that no node takes the request whole (`rules_rank`),
-    and across nodes the least distance between so many nodes holding enough; for plans without
+    and across nodes the least distance between so many nodes holding enough, then the plan's
+    own costs' bounds (`plan_floor`); for plans without
     GPUs, (CPU_HOST,) on a CPU-only host and
     `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
     best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
@@ -446,18 +447,35 @@ def rank_floor(
         local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
         distance = min((_distance(nodes) for nodes in combinations(local, span)
                         if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
-    return (0, span, distance, *gpu_floor(shape, need.gpu_model or "", cfg)[3:])
+    return (0, span, distance, *plan_floor(gpu_floor(shape, need.gpu_model or "", cfg), shape, need, cfg)[3:])
 
 
 def gpu_floor(shape: HostShape, model: str, cfg: PlacementConfig) -> tuple:
-    """A lower bound of the rank of every GPU plan of `model` on this host: (0, 1), and under
-    spread then 0 and its first costs, (free GPUs of the model, free cores) negated (`_scorer`:
-    keep the two in step). An index may keep a model's hosts sorted on it, so that a first
-    ranking reads them as their floors rise (`rank_floor`: this with the plan's own span)."""
+    """A lower bound of the rank of every GPU plan of `model` on this host once `plan_floor`
+    takes the plan's cores off it: (0, 1), and under spread then 0 and its first costs, (free
+    GPUs of the model, free cores) negated; under pack then 0 and its first costs' least values:
+    the host's fragmentation negated (the least rise a claim can cause: the fragmentation of any
+    shape is at least 0, reached when a claim takes the host's last free GPUs), the free GPUs
+    of other models, the free cores (`_scorer`: keep them in step). An index may keep a model's
+    hosts sorted on it (per threads per core, for pack's cores), so that a first ranking reads
+    them as their floors rise (`rank_floor`: the plan's floor with its own span)."""
+    if cfg.policy == "pack":
+        free = placeable_free(shape, cfg.numa_unknown_policy)
+        others = sum(free.values()) - free.get(model, 0)
+        return (0, 1, 0, (round(-fragmentation(shape, cfg), 9), others, sum(n.cores for n in shape.nodes)))
     if cfg.policy != "spread":
         return (0, 1)
     mine = placeable_free(shape, cfg.numa_unknown_policy).get(model, 0)
     return (0, 1, 0, (-mine, -sum(n.cores for n in shape.nodes)))
+
+
+def plan_floor(floor: tuple, shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+    """The host's `gpu_floor` made a lower bound of the rank of the GPU plan `need`: under pack
+    less the cores it takes (all it asks for, the same on every host of one threads per core)."""
+    if cfg.policy != "pack":
+        return floor
+    fragmented, others, cores = floor[3]
+    return (*floor[:3], (fragmented, others, cores - cores_for(need.vcpus, shape.threads_per_core)))
 
 
 def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
@@ -582,7 +600,8 @@ def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
     idle if the host were filled with that plan alone, weighted by w. A GPU that only an
     instance spanning NUMA nodes could use counts as half idle (SPAN_PENALTY), so breaking up a
     node's GPUs costs something even while a spanning placement would still fit. The
-    candidate that raises this least leaves the host best able to take what sells.
+    candidate that raises this least leaves the host best able to take what sells. Never
+    below 0 (instances use distinct GPUs), 0 without free GPUs: pack's `gpu_floor`.
     """
     memo = cfg.memo.frag
     hit = memo.get(shape)
