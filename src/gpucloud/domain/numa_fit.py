@@ -355,20 +355,24 @@ def after(shape: HostShape, a: Assignment) -> HostShape:
         i = part.node
         if i >= len(nodes) or nodes[i].index != i:
             i = next(k for k, n in enumerate(nodes) if n.index == part.node)
-        n = nodes[i]
-        nodes[i] = NodeShape(
-            n.index,
-            _minus(n.gpus, a.model, part.gpus) if part.gpus else n.gpus,
-            n.cores - part.cores,
-            n.memory_mib - (0 if part.hugepages else part.memory_mib),
-            n.hugepages - part.hugepages,
-            n.total_hugepages,
-            n.shared_vcpus + part.shared_vcpus,
-            n.distances,
-        )
+        nodes[i] = _claimed(nodes[i], a.model, part)
     unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
     return HostShape(
         shape.region, shape.status, shape.threads_per_core, tuple(nodes), unknown, shape.installed, shape.overrides
+    )
+
+
+def _claimed(n: NodeShape, model: str | None, part: Part) -> NodeShape:
+    """One node once a claim takes `part` (of GPUs of `model`) from it."""
+    return NodeShape(
+        n.index,
+        _minus(n.gpus, model, part.gpus) if part.gpus else n.gpus,
+        n.cores - part.cores,
+        n.memory_mib - (0 if part.hugepages else part.memory_mib),
+        n.hugepages - part.hugepages,
+        n.total_hugepages,
+        n.shared_vcpus + part.shared_vcpus,
+        n.distances,
     )
 
 
@@ -410,8 +414,8 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
 
     if not free_gpus:  # nothing to strand on this host
         return lambda a: (0.0, *fullness(a))
-    before = fragmentation(shape, cfg)
-    return lambda a: (round(fragmentation(after(shape, a), cfg) - before, 9), *fullness(a))
+    before, models = _fragments(shape, cfg)
+    return lambda a: (round(_fragmentation_after(shape, models, a, cfg) - before, 9), *fullness(a))
 
 
 def rank_floor(
@@ -603,46 +607,102 @@ def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
     candidate that raises this least leaves the host best able to take what sells. Never
     below 0 (instances use distinct GPUs), 0 without free GPUs: pack's `gpu_floor`.
     """
+    return _fragments(shape, cfg)[0]
+
+
+def _fragments(shape: HostShape, cfg: PlacementConfig) -> tuple[float, tuple]:
+    """`fragmentation`, and the parts it sums: per GPU model with free GPUs (and their count), per
+    plan of its mix (weight, plan, each node's part of its fill (`_node_usable`), their sums), kept per
+    shape so that a claim's fragmentation recomputes only the nodes it takes from
+    (`_fragmentation_after`)."""
     memo = cfg.memo.frag
     hit = memo.get(shape)
     if hit is not None:
         return hit
-    total = 0.0
+    total, models = 0.0, []
     if shape.status == ACTIVE:
-        for model, free in placeable_free(shape, cfg.numa_unknown_policy).items():
+        tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
+        for model, free in placeable_free(shape, policy).items():
+            unknown = count_of(shape.unknown_gpus, model) if policy != "required" else 0
+            plans = []
             for plan, weight in cfg.mix_for(model, shape.region):
-                local, spanning = _usable(shape, plan, cfg)
-                total += weight * (free - plan.gpus * (local + (1 - SPAN_PENALTY) * spanning))
-    memo[shape] = total
+                nodes = tuple(_node_usable(node, plan, tpc, ratio) for node in shape.nodes)
+                local = gpus = cores = mib = 0
+                for k, left, spare_cores, spare_mib in nodes:
+                    local, gpus, cores, mib = local + k, gpus + left, cores + spare_cores, mib + spare_mib
+                total += _idle(weight, plan, free, local, _spanning(plan, tpc, gpus + unknown, cores, mib))
+                plans.append((weight, plan, nodes, (local, gpus, cores, mib)))
+            models.append((model, free, tuple(plans)))
+    memo[shape] = hit = (total, tuple(models))
+    return hit
+
+
+def _fragmentation_after(shape: HostShape, models: tuple, a: Assignment, cfg: PlacementConfig) -> float:
+    """`fragmentation(after(shape, a), cfg)` from the shape's parts (`models`, `_fragments`),
+    each plan's fill recomputed only on the nodes `a` takes from: every other node's part is
+    unchanged, but what is left for instances spanning nodes is summed over all nodes again (GPUs
+    the claim leaves on its node may span with another node's spare cores and memory), and the
+    models and their free GPUs are read from the claimed shape in `placeable_free`'s order, so
+    the sum is the same float."""
+    if not models:  # not active, or no free GPUs (nor any once claimed)
+        return 0.0
+    tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
+    taken = {part.node: part for part in a.parts}
+    nodes = tuple(_claimed(node, a.model, taken[node.index]) if node.index in taken else node for node in shape.nodes)
+    claimed = [(i, node) for i, node in enumerate(nodes) if node.index in taken]
+    unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
+    if len(models) == 1:  # one model: its GPUs less those taken, none left or in the same order
+        model, free, _ = models[0]
+        free -= sum(part.gpus for part in a.parts) + a.unknown_gpus if a.model == model else 0
+        free_after = {model: free} if free else {}
+    else:
+        free_after = placeable_free(shape._replace(nodes=nodes, unknown_gpus=unknown), policy)
+    parts = {model: plans for model, _, plans in models}
+    total = 0.0
+    for model, free in free_after.items():
+        spare_unknown = count_of(unknown, model) if policy != "required" else 0
+        for weight, plan, before, (local, gpus, cores, mib) in parts[model]:
+            for i, node in claimed:
+                k, left, spare_cores, spare_mib = _node_usable(node, plan, tpc, ratio)
+                was = before[i]
+                local, gpus = local + k - was[0], gpus + left - was[1]
+                cores, mib = cores + spare_cores - was[2], mib + spare_mib - was[3]
+            total += _idle(weight, plan, free, local, _spanning(plan, tpc, gpus + spare_unknown, cores, mib))
     return total
 
 
-def _usable(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
-    """(instances on one node each, an estimate of further instances spanning nodes) for a fill.
+def _idle(weight: float, plan: Need, free: int, local: int, spanning: int) -> float:
+    """A plan's weighted idle GPUs in `fragmentation`: free GPUs less those its instances on one
+    node use, less half (SPAN_PENALTY) those the instances spanning nodes would."""
+    return weight * (free - plan.gpus * (local + (1 - SPAN_PENALTY) * spanning))
 
-    The first figure is exact (see `fill`); the second pools what the nodes have left beside
-    their remaining GPUs, without simulating: a score needs to be cheap, not exact.
+
+def _node_usable(node: NodeShape, need: Need, tpc: int, ratio: float) -> tuple[int, int, int, int]:
+    """One node's part of a fill with `need` alone: (instances on it alone, GPUs of the model it
+    leaves, and beside them, if any, its spare cores and memory for instances spanning nodes).
+
+    The first figure is exact (see `fill_count`); the others pool, summed over the nodes
+    (`_spanning`), what the nodes have left, without simulating: a score needs to be cheap,
+    not exact.
     """
-    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
-    cores = cores_for(need.vcpus, tpc)
-    local = gpus = spare_cores = spare_mib = 0
-    for node in shape.nodes:
-        k = _node_capacity(node, need, tpc, ratio)
-        local += k
-        left = count_of(node.gpus, need.gpu_model) - k * need.gpus
-        if left:
-            gpus += left
-            spare_cores += usable_cores(node, tpc, ratio) - k * cores
-            pages = -(-need.memory_mib // MIB_PER_PAGE)
-            spare_mib += (
-                (node.hugepages - k * pages) * MIB_PER_PAGE
-                if node.total_hugepages
-                else node.memory_mib - k * need.memory_mib
-            )
-    if cfg.numa_unknown_policy != "required":
-        gpus += count_of(shape.unknown_gpus, need.gpu_model)
-    spanning = min(gpus // need.gpus, spare_cores // cores, spare_mib // need.memory_mib) if gpus >= need.gpus else 0
-    return local, max(spanning, 0)
+    k = _node_capacity(node, need, tpc, ratio)
+    left = count_of(node.gpus, need.gpu_model) - k * need.gpus
+    if not left:
+        return k, 0, 0, 0
+    pages = -(-need.memory_mib // MIB_PER_PAGE)
+    if node.total_hugepages:
+        spare_mib = (node.hugepages - k * pages) * MIB_PER_PAGE
+    else:
+        spare_mib = node.memory_mib - k * need.memory_mib
+    return k, left, usable_cores(node, tpc, ratio) - k * cores_for(need.vcpus, tpc), spare_mib
+
+
+def _spanning(need: Need, tpc: int, gpus: int, spare_cores: int, spare_mib: int) -> int:
+    """An estimate of the instances of `need` spanning nodes from what the nodes leave
+    (`_node_usable`'s sums, GPUs without a NUMA node beside them)."""
+    if gpus < need.gpus:
+        return 0
+    return max(min(gpus // need.gpus, spare_cores // cores_for(need.vcpus, tpc), spare_mib // need.memory_mib), 0)
 
 
 # --- the answers --------------------------------------------------------------------------
