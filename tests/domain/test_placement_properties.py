@@ -15,7 +15,7 @@ from dataclasses import replace
 from unittest.mock import patch
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gpucloud.domain import fleet_index
@@ -240,6 +240,37 @@ def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops
         answers_as_place(Fleet(CPU_HOSTS, config), ops, lambda op, arg: cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
+# Hosts of 2-4 nodes of 4 cores and 32 GiB: per node its GPUs, cores and GiB claimed; threads per
+# core; the distances between nodes (`slit`).
+split_hosts = st.lists(st.tuples(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 24)), min_size=2, max_size=4),
+    st.sampled_from([1, 2]), st.lists(st.integers(11, 40), min_size=6, max_size=6)), min_size=2, max_size=6)
+split_ops = st.lists(st.one_of(
+    st.tuples(st.just("gpu"), st.tuples(st.integers(2, 4), st.integers(2, 12), st.integers(4, 40))),
+    st.tuples(st.just("delete"), st.integers(0, 1000)),
+), min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(policy=st.sampled_from(POLICIES), hosts=split_hosts, ops=split_ops, seed=st.integers(0, 3))
+def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, hosts, ops, seed):
+    """New GPU shapes no node takes whole: first-fit and random rank hosts on two nodes by the
+    rules (`rules_rank`), without `choose`, and every policy's floors read them (`rank_floor`):
+    hosts where the closest pair lacks cores or memory, uneven GPUs, with and without SMT."""
+    states = []
+    for i, (nodes, tpc, far) in enumerate(hosts, start=1):
+        n, cores = len(nodes), 4
+        topo = topology(tuple(g for g, _, _ in nodes), cores=cores, memory_gib=32, threads_per_core=tpc,
+                        distances=slit(n, far))
+        claimed = [node * cores + core + t * n * cores for node, (_, used, _) in enumerate(nodes)
+                   for core in range(used) for t in range(tpc)]
+        states.append(host(i, topo, claimed_cpus=claimed,
+                           claimed_memory_mib={node: gib * 1024 for node, (_, _, gib) in enumerate(nodes)}))
+    config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
+    answers_as_place(Fleet(states, config), ops,
+                     lambda op, arg: gpu_request(arg[0], vcpus=arg[1], memory_gib=arg[2]))
+
+
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
 def test_a_long_churn_on_few_hosts_compacts_the_log_of_new_shapes_and_answers_as_place(policy):
     """Each new bucket is logged for the requests to read; past 1,024 entries beyond twice the
@@ -353,32 +384,71 @@ def test_gpu_hosts_deferred_for_a_warmed_plan_come_before_gpu_hosts_waiting_on_h
 node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
 
 
-@settings(max_examples=400, deadline=None)
+def slit(nodes: int, far: list[int]) -> list[list[int]]:
+    """A distance matrix: 10 on the diagonal, the pairs above it from `far` in order."""
+    pairs = iter(far)
+    matrix = [[10] * nodes for _ in range(nodes)]
+    for i in range(nodes):
+        for j in range(i + 1, nodes):
+            matrix[i][j] = matrix[j][i] = next(pairs)
+    return matrix
+
+
+@settings(max_examples=600, deadline=None)
 @given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
        ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["first-fit", "random"]),
        gpus=st.integers(0, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
-       dedicated=st.booleans(), numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2))
-def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nodes, tpc, ratio, policy, gpus, vcpus,
-                                                                            memory_mib, dedicated, numa, unknown):
+       dedicated=st.booleans(), numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
+       far=st.lists(st.integers(11, 40), min_size=6, max_size=6))
+def test_rules_rank_is_the_rank_choose_finds_on_one_or_two_nodes(nodes, tpc, ratio, policy, gpus, vcpus, memory_mib,
+                                                                 dedicated, numa, unknown, far):
     """`rules_rank` (first-fit and random rank hosts without `choose` with it) says what `choose`
     answers: the lowest rank when one node takes the request whole (with GPUs without a NUMA
-    node under `legacy`, a node's cores and memory beside them), None when none does (then a
-    plan without GPUs does not fit at all, a GPU plan only across nodes if anywhere)."""
+    node under `legacy`, a node's cores and memory beside them), else a GPU plan's rank on two
+    nodes at the least distance of a pair it splits over (GPUs, cores and memory shared out
+    unevenly, nodes at unequal distances, with and without SMT), None when neither (then a plan
+    without GPUs does not fit at all, a GPU plan only on 3 nodes or more, or on GPUs without a
+    NUMA node, if anywhere); with `spans=1`, only the one-node rank."""
+    matrix = slit(len(nodes), far)
     shape = HostShape("r1", "active", tpc, tuple(
         NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
-                  40 if pages else 0, shared, (10,) * len(nodes))
+                  40 if pages else 0, shared, tuple(matrix[i]))
         for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (("rtx6000", unknown),) if unknown and gpus else (),
         (("rtx6000", 8),) if gpus else (), ())
     config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio, numa_unknown_policy=numa)
     need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
-    rank = rules_rank(shape, cell_rooms(shape, config), need, config)
+    rooms = cell_rooms(shape, config)
+    rank = rules_rank(shape, rooms, need, config)
     fit = choose(shape, need, config)
     if rank is not None:
         assert fit is not None and fit.rank == rank
     elif not gpus:
         assert fit is None
     else:
-        assert fit is None or fit.rank > (0, 1, 0, ())
+        assert fit is None or fit.rank[:2] > (0, 2)
+    assert rules_rank(shape, rooms, need, config, spans=1) == (rank if rank is not None and rank[1] == 1 else None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(nodes=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 8), st.integers(1, 24), st.booleans()), min_size=2,
+                      max_size=4),
+       tpc=st.sampled_from([1, 2]), far=st.lists(st.integers(11, 40), min_size=6, max_size=6),
+       gpus=st.integers(2, 4), vcpus=st.integers(2, 24), memory_gib=st.integers(2, 32), odd_mib=st.integers(0, 1023))
+def test_rules_rank_splits_a_gpu_plan_over_the_closest_two_nodes_that_take_it(nodes, tpc, far, gpus, vcpus, memory_gib,
+                                                                              odd_mib):
+    """Where two nodes take a GPU plan between them (each its share of the GPUs, cores and memory,
+    split unevenly with uneven GPUs), `rules_rank` gives `choose`'s rank: the least distance of
+    such a pair, not of any pair holding the GPUs; hugepages or not, with and without SMT."""
+    matrix = slit(len(nodes), far)
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, (("h100", g),), cores, 0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, 0,
+                  tuple(matrix[i]))
+        for i, (g, cores, gib, pages) in enumerate(nodes)), (), (("h100", 12),), ())
+    config = PlacementConfig(policy="random")
+    need = Need(gpus, "h100", vcpus, memory_gib * 1024 - odd_mib, True)
+    rank = rules_rank(shape, cell_rooms(shape, config), need, config)
+    fit = choose(shape, need, config)
+    assert rank == (fit.rank if fit is not None and fit.rank[1] <= 2 else None)
 
 
 @settings(max_examples=400, deadline=None)
@@ -387,17 +457,15 @@ def test_rules_rank_is_the_rank_choose_finds_when_one_node_takes_the_request(nod
        numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
        gpus=st.integers(1, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
        other=st.integers(0, 2))
+@example(nodes=[(2, 2, 8, False, 0), (2, 2, 8, False, 0), (1, 2, 8, False, 0)], tpc=1, far=[20] * 6, policy="pack",
+         numa="required", unknown=0, gpus=3, vcpus=5, memory_mib=1024, other=0)  # 3 nodes, not the 2 holding enough GPUs
 def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib,
                                                    other):
     """The floor an index leaves a host waiting on (`rank_floor`, with its `cell_rooms`) never
     exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node,
     GPUs of another model on node 0 (pack's floor counts them apart, and the claim's cores and
     memory change their fragmentation too)."""
-    pairs = iter(far)
-    matrix = [[10] * len(nodes) for _ in nodes]
-    for i in range(len(nodes)):
-        for j in range(i + 1, len(nodes)):
-            matrix[i][j] = matrix[j][i] = next(pairs)
+    matrix = slit(len(nodes), far)
     shape = HostShape("r1", "active", tpc, tuple(
         NodeShape(i, ((("h100", other),) if other and not i else ()) + ((("rtx6000", g),) if g else ()), cores,
                   0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, shared, tuple(matrix[i]))

@@ -11,9 +11,10 @@ on the best rank: for them the index keeps, instead of a heap of shapes, per req
 the sorted ids of the hosts on that rank (a handful of ranks), so `first-fit` reads the lowest
 id at once instead of walking the tied shapes; a shape leaves them as soon as its last host
 does. Their rank is the rules' alone, so where one NUMA node takes the whole request (a plan
-without GPUs on a CPU-only host, a GPU plan on one node) `numa_fit.rules_rank` gives it from
-the shape's `cell_rooms`, kept in its entry with its bucket: a request's first ranking reads
-thousands of entries without scoring or looking up any. `random` does not even read them: it
+without GPUs on a CPU-only host, a GPU plan on one node) or two take a GPU plan between them,
+`numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
+bucket: a request's first ranking reads thousands of entries without scoring or looking up
+any. `random` does not even read them: it
 draws by trying hosts of a pool that holds every tied one (`placement.draw`;
 `placement.pools`, kept sorted per region) and tells a tried host is tied from its shape, so a
 first call ranks the first host on the lowest rank there is and leaves the others pending,
@@ -461,10 +462,11 @@ class Fleet:
         whole (a CPU-only host for a plan without GPUs) and leave the others pending (ranked
         `PENDING_CHUNK` a call later on): that rank is the lowest there is (`rules_rank`), so
         it is the best, and `_on_best` tells which other hosts share it without ranking them.
-        Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none)."""
+        Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none),
+        those two nodes take by the rules too."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
-            rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
+            rank = rules_rank(shape, rooms, need, self.config.for_host(shape), spans=1)
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
@@ -496,7 +498,7 @@ class Fleet:
             return mine == rank
         shape = self._shape_of[host_id]
         if key in self._pending and (key[1].gpus or not shape.installed):  # maybe pending
-            return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape)) == rank
+            return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape), rank[1]) == rank
         return False  # waiting on a floor above the best rank, or no fit
 
     def _with_room(self, region: str, gpus: bool, memory_mib: int) -> list[Entry]:

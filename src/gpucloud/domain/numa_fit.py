@@ -423,9 +423,9 @@ def rank_floor(
 ) -> tuple:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
-    For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs, at least 2 when its
-    `cell_rooms` (`rooms`, if given) show that no node takes the request whole (`rules_rank`),
-    and across nodes the least distance between so many nodes holding enough, then the plan's
+    For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs and across nodes the
+    least distance between so many nodes holding enough; with its `cell_rooms` (`rooms`), the
+    span and distance `rules_rank` finds on 1 or 2 nodes, else at least 3 nodes; then the plan's
     own costs' bounds (`plan_floor`); for plans without
     GPUs, (CPU_HOST,) on a CPU-only host and
     `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
@@ -444,14 +444,22 @@ def rank_floor(
             break
     if cfg.numa_unknown_policy == "legacy" and count_of(shape.unknown_gpus, need.gpu_model) >= need.gpus:
         span = 1
-    elif span == 1 and rooms is not None and rules_rank(shape, rooms, need, cfg) is None:
-        span = 2
+    elif span <= 2 and rooms is not None:  # on 1 or 2 nodes, the rules know the span and distance
+        ruled = rules_rank(shape, rooms, need, cfg)
+        if ruled is not None:
+            return (*ruled[:3], *_plan_costs(shape, need, cfg))
+        span = 3
     distance = 0
     if 1 < span < FALLBACK_SPAN:
         local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
         distance = min((_distance(nodes) for nodes in combinations(local, span)
                         if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
-    return (0, span, distance, *plan_floor(gpu_floor(shape, need.gpu_model or "", cfg), shape, need, cfg)[3:])
+    return (0, span, distance, *_plan_costs(shape, need, cfg))
+
+
+def _plan_costs(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+    """What `rank_floor` puts after span and distance: the plan's floor of the policy's costs."""
+    return plan_floor(gpu_floor(shape, need.gpu_model or "", cfg), shape, need, cfg)[3:]
 
 
 def gpu_floor(shape: HostShape, model: str, cfg: PlacementConfig) -> tuple:
@@ -571,16 +579,19 @@ def node_takes(rooms: tuple[tuple[int, int, int], ...], need: Need) -> bool:
 
 
 def rules_rank(
-    shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need, cfg: PlacementConfig
+    shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need, cfg: PlacementConfig, spans: int = 2
 ) -> tuple | None:
     """Under first-fit and random (no policy cost): the host's rank when one NUMA node takes the
-    whole request, found without `choose` from its `cell_rooms`. Such a fit ranks (CPU_HOST or
-    0, 1, 0, ()), the lowest rank the request can have: a plan without GPUs on a CPU-only host,
-    a GPU plan taking its GPUs, cores and memory from that node (or, under `legacy`, enough GPUs
-    without a NUMA node and that node's cores and memory: `candidates` ranks them alike). None
-    when no node has room for it whole: a plan without GPUs then fits nowhere on the host, a
-    GPU plan maybe across nodes (only `choose` knows). Not for a plan without GPUs on a GPU host
-    (its preference is `keeps_gpu_sales`')."""
+    whole request, or a GPU plan two nodes between them, found without `choose` from its
+    `cell_rooms`. One node's fit ranks (CPU_HOST or 0, 1, 0, ()), the lowest rank the request
+    can have: a plan without GPUs on a CPU-only host, a GPU plan taking its GPUs, cores and
+    memory from that node (or, under `legacy`, enough GPUs without a NUMA node and that node's
+    cores and memory: `candidates` ranks them alike). Else a GPU plan ranks (0, 2, distance, ())
+    at the least distance of two nodes it splits over (`_split_distance`), unless `spans` is 1
+    (whether one node takes it is all the caller asks). None when neither: a plan without GPUs
+    then fits nowhere on the host, a GPU plan maybe across 3 nodes or more, or on GPUs without
+    a NUMA node (only `choose` knows). Not for a plan without GPUs on a GPU host (its
+    preference is `keeps_gpu_sales`')."""
     if not need.gpus:
         return (CPU_HOST, 1, 0, ()) if node_takes(rooms, need) else None
     memory, vcpus, model, wanted = need.memory_mib, need.vcpus, need.gpu_model, need.gpus
@@ -588,7 +599,33 @@ def rules_rank(
     for node, room in zip(shape.nodes, rooms, strict=True):
         if room[0] >= memory and room[2] >= vcpus and (unplaced or count_of(node.gpus, model) >= wanted):
             return (0, 1, 0, ())
-    return None
+    distance = _split_distance(shape, rooms, need) if spans > 1 else None
+    return None if distance is None else (0, 2, distance, ())
+
+
+def _split_distance(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need) -> int | None:
+    """The least distance between two nodes that a GPU plan fits across, None if no two nodes
+    take it: `candidates`' 2-node fits (each node some of the GPUs and its share of the cores
+    and memory, `_gpu_parts`), told from the nodes' `cell_rooms` (a node has room for c cores
+    and m MiB iff c x threads per core and m are at most its room for dedicated vCPUs and
+    memory)."""
+    tpc, wanted = shape.threads_per_core, need.gpus
+    cores = cores_for(need.vcpus, tpc)
+    local = [(node, room, count) for node, room in zip(shape.nodes, rooms, strict=True)
+             if (count := count_of(node.gpus, need.gpu_model))]
+    best = None
+    for (a, room_a, count_a), (b, room_b, count_b) in combinations(local, 2):
+        distance = _distance((a, b))
+        if count_a + count_b < wanted or (best is not None and distance >= best):
+            continue
+        for counts in _compositions(wanted, (count_a, count_b)):
+            shares = core_shares(cores, counts)
+            memory = memory_shares(need.memory_mib, counts)
+            if (shares is not None and shares[0] * tpc <= room_a[2] and shares[1] * tpc <= room_b[2]
+                    and memory[0] <= room_a[0] and memory[1] <= room_b[0]):
+                best = distance
+                break
+    return best
 
 
 def cell_memory_room(shape: HostShape) -> int:
