@@ -22,6 +22,7 @@ from gpucloud.domain import fleet_index
 from gpucloud.domain.capacity import capacity_rows, sellable
 from gpucloud.domain.fleet_index import Fleet
 from gpucloud.domain.numa_fit import (
+    GPU_HOST_NODE_WITHOUT_GPUS,
     HostShape,
     Need,
     NodeShape,
@@ -380,6 +381,21 @@ def test_gpu_hosts_deferred_for_a_warmed_plan_come_before_gpu_hosts_waiting_on_h
                      else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
 
+def test_a_first_ranking_on_gpu_hosts_only_reads_them_in_the_order_of_their_floors():
+    """With no CPU-only host, a new plan without GPUs' first call reads the GPU hosts with a
+    node without free GPUs in `cores_order` (pack: free GPUs, then free cores) and stops once
+    the best rank beats the next floor. Pack's best is host 3 (its GPU reserved: 0 free, 16
+    cores) although hosts 1 (1 free GPU, 8 cores) and 2 (2 free GPUs, 12 cores) have fewer
+    cores: read in free cores alone, the first ranking scored host 1, stopped at host 2's floor
+    (2 free GPUs, above host 1's rank) and placed on host 1."""
+    hosts = [host(1, topology((1, 0), cores=4)), host(2, topology((2, 0), cores=6)),
+             host(3, topology((1, 0), cores=8), gpu_statuses={gpu_address(0, 0): "reserved"})]
+    config = PlacementConfig(policy="pack", demand_mix=tuple((p, 1.0) for p in PLANS))
+    request = cpu_request(2, 4, dedicated=True)
+    assert Fleet(hosts, config).place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 3
+
+
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
 node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
 
@@ -399,22 +415,25 @@ def slit(nodes: int, far: list[int]) -> list[list[int]]:
        ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["first-fit", "random"]),
        gpus=st.integers(0, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
        dedicated=st.booleans(), numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
-       far=st.lists(st.integers(11, 40), min_size=6, max_size=6))
+       far=st.lists(st.integers(11, 40), min_size=6, max_size=6), gpu_host=st.booleans())
 def test_rules_rank_is_the_rank_choose_finds_on_one_or_two_nodes(nodes, tpc, ratio, policy, gpus, vcpus, memory_mib,
-                                                                 dedicated, numa, unknown, far):
+                                                                 dedicated, numa, unknown, far, gpu_host):
     """`rules_rank` (first-fit and random rank hosts without `choose` with it) says what `choose`
     answers: the lowest rank when one node takes the request whole (with GPUs without a NUMA
-    node under `legacy`, a node's cores and memory beside them), else a GPU plan's rank on two
-    nodes at the least distance of a pair it splits over (GPUs, cores and memory shared out
-    unevenly, nodes at unequal distances, with and without SMT), None when neither (then a plan
-    without GPUs does not fit at all, a GPU plan only on 3 nodes or more, or on GPUs without a
-    NUMA node, if anywhere); with `spans=1`, only the one-node rank."""
+    node under `legacy`, a node's cores and memory beside them; a plan without GPUs on a GPU
+    host, a node without free GPUs that keeps every GPU plan as sellable), else a GPU plan's
+    rank on two nodes at the least distance of a pair it splits over (GPUs, cores and memory
+    shared out unevenly, nodes at unequal distances, with and without SMT), None when neither
+    (then a plan without GPUs does not fit a CPU-only host at all, a GPU host only on a worse
+    preference, a GPU plan only on 3 nodes or more, or on GPUs without a NUMA node, if
+    anywhere); with `spans=1`, only the one-node rank."""
+    gpu_host = gpu_host or bool(gpus)
     matrix = slit(len(nodes), far)
     shape = HostShape("r1", "active", tpc, tuple(
         NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
                   40 if pages else 0, shared, tuple(matrix[i]))
-        for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (("rtx6000", unknown),) if unknown and gpus else (),
-        (("rtx6000", 8),) if gpus else (), ())
+        for i, (g, cores, gib, pages, shared) in enumerate(nodes)), (("rtx6000", unknown),) if unknown and gpu_host else (),
+        (("rtx6000", 8),) if gpu_host else (), ())
     config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio, numa_unknown_policy=numa)
     need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
     rooms = cell_rooms(shape, config)
@@ -422,10 +441,10 @@ def test_rules_rank_is_the_rank_choose_finds_on_one_or_two_nodes(nodes, tpc, rat
     fit = choose(shape, need, config)
     if rank is not None:
         assert fit is not None and fit.rank == rank
-    elif not gpus:
+    elif not gpu_host:
         assert fit is None
     else:
-        assert fit is None or fit.rank[:2] > (0, 2)
+        assert fit is None or (fit.rank[:2] > (0, 2) if gpus else fit.rank > (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ()))
     assert rules_rank(shape, rooms, need, config, spans=1) == (rank if rank is not None and rank[1] == 1 else None)
 
 

@@ -28,14 +28,18 @@ a plan without GPUs those where one NUMA node has its memory free (`cell_memory_
 sorted, so the rest is never looked at), GPU hosts waiting unscored behind GPU-less ones (not
 even listed one by one until the best rank reaches the lowest floor a GPU host can have).
 Under pack and spread, whose ranks of GPU-less hosts rise with (fall with) their free cores
-(`cores_floor`, `cores_first`), the GPU-less ones are not even looked at one by one on that
+(`cores_floor`, `cores_order`), the GPU-less ones are not even looked at one by one on that
 first call: they are read in that order from lists kept sorted by free cores (one per class
 of cell memory room and threads per core, merged on their floors: the classes without room
 for the memory are not read), skipped where no node has room (`cell_rooms`), and scored only
-until the best rank found beats the floor of the next (spread and pack read a GPU plan's hosts
-the same way, kept sorted per model on `gpu_floor`: spread's free GPUs and cores, pack's
-fragmentation); later calls read MAX_LAG more each, so the request soon ranks them all
-(scored as they change, not in a burst when the best rank reaches many shapes tied on cores).
+until the best rank found beats the floor of the next; so are, after them, the GPU hosts with
+a node without free GPUs (on the rooms of those nodes alone; pack orders them by free GPUs,
+then free cores: `order_floor`), each waiting on its own floor where that is higher, the other
+GPU hosts waiting as one block on the next preference (OTHER_GPU_HOSTS_FLOOR) (spread and pack
+read a GPU plan's hosts the same way, kept sorted per model on `gpu_floor`: spread's free GPUs
+and cores, pack's fragmentation); later calls read MAX_LAG more each, so the request soon
+ranks them all (scored as they change, not in a burst when the best rank reaches many shapes
+tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -60,10 +64,12 @@ import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
-from itertools import count
+from itertools import chain, count
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
+    CPU_HOST,
+    GPU_HOST_NODE_WITH_GPUS,
     GPU_HOST_NODE_WITHOUT_GPUS,
     Assignment,
     HostShape,
@@ -73,10 +79,11 @@ from gpucloud.domain.numa_fit import (
     cell_rooms,
     choose,
     cores_first,
-    cores_floor,
+    cores_order,
     gpu_floor,
     may_fit,
     node_takes,
+    order_floor,
     plan_floor,
     rank_floor,
     rules_rank,
@@ -106,9 +113,14 @@ Rooms = tuple[tuple[int, int, int], ...]
 # request for first-fit and random), the parts a first ranking reads kept together, so that it
 # reads thousands of them without looking each up.
 Entry = tuple[int, int, HostShape, Rooms, list[int], dict[int, tuple]]
+# pack, spread: a shape in its list of `_by_cores`: (cores_order, order, memory room, rooms, shape)
+CoresItem = tuple[tuple[int, int], int, int, Rooms, HostShape]
 # Where GPU hosts wait, without a look at each, for a plan without GPUs: the lowest preference
 # a GPU host can have (each gets its own floor, `rank_floor`, once the best rank reaches it).
 GPU_HOSTS_FLOOR = (GPU_HOST_NODE_WITHOUT_GPUS,)
+# Where they wait when those with a node without free GPUs that has room for the plan are read
+# otherwise (pack's and spread's first ranking, `_by_cores`): the others rank no better.
+OTHER_GPU_HOSTS_FLOOR = (GPU_HOST_NODE_WITH_GPUS,)
 # What a host state holds besides its generation: a new state whose fields are these very
 # objects (the store's generation after a claim the fleet applied) has the same shape.
 _RESOURCES = tuple(f.name for f in fields(HostState) if f.name != "generation")
@@ -157,14 +169,15 @@ class Fleet:
         self._models: dict[str, dict[str, set[HostShape]]] = {}
         self._roomy: dict[tuple[str, bool], list[Entry]] = {}
         self._entry: dict[HostShape, Entry] = {}
-        # pack, spread: per region and class of cell memory room (its bit length, so a request
-        # reads only the classes that may hold its memory) and threads per core (within one, the
-        # floors rise with free cores: `cores_first`), the active GPU-less shapes as (free cores,
-        # order, cell memory room, rooms of its nodes, shape) sorted; per request without GPUs,
-        # what of them is left to read, merged in the order of their floors
+        # pack, spread: per region, kind (CPU_HOST: the GPU-less shapes; GPU_HOST_NODE_WITHOUT_GPUS:
+        # the GPU shapes with a node without free GPUs, of which alone the rooms are kept), class of
+        # those nodes' memory room (its bit length, so a request reads only the classes that may
+        # hold its memory) and threads per core (within one, the floors rise with `cores_order`),
+        # the active shapes as (cores_order, order, memory room, rooms, shape) sorted; per request
+        # without GPUs, what of them is left to read, merged in the order of their floors
         self._cores_first = cores_first(self.config)
-        self._by_cores: dict[str, dict[tuple[int, int], list[tuple[int, int, int, Rooms, HostShape]]]] = {}
-        self._cores_of: dict[HostShape, tuple[int, int]] = {}
+        self._by_cores: dict[str, dict[tuple[int, int, int], list[CoresItem]]] = {}
+        self._cores_of: dict[HostShape, tuple[tuple[int, int, int], tuple[tuple[int, int], int]]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
         # spread and pack, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region
         # and GPU model, and threads per core (pack's floors subtract the cores a plan takes, which
@@ -176,8 +189,9 @@ class Fleet:
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
-        # per request without GPUs, the GPU hosts with room not looked at yet (`GPU_HOSTS_FLOOR`)
-        self._deferred: dict[Key, list[Entry]] = {}
+        # per request without GPUs, the GPU hosts with room not looked at yet, and the floor they
+        # wait on (`GPU_HOSTS_FLOOR`, `OTHER_GPU_HOSTS_FLOOR`)
+        self._deferred: dict[Key, tuple[tuple, list[Entry]]] = {}
         self._needs: dict[str, list[Need]] = {}  # region -> requests seen, whose heaps exist
         self._log: dict[str, list[HostShape]] = {}  # region -> shapes in the order their buckets appeared
         self._read: dict[Key, int] = {}  # how far each request's heap has read the log
@@ -264,11 +278,8 @@ class Fleet:
                 ranks = self._ranks[shape] = {}
                 entry = self._entry[shape] = (cell_memory_room(shape), next(self._order), shape, rooms, bucket, ranks)
                 insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
-                if self._cores_first and not shape.installed:
-                    cores = self._cores_of[shape] = (sum(n.cores for n in shape.nodes), next(self._order))
-                    by_cores = self._by_cores.setdefault(shape.region, {}).setdefault(
-                        (entry[0].bit_length(), shape.threads_per_core), [])
-                    insort(by_cores, (*cores, entry[0], rooms, shape))
+                if self._cores_first:
+                    self._index_cores(shape, rooms)
         insort(bucket, host_id)
         self._host_ranks[host_id] = self._ranks.get(shape)
         if self._by_rank:
@@ -304,9 +315,23 @@ class Fleet:
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
                 room = self._entry.pop(shape)[:2]
                 del roomy[bisect_left(roomy, room)]
-                if self._cores_first and not shape.installed:
-                    by_cores = self._by_cores[shape.region][(room[0].bit_length(), shape.threads_per_core)]
-                    del by_cores[bisect_left(by_cores, self._cores_of.pop(shape))]
+                if shape in self._cores_of:
+                    kind, item = self._cores_of.pop(shape)
+                    by_cores = self._by_cores[shape.region][kind]
+                    del by_cores[bisect_left(by_cores, item)]
+
+    def _index_cores(self, shape: HostShape, rooms: Rooms) -> None:
+        """pack, spread: the shape joins its list in `_by_cores` (a GPU shape only with a node
+        without free GPUs: elsewhere a plan without GPUs ranks GPU_HOST_NODE_WITH_GPUS or worse)."""
+        kind = GPU_HOST_NODE_WITHOUT_GPUS if shape.installed else CPU_HOST
+        if shape.installed:
+            rooms = tuple(room for room, node in zip(rooms, shape.nodes, strict=True) if not node.gpus)
+        if not rooms:
+            return
+        most = max(room[0] for room in rooms)
+        where = (kind, most.bit_length(), shape.threads_per_core)
+        item = self._cores_of[shape] = where, (cores_order(shape, self.config.for_host(shape)), next(self._order))
+        insort(self._by_cores.setdefault(shape.region, {}).setdefault(where, []), (*item[1], most, rooms, shape))
 
     def warm(self, region: str) -> None:
         """Rank the region's hosts now for the requests of every plan of the config, and find
@@ -337,9 +362,9 @@ class Fleet:
         # Not the memoised `best_fit`: the heap keeps the rank, and a memo of every shape ever
         # seen would only grow (and slow the garbage collector) in a long-running process.
         need = key[1]
-        if self._by_rank and (need.gpus or not shape.installed):
+        if self._by_rank:
             rank = rules_rank(shape, self._entry[shape][3], need, self.config.for_host(shape))
-            if rank is None and need.gpus:  # not on one node: maybe across nodes
+            if rank is None and (need.gpus or shape.installed):  # maybe across nodes, or on a worse preference
                 fit = choose(shape, need, self.config.for_host(shape))
                 rank = fit.rank if fit is not None else None
             if rank is None:
@@ -350,10 +375,8 @@ class Fleet:
         fit = choose(shape, need, self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
-        elif not self._by_rank:
-            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
         else:
-            self._rank(key, shape, fit.rank)
+            heapq.heappush(self._heaps[key], (fit.rank, next(self._order), shape, _kept(fit.assignment)))
 
     def _rank(self, key: Key, shape: HostShape, rank: tuple) -> None:
         """first-fit, random: the shape's hosts join the request's ids on that rank."""
@@ -371,14 +394,15 @@ class Fleet:
     def _rank_at_once(self, key: Key, entries: Iterable[Entry]) -> None:
         """first-fit, random, a request's first ranking: the shapes whose rank the rules settle
         (`rules_rank`) join its ids at once, each id list sorted once at the end; the others
-        (GPU plans across nodes) wait on their floors or are scored."""
+        (GPU plans across nodes, plans without GPUs on GPU hosts where one node has room) wait
+        on their floors or are scored."""
         need, number, members = key[1], self._number[key], self._members[key]
         ids: list[int] = []
         last, rest = None, []
         for _, _, shape, rooms, bucket, ranks in entries:
             rank = rules_rank(shape, rooms, need, self.config.for_host(shape))
             if rank is None:
-                if need.gpus:
+                if need.gpus or (shape.installed and node_takes(rooms, need)):
                     rest.append((shape, rooms))
                 continue  # a plan without GPUs: no node has room for it, so it fits nowhere here
             if rank != last:
@@ -387,7 +411,7 @@ class Fleet:
             ids += bucket
         for ids in members.values():
             ids.sort()
-        # GPU plans no node takes whole: new to the request, so queued without `_queue`'s checks
+        # new to the request, so queued without `_queue`'s checks
         best, waiting, queued = self._top(key), self._waiting[key], self._queued[key]
         for shape, rooms in rest:
             if shape not in self._buckets or self._seen(key, shape):  # a pending entry, gone or queued since
@@ -428,7 +452,9 @@ class Fleet:
         if need.gpus:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
             if self._by_rank and self.config.policy == "random" and lazy:
-                self._rank_first(key, [self._entry[shape] for shape in shapes])
+                entries = [self._entry[shape] for shape in shapes]
+                if not self._rank_first(key, entries):
+                    self._rank_at_once(key, entries)  # none on one node: every one now
             elif self._by_rank:
                 self._rank_at_once(key, [self._entry[shape] for shape in shapes])
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
@@ -438,41 +464,56 @@ class Fleet:
                 for shape in shapes:
                     self._queue(key, shape)
             return heap
+        # first-fit, random: the CPU-only hosts ranked by the rules; where none takes the plan
+        # (a fleet of GPU hosts only), a first call ranks the GPU hosts so, none deferred
+        # (random: one on the lowest rank a GPU host can have, the others pending)
         if self._by_rank and self.config.policy == "random" and lazy:
-            self._rank_first(key, self._with_room(region, False, need.memory_mib))
+            if not self._rank_first(key, self._with_room(region, False, need.memory_mib)):
+                gpu_hosts = self._with_room(region, True, need.memory_mib)
+                if not self._rank_first(key, gpu_hosts):
+                    self._rank_at_once(key, gpu_hosts)
+                return heap
         elif self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
+            if lazy and self._top(key) is None:
+                self._rank_at_once(key, self._with_room(region, True, need.memory_mib))
+                return heap
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
-            classes = [entries for (room, _), entries in self._by_cores.get(region, {}).items() if room >= smallest]
-            step = 1 if self._cores_first > 0 else -1  # each class in the order its floors rise
-            self._unread[key] = [heapq.merge(*(self._cores_floors(entries[::step], need) for entries in classes)), None]
+            lists = [(kind, tpc, items) for (kind, room, tpc), items in self._by_cores.get(region, {}).items()
+                     if room >= smallest]
+            # the CPU-only hosts' lists first (their floors are all lower): the GPU hosts' are not
+            # opened (a look at each list's first entries with room) while any of those is left
+            self._unread[key] = [chain.from_iterable(
+                heapq.merge(*(self._cores_floors(items[:], kind, tpc, need) for kind, tpc, items in lists
+                              if kind == first)) for first in (CPU_HOST, GPU_HOST_NODE_WITHOUT_GPUS)), None]
         else:
             for entry in self._with_room(region, False, need.memory_mib):
                 self._queue(key, entry[2])
         # Every GPU host waits, without a look at each, on GPU_HOSTS_FLOOR until the best rank
-        # reaches it (`_best_rank`): then each gets its own floor.
+        # reaches it (`_best_rank`): then each gets its own floor. Where those with a node without
+        # free GPUs with room are read with the GPU-less ones, the others wait on the next floor.
         gpu_hosts = self._with_room(region, True, need.memory_mib)
         if gpu_hosts:
-            self._deferred[key] = gpu_hosts
+            self._deferred[key] = (OTHER_GPU_HOSTS_FLOOR if key in self._unread else GPU_HOSTS_FLOOR), gpu_hosts
         return heap
 
-    def _rank_first(self, key: Key, entries: list[Entry]) -> None:
+    def _rank_first(self, key: Key, entries: list[Entry]) -> bool:
         """random, a first ranking: rank the first entry one node of which takes the request
-        whole (a CPU-only host for a plan without GPUs) and leave the others pending (ranked
-        `PENDING_CHUNK` a call later on): that rank is the lowest there is (`rules_rank`), so
-        it is the best, and `_on_best` tells which other hosts share it without ranking them.
-        Without such an entry, a GPU plan ranks them all now (a plan without GPUs fits none),
-        those two nodes take by the rules too."""
+        whole (`rules_rank`) and leave the others pending (ranked `PENDING_CHUNK` a call later
+        on): among `entries` (for a plan without GPUs, CPU-only or, when none of those takes
+        it, GPU hosts) that rank is the lowest there is, so it is the best, and `_on_best`
+        tells which other hosts share it without ranking them. False: no such entry, nothing
+        ranked (a GPU plan or a GPU host may still take it otherwise: `_rank_at_once`, which
+        ranks by the rules too where two nodes take a GPU plan)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
             rank = rules_rank(shape, rooms, need, self.config.for_host(shape), spans=1)
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
-                return
-        if need.gpus:
-            self._rank_at_once(key, entries)
+                return True
+        return False
 
     def _rank_pending(self, key: Key, count: int | None = None) -> None:
         """Rank `count` more of the entries a first ranking left pending (None: all of them)."""
@@ -497,7 +538,7 @@ class Fleet:
         if mine is not None:
             return mine == rank
         shape = self._shape_of[host_id]
-        if key in self._pending and (key[1].gpus or not shape.installed):  # maybe pending
+        if key in self._pending:  # maybe pending (the lowest rank there is: `rules_rank` knows it)
             return rules_rank(shape, self._entry[shape][3], key[1], self.config.for_host(shape), rank[1]) == rank
         return False  # waiting on a floor above the best rank, or no fit
 
@@ -508,12 +549,13 @@ class Fleet:
         return roomy[bisect_left(roomy, (memory_mib,)) :]
 
     def _wait_gpu_hosts(self, key: Key) -> None:
-        """The GPU hosts deferred for a plan without GPUs wait now, on GPU_HOSTS_FLOOR."""
+        """The GPU hosts deferred for a plan without GPUs wait now, on the floor they were deferred on."""
         waiting, queued = self._waiting[key], self._queued[key]
-        for entry in self._deferred.pop(key):
+        floor, entries = self._deferred.pop(key)
+        for entry in entries:
             shape = entry[2]
             if shape in self._buckets and not self._seen(key, shape):
-                waiting.append((GPU_HOSTS_FLOOR, next(self._order), shape, False))
+                waiting.append((floor, next(self._order), shape, False))
                 queued.add(shape)
         heapq.heapify(waiting)
 
@@ -527,9 +569,12 @@ class Fleet:
         if key in self._pending:
             self._rank_pending(key, PENDING_CHUNK)
         if key in self._unread:  # a first ranking left unread: read some more
+            best = self._top(key)
             for _ in range(MAX_LAG):
                 unread = self._next_unread(key)
-                if unread is None:
+                # not the GPU hosts while a CPU-only one ranks best (`_best_rank` reads them if
+                # it needs them): they would be read only to wait on their floors
+                if unread is None or (best is not None and unread[0][:1] > best[:1]):
                     break
                 self._unread[key][1] = None
                 self._queue(key, unread[1])
@@ -579,8 +624,9 @@ class Fleet:
                 floor, _, shape, own_floor = waiting[0]
             elif unread is not None:
                 floor, shape = unread
-            if key in self._deferred and (not (waiting or unread) or floor > GPU_HOSTS_FLOOR):
-                if best is None or best[:1] >= GPU_HOSTS_FLOOR:  # the GPU hosts come next
+            deferred = self._deferred.get(key)
+            if deferred is not None and (not (waiting or unread) or floor > deferred[0]):
+                if best is None or best[:1] >= deferred[0]:  # the GPU hosts come next
                     self._wait_gpu_hosts(key)
                     continue
                 return best
@@ -597,20 +643,24 @@ class Fleet:
             else:
                 self._unread[key][1] = None
                 queued.add(shape)
-                if key[1].gpus:  # on the model's floor: wait on its own if that is higher
+                if key[1].gpus or shape.installed:  # on its list's floor: wait on its own if that is higher
                     own = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
                     if own > floor:
                         heapq.heappush(waiting, (own, next(self._order), shape, True))
                         continue
             self._score(key, shape)
 
-    def _cores_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
-        """(floor, order, shape) of the GPU-less shapes among `entries` where a node has room for
-        the plan (`node_takes`), in their order (`cores_floor`'s, within one class)."""
+    def _cores_floors(self, items: list[CoresItem], kind: int, tpc: int, need: Need
+                      ) -> Iterator[tuple[tuple, int, HostShape]]:
+        """(floor, order, shape) of the shapes of one list of `_by_cores` where a node (of a GPU
+        shape, one without free GPUs) has room for the plan (`node_takes`), in their order: the
+        floor `order_floor` gives `kind` on their `cores_order`, `cores_floor` on a GPU-less
+        shape, below it on a GPU shape (short of that node's cores, or GPU_HOST_NODE_WITH_GPUS
+        where such a node's fill would cost GPU sales)."""
         memory = need.memory_mib
-        for _, order, most_memory, rooms, shape in entries:
+        for cores, order, most_memory, rooms, shape in items:
             if most_memory >= memory and node_takes(rooms, need):
-                yield cores_floor(shape, need, self.config.for_host(shape)), order, shape
+                yield order_floor(kind, cores, tpc, need, self.config), order, shape
 
     def _plan_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
         """(floor, order, shape) of the GPU plan on the shapes of `entries` (one threads per

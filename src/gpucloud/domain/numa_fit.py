@@ -250,12 +250,18 @@ def keeps_gpu_sales(shape: HostShape, a: Assignment, cfg: PlacementConfig) -> bo
     free = placeable_free(shape, cfg.numa_unknown_policy)
     if not free:
         return True
-    if len(a.parts) == 1 and (not shape.unknown_gpus or cfg.numa_unknown_policy == "required") and not next(
+    if len(a.parts) == 1 and not places_unknown_gpus(shape, cfg) and not next(
             n for n in shape.nodes if n.index == a.parts[0].node).gpus:
         return True
     later = after(shape, a)
     return all(_same_fill(shape, later, a, gpu_need, cfg) or fill_count(later, gpu_need, cfg) >= fill_count(
         shape, gpu_need, cfg) for model in free for gpu_need, _ in cfg.mix_for(model, shape.region))
+
+
+def places_unknown_gpus(shape: HostShape, cfg: PlacementConfig) -> bool:
+    """Whether placement hands out GPUs of this host whose NUMA node is unknown (they may take
+    any node's cores and memory, so no node is left out of a GPU plan's fill)."""
+    return bool(shape.unknown_gpus) and cfg.numa_unknown_policy != "required"
 
 
 def _same_fill(shape: HostShape, later: HostShape, a: Assignment, gpu_need: Need, cfg: PlacementConfig) -> bool:
@@ -268,7 +274,7 @@ def _same_fill(shape: HostShape, later: HostShape, a: Assignment, gpu_need: Need
     would enter pack's cost, and unknown-NUMA GPUs may take any node's cores and memory."""
     if len(a.parts) != 1 or len(shape.installed) != 1:
         return False
-    if shape.unknown_gpus and cfg.numa_unknown_policy != "required":
+    if places_unknown_gpus(shape, cfg):
         return False
     index = a.parts[0].node
     node = next(n for n in shape.nodes if n.index == index)
@@ -506,25 +512,43 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
     of free cores these floors rise on CPU-only hosts of one threads per core (pack's subtracts
     the cores the plan takes, which depend on it), so an index can read them in rank order
     (their floors stop at the host's cores: the node's would break that order)."""
-    cores = sum(n.cores for n in shape.nodes)
-    node_cores: list[int] = []  # of the nodes without free GPUs with room for it (GPU hosts)
     if not shape.installed:
-        preference = CPU_HOST
-    else:
-        tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
-        node_cores = [n.cores for n in shape.nodes
-                      if not n.gpus and isinstance(_single_part(n, need, tpc, ratio), Part)]
-        preference = GPU_HOST_NODE_WITHOUT_GPUS if node_cores else GPU_HOST_NODE_WITH_GPUS
-    if cfg.policy == "pack" and preference != GPU_HOST_NODE_WITH_GPUS:
-        free = sum(placeable_free(shape, cfg.numa_unknown_policy).values()) if shape.installed else 0
-        taken = cores_for(need.vcpus, shape.threads_per_core) if need.dedicated else 0
-        if node_cores:
-            return (preference, 1, 0, (0.0, free, cores - taken, min(node_cores) - taken))
-        return (preference, 1, 0, (0.0, free, cores - taken))
+        return order_floor(CPU_HOST, cores_order(shape, cfg), shape.threads_per_core, need, cfg)
+    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
+    # the cores of the nodes without free GPUs with room for it
+    node_cores = [n.cores for n in shape.nodes if not n.gpus and isinstance(_single_part(n, need, tpc, ratio), Part)]
+    if not node_cores:
+        return (GPU_HOST_NODE_WITH_GPUS, 1, 0, (0, -sum(n.cores for n in shape.nodes))) if cfg.policy == "spread" \
+            else (GPU_HOST_NODE_WITH_GPUS, 1, 0)
+    head = order_floor(GPU_HOST_NODE_WITHOUT_GPUS, cores_order(shape, cfg), tpc, need, cfg)
+    if cfg.policy == "pack":
+        return (*head[:3], (*head[3], min(node_cores) - cores_for(need.vcpus, tpc) * need.dedicated))
     if cfg.policy == "spread":
-        if node_cores:
-            return (preference, 1, 0, (0, -cores, -max(node_cores)))
-        return (preference, 1, 0, (0, -cores))
+        return (*head[:3], (*head[3], -max(node_cores)))
+    return head
+
+
+def cores_order(shape: HostShape, cfg: PlacementConfig) -> tuple[int, int]:
+    """What `cores_floor` rises with on hosts of one kind (CPU-only, or GPU hosts where a node
+    without free GPUs has room: `order_floor`) and threads per core, ascending: (free GPUs,
+    free cores) under pack, (0, free cores negated) under spread, (0, 0) otherwise. An index may
+    keep hosts sorted on it to read them in the order of their floors."""
+    if cfg.policy == "pack":
+        return (sum(placeable_free(shape, cfg.numa_unknown_policy).values()), sum(n.cores for n in shape.nodes))
+    if cfg.policy == "spread":
+        return (0, -sum(n.cores for n in shape.nodes))
+    return (0, 0)
+
+
+def order_floor(preference: int, order: tuple[int, int], tpc: int, need: Need, cfg: PlacementConfig) -> tuple:
+    """(preference, 1, 0) and pack's or spread's first costs of a plan without GPUs on one node
+    of a host of this `cores_order` and threads per core: `cores_floor` on a CPU-only host, and
+    short of the node's cores on a GPU host where a node without free GPUs has room for it (a
+    lower bound of its rank, from the order alone)."""
+    if cfg.policy == "pack":
+        return (preference, 1, 0, (0.0, order[0], order[1] - cores_for(need.vcpus, tpc) * need.dedicated))
+    if cfg.policy == "spread":
+        return (preference, 1, 0, (0, order[1]))
     return (preference, 1, 0)
 
 
@@ -590,8 +614,23 @@ def rules_rank(
     at the least distance of two nodes it splits over (`_split_distance`), unless `spans` is 1
     (whether one node takes it is all the caller asks). None when neither: a plan without GPUs
     then fits nowhere on the host, a GPU plan maybe across 3 nodes or more, or on GPUs without
-    a NUMA node (only `choose` knows). Not for a plan without GPUs on a GPU host (its
-    preference is `keeps_gpu_sales`')."""
+    a NUMA node (only `choose` knows). On a GPU host, a plan without GPUs ranks
+    (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ()), the lowest rank it can have there, when a node
+    without free GPUs takes it and keeps every GPU plan as sellable (without filling unless
+    GPUs without a NUMA node are placed: `keeps_gpu_sales`); None otherwise (only `choose`
+    knows whether and how it fits)."""
+    if not need.gpus and shape.installed:
+        memory, cpu, vcpus = need.memory_mib, 2 if need.dedicated else 1, need.vcpus
+        fills = places_unknown_gpus(shape, cfg)
+        for node, room in zip(shape.nodes, rooms, strict=True):
+            if node.gpus or room[0] < memory or room[cpu] < vcpus:
+                continue
+            if not fills:
+                return (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ())
+            part = _single_part(node, need, shape.threads_per_core, cfg.shared_cpu_overcommit)
+            if isinstance(part, Part) and keeps_gpu_sales(shape, Assignment(None, (part,)), cfg):
+                return (GPU_HOST_NODE_WITHOUT_GPUS, 1, 0, ())
+        return None
     if not need.gpus:
         return (CPU_HOST, 1, 0, ()) if node_takes(rooms, need) else None
     memory, vcpus, model, wanted = need.memory_mib, need.vcpus, need.gpu_model, need.gpus
