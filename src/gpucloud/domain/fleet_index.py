@@ -164,9 +164,10 @@ class Fleet:
         self._buckets: dict[HostShape, list[int]] = {}  # shape -> sorted host ids
         self._shapes: dict[str, set[HostShape]] = {}  # region -> shapes that have hosts
         # the live active shapes that may take a request, for a new request's first ranking:
-        # per region and GPU model, those with free GPUs of it; per region and "has GPUs", all,
+        # per region and GPU model, those with free GPUs of it (their entries by shape, so that it
+        # reads them without hashing each: a cold shape costs ~2 us); per region and "has GPUs", all,
         # as their entries sorted by cell memory room
-        self._models: dict[str, dict[str, set[HostShape]]] = {}
+        self._models: dict[str, dict[str, dict[HostShape, Entry]]] = {}
         self._roomy: dict[tuple[str, bool], list[Entry]] = {}
         self._entry: dict[HostShape, Entry] = {}
         # pack, spread: per region, kind (CPU_HOST: the GPU-less shapes; GPU_HOST_NODE_WITHOUT_GPUS:
@@ -266,18 +267,18 @@ class Fleet:
             bucket = self._buckets[shape] = []
             self._shapes.setdefault(shape.region, set()).add(shape)
             if shape.status == ACTIVE:
+                rooms = cell_rooms(shape, self.config.for_host(shape))
+                ranks = self._ranks[shape] = {}
+                entry = self._entry[shape] = (cell_memory_room(shape), next(self._order), shape, rooms, bucket, ranks)
+                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
                 models = self._models.setdefault(shape.region, {})
                 for model in _models(shape):
-                    models.setdefault(model, set()).add(shape)
+                    models.setdefault(model, {})[shape] = entry
                     if self._gpus_first:
                         floor = (gpu_floor(shape, model, self.config.for_host(shape)), next(self._order))
                         by_gpus = self._by_gpus.setdefault((shape.region, model), {})
                         insort(by_gpus.setdefault(shape.threads_per_core, []), (*floor, shape))
                         self._gpus_of.setdefault(shape, []).append(((shape.region, model), floor))
-                rooms = cell_rooms(shape, self.config.for_host(shape))
-                ranks = self._ranks[shape] = {}
-                entry = self._entry[shape] = (cell_memory_room(shape), next(self._order), shape, rooms, bucket, ranks)
-                insort(self._roomy.setdefault((shape.region, bool(shape.installed)), []), entry)
                 if self._cores_first:
                     self._index_cores(shape, rooms)
         insort(bucket, host_id)
@@ -308,7 +309,7 @@ class Fleet:
             if shape.status == ACTIVE:
                 models = self._models[shape.region]
                 for model in _models(shape):
-                    models[model].discard(shape)
+                    del models[model][shape]
                 for where, floor in self._gpus_of.pop(shape, ()):
                     by_gpus = self._by_gpus[where][shape.threads_per_core]
                     del by_gpus[bisect_left(by_gpus, floor)]
@@ -450,13 +451,13 @@ class Fleet:
         self._needs.setdefault(region, []).append(need)
         self._read[key] = len(self._log.setdefault(region, []))
         if need.gpus:
-            shapes = self._models.get(region, {}).get(need.gpu_model or "", ())
+            shapes = self._models.get(region, {}).get(need.gpu_model or "", {})
             if self._by_rank and self.config.policy == "random" and lazy:
-                entries = [self._entry[shape] for shape in shapes]
+                entries = list(shapes.values())
                 if not self._rank_first(key, entries):
                     self._rank_at_once(key, entries)  # none on one node: every one now
             elif self._by_rank:
-                self._rank_at_once(key, [self._entry[shape] for shape in shapes])
+                self._rank_at_once(key, list(shapes.values()))
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
                 per_tpc = self._by_gpus.get((region, need.gpu_model or ""), {}).values()
                 self._unread[key] = [heapq.merge(*(self._plan_floors(entries[:], need) for entries in per_tpc)), None]
@@ -714,7 +715,8 @@ class Fleet:
         if rank is None:
             # A GPU plan's reason reads only the shapes with GPUs of its model, and when some are
             # active with free ones, the others change nothing in it: the rest is not looked at.
-            shapes = self._models.get(request.region, {}).get(request.gpu_model or "") if request.gpus else None
+            models = self._models.get(request.region, {})
+            shapes = models.get(request.gpu_model or "", {}).keys() if request.gpus else set()
             if not shapes:
                 shapes = self._shapes.get(request.region, set())
             return no_room(request, {s: len(self._buckets[s]) for s in shapes}, self.config)
