@@ -26,10 +26,14 @@ from gpucloud.domain.numa_fit import (
     HostShape,
     Need,
     NodeShape,
+    _fragmentation_after,
+    _fragments,
     after,
     best_fit,
+    candidates,
     cell_rooms,
     choose,
+    fragmentation,
     rank_floor,
     rules_rank,
 )
@@ -298,6 +302,26 @@ def test_pack_reads_cpu_only_hosts_in_the_order_of_their_floors_whatever_their_t
     assert place(request, hosts, config).host_id == 3
 
 
+def test_pack_reads_a_models_gpu_hosts_in_the_order_of_their_floors_and_reads_those_on_the_best_rank():
+    """Pack's floor on a GPU host for a GPU plan is its fragmentation negated, rounded as the
+    rank's rise (`gpu_floor`): fragmentation is never below 0, and a claim of the host's last
+    free GPU reaches 0, so the floor of hosts 1 and 2 (one free GPU each, on node 0 and on node
+    1) is their rank. With thirds in the mix (fragmentation 2/3) the unrounded floor lies above
+    that rank: host 2, read first, ranks exactly as host 1, and a first ranking that skipped
+    host 1 (its floor read as above the best) placed on host 2.
+    Host 3 (four free GPUs on node 0: fragmentation 0, floor 0) is not scored at all."""
+    plans = (gpu_plan(1, 2, 1), gpu_plan(2, 4, 2), gpu_plan(4, 8, 4))
+    config = PlacementConfig(policy="pack", demand_mix=tuple((p, 1.0) for p in plans))
+    hosts = [host(2, topology((0, 1))), host(1, topology((1, 0))), host(3, topology((4, 0)))]
+    request = gpu_request(1, vcpus=2, memory_gib=1)
+    assert -fragmentation(hosts[0].shape, config) > round(-fragmentation(hosts[0].shape, config), 9)
+    fleet = Fleet(hosts, config)
+    with patch.object(fleet_index, "choose", wraps=choose) as scored:
+        assert fleet.place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 1
+    assert hosts[2].shape not in {call.args[0] for call in scored.call_args_list}
+
+
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
 # choose between hosts with and without a node free of GPUs: most GPU hosts wait unscored on
 # their floors (`numa_fit.cores_floor`: preference, free GPUs, free cores) and are scored only
@@ -464,20 +488,65 @@ def test_rules_rank_splits_a_gpu_plan_over_the_closest_two_nodes_that_take_it(no
 @given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
        far=st.lists(st.integers(11, 40), min_size=6, max_size=6), policy=st.sampled_from(POLICIES),
        numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2),
-       gpus=st.integers(1, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024))
+       gpus=st.integers(1, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024),
+       other=st.integers(0, 2))
 @example(nodes=[(2, 2, 8, False, 0), (2, 2, 8, False, 0), (1, 2, 8, False, 0)], tpc=1, far=[20] * 6, policy="pack",
-         numa="required", unknown=0, gpus=3, vcpus=5, memory_mib=1024)  # 3 nodes, not the 2 holding enough GPUs
-def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib):
+         numa="required", unknown=0, gpus=3, vcpus=5, memory_mib=1024, other=0)  # 3 nodes, not the 2 holding enough GPUs
+def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib,
+                                                   other):
     """The floor an index leaves a host waiting on (`rank_floor`, with its `cell_rooms`) never
-    exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node."""
+    exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node,
+    GPUs of another model on node 0 (pack's floor counts them apart, and the claim's cores and
+    memory change their fragmentation too)."""
     matrix = slit(len(nodes), far)
     shape = HostShape("r1", "active", tpc, tuple(
-        NodeShape(i, (("rtx6000", g),) if g else (), cores, 0 if pages else gib * 1024, gib if pages else 0,
-                  40 if pages else 0, shared, tuple(matrix[i]))
+        NodeShape(i, ((("h100", other),) if other and not i else ()) + ((("rtx6000", g),) if g else ()), cores,
+                  0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, shared, tuple(matrix[i]))
         for i, (g, cores, gib, pages, shared) in enumerate(nodes)),
-        (("rtx6000", unknown),) if unknown else (), (("rtx6000", 12),), ())
+        (("rtx6000", unknown),) if unknown else (), (("h100", 2), ("rtx6000", 12)), ())
     config = PlacementConfig(policy=policy, numa_unknown_policy=numa)
     need = Need(gpus, "rtx6000", vcpus, memory_mib, True)
     fit = choose(shape, need, config)
     floor = rank_floor(shape, need, config, cell_rooms(shape, config))
     assert fit is None or floor <= fit.rank[: len(floor)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
+       numa=st.sampled_from(["required", "preferred", "legacy"]), unknown=st.integers(0, 2), other=st.integers(0, 2),
+       gpus=st.integers(0, 4), vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024), dedicated=st.booleans())
+def test_a_claims_fragmentation_recomputed_on_its_nodes_is_the_claimed_shapes(nodes, tpc, numa, unknown, other, gpus,
+                                                                           vcpus, memory_mib, dedicated):
+    """Pack's cost of a claim (`_fragmentation_after`: each plan's fill recomputed only on the
+    claimed nodes, summed with the other nodes' parts of the shape) is the very float
+    `fragmentation` gives the claimed shape, for every candidate: GPUs of a second model on node
+    0, GPUs without a NUMA node (taken under legacy and preferred), hugepages, shared vCPUs."""
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, ((("h100", other),) if other and not i else ()) + ((("rtx6000", g),) if g else ()), cores,
+                  0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, shared, (10,) * len(nodes))
+        for i, (g, cores, gib, pages, shared) in enumerate(nodes)),
+        (("rtx6000", unknown),) if unknown else (), (("h100", 2), ("rtx6000", 12)), ())
+    plans = (gpu_plan(1, 2, 8), gpu_plan(2, 6, 24), gpu_plan(4, 8, 64), gpu_plan(1, 4, 16, model="h100"))
+    config = PlacementConfig(policy="pack", numa_unknown_policy=numa, demand_mix=tuple((p, 1.0) for p in plans))
+    need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
+    models = _fragments(shape, config)[1]
+    for *_, a in candidates(shape, need, config, every_span=True):
+        fresh = replace(config)  # its own memo: the claimed shape's fragmentation computed whole
+        assert _fragmentation_after(shape, models, a, config) == fragmentation(after(shape, a), fresh)
+
+
+def test_a_claim_that_leaves_gpus_beside_another_nodes_leftover_gpus_counts_them_spanning():
+    """Node 0 has a GPU and no cores, node 1 two GPUs and cores: a 2-GPU plan fits node 1 alone,
+    and node 0's GPU idles (fragmentation 1). A 1-GPU claim on node 1 leaves a GPU there beside
+    its spare cores, and with node 0's GPU a 2-GPU instance spanning both would fit: half idle
+    each (fragmentation 1 again, 0.0 rise). Recomputing the claimed node alone, without node
+    0's leftover GPU in the spanning pool, gives 2."""
+    shape = HostShape("r1", "active", 2, (
+        NodeShape(0, (("rtx6000", 1),), 0, 32 * 1024, 0, 0, 0, (10, 20)),
+        NodeShape(1, (("rtx6000", 2),), 8, 32 * 1024, 0, 0, 0, (20, 10))), (), (("rtx6000", 3),), ())
+    config = PlacementConfig(policy="pack", demand_mix=((gpu_plan(2, 4, 8), 1.0),))
+    claim = next(a for *_, a in candidates(shape, Need(1, "rtx6000", 2, 1024, True), config))
+    assert [p.node for p in claim.parts] == [1]
+    before, models = _fragments(shape, config)
+    assert before == 1.0
+    assert _fragmentation_after(shape, models, claim, config) == fragmentation(after(shape, claim), config) == 1.0

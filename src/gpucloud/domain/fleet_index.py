@@ -37,10 +37,11 @@ for the memory are not read), skipped where no node has room (`cell_rooms`), and
 until the best rank found beats the floor of the next; so are, after them, the GPU hosts with
 a node without free GPUs (on the rooms of those nodes alone; pack orders them by free GPUs,
 then free cores: `order_floor`), each waiting on its own floor where that is higher, the other
-GPU hosts waiting as one block on the next preference (OTHER_GPU_HOSTS_FLOOR) (spread reads a GPU plan's hosts the
-same way, kept sorted per model on `gpu_floor`); later calls read MAX_LAG more each, so the
-request soon ranks them all (scored as they change, not in a burst when the best rank
-reaches many shapes tied on cores).
+GPU hosts waiting as one block on the next preference (OTHER_GPU_HOSTS_FLOOR) (spread and pack
+read a GPU plan's hosts the same way, kept sorted per model on `gpu_floor`: spread's free GPUs
+and cores, pack's fragmentation); later calls read MAX_LAG more each, so the request soon
+ranks them all (scored as they change, not in a burst when the best rank reaches many shapes
+tied on cores).
 
 Scoring is lazy, so that no work is spent on shapes that vanish before anyone asks:
 - new shapes are logged per region and scored for a request when that request comes next,
@@ -85,6 +86,7 @@ from gpucloud.domain.numa_fit import (
     may_fit,
     node_takes,
     order_floor,
+    plan_floor,
     rank_floor,
     rules_rank,
 )
@@ -183,11 +185,12 @@ class Fleet:
         self._by_cores: dict[str, dict[tuple[int, int, int], list[CoresItem]]] = {}
         self._cores_of: dict[HostShape, tuple[tuple[int, int, int], tuple[tuple[int, int], int]]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
-        # spread, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region and GPU
-        # model, the shapes that may take its plans as (floor, order, shape) sorted; a GPU plan's
-        # first ranking reads them in that order (`_unread` too)
-        self._gpus_first = self.config.policy == "spread"
-        self._by_gpus: dict[tuple[str, str], list[tuple[tuple, int, HostShape]]] = {}
+        # spread and pack, whose floors for GPU plans tell hosts apart (`gpu_floor`): per region
+        # and GPU model, and threads per core (pack's floors subtract the cores a plan takes, which
+        # depend on it), the shapes that may take its plans as (floor, order, shape) sorted; a GPU
+        # plan's first ranking reads them in the order of its floors (`_plan_floors`, `_unread`)
+        self._gpus_first = self.config.policy in ("spread", "pack")
+        self._by_gpus: dict[tuple[str, str], dict[int, list[tuple[tuple, int, HostShape]]]] = {}
         self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
@@ -279,7 +282,8 @@ class Fleet:
                     models.setdefault(model, {})[shape] = entry
                     if self._gpus_first:
                         floor = (gpu_floor(shape, model, self.config.for_host(shape)), next(self._order))
-                        insort(self._by_gpus.setdefault((shape.region, model), []), (*floor, shape))
+                        by_gpus = self._by_gpus.setdefault((shape.region, model), {})
+                        insort(by_gpus.setdefault(shape.threads_per_core, []), (*floor, shape))
                         self._gpus_of.setdefault(shape, []).append(((shape.region, model), floor))
                 if self._cores_first:
                     self._index_cores(shape, rooms)
@@ -313,7 +317,7 @@ class Fleet:
                 for model in _models(shape):
                     del models[model][shape]
                 for where, floor in self._gpus_of.pop(shape, ()):
-                    by_gpus = self._by_gpus[where]
+                    by_gpus = self._by_gpus[where][shape.threads_per_core]
                     del by_gpus[bisect_left(by_gpus, floor)]
                 roomy = self._roomy[(shape.region, bool(shape.installed))]
                 room = self._entry.pop(shape)[:2]
@@ -461,7 +465,8 @@ class Fleet:
             elif self._by_rank:
                 self._rank_at_once(key, list(shapes.values()))
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
-                self._unread[key] = [iter(self._by_gpus.get((region, need.gpu_model or ""), [])[:]), None]
+                per_tpc = self._by_gpus.get((region, need.gpu_model or ""), {}).values()
+                self._unread[key] = [heapq.merge(*(self._plan_floors(entries[:], need) for entries in per_tpc)), None]
             else:
                 for shape in shapes:
                     self._queue(key, shape)
@@ -669,10 +674,16 @@ class Fleet:
             if most_memory >= memory and node_takes(rooms, need):
                 yield order_floor(kind, cores, tpc, need, self.config), order, shape
 
+    def _plan_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
+        """(floor, order, shape) of the GPU plan on the shapes of `entries` (one threads per
+        core), in their order (`plan_floor` takes the same cores off each)."""
+        for floor, order, shape in entries:
+            yield plan_floor(floor, shape, need, self.config.for_host(shape)), order, shape
+
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
         """(floor, shape): the next shape of a request's first ranking still to read that may
-        take it (live, not queued since), for a GPU plan on the floor of its model's every plan
-        (`gpu_floor`), for a plan without GPUs on its own (`_cores_floors`)."""
+        take it (live, not queued since), for a GPU plan on its model's floor for the plan
+        (`_plan_floors`), for a plan without GPUs on its own (`_cores_floors`)."""
         unread = self._unread.get(key)
         if unread is None:
             return None

@@ -369,20 +369,24 @@ def after(shape: HostShape, a: Assignment) -> HostShape:
         i = part.node
         if i >= len(nodes) or nodes[i].index != i:
             i = next(k for k, n in enumerate(nodes) if n.index == part.node)
-        n = nodes[i]
-        nodes[i] = NodeShape(
-            n.index,
-            _minus(n.gpus, a.model, part.gpus) if part.gpus else n.gpus,
-            n.cores - part.cores,
-            n.memory_mib - (0 if part.hugepages else part.memory_mib),
-            n.hugepages - part.hugepages,
-            n.total_hugepages,
-            n.shared_vcpus + part.shared_vcpus,
-            n.distances,
-        )
+        nodes[i] = _claimed(nodes[i], a.model, part)
     unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
     return HostShape(
         shape.region, shape.status, shape.threads_per_core, tuple(nodes), unknown, shape.installed, shape.overrides
+    )
+
+
+def _claimed(n: NodeShape, model: str | None, part: Part) -> NodeShape:
+    """One node once a claim takes `part` (of GPUs of `model`) from it."""
+    return NodeShape(
+        n.index,
+        _minus(n.gpus, model, part.gpus) if part.gpus else n.gpus,
+        n.cores - part.cores,
+        n.memory_mib - (0 if part.hugepages else part.memory_mib),
+        n.hugepages - part.hugepages,
+        n.total_hugepages,
+        n.shared_vcpus + part.shared_vcpus,
+        n.distances,
     )
 
 
@@ -400,8 +404,8 @@ def tail_of(a: Assignment) -> tuple:
 
 def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Assignment], tuple]:
     """The policy's cost of an assignment on this host (lower is better), host id aside."""
-    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `gpu_floor` spread's on
-    # GPU hosts for GPU plans: change them together
+    # `cores_floor` bounds pack's and spread's costs on GPU-less hosts, `gpu_floor` and
+    # `rank_floor` theirs on GPU hosts for GPU plans: change them together
     if cfg.policy in ("first-fit", "random"):
         return lambda a: ()
     free = placeable_free(shape, cfg.numa_unknown_policy)
@@ -424,8 +428,8 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
 
     if not free_gpus:  # nothing to strand on this host
         return lambda a: (0.0, *fullness(a))
-    before = fragmentation(shape, cfg)
-    return lambda a: (round(fragmentation(after(shape, a), cfg) - before, 9), *fullness(a))
+    before, models = _fragments(shape, cfg)
+    return lambda a: (round(_fragmentation_after(shape, models, a, cfg) - before, 9), *fullness(a))
 
 
 def rank_floor(
@@ -435,7 +439,8 @@ def rank_floor(
 
     For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs and across nodes the
     least distance between so many nodes holding enough; with its `cell_rooms` (`rooms`), the
-    span and distance `rules_rank` finds on 1 or 2 nodes, else at least 3 nodes; for plans without
+    span and distance `rules_rank` finds on 1 or 2 nodes, else at least 3 nodes; then the plan's
+    own costs' bounds (`plan_floor`); for plans without
     GPUs, (CPU_HOST,) on a CPU-only host and
     `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
     best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
@@ -456,25 +461,47 @@ def rank_floor(
     elif span <= 2 and rooms is not None:  # on 1 or 2 nodes, the rules know the span and distance
         ruled = rules_rank(shape, rooms, need, cfg)
         if ruled is not None:
-            return (*ruled[:3], *gpu_floor(shape, need.gpu_model or "", cfg)[3:])
+            return (*ruled[:3], *_plan_costs(shape, need, cfg))
         span = 3
     distance = 0
     if 1 < span < FALLBACK_SPAN:
         local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
         distance = min((_distance(nodes) for nodes in combinations(local, span)
                         if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
-    return (0, span, distance, *gpu_floor(shape, need.gpu_model or "", cfg)[3:])
+    return (0, span, distance, *_plan_costs(shape, need, cfg))
+
+
+def _plan_costs(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+    """What `rank_floor` puts after span and distance: the plan's floor of the policy's costs."""
+    return plan_floor(gpu_floor(shape, need.gpu_model or "", cfg), shape, need, cfg)[3:]
 
 
 def gpu_floor(shape: HostShape, model: str, cfg: PlacementConfig) -> tuple:
-    """A lower bound of the rank of every GPU plan of `model` on this host: (0, 1), and under
-    spread then 0 and its first costs, (free GPUs of the model, free cores) negated (`_scorer`:
-    keep the two in step). An index may keep a model's hosts sorted on it, so that a first
-    ranking reads them as their floors rise (`rank_floor`: this with the plan's own span)."""
+    """A lower bound of the rank of every GPU plan of `model` on this host once `plan_floor`
+    takes the plan's cores off it: (0, 1), and under spread then 0 and its first costs, (free
+    GPUs of the model, free cores) negated; under pack then 0 and its first costs' least values:
+    the host's fragmentation negated (the least rise a claim can cause: the fragmentation of any
+    shape is at least 0, reached when a claim takes the host's last free GPUs), the free GPUs
+    of other models, the free cores (`_scorer`: keep them in step). An index may keep a model's
+    hosts sorted on it (per threads per core, for pack's cores), so that a first ranking reads
+    them as their floors rise (`rank_floor`: the plan's floor with its own span)."""
+    if cfg.policy == "pack":
+        free = placeable_free(shape, cfg.numa_unknown_policy)
+        others = sum(free.values()) - free.get(model, 0)
+        return (0, 1, 0, (round(-fragmentation(shape, cfg), 9), others, sum(n.cores for n in shape.nodes)))
     if cfg.policy != "spread":
         return (0, 1)
     mine = placeable_free(shape, cfg.numa_unknown_policy).get(model, 0)
     return (0, 1, 0, (-mine, -sum(n.cores for n in shape.nodes)))
+
+
+def plan_floor(floor: tuple, shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
+    """The host's `gpu_floor` made a lower bound of the rank of the GPU plan `need`: under pack
+    less the cores it takes (all it asks for, the same on every host of one threads per core)."""
+    if cfg.policy != "pack":
+        return floor
+    fragmented, others, cores = floor[3]
+    return (*floor[:3], (fragmented, others, cores - cores_for(need.vcpus, shape.threads_per_core)))
 
 
 def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
@@ -663,48 +690,105 @@ def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
     idle if the host were filled with that plan alone, weighted by w. A GPU that only an
     instance spanning NUMA nodes could use counts as half idle (SPAN_PENALTY), so breaking up a
     node's GPUs costs something even while a spanning placement would still fit. The
-    candidate that raises this least leaves the host best able to take what sells.
+    candidate that raises this least leaves the host best able to take what sells. Never
+    below 0 (instances use distinct GPUs), 0 without free GPUs: pack's `gpu_floor`.
     """
+    return _fragments(shape, cfg)[0]
+
+
+def _fragments(shape: HostShape, cfg: PlacementConfig) -> tuple[float, tuple]:
+    """`fragmentation`, and the parts it sums: per GPU model with free GPUs (and their count), per
+    plan of its mix (weight, plan, each node's part of its fill (`_node_usable`), their sums), kept per
+    shape so that a claim's fragmentation recomputes only the nodes it takes from
+    (`_fragmentation_after`)."""
     memo = cfg.memo.frag
     hit = memo.get(shape)
     if hit is not None:
         return hit
-    total = 0.0
+    total, models = 0.0, []
     if shape.status == ACTIVE:
-        for model, free in placeable_free(shape, cfg.numa_unknown_policy).items():
+        tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
+        for model, free in placeable_free(shape, policy).items():
+            unknown = count_of(shape.unknown_gpus, model) if policy != "required" else 0
+            plans = []
             for plan, weight in cfg.mix_for(model, shape.region):
-                local, spanning = _usable(shape, plan, cfg)
-                total += weight * (free - plan.gpus * (local + (1 - SPAN_PENALTY) * spanning))
-    memo[shape] = total
+                nodes = tuple(_node_usable(node, plan, tpc, ratio) for node in shape.nodes)
+                local = gpus = cores = mib = 0
+                for k, left, spare_cores, spare_mib in nodes:
+                    local, gpus, cores, mib = local + k, gpus + left, cores + spare_cores, mib + spare_mib
+                total += _idle(weight, plan, free, local, _spanning(plan, tpc, gpus + unknown, cores, mib))
+                plans.append((weight, plan, nodes, (local, gpus, cores, mib)))
+            models.append((model, free, tuple(plans)))
+    memo[shape] = hit = (total, tuple(models))
+    return hit
+
+
+def _fragmentation_after(shape: HostShape, models: tuple, a: Assignment, cfg: PlacementConfig) -> float:
+    """`fragmentation(after(shape, a), cfg)` from the shape's parts (`models`, `_fragments`),
+    each plan's fill recomputed only on the nodes `a` takes from: every other node's part is
+    unchanged, but what is left for instances spanning nodes is summed over all nodes again (GPUs
+    the claim leaves on its node may span with another node's spare cores and memory), and the
+    models and their free GPUs are read from the claimed shape in `placeable_free`'s order, so
+    the sum is the same float."""
+    if not models:  # not active, or no free GPUs (nor any once claimed)
+        return 0.0
+    tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
+    taken = {part.node: part for part in a.parts}
+    nodes = tuple(_claimed(node, a.model, taken[node.index]) if node.index in taken else node for node in shape.nodes)
+    claimed = [(i, node) for i, node in enumerate(nodes) if node.index in taken]
+    unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
+    if len(models) == 1:  # one model: its GPUs less those taken, none left or in the same order
+        model, free, _ = models[0]
+        free -= sum(part.gpus for part in a.parts) + a.unknown_gpus if a.model == model else 0
+        free_after = {model: free} if free else {}
+    else:
+        free_after = placeable_free(shape._replace(nodes=nodes, unknown_gpus=unknown), policy)
+    parts = {model: plans for model, _, plans in models}
+    total = 0.0
+    for model, free in free_after.items():
+        spare_unknown = count_of(unknown, model) if policy != "required" else 0
+        for weight, plan, before, (local, gpus, cores, mib) in parts[model]:
+            for i, node in claimed:
+                k, left, spare_cores, spare_mib = _node_usable(node, plan, tpc, ratio)
+                was = before[i]
+                local, gpus = local + k - was[0], gpus + left - was[1]
+                cores, mib = cores + spare_cores - was[2], mib + spare_mib - was[3]
+            total += _idle(weight, plan, free, local, _spanning(plan, tpc, gpus + spare_unknown, cores, mib))
     return total
 
 
-def _usable(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple[int, int]:
-    """(instances on one node each, an estimate of further instances spanning nodes) for a fill.
+def _idle(weight: float, plan: Need, free: int, local: int, spanning: int) -> float:
+    """A plan's weighted idle GPUs in `fragmentation`: free GPUs less those its instances on one
+    node use, less half (SPAN_PENALTY) those the instances spanning nodes would."""
+    return weight * (free - plan.gpus * (local + (1 - SPAN_PENALTY) * spanning))
 
-    The first figure is exact (see `fill`); the second pools what the nodes have left beside
-    their remaining GPUs, without simulating: a score needs to be cheap, not exact.
+
+def _node_usable(node: NodeShape, need: Need, tpc: int, ratio: float) -> tuple[int, int, int, int]:
+    """One node's part of a fill with `need` alone: (instances on it alone, GPUs of the model it
+    leaves, and beside them, if any, its spare cores and memory for instances spanning nodes).
+
+    The first figure is exact (see `fill_count`); the others pool, summed over the nodes
+    (`_spanning`), what the nodes have left, without simulating: a score needs to be cheap,
+    not exact.
     """
-    tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
-    cores = cores_for(need.vcpus, tpc)
-    local = gpus = spare_cores = spare_mib = 0
-    for node in shape.nodes:
-        k = _node_capacity(node, need, tpc, ratio)
-        local += k
-        left = count_of(node.gpus, need.gpu_model) - k * need.gpus
-        if left:
-            gpus += left
-            spare_cores += usable_cores(node, tpc, ratio) - k * cores
-            pages = -(-need.memory_mib // MIB_PER_PAGE)
-            spare_mib += (
-                (node.hugepages - k * pages) * MIB_PER_PAGE
-                if node.total_hugepages
-                else node.memory_mib - k * need.memory_mib
-            )
-    if cfg.numa_unknown_policy != "required":
-        gpus += count_of(shape.unknown_gpus, need.gpu_model)
-    spanning = min(gpus // need.gpus, spare_cores // cores, spare_mib // need.memory_mib) if gpus >= need.gpus else 0
-    return local, max(spanning, 0)
+    k = _node_capacity(node, need, tpc, ratio)
+    left = count_of(node.gpus, need.gpu_model) - k * need.gpus
+    if not left:
+        return k, 0, 0, 0
+    pages = -(-need.memory_mib // MIB_PER_PAGE)
+    if node.total_hugepages:
+        spare_mib = (node.hugepages - k * pages) * MIB_PER_PAGE
+    else:
+        spare_mib = node.memory_mib - k * need.memory_mib
+    return k, left, usable_cores(node, tpc, ratio) - k * cores_for(need.vcpus, tpc), spare_mib
+
+
+def _spanning(need: Need, tpc: int, gpus: int, spare_cores: int, spare_mib: int) -> int:
+    """An estimate of the instances of `need` spanning nodes from what the nodes leave
+    (`_node_usable`'s sums, GPUs without a NUMA node beside them)."""
+    if gpus < need.gpus:
+        return 0
+    return max(min(gpus // need.gpus, spare_cores // cores_for(need.vcpus, tpc), spare_mib // need.memory_mib), 0)
 
 
 # --- the answers --------------------------------------------------------------------------
