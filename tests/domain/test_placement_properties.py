@@ -33,6 +33,7 @@ from gpucloud.domain.numa_fit import (
     candidates,
     cell_rooms,
     choose,
+    cores_rank,
     fragmentation,
     rank_floor,
     rules_rank,
@@ -506,6 +507,25 @@ def test_rules_rank_splits_a_gpu_plan_over_the_closest_two_nodes_that_take_it(no
     rank = rules_rank(shape, cell_rooms(shape, config), need, config)
     fit = choose(shape, need, config)
     assert rank == (fit.rank if fit is not None and fit.rank[1] <= 2 else None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
+       ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["pack", "spread"]),
+       vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024), dedicated=st.booleans())
+def test_cores_rank_is_the_rank_choose_finds_on_a_cpu_only_host(nodes, tpc, ratio, policy, vcpus, memory_mib,
+                                                                 dedicated):
+    """`cores_rank` (pack and spread rank CPU-only hosts for a plan without GPUs with it, without
+    scoring) is the rank `choose` gives: nodes of unequal free cores, some without room, shared
+    vCPUs overcommitted or dedicated ones, hugepages, with and without SMT; None where none fits."""
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, (), cores, 0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, shared,
+                  (10,) * len(nodes))
+        for i, (_, cores, gib, pages, shared) in enumerate(nodes)), (), (), ())
+    config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio)
+    need = Need(0, None, vcpus, memory_mib, dedicated)
+    fit = choose(shape, need, config)
+    assert cores_rank(shape, cell_rooms(shape, config), need, config) == (fit.rank if fit is not None else None)
 
 
 @settings(max_examples=400, deadline=None)

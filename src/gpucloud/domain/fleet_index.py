@@ -84,6 +84,7 @@ from gpucloud.domain.numa_fit import (
     choose,
     cores_first,
     cores_order,
+    cores_rank,
     gpu_floor,
     may_fit,
     node_takes,
@@ -195,7 +196,7 @@ class Fleet:
         self._gpus_first = self.config.policy in ("spread", "pack")
         self._by_gpus: dict[tuple[str, str], dict[int, list[tuple[tuple, int, HostShape]]]] = {}
         self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
-        self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment or None: not kept)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         # per request without GPUs, the GPU hosts with room not looked at yet, and the floor they
@@ -381,6 +382,13 @@ class Fleet:
                 self._queued[key].discard(shape)
             else:
                 self._rank(key, shape, rank)
+            return
+        if not need.gpus and not shape.installed:  # pack, spread: its rank from its rooms (`cores_rank`)
+            rank = cores_rank(shape, self._entry[shape][3], need, self.config.for_host(shape))
+            if rank is None:
+                self._queued[key].discard(shape)
+            else:
+                heapq.heappush(self._heaps[key], (rank, next(self._order), shape, None))
             return
         fit = choose(shape, need, self.config.for_host(shape))
         if fit is None:
@@ -768,7 +776,13 @@ class Fleet:
                 raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
             return materialise(host, fit.assignment, request)
         host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
-        return materialise(self._hosts[host_id], _assignment(kept), request)
+        host = self._hosts[host_id]
+        if kept is None:  # ranked without a score (`cores_rank`): the fit of the host taken found now
+            fit = choose(self._shape_of[host_id], key[1], self.config.for_host(host))
+            if fit is None:
+                raise RuntimeError(f"host {host_id} ranked best for {key} but has no fit for it")
+            return materialise(host, fit.assignment, request)
+        return materialise(host, _assignment(kept), request)
 
     def _lowest(self, key: Key, rank: tuple) -> int:
         """first-fit while a first ranking left hosts pending: the lowest id on the best rank,
