@@ -243,10 +243,10 @@ def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops
 
 
 # Hosts of 2-4 nodes of 4 cores and 32 GiB: per node its GPUs, cores and GiB claimed; threads per
-# core; the distances between nodes (`slit`).
+# core; the distances between nodes (`slit`), of three values, so that hosts tie on them.
 split_hosts = st.lists(st.tuples(
     st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 24)), min_size=2, max_size=4),
-    st.sampled_from([1, 2]), st.lists(st.integers(11, 40), min_size=6, max_size=6)), min_size=2, max_size=6)
+    st.sampled_from([1, 2]), st.lists(st.sampled_from([12, 21, 32]), min_size=6, max_size=6)), min_size=2, max_size=6)
 split_ops = st.lists(st.one_of(
     st.tuples(st.just("gpu"), st.tuples(st.integers(2, 4), st.integers(2, 12), st.integers(4, 40))),
     st.tuples(st.just("delete"), st.integers(0, 1000)),
@@ -254,11 +254,14 @@ split_ops = st.lists(st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(policy=st.sampled_from(POLICIES), hosts=split_hosts, ops=split_ops, seed=st.integers(0, 3))
-def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, hosts, ops, seed):
+@given(policy=st.sampled_from(POLICIES), hosts=split_hosts, ops=split_ops, seed=st.integers(0, 3),
+       chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
+def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, hosts, ops, seed, chunk):
     """New GPU shapes no node takes whole: first-fit and random rank hosts on two nodes by the
     rules (`rules_rank`), without `choose`, and every policy's floors read them (`rank_floor`):
-    hosts where the closest pair lacks cores or memory, uneven GPUs, with and without SMT."""
+    hosts where the closest pair lacks cores or memory, uneven GPUs, with and without SMT.
+    random ranks one host on the least distance of any two nodes holding the GPUs, when the
+    rules rank one there, and leaves the others pending (`chunk` a call later on)."""
     states = []
     for i, (nodes, tpc, far) in enumerate(hosts, start=1):
         n, cores = len(nodes), 4
@@ -269,8 +272,29 @@ def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, h
         states.append(host(i, topo, claimed_cpus=claimed,
                            claimed_memory_mib={node: gib * 1024 for node, (_, _, gib) in enumerate(nodes)}))
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
-    answers_as_place(Fleet(states, config), ops,
-                     lambda op, arg: gpu_request(arg[0], vcpus=arg[1], memory_gib=arg[2]))
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk):
+        answers_as_place(Fleet(states, config), ops,
+                         lambda op, arg: gpu_request(arg[0], vcpus=arg[1], memory_gib=arg[2]))
+
+
+def test_random_ranks_one_host_on_the_closest_split_and_tells_the_pending_ones_tied():
+    """Four 1-GPU nodes in two sockets, so a 2-GPU plan splits on every host: hosts 1-3 only
+    across sockets (the close pairs lack memory: the first entry, on the least distance of
+    nodes holding the GPUs but not ranked there), 4-6 within one (ranked first), 7-9 too
+    on another pair (pending, tied): random's draws must tell 7-9 tied from their shapes
+    and 1-3 not, as `place` does (seeds 0-19)."""
+    sockets = [[10, 12, 32, 32], [12, 10, 32, 32], [32, 32, 10, 12], [32, 32, 12, 10]]
+    topo = topology((1, 1, 1, 1), cores=8, memory_gib=64, distances=sockets)
+    claims = {1: {1: 60 * 1024, 3: 60 * 1024}, 4: {}, 7: {1: 60 * 1024}}
+    hosts = [host(i, topo, claimed_memory_mib=claims[1 + (i - 1) // 3 * 3]) for i in range(1, 10)]
+    request = gpu_request(2, vcpus=8, memory_gib=24)
+    for seed in range(20):
+        config = PlacementConfig(policy="random", seed=seed)
+        fleet, twin = Fleet(hosts, config), replace(config)
+        for _ in range(3):  # the first call, then those ranking the pending ones
+            got = fleet.place(request)
+            assert got == place(request, fleet.hosts(), twin)
+            fleet.apply(got)
 
 
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])

@@ -18,7 +18,9 @@ any. `random` does not even read them: it
 draws by trying hosts of a pool that holds every tied one (`placement.draw`;
 `placement.pools`, kept sorted per region) and tells a tried host is tied from its shape, so a
 first call ranks the first host on the lowest rank there is and leaves the others pending,
-ranked PENDING_CHUNK a call later (all at once if a draw must list them). So does first-fit
+ranked PENDING_CHUNK a call later (all at once if a draw must list them); where no node of
+any host takes a GPU plan whole, that is two nodes at the least distance of any two holding
+its GPUs (`numa_fit.split_floor`), if the rules rank a host there. So does first-fit
 for a plan without GPUs that no CPU-only host takes (GPU hosts only), trying the region's
 lowest ids for one on that rank below the ranked hosts' lowest (`_lowest`).
 
@@ -90,6 +92,7 @@ from gpucloud.domain.numa_fit import (
     plan_floor,
     rank_floor,
     rules_rank,
+    split_floor,
 )
 from gpucloud.domain.placement import (
     HostState,
@@ -468,8 +471,8 @@ class Fleet:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", {})
             if self._by_rank and self.config.policy == "random" and lazy:
                 entries = list(shapes.values())
-                if not self._rank_first(key, entries):
-                    self._rank_at_once(key, entries)  # none on one node: every one now
+                if not self._rank_first(key, entries) and not self._rank_first_split(key, entries):
+                    self._rank_at_once(key, entries)  # none on the lowest rank there is: every one now
             elif self._by_rank:
                 self._rank_at_once(key, list(shapes.values()))
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
@@ -532,6 +535,25 @@ class Fleet:
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
+                return True
+        return False
+
+    def _rank_first_split(self, key: Key, entries: list[Entry]) -> bool:
+        """random, a GPU plan's first ranking where no node of any entry takes it whole
+        (`_rank_first` found none): no host ranks below two nodes at the least distance of any
+        two holding its GPUs (`split_floor`), so the first entry the rules rank there is the
+        best, and the others are left pending as `_rank_first` leaves them. False: no entry
+        ranks there, nothing ranked."""
+        need = key[1]
+        floors = [split_floor(shape, need) for _, _, shape, _, _, _ in entries]
+        least = min((floor for floor in floors if floor is not None), default=None)
+        if least is None:
+            return False
+        lowest = (0, 2, least, ())
+        for position, ((_, _, shape, rooms, _, _), floor) in enumerate(zip(entries, floors, strict=True)):
+            if floor == least and rules_rank(shape, rooms, need, self.config.for_host(shape)) == lowest:
+                self._rank_at_once(key, entries[position : position + 1])
+                self._pending[key] = [entries[:position] + entries[position + 1 :], 0, lowest]
                 return True
         return False
 

@@ -698,6 +698,15 @@ def _split_distance(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], n
     return best
 
 
+def split_floor(shape: HostShape, need: Need) -> int | None:
+    """The least distance between two nodes holding a GPU plan's GPUs between them (some on
+    each), None if no two do: never above the distance of its 2-node rank (`_split_distance`)."""
+    model, wanted = need.gpu_model, need.gpus
+    local = [(node, count) for node in shape.nodes if (count := count_of(node.gpus, model))]
+    return min((_pair_distance(a, b) for (a, count_a), (b, count_b) in combinations(local, 2)
+                if count_a + count_b >= wanted), default=None)
+
+
 def cell_memory_room(shape: HostShape) -> int:
     """The most memory (MiB) one NUMA node can give a cell: a plan without GPUs, whose only cell
     is one node, fits a host only if its memory is at most this (an index skips the others)."""
