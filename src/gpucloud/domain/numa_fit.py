@@ -735,6 +735,7 @@ def _fragments(shape: HostShape, cfg: PlacementConfig) -> tuple[float, tuple]:
     hit = memo.get(shape)
     if hit is not None:
         return hit
+    cfg.memo.trim()  # pack's index asks it of every new shape (`gpu_floor`), never through `best_fit`
     total, models = 0.0, []
     if shape.status == ACTIVE:
         tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
