@@ -82,7 +82,6 @@ from gpucloud.domain.numa_fit import (
     cell_memory_room,
     cell_rooms,
     choose,
-    cores_first,
     cores_order,
     cores_rank,
     gpu_floor,
@@ -185,7 +184,7 @@ class Fleet:
         # hold its memory) and threads per core (within one, the floors rise with `cores_order`),
         # the active shapes as (cores_order, order, memory room, rooms, shape) sorted; per request
         # without GPUs, what of them is left to read, merged in the order of their floors
-        self._cores_first = cores_first(self.config)
+        self._cores_first = self.config.policy in ("pack", "spread")
         self._by_cores: dict[str, dict[tuple[int, int, int], list[CoresItem]]] = {}
         self._cores_of: dict[HostShape, tuple[tuple[int, int, int], tuple[tuple[int, int], int]]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]

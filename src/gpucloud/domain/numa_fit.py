@@ -440,8 +440,7 @@ def rank_floor(
     For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs and across nodes the
     least distance between so many nodes holding enough; with its `cell_rooms` (`rooms`), the
     span and distance `rules_rank` finds on 1 or 2 nodes, else at least 3 nodes; then the plan's
-    own costs' bounds (`plan_floor`); for plans without
-    GPUs, (CPU_HOST,) on a CPU-only host and
+    own costs' bounds (`plan_floor`); for plans without GPUs, (CPU_HOST,) on a CPU-only host and
     `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
     best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
     would later score dozens of hosts tied on cores at once; on a GPU host it costs
@@ -516,10 +515,10 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
     so pack's cost starts with 0.0 there, and nothing bounds it on a node with free GPUs. On a
     GPU host the bound goes on to the node's cores (spread: the most, pack: the fewest of those
     nodes with room), so it equals the rank wherever such a node keeps every GPU plan sellable
-    and hosts tied on it are told apart only by scoring them. `cores_first` says in which order
-    of free cores these floors rise on CPU-only hosts of one threads per core (pack's subtracts
-    the cores the plan takes, which depend on it), so an index can read them in rank order
-    (their floors stop at the host's cores: the node's would break that order)."""
+    and hosts tied on it are told apart only by scoring them. On hosts of one kind and threads
+    per core these floors rise with `cores_order` (pack's subtracts the cores the plan takes,
+    which depend on it), so an index can read them in rank order (`order_floor`: they stop at
+    the host's cores, the node's would break that order)."""
     if not shape.installed:
         return order_floor(CPU_HOST, cores_order(shape, cfg), shape.threads_per_core, need, cfg)
     tpc, ratio = shape.threads_per_core, cfg.shared_cpu_overcommit
@@ -579,12 +578,6 @@ def order_floor(preference: int, order: tuple[int, int], tpc: int, need: Need, c
     if cfg.policy == "spread":
         return (preference, 1, 0, (0, order[1]))
     return (preference, 1, 0)
-
-
-def cores_first(cfg: PlacementConfig) -> int:
-    """How `cores_floor` rises with free cores on CPU-only hosts of one threads per core: 1
-    fewest first (pack), -1 most first (spread), 0 not with them (first-fit, random)."""
-    return {"pack": 1, "spread": -1}.get(cfg.policy, 0)
 
 
 def may_fit(shape: HostShape, need: Need) -> bool:
