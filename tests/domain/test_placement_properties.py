@@ -33,6 +33,7 @@ from gpucloud.domain.numa_fit import (
     candidates,
     cell_rooms,
     choose,
+    cores_rank,
     fragmentation,
     rank_floor,
     rules_rank,
@@ -242,10 +243,10 @@ def test_first_rankings_of_new_requests_without_gpus_answer_as_place(policy, ops
 
 
 # Hosts of 2-4 nodes of 4 cores and 32 GiB: per node its GPUs, cores and GiB claimed; threads per
-# core; the distances between nodes (`slit`).
+# core; the distances between nodes (`slit`), of three values, so that hosts tie on them.
 split_hosts = st.lists(st.tuples(
     st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 24)), min_size=2, max_size=4),
-    st.sampled_from([1, 2]), st.lists(st.integers(11, 40), min_size=6, max_size=6)), min_size=2, max_size=6)
+    st.sampled_from([1, 2]), st.lists(st.sampled_from([12, 21, 32]), min_size=6, max_size=6)), min_size=2, max_size=6)
 split_ops = st.lists(st.one_of(
     st.tuples(st.just("gpu"), st.tuples(st.integers(2, 4), st.integers(2, 12), st.integers(4, 40))),
     st.tuples(st.just("delete"), st.integers(0, 1000)),
@@ -253,11 +254,14 @@ split_ops = st.lists(st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(policy=st.sampled_from(POLICIES), hosts=split_hosts, ops=split_ops, seed=st.integers(0, 3))
-def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, hosts, ops, seed):
+@given(policy=st.sampled_from(POLICIES), hosts=split_hosts, ops=split_ops, seed=st.integers(0, 3),
+       chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
+def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, hosts, ops, seed, chunk):
     """New GPU shapes no node takes whole: first-fit and random rank hosts on two nodes by the
     rules (`rules_rank`), without `choose`, and every policy's floors read them (`rank_floor`):
-    hosts where the closest pair lacks cores or memory, uneven GPUs, with and without SMT."""
+    hosts where the closest pair lacks cores or memory, uneven GPUs, with and without SMT.
+    random ranks one host on the least distance of any two nodes holding the GPUs, when the
+    rules rank one there, and leaves the others pending (`chunk` a call later on)."""
     states = []
     for i, (nodes, tpc, far) in enumerate(hosts, start=1):
         n, cores = len(nodes), 4
@@ -268,8 +272,29 @@ def test_first_calls_of_gpu_plans_split_over_two_nodes_answer_as_place(policy, h
         states.append(host(i, topo, claimed_cpus=claimed,
                            claimed_memory_mib={node: gib * 1024 for node, (_, _, gib) in enumerate(nodes)}))
     config = PlacementConfig(policy=policy, seed=seed, demand_mix=tuple((p, 1.0) for p in PLANS))
-    answers_as_place(Fleet(states, config), ops,
-                     lambda op, arg: gpu_request(arg[0], vcpus=arg[1], memory_gib=arg[2]))
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk):
+        answers_as_place(Fleet(states, config), ops,
+                         lambda op, arg: gpu_request(arg[0], vcpus=arg[1], memory_gib=arg[2]))
+
+
+def test_random_ranks_one_host_on_the_closest_split_and_tells_the_pending_ones_tied():
+    """Four 1-GPU nodes in two sockets, so a 2-GPU plan splits on every host: hosts 1-3 only
+    across sockets (the close pairs lack memory: the first entry, on the least distance of
+    nodes holding the GPUs but not ranked there), 4-6 within one (ranked first), 7-9 too
+    on another pair (pending, tied): random's draws must tell 7-9 tied from their shapes
+    and 1-3 not, as `place` does (seeds 0-19)."""
+    sockets = [[10, 12, 32, 32], [12, 10, 32, 32], [32, 32, 10, 12], [32, 32, 12, 10]]
+    topo = topology((1, 1, 1, 1), cores=8, memory_gib=64, distances=sockets)
+    claims = {1: {1: 60 * 1024, 3: 60 * 1024}, 4: {}, 7: {1: 60 * 1024}}
+    hosts = [host(i, topo, claimed_memory_mib=claims[1 + (i - 1) // 3 * 3]) for i in range(1, 10)]
+    request = gpu_request(2, vcpus=8, memory_gib=24)
+    for seed in range(20):
+        config = PlacementConfig(policy="random", seed=seed)
+        fleet, twin = Fleet(hosts, config), replace(config)
+        for _ in range(3):  # the first call, then those ranking the pending ones
+            got = fleet.place(request)
+            assert got == place(request, fleet.hosts(), twin)
+            fleet.apply(got)
 
 
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
@@ -359,7 +384,9 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
                              plans=tuple(plans) if warm else ())
     fleet = Fleet(hosts, config)
     fleet.warm("r1")
-    with patch.object(fleet_index, "PENDING_CHUNK", chunk):  # random: a GPU plan's first call leaves hosts pending
+    # random: a GPU plan's first call leaves hosts pending; random and first-fit: a plan without
+    # GPUs' first call where no CPU-only host takes it; first-fit tries `chunk` hosts for a lower id
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk), patch.object(fleet_index, "LOWEST_TRIES", chunk):
         answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
                          if op == "gpu" else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
@@ -394,6 +421,18 @@ def test_a_first_ranking_on_gpu_hosts_only_reads_them_in_the_order_of_their_floo
     request = cpu_request(2, 4, dedicated=True)
     assert Fleet(hosts, config).place(request) == place(request, hosts, config)
     assert place(request, hosts, config).host_id == 3
+
+
+def test_first_fit_on_gpu_hosts_only_finds_a_lower_id_among_the_hosts_its_first_call_left_pending():
+    """With no CPU-only host, first-fit's first call of a plan without GPUs ranks the first GPU
+    host (in cell memory order: host 3, 32 GiB) on the lowest rank a GPU host can have and
+    leaves the others pending; host 1 (64 GiB) is on that rank too and has the lower id, told
+    from its shape (`_lowest`). Reading the ranked hosts' lowest id alone placed on host 3."""
+    hosts = [host(1, topology((1, 0), memory_gib=64)), host(2, topology((1, 1))), host(3, topology((1, 0), memory_gib=32))]
+    config = PlacementConfig(policy="first-fit", demand_mix=tuple((p, 1.0) for p in PLANS))
+    request = cpu_request(2, 4)
+    assert Fleet(hosts, config).place(request) == place(request, hosts, config)
+    assert place(request, hosts, config).host_id == 1
 
 
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
@@ -468,6 +507,25 @@ def test_rules_rank_splits_a_gpu_plan_over_the_closest_two_nodes_that_take_it(no
     rank = rules_rank(shape, cell_rooms(shape, config), need, config)
     fit = choose(shape, need, config)
     assert rank == (fit.rank if fit is not None and fit.rank[1] <= 2 else None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(nodes=st.lists(node_shapes, min_size=1, max_size=4), tpc=st.sampled_from([1, 2]),
+       ratio=st.sampled_from([1.0, 1.5, 3.3, 4.0]), policy=st.sampled_from(["pack", "spread"]),
+       vcpus=st.integers(1, 30), memory_mib=st.integers(1, 40 * 1024), dedicated=st.booleans())
+def test_cores_rank_is_the_rank_choose_finds_on_a_cpu_only_host(nodes, tpc, ratio, policy, vcpus, memory_mib,
+                                                                 dedicated):
+    """`cores_rank` (pack and spread rank CPU-only hosts for a plan without GPUs with it, without
+    scoring) is the rank `choose` gives: nodes of unequal free cores, some without room, shared
+    vCPUs overcommitted or dedicated ones, hugepages, with and without SMT; None where none fits."""
+    shape = HostShape("r1", "active", tpc, tuple(
+        NodeShape(i, (), cores, 0 if pages else gib * 1024, gib if pages else 0, 40 if pages else 0, shared,
+                  (10,) * len(nodes))
+        for i, (_, cores, gib, pages, shared) in enumerate(nodes)), (), (), ())
+    config = PlacementConfig(policy=policy, shared_cpu_overcommit=ratio)
+    need = Need(0, None, vcpus, memory_mib, dedicated)
+    fit = choose(shape, need, config)
+    assert cores_rank(shape, cell_rooms(shape, config), need, config) == (fit.rank if fit is not None else None)
 
 
 @settings(max_examples=400, deadline=None)

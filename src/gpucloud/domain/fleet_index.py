@@ -18,7 +18,11 @@ any. `random` does not even read them: it
 draws by trying hosts of a pool that holds every tied one (`placement.draw`;
 `placement.pools`, kept sorted per region) and tells a tried host is tied from its shape, so a
 first call ranks the first host on the lowest rank there is and leaves the others pending,
-ranked PENDING_CHUNK a call later (all at once if a draw must list them).
+ranked PENDING_CHUNK a call later (all at once if a draw must list them); where no node of
+any host takes a GPU plan whole, that is two nodes at the least distance of any two holding
+its GPUs (`numa_fit.split_floor`), if the rules rank a host there. So does first-fit
+for a plan without GPUs that no CPU-only host takes (GPU hosts only), trying the region's
+lowest ids for one on that rank below the ranked hosts' lowest (`_lowest`).
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
@@ -64,7 +68,7 @@ import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
-from itertools import chain, count
+from itertools import chain, count, islice
 
 from gpucloud.domain.numa_fit import (
     ACTIVE,
@@ -80,6 +84,7 @@ from gpucloud.domain.numa_fit import (
     choose,
     cores_first,
     cores_order,
+    cores_rank,
     gpu_floor,
     may_fit,
     node_takes,
@@ -87,6 +92,7 @@ from gpucloud.domain.numa_fit import (
     plan_floor,
     rank_floor,
     rules_rank,
+    split_floor,
 )
 from gpucloud.domain.placement import (
     HostState,
@@ -106,6 +112,9 @@ from gpucloud.domain.placement import (
 
 MAX_LAG = 8
 PENDING_CHUNK = 64
+# first-fit, while a first ranking left hosts pending: the lowest ids of a decision's pool it
+# tries before ranking them all (`_lowest`)
+LOWEST_TRIES = 64
 
 Key = tuple[str, Need]
 Rooms = tuple[tuple[int, int, int], ...]
@@ -187,7 +196,7 @@ class Fleet:
         self._gpus_first = self.config.policy in ("spread", "pack")
         self._by_gpus: dict[tuple[str, str], dict[int, list[tuple[tuple, int, HostShape]]]] = {}
         self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
-        self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment)
+        self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment or None: not kept)
         self._waiting: dict[Key, list] = {}  # (rank floor, order, shape, floor its own), not scored yet
         self._queued: dict[Key, set[HostShape]] = {}  # shapes in either heap
         # per request without GPUs, the GPU hosts with room not looked at yet, and the floor they
@@ -205,9 +214,10 @@ class Fleet:
         self._ranks: dict[HostShape, dict[int, tuple]] = {}
         self._host_ranks: dict[int, dict[int, tuple] | None] = {}  # host id -> its shape's (None: not active)
         self._number: dict[Key, int] = {}
-        # random, a plan without GPUs: once a first ranking found a CPU-only host on the lowest
-        # rank, [the other entries, the position of the next to rank, that rank], ranked a chunk
-        # per later call; its draws tell a tied host from its shape meanwhile (`_on_best`)
+        # random, and first-fit's plans without GPUs: once a first ranking found a host on the
+        # lowest rank, [the other entries, the position of the next to rank, that rank], ranked
+        # a chunk per later call; draws and first-fit's lowest id tell a host on that rank from
+        # its shape meanwhile (`_on_best`, `_lowest`)
         self._pending: dict[Key, list] = {}
         # the draw under way, (request, best rank), and what it calls, bound once: a decision
         # allocates no closures (they moved the collector's pauses into decisions)
@@ -378,6 +388,13 @@ class Fleet:
             else:
                 self._rank(key, shape, rank)
             return
+        if not need.gpus and not shape.installed:  # pack, spread: its rank from its rooms (`cores_rank`)
+            rank = cores_rank(shape, self._entry[shape][3], need, self.config.for_host(shape))
+            if rank is None:
+                self._queued[key].discard(shape)
+            else:
+                heapq.heappush(self._heaps[key], (rank, next(self._order), shape, None))
+            return
         fit = choose(shape, need, self.config.for_host(shape))
         if fit is None:
             self._queued[key].discard(shape)
@@ -459,8 +476,8 @@ class Fleet:
             shapes = self._models.get(region, {}).get(need.gpu_model or "", {})
             if self._by_rank and self.config.policy == "random" and lazy:
                 entries = list(shapes.values())
-                if not self._rank_first(key, entries):
-                    self._rank_at_once(key, entries)  # none on one node: every one now
+                if not self._rank_first(key, entries) and not self._rank_first_split(key, entries):
+                    self._rank_at_once(key, entries)  # none on the lowest rank there is: every one now
             elif self._by_rank:
                 self._rank_at_once(key, list(shapes.values()))
             elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
@@ -470,20 +487,25 @@ class Fleet:
                 for shape in shapes:
                     self._queue(key, shape)
             return heap
-        # first-fit, random: the CPU-only hosts ranked by the rules; where none takes the plan
-        # (a fleet of GPU hosts only), a first call ranks the GPU hosts so, none deferred
-        # (random: one on the lowest rank a GPU host can have, the others pending)
-        if self._by_rank and self.config.policy == "random" and lazy:
-            if not self._rank_first(key, self._with_room(region, False, need.memory_mib)):
+        # first-fit, random: the CPU-only hosts, and where none takes the plan (a fleet of GPU
+        # hosts only) the GPU hosts, none deferred: one on the lowest rank there is ranked, the
+        # others pending (first-fit then looks for a lower id among them: `_lowest`). First-fit
+        # ranks the CPU-only hosts at once: fewer, and where they are full the lowest ids are not
+        # on that rank (its tries missed on the bench fleet)
+        if self._by_rank and lazy:
+            cpu_hosts = self._with_room(region, False, need.memory_mib)
+            if self.config.policy == "first-fit":
+                self._rank_at_once(key, cpu_hosts)
+                found = self._top(key) is not None
+            else:
+                found = self._rank_first(key, cpu_hosts)
+            if not found:
                 gpu_hosts = self._with_room(region, True, need.memory_mib)
                 if not self._rank_first(key, gpu_hosts):
                     self._rank_at_once(key, gpu_hosts)
                 return heap
         elif self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
-            if lazy and self._top(key) is None:
-                self._rank_at_once(key, self._with_room(region, True, need.memory_mib))
-                return heap
         elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
             lists = [(kind, tpc, items) for (kind, room, tpc), items in self._by_cores.get(region, {}).items()
@@ -505,19 +527,38 @@ class Fleet:
         return heap
 
     def _rank_first(self, key: Key, entries: list[Entry]) -> bool:
-        """random, a first ranking: rank the first entry one node of which takes the request
-        whole (`rules_rank`) and leave the others pending (ranked `PENDING_CHUNK` a call later
-        on): among `entries` (for a plan without GPUs, CPU-only or, when none of those takes
-        it, GPU hosts) that rank is the lowest there is, so it is the best, and `_on_best`
-        tells which other hosts share it without ranking them. False: no such entry, nothing
-        ranked (a GPU plan or a GPU host may still take it otherwise: `_rank_at_once`, which
-        ranks by the rules too where two nodes take a GPU plan)."""
+        """random, and first-fit's plans without GPUs, a first ranking: rank the first entry
+        one node of which takes the request whole (`rules_rank`) and leave the others pending
+        (ranked `PENDING_CHUNK` a call later on): among `entries` (for a plan without GPUs,
+        CPU-only or, when none of those takes it, GPU hosts) that rank is the lowest there is,
+        so it is the best, and `_on_best` tells which other hosts share it without ranking
+        them. False: no such entry, nothing ranked (a GPU plan or a GPU host may still take it
+        otherwise: `_rank_at_once`, which ranks by the rules too where two nodes take a GPU plan)."""
         need = key[1]
         for position, (_, _, shape, rooms, _, _) in enumerate(entries):
             rank = rules_rank(shape, rooms, need, self.config.for_host(shape), spans=1)
             if rank is not None:
                 self._rank_at_once(key, entries[position : position + 1])
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
+                return True
+        return False
+
+    def _rank_first_split(self, key: Key, entries: list[Entry]) -> bool:
+        """random, a GPU plan's first ranking where no node of any entry takes it whole
+        (`_rank_first` found none): no host ranks below two nodes at the least distance of any
+        two holding its GPUs (`split_floor`), so the first entry the rules rank there is the
+        best, and the others are left pending as `_rank_first` leaves them. False: no entry
+        ranks there, nothing ranked."""
+        need = key[1]
+        floors = [split_floor(shape, need) for _, _, shape, _, _, _ in entries]
+        least = min((floor for floor in floors if floor is not None), default=None)
+        if least is None:
+            return False
+        lowest = (0, 2, least, ())
+        for position, ((_, _, shape, rooms, _, _), floor) in enumerate(zip(entries, floors, strict=True)):
+            if floor == least and rules_rank(shape, rooms, need, self.config.for_host(shape)) == lowest:
+                self._rank_at_once(key, entries[position : position + 1])
+                self._pending[key] = [entries[:position] + entries[position + 1 :], 0, lowest]
                 return True
         return False
 
@@ -728,7 +769,7 @@ class Fleet:
         if self._by_rank:
             ids = self._members[key][rank]
             if self.config.policy == "first-fit":
-                host = self._hosts[ids[0]]
+                host = self._hosts[ids[0] if key not in self._pending else self._lowest(key, rank)]
             else:
                 pool = self._pools[(request.region, pool_of(key[1], rank))]
                 self._drawing = (key, rank)
@@ -740,7 +781,25 @@ class Fleet:
                 raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
             return materialise(host, fit.assignment, request)
         host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
-        return materialise(self._hosts[host_id], _assignment(kept), request)
+        host = self._hosts[host_id]
+        if kept is None:  # ranked without a score (`cores_rank`): the fit of the host taken found now
+            fit = choose(self._shape_of[host_id], key[1], self.config.for_host(host))
+            if fit is None:
+                raise RuntimeError(f"host {host_id} ranked best for {key} but has no fit for it")
+            return materialise(host, fit.assignment, request)
+        return materialise(host, _assignment(kept), request)
+
+    def _lowest(self, key: Key, rank: tuple) -> int:
+        """first-fit while a first ranking left hosts pending: the lowest id on the best rank,
+        the ranked hosts' lowest or a lower one told from its shape (`_on_best`), trying the
+        hosts of the region that may be on it (`pool_of`) in id order; past LOWEST_TRIES of
+        them, every pending entry is ranked (the ranked hosts' lowest is then the answer)."""
+        ranked = self._members[key][rank][0]
+        for host_id in islice(self._pools[(key[0], pool_of(key[1], rank))], LOWEST_TRIES):
+            if host_id >= ranked or self._on_best(key, host_id, rank):
+                return min(host_id, ranked)
+        self._rank_pending(key)
+        return self._members[key][rank][0]
 
     def _listed_now(self) -> list[int]:
         """`draw`'s `listed` for the draw under way: the ids on its rank, every pending entry

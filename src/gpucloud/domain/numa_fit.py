@@ -528,7 +528,28 @@ def cores_floor(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
     if not node_cores:
         return (GPU_HOST_NODE_WITH_GPUS, 1, 0, (0, -sum(n.cores for n in shape.nodes))) if cfg.policy == "spread" \
             else (GPU_HOST_NODE_WITH_GPUS, 1, 0)
-    head = order_floor(GPU_HOST_NODE_WITHOUT_GPUS, cores_order(shape, cfg), tpc, need, cfg)
+    return _on_node(order_floor(GPU_HOST_NODE_WITHOUT_GPUS, cores_order(shape, cfg), tpc, need, cfg), node_cores, tpc,
+                    need, cfg)
+
+
+def cores_rank(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], need: Need, cfg: PlacementConfig
+               ) -> tuple | None:
+    """Under pack and spread, the rank `choose` gives a plan without GPUs on a CPU-only host,
+    told from its `cell_rooms` without scoring: `cores_floor` and the cores of the node it
+    takes (pack: the fewest, spread: the most of those with room); None when no node has room.
+    (Many hosts tie on their free cores; this tells them apart at a fraction of a score.)"""
+    memory, cpu, vcpus = need.memory_mib, 2 if need.dedicated else 1, need.vcpus
+    node_cores = [node.cores for node, room in zip(shape.nodes, rooms, strict=True)
+                  if room[0] >= memory and room[cpu] >= vcpus]
+    if not node_cores:
+        return None
+    tpc = shape.threads_per_core
+    return _on_node(order_floor(CPU_HOST, cores_order(shape, cfg), tpc, need, cfg), node_cores, tpc, need, cfg)
+
+
+def _on_node(head: tuple, node_cores: list[int], tpc: int, need: Need, cfg: PlacementConfig) -> tuple:
+    """`order_floor`'s `head` with pack's or spread's last cost: the node taken, among the nodes
+    with room of these `node_cores` (pack: the fewest free cores left, spread: the most)."""
     if cfg.policy == "pack":
         return (*head[:3], (*head[3], min(node_cores) - cores_for(need.vcpus, tpc) * need.dedicated))
     if cfg.policy == "spread":
@@ -675,6 +696,15 @@ def _split_distance(shape: HostShape, rooms: tuple[tuple[int, int, int], ...], n
                 best = distance
                 break
     return best
+
+
+def split_floor(shape: HostShape, need: Need) -> int | None:
+    """The least distance between two nodes holding a GPU plan's GPUs between them (some on
+    each), None if no two do: never above the distance of its 2-node rank (`_split_distance`)."""
+    model, wanted = need.gpu_model, need.gpus
+    local = [(node, count) for node in shape.nodes if (count := count_of(node.gpus, model))]
+    return min((_pair_distance(a, b) for (a, count_a), (b, count_b) in combinations(local, 2)
+                if count_a + count_b >= wanted), default=None)
 
 
 def cell_memory_room(shape: HostShape) -> int:
