@@ -628,7 +628,10 @@ def node_takes(rooms: tuple[tuple[int, int, int], ...], need: Need) -> bool:
     """Whether one NUMA node of a host with these `cell_rooms` has room for a plan without GPUs
     (its memory and its shared or dedicated vCPUs): only then does the host fit it at all."""
     memory, vcpus, cpu = need.memory_mib, need.vcpus, 2 if need.dedicated else 1
-    return any(room[0] >= memory and room[cpu] >= vcpus for room in rooms)
+    for room in rooms:  # noqa: SIM110 - not any() over a generator: 3x slower, asked of every entry
+        if room[0] >= memory and room[cpu] >= vcpus:
+            return True
+    return False
 
 
 def rules_rank(
