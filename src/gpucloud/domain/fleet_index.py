@@ -363,6 +363,11 @@ class Fleet:
         queued.add(shape)
         best = self._top(key)
         floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
+        if key[1].gpus and self.config.policy == "pack":
+            # pack's floor of its costs orders a first ranking (`_plan_floors`); a shape waiting on
+            # it is scored by the decision that lifts the best rank past it (bursts of up to ~20 in
+            # the bench's churn), not as it comes (mostly in upkeep): its span and distance alone
+            floor = floor[:3]
         if best is not None and floor > best[: len(floor)]:
             heapq.heappush(self._waiting[key], (floor, next(self._order), shape, True))
         else:
