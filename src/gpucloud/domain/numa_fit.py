@@ -727,7 +727,8 @@ def _fragments(shape: HostShape, cfg: PlacementConfig) -> tuple[float, tuple]:
     plan of its mix (`mix_for`'s order) each node's part of its fill (`_node_usable`) and their
     sums, kept per shape so that a claim's fragmentation recomputes only the nodes it takes from
     (`_fragmentation_after`). Numbers and strings alone, which the garbage collector stops
-    tracking: an entry per shape ever scored."""
+    tracking: an entry per shape scored or indexed under pack (`gpu_floor`), until the memo
+    starts over (`FitMemo.trim`)."""
     memo = cfg.memo.frag
     hit = memo.get(shape)
     if hit is not None:
