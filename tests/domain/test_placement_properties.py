@@ -35,6 +35,7 @@ from gpucloud.domain.numa_fit import (
     choose,
     cores_rank,
     fragmentation,
+    may_fit,
     rank_floor,
     rules_rank,
 )
@@ -538,10 +539,11 @@ def test_cores_rank_is_the_rank_choose_finds_on_a_cpu_only_host(nodes, tpc, rati
          numa="required", unknown=0, gpus=3, vcpus=5, memory_mib=1024, other=0)  # 3 nodes, not the 2 holding enough GPUs
 def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa, unknown, gpus, vcpus, memory_mib,
                                                    other):
-    """The floor an index leaves a host waiting on (`rank_floor`, with its `cell_rooms`) never
-    exceeds the rank `choose` gives it: nodes at unequal distances, GPUs without a NUMA node,
-    GPUs of another model on node 0 (pack's floor counts them apart, and the claim's cores and
-    memory change their fragmentation too)."""
+    """The floor an index leaves a host waiting on (`rank_floor`, with its `cell_rooms` or from
+    its GPU counts alone) never exceeds the rank `choose` gives it, and a host `may_fit` skips
+    has no fit: nodes at unequal distances, GPUs without a NUMA node, GPUs of another model on
+    node 0 (pack's floor counts them apart, and the claim's cores and memory change their
+    fragmentation too)."""
     matrix = slit(len(nodes), far)
     shape = HostShape("r1", "active", tpc, tuple(
         NodeShape(i, ((("h100", other),) if other and not i else ()) + ((("rtx6000", g),) if g else ()), cores,
@@ -553,6 +555,9 @@ def test_rank_floor_is_below_the_rank_choose_finds(nodes, tpc, far, policy, numa
     fit = choose(shape, need, config)
     floor = rank_floor(shape, need, config, cell_rooms(shape, config))
     assert fit is None or floor <= fit.rank[: len(floor)]
+    counted = rank_floor(shape, need, config)
+    assert fit is None or counted <= fit.rank[: len(counted)]
+    assert fit is None or may_fit(shape, need)
 
 
 @settings(max_examples=300, deadline=None)

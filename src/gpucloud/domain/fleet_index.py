@@ -682,17 +682,23 @@ class Fleet:
                 return best
             if from_waiting:
                 heapq.heappop(waiting)
-                if not own_floor:
-                    floor = rank_floor(shape, key[1], self.config.for_host(shape))
+                if not own_floor:  # its own floor, with the rules' span and distance on 1-2 nodes
+                    floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
                     heapq.heappush(waiting, (floor, next(self._order), shape, True))
                     continue
             else:
                 self._unread[key][1] = None
                 queued.add(shape)
                 if key[1].gpus or shape.installed:  # on its list's floor: wait on its own if that is higher
-                    own = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
+                    # a GPU plan's from its GPU counts first: above the list's, the rules' span and
+                    # distance (`rules_rank` on two nodes, ~5 us) wait until it comes up (most never
+                    # do: h100 plans over two nodes read every h100 host before the first one comes up)
+                    cfg = self.config.for_host(shape)
+                    own, settled = rank_floor(shape, key[1], cfg), not key[1].gpus
+                    if own <= floor and not settled:
+                        own, settled = rank_floor(shape, key[1], cfg, self._entry[shape][3]), True
                     if own > floor:
-                        heapq.heappush(waiting, (own, next(self._order), shape, True))
+                        heapq.heappush(waiting, (own, next(self._order), shape, settled))
                         continue
             self._score(key, shape)
 
@@ -710,9 +716,11 @@ class Fleet:
 
     def _plan_floors(self, entries: list, need: Need) -> Iterator[tuple[tuple, int, HostShape]]:
         """(floor, order, shape) of the GPU plan on the shapes of `entries` (one threads per
-        core), in their order (`plan_floor` takes the same cores off each)."""
+        core) holding enough GPUs for it (`may_fit`), in their order (`plan_floor` takes the
+        same cores off each)."""
         for floor, order, shape in entries:
-            yield plan_floor(floor, shape, need, self.config.for_host(shape)), order, shape
+            if may_fit(shape, need):  # enough GPUs of the model (else `choose` finds none)
+                yield plan_floor(floor, shape, need, self.config.for_host(shape)), order, shape
 
     def _next_unread(self, key: Key) -> tuple[tuple, HostShape] | None:
         """(floor, shape): the next shape of a request's first ranking still to read that may

@@ -463,7 +463,9 @@ def rank_floor(
             return (*ruled[:3], *_plan_costs(shape, need, cfg))
         span = 3
     distance = 0
-    if 1 < span < FALLBACK_SPAN:
+    if span == 2:  # the same least distance, pair by pair (~3x faster than through `_distance`)
+        distance = split_floor(shape, need) or 0
+    elif 2 < span < FALLBACK_SPAN:
         local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
         distance = min((_distance(nodes) for nodes in combinations(local, span)
                         if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
@@ -581,13 +583,17 @@ def order_floor(preference: int, order: tuple[int, int], tpc: int, need: Need, c
 
 
 def may_fit(shape: HostShape, need: Need) -> bool:
-    """A cheap necessary condition (no hashing): an active host with GPUs of the model, if any."""
+    """A cheap necessary condition (no hashing): an active host with, for a GPU plan, as many
+    free GPUs of its model on its NUMA nodes together or without a node (`candidates` takes
+    them from one or the other): an index skips the others without scoring them."""
     if shape.status != ACTIVE:
         return False
     if not need.gpus:
         return True
-    model = need.gpu_model
-    return any(m == model for n in shape.nodes for m, _ in n.gpus) or any(m == model for m, _ in shape.unknown_gpus)
+    model, local = need.gpu_model, 0
+    for node in shape.nodes:
+        local += count_of(node.gpus, model)
+    return local >= need.gpus or count_of(shape.unknown_gpus, model) >= need.gpus
 
 
 def cell_rooms(shape: HostShape, cfg: PlacementConfig) -> tuple[tuple[int, int, int], ...]:
