@@ -690,13 +690,17 @@ class Fleet:
                 self._unread[key][1] = None
                 queued.add(shape)
                 if key[1].gpus or shape.installed:  # on its list's floor: wait on its own if that is higher
-                    # a GPU plan's from its GPU counts first: above the list's, the rules' span and
-                    # distance (`rules_rank` on two nodes, ~5 us) wait until it comes up (most never
-                    # do: h100 plans over two nodes read every h100 host before the first one comes up)
+                    # a GPU plan's from its GPU counts first, its costs' floor the list's (`_plan_floors`):
+                    # above the list's, the rules' span and distance (`rules_rank` on two nodes, ~5 us)
+                    # wait until it comes up (most never do: h100 plans over two nodes read every h100
+                    # host before the first one comes up)
                     cfg = self.config.for_host(shape)
-                    own, settled = rank_floor(shape, key[1], cfg), not key[1].gpus
-                    if own <= floor and not settled:
-                        own, settled = rank_floor(shape, key[1], cfg, self._entry[shape][3]), True
+                    if key[1].gpus:
+                        own, settled = rank_floor(shape, key[1], cfg, costs=floor[3:]), False
+                        if own <= floor:
+                            own, settled = rank_floor(shape, key[1], cfg, self._entry[shape][3], floor[3:]), True
+                    else:
+                        own, settled = rank_floor(shape, key[1], cfg), True
                     if own > floor:
                         heapq.heappush(waiting, (own, next(self._order), shape, settled))
                         continue

@@ -433,18 +433,19 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
 
 
 def rank_floor(
-    shape: HostShape, need: Need, cfg: PlacementConfig, rooms: tuple[tuple[int, int, int], ...] | None = None
+    shape: HostShape, need: Need, cfg: PlacementConfig, rooms: tuple[tuple[int, int, int], ...] | None = None,
+    costs: tuple | None = None,
 ) -> tuple:
     """A lower bound of the first fields of this host's rank, without scoring anything.
 
     For GPU plans `gpu_floor` with the fewest nodes holding enough GPUs and across nodes the
     least distance between so many nodes holding enough; with its `cell_rooms` (`rooms`), the
     span and distance `rules_rank` finds on 1 or 2 nodes, else at least 3 nodes; then the plan's
-    own costs' bounds (`plan_floor`); for plans without GPUs, (CPU_HOST,) on a CPU-only host and
-    `cores_floor` on a GPU host: an index may leave a host unscored while its floor is above the
-    best rank it holds. (On a CPU-only host a score costs a few µs, less than the decisions that
-    would later score dozens of hosts tied on cores at once; on a GPU host it costs
-    `keeps_gpu_sales`' fills.)
+    own costs' bounds (`plan_floor`; `costs`: those, where the caller has them); for plans
+    without GPUs, (CPU_HOST,) on a CPU-only host and `cores_floor` on a GPU host: an index may
+    leave a host unscored while its floor is above the best rank it holds. (On a CPU-only host
+    a score costs a few µs, less than the decisions that would later score dozens of hosts tied
+    on cores at once; on a GPU host it costs `keeps_gpu_sales`' fills.)
     """
     if not need.gpus:
         return (CPU_HOST,) if not shape.installed else cores_floor(shape, need, cfg)
@@ -460,7 +461,7 @@ def rank_floor(
     elif span <= 2 and rooms is not None:  # on 1 or 2 nodes, the rules know the span and distance
         ruled = rules_rank(shape, rooms, need, cfg)
         if ruled is not None:
-            return (*ruled[:3], *_plan_costs(shape, need, cfg))
+            return (*ruled[:3], *(costs if costs is not None else _plan_costs(shape, need, cfg)))
         span = 3
     distance = 0
     if span == 2:  # the same least distance, pair by pair (~3x faster than through `_distance`)
@@ -469,7 +470,7 @@ def rank_floor(
         local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
         distance = min((_distance(nodes) for nodes in combinations(local, span)
                         if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
-    return (0, span, distance, *_plan_costs(shape, need, cfg))
+    return (0, span, distance, *(costs if costs is not None else _plan_costs(shape, need, cfg)))
 
 
 def _plan_costs(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
