@@ -683,7 +683,8 @@ class Fleet:
             if from_waiting:
                 heapq.heappop(waiting)
                 if not own_floor:  # its own floor, with the rules' span and distance on 1-2 nodes
-                    floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
+                    costs = floor[3:] if key[1].gpus else None  # a GPU plan's: its list's (kept above)
+                    floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3], costs)
                     heapq.heappush(waiting, (floor, next(self._order), shape, True))
                     continue
             else:
