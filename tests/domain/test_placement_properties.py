@@ -38,9 +38,18 @@ from gpucloud.domain.numa_fit import (
     rank_floor,
     rules_rank,
 )
-from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place, tried
+from gpucloud.domain.placement import HostState, Placement, PlacementConfig, PlacementRequest, apply, place, tried
 from gpucloud.domain.topology import HostTopology
-from tests.domain.test_placement import POLICIES, cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
+from tests.domain.test_placement import (
+    POLICIES,
+    cpu_request,
+    gpu_address,
+    gpu_plan,
+    gpu_request,
+    host,
+    placed,
+    topology,
+)
 
 NPS4 = [[10, 12, 12, 12], [12, 10, 12, 12], [12, 12, 10, 12], [12, 12, 12, 10]]
 TOPOLOGIES: dict[int, tuple[HostTopology, str, dict]] = {
@@ -433,6 +442,33 @@ def test_first_fit_on_gpu_hosts_only_finds_a_lower_id_among_the_hosts_its_first_
     request = cpu_request(2, 4)
     assert Fleet(hosts, config).place(request) == place(request, hosts, config)
     assert place(request, hosts, config).host_id == 1
+
+
+def test_first_fit_on_cpu_only_hosts_finds_the_lowest_id_its_first_call_left_pending():
+    """First-fit's first call of a plan without GPUs ranks one CPU-only shape, that of the lowest
+    id a node of which takes the plan, and leaves the others pending (one ranked a later call
+    here); a decision reads the pending shapes' lowest ids. Host 1 (its cores all dedicated)
+    has memory room but no node that takes the plan: placed on it, the index raised; the
+    first call's answer is host 2 (64 GiB), last in memory order (the first entry, host 4's,
+    ranked and the ranked ids alone read placed on host 4); host 1, released, joins host 3's
+    pending shape: reading the ranked ids alone placed on host 2 again."""
+    hosts = [host(i, topology((0,), memory_gib=gib)) for i, gib in ((1, 32), (2, 64), (3, 32), (4, 16))]
+    config = PlacementConfig(policy="first-fit", demand_mix=tuple((p, 1.0) for p in PLANS))
+    fleet, twin = Fleet(hosts, config), replace(config)
+    every_core, plan = cpu_request(16, 8, dedicated=True), cpu_request(2, 8)
+
+    def placed_on(request: PlacementRequest) -> Placement:
+        got = fleet.place(request)
+        assert got == place(request, fleet.hosts(), twin)
+        fleet.apply(placed(got))
+        return placed(got)
+
+    with patch.object(fleet_index, "PENDING_CHUNK", 1):
+        first = placed_on(every_core)
+        assert first.host_id == 1
+        assert placed_on(plan).host_id == 2
+        fleet.release(first)
+        assert placed_on(plan).host_id == 1
 
 
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
