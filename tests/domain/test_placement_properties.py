@@ -471,6 +471,22 @@ def test_first_fit_on_cpu_only_hosts_finds_the_lowest_id_its_first_call_left_pen
         assert placed_on(plan).host_id == 1
 
 
+def test_first_fit_places_on_a_cpu_only_host_freed_while_gpu_hosts_are_pending():
+    """No CPU-only host takes the plan at its first call (host 4 holds the filler), so first-fit
+    ranks one GPU host on the lowest rank a GPU host can have and leaves the others pending
+    (one ranked a later call here). Host 4, released, ranks CPU_HOST, better than any GPU host:
+    the answer is host 4, whatever ids the pending GPU hosts have. Reading the pending GPU
+    entries' lowest ids as if they were CPU-only ones (where a node takes the plan) placed on
+    host 3."""
+    hosts = [host(i, topology((1, 0), memory_gib=gib)) for i, gib in ((1, 32), (2, 48), (3, 64))]
+    hosts.append(host(4, topology((0,), cores=4, memory_gib=16)))
+    config = PlacementConfig(policy="first-fit", demand_mix=tuple((p, 1.0) for p in PLANS))
+    filler, plan = cpu_request(8, 12), cpu_request(2, 6)
+    ops = [("cpu", filler), ("cpu", plan), ("delete", 0), ("cpu", plan), ("cpu", plan)]
+    with patch.object(fleet_index, "PENDING_CHUNK", 1):
+        answers_as_place(Fleet(hosts, config), ops, lambda op, arg: arg)
+
+
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.
 node_shapes = st.tuples(st.integers(0, 4), st.integers(0, 12), st.integers(0, 40), st.booleans(), st.integers(0, 60))
 

@@ -812,11 +812,14 @@ class Fleet:
         pending entry's lowest id where a node takes the plan (it is then on that rank). On GPU
         hosts, one told from its shape (`_on_best`), trying the hosts of the region that may be
         on it (`pool_of`) in id order; past LOWEST_TRIES of them, every pending entry is ranked
-        (the ranked hosts' lowest is then the answer)."""
+        (the ranked hosts' lowest is then the answer). None pending is on the best rank once a
+        better one than theirs is ranked (a CPU-only host freed while GPU hosts are pending)."""
         ranked = self._members[key][rank][0]
+        entries, position, pending_rank = self._pending[key]
+        if pending_rank != rank:
+            return ranked
         pool = pool_of(key[1], rank)
         if pool == "":
-            entries, position, _ = self._pending[key]
             need = key[1]
             for _, _, _, rooms, bucket, _ in islice(entries, position, None):
                 if bucket and bucket[0] < ranked and node_takes(rooms, need):
