@@ -374,6 +374,9 @@ MANY_NODE_GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib, dista
                        for i, (gpus, cores, gib, model) in enumerate(3 * [((1, 0, 0), 4, 32, "rtx6000")]
                                                                      + 2 * [((1, 1, 0, 0), 3, 24, "rtx6000")]
                                                                      + 2 * [((1, 0, 1, 0), 4, 32, "h100")], start=1)]
+# The GPU hosts beside one small CPU-only host of the highest id: full for most plans without
+# GPUs at their first call (so GPU hosts are ranked and left pending), freed by deletes later.
+WITH_A_SMALL_CPU_HOST = [*MANY_NODE_GPU_HOSTS, host(len(MANY_NODE_GPU_HOSTS) + 1, topology((0,), cores=2, memory_gib=8))]
 gpu_host_ops = st.lists(st.one_of(
     st.tuples(st.just("gpu"), st.tuples(st.integers(1, 2), st.sampled_from(["rtx6000", "h100"]))),
     st.tuples(st.just("cpu"), st.tuples(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans())),
@@ -381,11 +384,13 @@ gpu_host_ops = st.lists(st.one_of(
 ), min_size=1, max_size=60)
 
 
-@pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS], ids=["two-node", "many-node"])
+@pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS, WITH_A_SMALL_CPU_HOST],
+                         ids=["two-node", "many-node", "small-cpu-host"])
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
 @settings(max_examples=150, deadline=None)
-@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans(), chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
-def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm, chunk):
+@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans(), chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]),
+       tries=st.sampled_from([1, fleet_index.LOWEST_TRIES]))
+def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm, chunk, tries):
     requests = [cpu_request(v, g, dedicated=d) for v in (1, 2, 4) for g in (1, 2, 8) for d in (False, True)]
     plans = [replace(PLANS[0], id=f"cpu-{k}", type_class="dedicated" if r.dedicated else "standard", vcpus=r.vcpus,
                      memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
@@ -394,8 +399,8 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
     fleet = Fleet(hosts, config)
     fleet.warm("r1")
     # random: a GPU plan's first call leaves hosts pending; random and first-fit: a plan without
-    # GPUs' first call where no CPU-only host takes it; first-fit tries `chunk` hosts for a lower id
-    with patch.object(fleet_index, "PENDING_CHUNK", chunk), patch.object(fleet_index, "LOWEST_TRIES", chunk):
+    # GPUs' first call where no CPU-only host takes it; first-fit tries `tries` hosts for a lower id
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk), patch.object(fleet_index, "LOWEST_TRIES", tries):
         answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
                          if op == "gpu" else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
