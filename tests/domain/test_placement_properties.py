@@ -39,9 +39,18 @@ from gpucloud.domain.numa_fit import (
     rank_floor,
     rules_rank,
 )
-from gpucloud.domain.placement import HostState, Placement, PlacementConfig, apply, place, tried
+from gpucloud.domain.placement import HostState, Placement, PlacementConfig, PlacementRequest, apply, place, tried
 from gpucloud.domain.topology import HostTopology
-from tests.domain.test_placement import POLICIES, cpu_request, gpu_address, gpu_plan, gpu_request, host, topology
+from tests.domain.test_placement import (
+    POLICIES,
+    cpu_request,
+    gpu_address,
+    gpu_plan,
+    gpu_request,
+    host,
+    placed,
+    topology,
+)
 
 NPS4 = [[10, 12, 12, 12], [12, 10, 12, 12], [12, 12, 10, 12], [12, 12, 12, 10]]
 TOPOLOGIES: dict[int, tuple[HostTopology, str, dict]] = {
@@ -366,6 +375,9 @@ MANY_NODE_GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib, dista
                        for i, (gpus, cores, gib, model) in enumerate(3 * [((1, 0, 0), 4, 32, "rtx6000")]
                                                                      + 2 * [((1, 1, 0, 0), 3, 24, "rtx6000")]
                                                                      + 2 * [((1, 0, 1, 0), 4, 32, "h100")], start=1)]
+# The GPU hosts beside one small CPU-only host of the highest id: full for most plans without
+# GPUs at their first call (so GPU hosts are ranked and left pending), freed by deletes later.
+WITH_A_SMALL_CPU_HOST = [*MANY_NODE_GPU_HOSTS, host(len(MANY_NODE_GPU_HOSTS) + 1, topology((0,), cores=2, memory_gib=8))]
 gpu_host_ops = st.lists(st.one_of(
     st.tuples(st.just("gpu"), st.tuples(st.integers(1, 2), st.sampled_from(["rtx6000", "h100"]))),
     st.tuples(st.just("cpu"), st.tuples(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans())),
@@ -373,11 +385,13 @@ gpu_host_ops = st.lists(st.one_of(
 ), min_size=1, max_size=60)
 
 
-@pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS], ids=["two-node", "many-node"])
+@pytest.mark.parametrize("hosts", [GPU_HOSTS, MANY_NODE_GPU_HOSTS, WITH_A_SMALL_CPU_HOST],
+                         ids=["two-node", "many-node", "small-cpu-host"])
 @pytest.mark.parametrize("policy", ["pack", "spread", "first-fit", "random"])
 @settings(max_examples=150, deadline=None)
-@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans(), chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]))
-def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm, chunk):
+@given(ops=gpu_host_ops, seed=st.integers(0, 3), warm=st.booleans(), chunk=st.sampled_from([1, fleet_index.PENDING_CHUNK]),
+       tries=st.sampled_from([1, fleet_index.LOWEST_TRIES]))
+def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, seed, warm, chunk, tries):
     requests = [cpu_request(v, g, dedicated=d) for v in (1, 2, 4) for g in (1, 2, 8) for d in (False, True)]
     plans = [replace(PLANS[0], id=f"cpu-{k}", type_class="dedicated" if r.dedicated else "standard", vcpus=r.vcpus,
                      memory_mib=r.memory_mib, gpus=0, gpu_model=None) for k, r in enumerate(requests)]
@@ -386,8 +400,8 @@ def test_plans_without_gpus_on_gpu_hosts_answer_as_place(policy, hosts, ops, see
     fleet = Fleet(hosts, config)
     fleet.warm("r1")
     # random: a GPU plan's first call leaves hosts pending; random and first-fit: a plan without
-    # GPUs' first call where no CPU-only host takes it; first-fit tries `chunk` hosts for a lower id
-    with patch.object(fleet_index, "PENDING_CHUNK", chunk), patch.object(fleet_index, "LOWEST_TRIES", chunk):
+    # GPUs' first call where no CPU-only host takes it; first-fit tries `tries` hosts for a lower id
+    with patch.object(fleet_index, "PENDING_CHUNK", chunk), patch.object(fleet_index, "LOWEST_TRIES", tries):
         answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg[0], vcpus=2, memory_gib=4, model=arg[1])
                          if op == "gpu" else cpu_request(arg[0], arg[1], dedicated=arg[2]))
 
@@ -434,6 +448,49 @@ def test_first_fit_on_gpu_hosts_only_finds_a_lower_id_among_the_hosts_its_first_
     request = cpu_request(2, 4)
     assert Fleet(hosts, config).place(request) == place(request, hosts, config)
     assert place(request, hosts, config).host_id == 1
+
+
+def test_first_fit_on_cpu_only_hosts_finds_the_lowest_id_its_first_call_left_pending():
+    """First-fit's first call of a plan without GPUs ranks one CPU-only shape, that of the lowest
+    id a node of which takes the plan, and leaves the others pending (one ranked a later call
+    here); a decision reads the pending shapes' lowest ids. Host 1 (its cores all dedicated)
+    has memory room but no node that takes the plan: placed on it, the index raised; the
+    first call's answer is host 2 (64 GiB), last in memory order (the first entry, host 4's,
+    ranked and the ranked ids alone read placed on host 4); host 1, released, joins host 3's
+    pending shape: reading the ranked ids alone placed on host 2 again."""
+    hosts = [host(i, topology((0,), memory_gib=gib)) for i, gib in ((1, 32), (2, 64), (3, 32), (4, 16))]
+    config = PlacementConfig(policy="first-fit", demand_mix=tuple((p, 1.0) for p in PLANS))
+    fleet, twin = Fleet(hosts, config), replace(config)
+    every_core, plan = cpu_request(16, 8, dedicated=True), cpu_request(2, 8)
+
+    def placed_on(request: PlacementRequest) -> Placement:
+        got = fleet.place(request)
+        assert got == place(request, fleet.hosts(), twin)
+        fleet.apply(placed(got))
+        return placed(got)
+
+    with patch.object(fleet_index, "PENDING_CHUNK", 1):
+        first = placed_on(every_core)
+        assert first.host_id == 1
+        assert placed_on(plan).host_id == 2
+        fleet.release(first)
+        assert placed_on(plan).host_id == 1
+
+
+def test_first_fit_places_on_a_cpu_only_host_freed_while_gpu_hosts_are_pending():
+    """No CPU-only host takes the plan at its first call (host 4 holds the filler), so first-fit
+    ranks one GPU host on the lowest rank a GPU host can have and leaves the others pending
+    (one ranked a later call here). Host 4, released, ranks CPU_HOST, better than any GPU host:
+    the answer is host 4, whatever ids the pending GPU hosts have. Reading the pending GPU
+    entries' lowest ids as if they were CPU-only ones (where a node takes the plan) placed on
+    host 3."""
+    hosts = [host(i, topology((1, 0), memory_gib=gib)) for i, gib in ((1, 32), (2, 48), (3, 64))]
+    hosts.append(host(4, topology((0,), cores=4, memory_gib=16)))
+    config = PlacementConfig(policy="first-fit", demand_mix=tuple((p, 1.0) for p in PLANS))
+    filler, plan = cpu_request(8, 12), cpu_request(2, 6)
+    ops = [("cpu", filler), ("cpu", plan), ("delete", 0), ("cpu", plan), ("cpu", plan)]
+    with patch.object(fleet_index, "PENDING_CHUNK", 1):
+        answers_as_place(Fleet(hosts, config), ops, lambda op, arg: arg)
 
 
 # One node's free shape: GPUs of one model, free cores, memory or 1 GiB pages, shared vCPUs.

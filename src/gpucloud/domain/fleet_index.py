@@ -21,8 +21,10 @@ first call ranks the first host on the lowest rank there is and leaves the other
 ranked PENDING_CHUNK a call later (all at once if a draw must list them); where no node of
 any host takes a GPU plan whole, that is two nodes at the least distance of any two holding
 its GPUs (`numa_fit.split_floor`), if the rules rank a host there. So does first-fit
-for a plan without GPUs that no CPU-only host takes (GPU hosts only), trying the region's
-lowest ids for one on that rank below the ranked hosts' lowest (`_lowest`).
+for a plan without GPUs: on CPU-only hosts it ranks the shape of the lowest id a node of which
+takes the plan (every such host is on the lowest rank there is) and reads the pending shapes'
+lowest ids for a lower one at a decision; where no CPU-only host takes it (GPU hosts only), it
+tries the region's lowest ids for one on that rank below the ranked hosts' lowest (`_lowest`).
 
 The requests of the config's plans (`PlacementConfig.plans`: the catalog's, in the product)
 get their heaps when the fleet loads a region (`warm`), so no decision for a plan of the
@@ -111,7 +113,7 @@ from gpucloud.domain.placement import (
 
 MAX_LAG = 8
 PENDING_CHUNK = 64
-# first-fit, while a first ranking left hosts pending: the lowest ids of a decision's pool it
+# first-fit, while a first ranking left GPU hosts pending: the lowest ids of a decision's pool it
 # tries before ranking them all (`_lowest`)
 LOWEST_TRIES = 64
 
@@ -216,7 +218,7 @@ class Fleet:
         # random, and first-fit's plans without GPUs: once a first ranking found a host on the
         # lowest rank, [the other entries, the position of the next to rank, that rank], ranked
         # a chunk per later call; draws and first-fit's lowest id tell a host on that rank from
-        # its shape meanwhile (`_on_best`, `_lowest`)
+        # its shape meanwhile (`_on_best`, `_lowest`; on CPU-only hosts, first-fit from their rooms)
         self._pending: dict[Key, list] = {}
         # the draw under way, (request, best rank), and what it calls, bound once: a decision
         # allocates no closures (they moved the collector's pauses into decisions)
@@ -489,13 +491,11 @@ class Fleet:
         # first-fit, random: the CPU-only hosts, and where none takes the plan (a fleet of GPU
         # hosts only) the GPU hosts, none deferred: one on the lowest rank there is ranked, the
         # others pending (first-fit then looks for a lower id among them: `_lowest`). First-fit
-        # ranks the CPU-only hosts at once: fewer, and where they are full the lowest ids are not
-        # on that rank (its tries missed on the bench fleet)
+        # ranks the CPU-only host of the lowest id on it (`_rank_lowest_first`)
         if self._by_rank and lazy:
             cpu_hosts = self._with_room(region, False, need.memory_mib)
             if self.config.policy == "first-fit":
-                self._rank_at_once(key, cpu_hosts)
-                found = self._top(key) is not None
+                found = self._rank_lowest_first(key, cpu_hosts)
             else:
                 found = self._rank_first(key, cpu_hosts)
             if not found:
@@ -526,7 +526,7 @@ class Fleet:
         return heap
 
     def _rank_first(self, key: Key, entries: list[Entry]) -> bool:
-        """random, and first-fit's plans without GPUs, a first ranking: rank the first entry
+        """random, and first-fit's plans without GPUs on GPU hosts, a first ranking: rank the first entry
         one node of which takes the request whole (`rules_rank`) and leave the others pending
         (ranked `PENDING_CHUNK` a call later on): among `entries` (for a plan without GPUs,
         CPU-only or, when none of those takes it, GPU hosts) that rank is the lowest there is,
@@ -541,6 +541,24 @@ class Fleet:
                 self._pending[key] = [entries[:position] + entries[position + 1 :], 0, rank]
                 return True
         return False
+
+    def _rank_lowest_first(self, key: Key, cpu_hosts: list[Entry]) -> bool:
+        """first-fit, a plan without GPUs, a first ranking on CPU-only hosts: every one a node of
+        which takes the plan ranks the lowest rank there is (`rules_rank`), so its answer is the
+        lowest id among them; rank the entry that holds it and leave the others pending, as
+        `_rank_first` does (`_lowest` reads their lowest ids). Their order of memory room tells
+        nothing of their ids (and the lowest ids are full where first-fit filled them): each
+        entry's lowest id is compared, `node_takes` asked only of one below the lowest so far.
+        False: no CPU-only host takes it, nothing ranked."""
+        need, lowest, at = key[1], None, 0
+        for position, (_, _, _, rooms, bucket, _) in enumerate(cpu_hosts):
+            if (lowest is None or bucket[0] < lowest) and node_takes(rooms, need):
+                lowest, at = bucket[0], position
+        if lowest is None:
+            return False
+        self._rank_at_once(key, cpu_hosts[at : at + 1])
+        self._pending[key] = [cpu_hosts[:at] + cpu_hosts[at + 1 :], 0, self._top(key)]
+        return True
 
     def _rank_first_split(self, key: Key, entries: list[Entry]) -> bool:
         """random, a GPU plan's first ranking where no node of any entry takes it whole
@@ -803,11 +821,24 @@ class Fleet:
 
     def _lowest(self, key: Key, rank: tuple) -> int:
         """first-fit while a first ranking left hosts pending: the lowest id on the best rank,
-        the ranked hosts' lowest or a lower one told from its shape (`_on_best`), trying the
-        hosts of the region that may be on it (`pool_of`) in id order; past LOWEST_TRIES of
-        them, every pending entry is ranked (the ranked hosts' lowest is then the answer)."""
+        the ranked hosts' lowest or a lower one. On CPU-only hosts (`_rank_lowest_first`), a
+        pending entry's lowest id where a node takes the plan (it is then on that rank). On GPU
+        hosts, one told from its shape (`_on_best`), trying the hosts of the region that may be
+        on it (`pool_of`) in id order; past LOWEST_TRIES of them, every pending entry is ranked
+        (the ranked hosts' lowest is then the answer). None pending is on the best rank once a
+        better one than theirs is ranked (a CPU-only host freed while GPU hosts are pending)."""
         ranked = self._members[key][rank][0]
-        for host_id in islice(self._pools[(key[0], pool_of(key[1], rank))], LOWEST_TRIES):
+        entries, position, pending_rank = self._pending[key]
+        if pending_rank != rank:
+            return ranked
+        pool = pool_of(key[1], rank)
+        if pool == "":
+            need = key[1]
+            for _, _, _, rooms, bucket, _ in islice(entries, position, None):
+                if bucket and bucket[0] < ranked and node_takes(rooms, need):
+                    ranked = bucket[0]
+            return ranked
+        for host_id in islice(self._pools[(key[0], pool)], LOWEST_TRIES):
             if host_id >= ranked or self._on_best(key, host_id, rank):
                 return min(host_id, ranked)
         self._rank_pending(key)
