@@ -661,12 +661,12 @@ def test_a_claim_that_leaves_gpus_beside_another_nodes_leftover_gpus_counts_them
 def test_packs_fragmentation_memo_stays_bounded_in_a_long_churn_of_gpu_plans():
     """Pack's index computes the fragmentation of every new shape (`gpu_floor`) and scores GPU
     plans with `choose`, never through `best_fit` (which trims the memo): a churn of GPU claims
-    on one host makes a new shape each step, and the memo must start over past MEMO_LIMIT
-    rather than keep every shape ever seen (it grew to one entry per shape)."""
+    on one host makes a new shape each step, and the memo must start over past FRAG_MEMO_LIMIT
+    (its entries are ~20 times the others', MEMO_LIMIT) rather than keep every shape ever seen."""
     rng = random.Random(3)
     ops = [("delete", rng.randrange(1000)) if rng.random() < 0.45 else ("gpu", rng.randrange(1, 3)) for _ in range(300)]
     config = PlacementConfig(policy="pack", demand_mix=tuple((p, 1.0) for p in PLANS))
     fleet = Fleet([host(1, topology((4, 4), cores=16))], config)
-    with patch("gpucloud.domain.numa_fit.MEMO_LIMIT", 20):
+    with patch("gpucloud.domain.numa_fit.FRAG_MEMO_LIMIT", 20):
         answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg, vcpus=2, memory_gib=2))
     assert len(config.memo.frag) <= 21

@@ -30,6 +30,11 @@ MIB_PER_PAGE = 1024
 SPAN_PENALTY = 0.5
 # Memo entries kept per config before the memo starts over (bounded memory in long runs).
 MEMO_LIMIT = 400_000
+# ... of fragmentation's parts (`_fragments`): an entry holds each plan's part per node, ~2.3 KB
+# on a 4-node host with the catalog's GPU plans (a float was ~0.1 KB), so MEMO_LIMIT of them
+# came near 1 GB. 20,000 is ~50 MB: ten times the live shapes of 10,000 GPU hosts after
+# 40,000 churn steps (2,324), so the memo starts over about once per 350,000 steps.
+FRAG_MEMO_LIMIT = 20_000
 
 
 class Need(NamedTuple):
@@ -99,7 +104,7 @@ class FitMemo:
         self.variants: dict = {}
 
     def trim(self) -> None:
-        if max(len(self.best), len(self.fill), len(self.frag), len(self.lacking)) > MEMO_LIMIT:
+        if len(self.frag) > FRAG_MEMO_LIMIT or max(len(self.best), len(self.fill), len(self.lacking)) > MEMO_LIMIT:
             self.best.clear()
             self.fill.clear()
             self.frag.clear()
