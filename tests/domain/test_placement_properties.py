@@ -31,14 +31,11 @@ from gpucloud.domain.numa_fit import (
     after,
     best_fit,
     candidates,
-    cell_rooms,
     choose,
-    cores_rank,
     fragmentation,
     may_fit,
-    rank_floor,
-    rules_rank,
 )
+from gpucloud.domain.numa_floors import cell_rooms, cores_rank, rank_floor, rules_rank
 from gpucloud.domain.placement import HostState, Placement, PlacementConfig, PlacementRequest, apply, place, tried
 from gpucloud.domain.topology import HostTopology
 from tests.domain.test_placement import (
@@ -164,7 +161,7 @@ def _sum_by_node(placements: list[Placement], value) -> dict[int, int]:
 def test_creates_and_deletes_keep_every_claim_exclusive_numa_consistent_and_counted(config, ops, statuses,
                                                                                     cpu_only_host):
     # Without the CPU-only host, plans without GPUs rank GPU hosts, most of them waiting unscored
-    # on their floors (`numa_fit.cores_floor`) while a node without free GPUs ranks better.
+    # on their floors (`numa_floors.cores_floor`) while a node without free GPUs ranks better.
     fleet = Fleet(fresh_hosts(statuses, cpu_only_host), config)
     fleet.warm("r1")
     twin = replace(config)  # `random` draws from the config's generator: the scan gets its own, same seed
@@ -359,7 +356,7 @@ def test_pack_reads_a_models_gpu_hosts_in_the_order_of_their_floors_and_reads_th
 
 # GPU hosts only, few GPUs per node, so GPU claims empty nodes and plans without GPUs must
 # choose between hosts with and without a node free of GPUs: most GPU hosts wait unscored on
-# their floors (`numa_fit.cores_floor`: preference, free GPUs, free cores) and are scored only
+# their floors (`numa_floors.cores_floor`: preference, free GPUs, free cores) and are scored only
 # once the best rank reaches them, for requests seen before (`warm`) or asked the first time.
 GPU_HOSTS = [host(i, topology(gpus, cores=cores, memory_gib=gib), model=model)
              for i, (gpus, cores, gib, model) in enumerate([

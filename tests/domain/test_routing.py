@@ -147,7 +147,7 @@ def test_taking_the_cores_a_gpu_plan_would_use_costs_its_sale(case, numa_unknown
 def test_gpu_hosts_tied_on_free_cores_rank_by_the_cores_of_their_nodes_without_gpus(policy, node):
     """Both hosts have one free GPU and 10 free cores; host 1's nodes without GPUs have 3 and 3,
     host 2's 4 and 2: spread takes host 2's node of 4, pack its node of 2. The index must not
-    leave host 2 unscored behind a floor above its rank (`numa_fit.cores_floor`)."""
+    leave host 2 unscored behind a floor above its rank (`numa_floors.cores_floor`)."""
     claims = {1: [4, 16, 8, 20], 2: [8, 20, 9, 21]}  # threads of node 1 (cores 4-7) and node 2 (cores 8-11)
     hosts = [host(i, topology((1, 0, 0), cores=4, memory_gib=32), claimed_cpus=claims[i]) for i in (1, 2)]
     assert [[n.cores for n in h.shape.nodes] for h in hosts] == [[4, 3, 3], [4, 4, 2]]

@@ -12,7 +12,7 @@ the sorted ids of the hosts on that rank (a handful of ranks), so `first-fit` re
 id at once instead of walking the tied shapes; a shape leaves them as soon as its last host
 does. Their rank is the rules' alone, so where one NUMA node takes the whole request (a plan
 without GPUs on a CPU-only host, a GPU plan on one node) or two take a GPU plan between them,
-`numa_fit.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
+`numa_floors.rules_rank` gives it from the shape's `cell_rooms`, kept in its entry with its
 bucket: a request's first ranking reads thousands of entries without scoring or looking up
 any. `random` does not even read them: it
 draws by trying hosts of a pool that holds every tied one (`placement.draw`;
@@ -20,7 +20,7 @@ draws by trying hosts of a pool that holds every tied one (`placement.draw`;
 first call ranks the first host on the lowest rank there is and leaves the others pending,
 ranked PENDING_CHUNK a call later (all at once if a draw must list them); where no node of
 any host takes a GPU plan whole, that is two nodes at the least distance of any two holding
-its GPUs (`numa_fit.split_floor`), if the rules rank a host there. So does first-fit
+its GPUs (`numa_floors.split_floor`), if the rules rank a host there. So does first-fit
 for a plan without GPUs: on CPU-only hosts it ranks the shape of the lowest id a node of which
 takes the plan (every such host is on the lowest rank there is) and reads the pending shapes'
 lowest ids for a lower one at a decision; where no CPU-only host takes it (GPU hosts only), it
@@ -51,7 +51,7 @@ Scoring is lazy, so that no work is spent on shapes that vanish before anyone as
 - new shapes are logged per region and scored for a request when that request comes next,
   or once it lags MAX_LAG shapes behind (no decision pays for a long backlog; the limits of
   the requests are staggered, so one change does not make every heap catch up at once);
-- a shape whose cheap rank floor (`numa_fit.rank_floor`: preference, fewest nodes and their
+- a shape whose cheap rank floor (`numa_floors.rank_floor`: preference, fewest nodes and their
   least distance, under spread a GPU host's free GPUs and cores; for a plan without GPUs on a
   GPU host also pack's or spread's first costs) is already worse than the best rank in the
   heap waits unscored in a second heap, and is scored once the best rank reaches its floor.
@@ -81,13 +81,15 @@ from gpucloud.domain.numa_fit import (
     HostShape,
     Need,
     Part,
+    choose,
+    may_fit,
+)
+from gpucloud.domain.numa_floors import (
     cell_memory_room,
     cell_rooms,
-    choose,
     cores_order,
     cores_rank,
     gpu_floor,
-    may_fit,
     node_takes,
     order_floor,
     plan_floor,
