@@ -632,7 +632,8 @@ def test_a_claims_fragmentation_recomputed_on_its_nodes_is_the_claimed_shapes(no
     plans = (gpu_plan(1, 2, 8), gpu_plan(2, 6, 24), gpu_plan(4, 8, 64), gpu_plan(1, 4, 16, model="h100"))
     config = PlacementConfig(policy="pack", numa_unknown_policy=numa, demand_mix=tuple((p, 1.0) for p in plans))
     need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
-    models = _fragments(shape, config)[1]
+    total, models = _fragments(shape, config)
+    assert fragmentation(shape, replace(config)) == total  # the index's total alone, without the parts
     for *_, a in candidates(shape, need, config, every_span=True):
         fresh = replace(config)  # its own memo: the claimed shape's fragmentation computed whole
         assert _fragmentation_after(shape, models, a, config) == fragmentation(after(shape, a), fresh)
@@ -656,14 +657,16 @@ def test_a_claim_that_leaves_gpus_beside_another_nodes_leftover_gpus_counts_them
 
 
 def test_packs_fragmentation_memo_stays_bounded_in_a_long_churn_of_gpu_plans():
-    """Pack's index computes the fragmentation of every new shape (`gpu_floor`) and scores GPU
-    plans with `choose`, never through `best_fit` (which trims the memo): a churn of GPU claims
-    on one host makes a new shape each step, and the memo must start over past FRAG_MEMO_LIMIT
-    (its entries are ~20 times the others', MEMO_LIMIT) rather than keep every shape ever seen."""
+    """Pack's index computes the fragmentation of every new shape (`gpu_floor`: the total alone)
+    and scores GPU plans with `choose` (the total's parts), never through `best_fit` (which trims
+    the memo): a churn of GPU claims on one host makes a new shape each step, and the memo must
+    start over past FRAG_MEMO_LIMIT (parts: entries ~20 times the others') or MEMO_LIMIT (totals)
+    rather than keep every shape ever seen."""
     rng = random.Random(3)
     ops = [("delete", rng.randrange(1000)) if rng.random() < 0.45 else ("gpu", rng.randrange(1, 3)) for _ in range(300)]
     config = PlacementConfig(policy="pack", demand_mix=tuple((p, 1.0) for p in PLANS))
     fleet = Fleet([host(1, topology((4, 4), cores=16))], config)
-    with patch("gpucloud.domain.numa_fit.FRAG_MEMO_LIMIT", 20):
+    with patch("gpucloud.domain.numa_fit.FRAG_MEMO_LIMIT", 20), patch("gpucloud.domain.numa_fit.MEMO_LIMIT", 20):
         answers_as_place(fleet, ops, lambda op, arg: gpu_request(arg, vcpus=2, memory_gib=2))
     assert len(config.memo.frag) <= 21
+    assert len(config.memo.frag_total) <= 21

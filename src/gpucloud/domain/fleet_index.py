@@ -366,12 +366,11 @@ class Fleet:
             return
         queued.add(shape)
         best = self._top(key)
-        floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3])
-        if key[1].gpus and self.config.policy == "pack":
-            # pack's floor of its costs orders a first ranking (`_plan_floors`); a shape waiting on
-            # it is scored by the decision that lifts the best rank past it (bursts of up to ~20 in
-            # the bench's churn), not as it comes (mostly in upkeep): its span and distance alone
-            floor = floor[:3]
+        # pack's floor of its costs orders a first ranking (`_plan_floors`); a shape waiting on it
+        # is scored by the decision that lifts the best rank past it (bursts of up to ~20 in the
+        # bench's churn), not as it comes (mostly in upkeep): its span and distance alone (no costs)
+        costs = () if key[1].gpus and self.config.policy == "pack" else None
+        floor = rank_floor(shape, key[1], self.config.for_host(shape), self._entry[shape][3], costs)
         if best is not None and floor > best[: len(floor)]:
             heapq.heappush(self._waiting[key], (floor, next(self._order), shape, True))
         else:

@@ -100,14 +100,18 @@ class FitMemo:
         self.best: dict = {}
         self.fill: dict = {}
         self.frag: dict = {}
+        self.frag_total: dict = {}
         self.lacking: dict = {}
         self.variants: dict = {}
 
     def trim(self) -> None:
-        if len(self.frag) > FRAG_MEMO_LIMIT or max(len(self.best), len(self.fill), len(self.lacking)) > MEMO_LIMIT:
+        if len(self.frag) > FRAG_MEMO_LIMIT or max(
+            len(self.best), len(self.fill), len(self.frag_total), len(self.lacking)
+        ) > MEMO_LIMIT:
             self.best.clear()
             self.fill.clear()
             self.frag.clear()
+            self.frag_total.clear()
             self.lacking.clear()
 
 
@@ -461,7 +465,15 @@ def fragmentation(shape: HostShape, cfg: PlacementConfig) -> float:
     candidate that raises this least leaves the host best able to take what sells. Never
     below 0 (instances use distinct GPUs), 0 without free GPUs: pack's `numa_floors.gpu_floor`.
     """
-    return _fragments(shape, cfg)[0]
+    hit = cfg.memo.frag.get(shape)
+    if hit is not None:
+        return hit[0]
+    memo = cfg.memo.frag_total
+    total = memo.get(shape)
+    if total is None:
+        cfg.memo.trim()  # pack's index asks it of every new shape (`gpu_floor`), never through `best_fit`
+        total = memo[shape] = _fragment_sum(shape, cfg, None)
+    return total
 
 
 def _fragments(shape: HostShape, cfg: PlacementConfig) -> tuple[float, tuple]:
@@ -469,29 +481,39 @@ def _fragments(shape: HostShape, cfg: PlacementConfig) -> tuple[float, tuple]:
     plan of its mix (`mix_for`'s order) each node's part of its fill (`_node_usable`) and their
     sums, kept per shape so that a claim's fragmentation recomputes only the nodes it takes from
     (`_fragmentation_after`). Numbers and strings alone, which the garbage collector stops
-    tracking: an entry per shape scored or indexed under pack (`numa_floors.gpu_floor`), until
-    the memo starts over (`FitMemo.trim`)."""
+    tracking: an entry per shape pack scores, until the memo starts over (`FitMemo.trim`)."""
     memo = cfg.memo.frag
     hit = memo.get(shape)
     if hit is not None:
         return hit
-    cfg.memo.trim()  # pack's index asks it of every new shape (`gpu_floor`), never through `best_fit`
-    total, models = 0.0, []
+    cfg.memo.trim()
+    models: list = []
+    memo[shape] = hit = (_fragment_sum(shape, cfg, models), tuple(models))
+    return hit
+
+
+def _fragment_sum(shape: HostShape, cfg: PlacementConfig, models: list | None) -> float:
+    """`fragmentation` computed, appending its parts to `models` unless None (`_fragments`): one
+    sum for both, so the total alone and the total with its parts are the same float. The
+    index floors every new shape with the total alone (`numa_floors.gpu_floor`); only pack's
+    scoring needs the parts (~2.3 KB a shape, most never scored)."""
+    total = 0.0
     if shape.status == ACTIVE:
         tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
         for model, free in placeable_free(shape, policy).items():
             unknown = count_of(shape.unknown_gpus, model) if policy != "required" else 0
             plans = []
             for plan, weight in cfg.mix_for(model, shape.region):
-                nodes = tuple(_node_usable(node, plan, tpc, ratio) for node in shape.nodes)
+                nodes = [_node_usable(node, plan, tpc, ratio) for node in shape.nodes]
                 local = gpus = cores = mib = 0
                 for k, left, spare_cores, spare_mib in nodes:
                     local, gpus, cores, mib = local + k, gpus + left, cores + spare_cores, mib + spare_mib
                 total += _idle(weight, plan, free, local, _spanning(plan, tpc, gpus + unknown, cores, mib))
-                plans.append((nodes, (local, gpus, cores, mib)))
-            models.append((model, free, tuple(plans)))
-    memo[shape] = hit = (total, tuple(models))
-    return hit
+                if models is not None:
+                    plans.append((tuple(nodes), (local, gpus, cores, mib)))
+            if models is not None:
+                models.append((model, free, tuple(plans)))
+    return total
 
 
 def _fragmentation_after(shape: HostShape, models: tuple, a: Assignment, cfg: PlacementConfig) -> float:
