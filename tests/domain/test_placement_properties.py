@@ -28,6 +28,7 @@ from gpucloud.domain.numa_fit import (
     NodeShape,
     _fragmentation_after,
     _fragments,
+    _scorer,
     after,
     best_fit,
     candidates,
@@ -634,9 +635,13 @@ def test_a_claims_fragmentation_recomputed_on_its_nodes_is_the_claimed_shapes(no
     need = Need(gpus, "rtx6000" if gpus else None, vcpus, memory_mib, dedicated or bool(gpus))
     total, models = _fragments(shape, config)
     assert fragmentation(shape, replace(config)) == total  # the index's total alone, without the parts
+    score = _scorer(shape, need, config)  # pack's: keeps each claimed shape's total (`frag_total`)
     for *_, a in candidates(shape, need, config, every_span=True):
         fresh = replace(config)  # its own memo: the claimed shape's fragmentation computed whole
-        assert _fragmentation_after(shape, models, a, config) == fragmentation(after(shape, a), fresh)
+        whole = fragmentation(after(shape, a), fresh)
+        assert _fragmentation_after(shape, models, a, config) == whole
+        score(a)
+        assert config.memo.frag_total.get(after(shape, a), whole) == whole
 
 
 def test_a_claim_that_leaves_gpus_beside_another_nodes_leftover_gpus_counts_them_spanning():

@@ -438,7 +438,19 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
     if not free_gpus:  # nothing to strand on this host
         return lambda a: (0.0, *fullness(a))
     before, models = _fragments(shape, cfg)
-    return lambda a: (round(_fragmentation_after(shape, models, a, cfg) - before, 9), *fullness(a))
+    totals = cfg.memo.frag_total
+
+    def rise(a: Assignment) -> float:
+        # kept per claimed shape: pack scores the same claims again and again as hosts fill alike,
+        # and the index floors the claimed host with its new shape's total (`gpu_floor`)
+        later = after(shape, a)
+        total = totals.get(later)
+        if total is None:
+            cfg.memo.trim()
+            total = totals[later] = _fragmentation_after(shape, models, a, cfg)
+        return round(total - before, 9)
+
+    return lambda a: (rise(a), *fullness(a))
 
 
 def may_fit(shape: HostShape, need: Need) -> bool:
