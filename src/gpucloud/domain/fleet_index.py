@@ -182,13 +182,14 @@ class Fleet:
         self._models: dict[str, dict[str, dict[HostShape, Entry]]] = {}
         self._roomy: dict[tuple[str, bool], list[Entry]] = {}
         self._entry: dict[HostShape, Entry] = {}
+        # pack, spread: a request's first ranking reads hosts as their floors rise (`_by_cores`, `_by_gpus`)
+        self._floors_first = self.config.policy in ("pack", "spread")
         # pack, spread: per region, kind (CPU_HOST: the GPU-less shapes; GPU_HOST_NODE_WITHOUT_GPUS:
         # the GPU shapes with a node without free GPUs, of which alone the rooms are kept), class of
         # those nodes' memory room (its bit length, so a request reads only the classes that may
         # hold its memory) and threads per core (within one, the floors rise with `cores_order`),
         # the active shapes as (cores_order, order, memory room, rooms, shape) sorted; per request
         # without GPUs, what of them is left to read, merged in the order of their floors
-        self._cores_first = self.config.policy in ("pack", "spread")
         self._by_cores: dict[str, dict[tuple[int, int, int], list[CoresItem]]] = {}
         self._cores_of: dict[HostShape, tuple[tuple[int, int, int], tuple[tuple[int, int], int]]] = {}
         self._unread: dict[Key, list] = {}  # [the classes' entries merged, (floor, shape) read next]
@@ -196,7 +197,6 @@ class Fleet:
         # and GPU model, and threads per core (pack's floors subtract the cores a plan takes, which
         # depend on it), the shapes that may take its plans as (floor, order, shape) sorted; a GPU
         # plan's first ranking reads them in the order of its floors (`_plan_floors`, `_unread`)
-        self._gpus_first = self.config.policy in ("spread", "pack")
         self._by_gpus: dict[tuple[str, str], dict[int, list[tuple[tuple, int, HostShape]]]] = {}
         self._gpus_of: dict[HostShape, list[tuple[tuple[str, str], tuple[tuple, int]]]] = {}
         self._heaps: dict[Key, list] = {}  # (rank, order, shape, kept assignment or None: not kept)
@@ -287,12 +287,12 @@ class Fleet:
                 models = self._models.setdefault(shape.region, {})
                 for model in _models(shape):
                     models.setdefault(model, {})[shape] = entry
-                    if self._gpus_first:
+                    if self._floors_first:
                         floor = (gpu_floor(shape, model, self.config.for_host(shape)), next(self._order))
                         by_gpus = self._by_gpus.setdefault((shape.region, model), {})
                         insort(by_gpus.setdefault(shape.threads_per_core, []), (*floor, shape))
                         self._gpus_of.setdefault(shape, []).append(((shape.region, model), floor))
-                if self._cores_first:
+                if self._floors_first:
                     self._index_cores(shape, rooms)
         insort(bucket, host_id)
         self._host_ranks[host_id] = self._ranks.get(shape)
@@ -482,7 +482,7 @@ class Fleet:
                     self._rank_at_once(key, entries)  # none on the lowest rank there is: every one now
             elif self._by_rank:
                 self._rank_at_once(key, list(shapes.values()))
-            elif self._gpus_first and lazy:  # read as their floors rise (`_next_unread`)
+            elif self._floors_first and lazy:  # read as their floors rise (`_next_unread`)
                 per_tpc = self._by_gpus.get((region, need.gpu_model or ""), {}).values()
                 self._unread[key] = [heapq.merge(*(self._plan_floors(entries[:], need) for entries in per_tpc)), None]
             else:
@@ -506,7 +506,7 @@ class Fleet:
                 return heap
         elif self._by_rank:
             self._rank_at_once(key, self._with_room(region, False, need.memory_mib))
-        elif self._cores_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
+        elif self._floors_first and lazy:  # read in rank order as decisions need them (`_next_unread`)
             smallest = need.memory_mib.bit_length()
             lists = [(kind, tpc, items) for (kind, room, tpc), items in self._by_cores.get(region, {}).items()
                      if room >= smallest]
@@ -797,6 +797,7 @@ class Fleet:
             if not shapes:
                 shapes = self._shapes.get(request.region, set())
             return no_room(request, {s: len(self._buckets[s]) for s in shapes}, self.config)
+        kept: Kept | None = None
         if self._by_rank:
             ids = self._members[key][rank]
             if self.config.policy == "first-fit":
@@ -805,20 +806,18 @@ class Fleet:
                 pool = self._pools[(request.region, pool_of(key[1], rank))]
                 self._drawing = (key, rank)
                 host = self._hosts[draw(self.config, pool, self._drawn_tied, self._drawn_listed)]
-            # the host's fit found again: keeping them all would cost more (thousands of hosts
-            # tie on a rank, all scored by a new request's first call)
-            fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
-            if fit is None:
-                raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
-            return materialise(host, fit.assignment, request)
-        host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
-        host = self._hosts[host_id]
-        if kept is None:  # ranked without a score (`cores_rank`): the fit of the host taken found now
-            fit = choose(self._shape_of[host_id], key[1], self.config.for_host(host))
-            if fit is None:
-                raise RuntimeError(f"host {host_id} ranked best for {key} but has no fit for it")
-            return materialise(host, fit.assignment, request)
-        return materialise(host, _assignment(kept), request)
+        else:
+            host_id, kept = min((self._buckets[entry[2]][0], entry[3]) for entry in self._tied(key))
+            host = self._hosts[host_id]
+        if kept is not None:
+            return materialise(host, _assignment(kept), request)
+        # the fit of the host taken found now: first-fit and random keep none (thousands of hosts
+        # tie on a rank, all ranked by a new request's first call), pack and spread none for a
+        # shape ranked without a score (`cores_rank`)
+        fit = choose(self._shape_of[host.id], key[1], self.config.for_host(host))
+        if fit is None:
+            raise RuntimeError(f"host {host.id} ranked best for {key} but has no fit for it")
+        return materialise(host, fit.assignment, request)
 
     def _lowest(self, key: Key, rank: tuple) -> int:
         """first-fit while a first ranking left hosts pending: the lowest id on the best rank,
