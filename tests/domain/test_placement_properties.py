@@ -639,7 +639,7 @@ def test_a_claims_fragmentation_recomputed_on_its_nodes_is_the_claimed_shapes(no
     for *_, a in candidates(shape, need, config, every_span=True):
         fresh = replace(config)  # its own memo: the claimed shape's fragmentation computed whole
         whole = fragmentation(after(shape, a), fresh)
-        assert _fragmentation_after(shape, models, a, config) == whole
+        assert _fragmentation_after(shape, after(shape, a), models, a, config) == whole
         score(a)
         assert config.memo.frag_total.get(after(shape, a), whole) == whole
 
@@ -658,7 +658,8 @@ def test_a_claim_that_leaves_gpus_beside_another_nodes_leftover_gpus_counts_them
     assert [p.node for p in claim.parts] == [1]
     before, models = _fragments(shape, config)
     assert before == 1.0
-    assert _fragmentation_after(shape, models, claim, config) == fragmentation(after(shape, claim), config) == 1.0
+    later = after(shape, claim)
+    assert _fragmentation_after(shape, later, models, claim, config) == fragmentation(later, config) == 1.0
 
 
 def test_packs_fragmentation_memo_stays_bounded_in_a_long_churn_of_gpu_plans():

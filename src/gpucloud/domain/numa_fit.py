@@ -447,7 +447,7 @@ def _scorer(shape: HostShape, need: Need, cfg: PlacementConfig) -> Callable[[Ass
         total = totals.get(later)
         if total is None:
             cfg.memo.trim()
-            total = totals[later] = _fragmentation_after(shape, models, a, cfg)
+            total = totals[later] = _fragmentation_after(shape, later, models, a, cfg)
         return round(total - before, 9)
 
     return lambda a: (rise(a), *fullness(a))
@@ -528,26 +528,28 @@ def _fragment_sum(shape: HostShape, cfg: PlacementConfig, models: list | None) -
     return total
 
 
-def _fragmentation_after(shape: HostShape, models: tuple, a: Assignment, cfg: PlacementConfig) -> float:
-    """`fragmentation(after(shape, a), cfg)` from the shape's parts (`models`, `_fragments`),
-    each plan's fill recomputed only on the nodes `a` takes from: every other node's part is
-    unchanged, but what is left for instances spanning nodes is summed over all nodes again (GPUs
-    the claim leaves on its node may span with another node's spare cores and memory), and the
-    models and their free GPUs are read from the claimed shape in `placeable_free`'s order, so
-    the sum is the same float."""
+def _fragmentation_after(
+    shape: HostShape, later: HostShape, models: tuple, a: Assignment, cfg: PlacementConfig
+) -> float:
+    """`fragmentation(later, cfg)` of `later`, the claimed shape (`after(shape, a)`: the caller
+    has it, its memo key), from the shape's parts (`models`, `_fragments`), each plan's fill
+    recomputed only on the nodes `a` takes from (in their places: `after`): every other node's
+    part is unchanged, but what is left for instances spanning nodes is summed over all nodes
+    again (GPUs the claim leaves on its node may span with another node's spare cores and
+    memory), and the models and their free GPUs are read from the claimed shape in
+    `placeable_free`'s order, so the sum is the same float."""
     if not models:  # not active, or no free GPUs (nor any once claimed)
         return 0.0
     tpc, ratio, policy = shape.threads_per_core, cfg.shared_cpu_overcommit, cfg.numa_unknown_policy
-    taken = {part.node: part for part in a.parts}
-    nodes = tuple(_claimed(node, a.model, taken[node.index]) if node.index in taken else node for node in shape.nodes)
-    claimed = [(i, node) for i, node in enumerate(nodes) if node.index in taken]
-    unknown = _minus(shape.unknown_gpus, a.model, a.unknown_gpus) if a.unknown_gpus else shape.unknown_gpus
+    taken = {part.node for part in a.parts}
+    claimed = [(i, node) for i, node in enumerate(later.nodes) if node.index in taken]
+    unknown = later.unknown_gpus
     if len(models) == 1:  # one model: its GPUs less those taken, none left or in the same order
         model, free, _ = models[0]
         free -= sum(part.gpus for part in a.parts) + a.unknown_gpus if a.model == model else 0
         free_after = {model: free} if free else {}
     else:
-        free_after = placeable_free(shape._replace(nodes=nodes, unknown_gpus=unknown), policy)
+        free_after = placeable_free(later, policy)
     parts = {model: plans for model, _, plans in models}
     total = 0.0
     for model, free in free_after.items():

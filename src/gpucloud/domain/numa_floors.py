@@ -64,6 +64,8 @@ def rank_floor(
     """
     if not need.gpus:
         return (CPU_HOST,) if not shape.installed else cores_floor(shape, need, cfg)
+    if costs is None:
+        costs = _plan_costs(shape, need, cfg)
     counts = sorted((count_of(n.gpus, need.gpu_model) for n in shape.nodes), reverse=True)
     total, span = 0, FALLBACK_SPAN
     for k, c in enumerate(counts, start=1):
@@ -76,7 +78,7 @@ def rank_floor(
     elif span <= 2 and rooms is not None:  # on 1 or 2 nodes, the rules know the span and distance
         ruled = rules_rank(shape, rooms, need, cfg)
         if ruled is not None:
-            return (*ruled[:3], *(costs if costs is not None else _plan_costs(shape, need, cfg)))
+            return (*ruled[:3], *costs)
         span = 3
     distance = 0
     if span == 2:  # the same least distance, pair by pair (~3x faster than through `span_distance`)
@@ -85,7 +87,7 @@ def rank_floor(
         local = [n for n in shape.nodes if count_of(n.gpus, need.gpu_model)]
         distance = min((span_distance(nodes) for nodes in combinations(local, span)
                         if sum(count_of(n.gpus, need.gpu_model) for n in nodes) >= need.gpus), default=0)
-    return (0, span, distance, *(costs if costs is not None else _plan_costs(shape, need, cfg)))
+    return (0, span, distance, *costs)
 
 
 def _plan_costs(shape: HostShape, need: Need, cfg: PlacementConfig) -> tuple:
